@@ -1,0 +1,308 @@
+"""The command line: argument parsing only; every verb calls into the module that does the work.
+
+    harness run       --plugins a,b --dataset D [--preset P] [--seeds 0,1,2]   pretrain → train → evaluate → table
+    harness train     --plugins M --dataset D [--preset P] [--seed S] [--set k=v]... [--resume RUN]
+    harness evaluate  RUN [--metrics is,fid,...] [--num-images N] [--split test] [--checkpoint STEP]
+    harness sample    RUN... --caption "..." | --captions FILE [--seed S]
+    harness table     [RUNS... | --all] --format markdown|latex|csv [--out FILE] [--with-paper-numbers]
+    harness plugins | datasets | metrics | weights
+    harness datasets  write NAME DIR --layout cub|coco  |  inspect NAME [--data-dir DIR] [--json]
+    harness inspect   --plugins M [--preset paper] [--dataset cub] [--vocab-size N] [--json]
+    harness import-checkpoint METHOD FILE [--text-encoder F --image-encoder F] --dataset D --data-dir DIR
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from harness.errors import HarnessError
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results-dir", default=None, help="results root (default $HARNESS_RESULTS or ./results)")
+    p.add_argument("--weights-dir", default=None, help="where pretrained weight files are looked for first")
+
+
+def _add_method_config(p: argparse.ArgumentParser, *, seeds: bool) -> None:
+    p.add_argument("--plugins", required=True, help="method name(s), comma-separated")
+    p.add_argument("--dataset", default="shapes", help="data set name (default: shapes, built in)")
+    p.add_argument("--data-dir", default=None, help="data set directory (cub, coco)")
+    p.add_argument("--preset", default=None, help="preset of the method's defaults.yaml: paper (= paper-<dataset>), "
+                                                  "smoke, test (default: smoke on shapes, else paper)")
+    if seeds:
+        p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    else:
+        p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, e.g. train.batch_size=16 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description="Benchmark harness for text-to-image GANs.")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = sub.add_parser("run", help="pretrain → train → evaluate → table, for each method and seed")
+    _add_method_config(p, seeds=True)
+    p.add_argument("--metrics", default=None, help="metrics to compute (default: every one that applies)")
+    p.add_argument("--no-eval", action="store_true", help="train only")
+    _add_common(p)
+
+    p = sub.add_parser("train", help="train one method (or resume a run)")
+    p.add_argument("--resume", default=None, metavar="RUN", help="continue a run from its last checkpoint")
+    p.add_argument("--plugins", default=None)
+    p.add_argument("--dataset", default="shapes")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--preset", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_common(p)
+
+    p = sub.add_parser("evaluate", help="evaluate a run's EMA generator")
+    p.add_argument("run")
+    p.add_argument("--metrics", default=None, help="comma-separated metric ids (default: every one that applies)")
+    p.add_argument("--num-images", type=int, default=None)
+    p.add_argument("--split", default=None)
+    p.add_argument("--checkpoint", default=None, help="checkpoint step (default: latest)")
+    p.add_argument("--save-images", default=None, metavar="DIR")
+    p.add_argument("--rp-encoder", default=None, metavar="RUN_OR_FILE",
+                   help="score R-precision with a separately trained DAMSM (a run or a cache directory)")
+    p.add_argument("--fid-stats", default=None, metavar="FILE", help="real statistics for fid_tv (pytorch-fid .npz)")
+    p.add_argument("--is-classifier", default=None, metavar="FILE", help="fine-tuned classifier for is_ft")
+    p.add_argument("--is-classes", type=int, default=None)
+    p.add_argument("--is-temperature", type=float, default=None)
+    p.add_argument("--clip-model", default=None, metavar="FILE")
+    _add_common(p)
+
+    p = sub.add_parser("sample", help="draw a sample sheet (several runs side by side)")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--caption", action="append", default=[])
+    p.add_argument("--captions", default=None, metavar="FILE", help="one caption per line")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="PNG path (default: samples/ of the first run)")
+    p.add_argument("--checkpoint", default=None)
+    _add_common(p)
+
+    p = sub.add_parser("table", help="the results table (Markdown, LaTeX, CSV)")
+    p.add_argument("runs", nargs="*")
+    p.add_argument("--all", action="store_true", help="every run under the results root")
+    p.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
+    p.add_argument("--out", default=None)
+    p.add_argument("--with-paper-numbers", action="store_true")
+    p.add_argument("--columns", default="", help="extra columns: params,speed")
+    _add_common(p)
+
+    sub.add_parser("plugins", help="installed methods")
+    p = sub.add_parser("datasets", help="data sets: list, write, inspect")
+    dsub = p.add_subparsers(dest="datasets_verb")
+    w = dsub.add_parser("write", help="write a generated data set out in an original layout")
+    w.add_argument("name")
+    w.add_argument("dir")
+    w.add_argument("--layout", default="cub", choices=["cub", "coco"])
+    w.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="data config override, e.g. data.shapes.train_images=100")
+    i = dsub.add_parser("inspect", help="split sizes, vocabulary, caption statistics, problems, a sample sheet")
+    i.add_argument("name")
+    i.add_argument("--data-dir", default=None)
+    i.add_argument("--json", action="store_true")
+    _add_common(i)
+    sub.add_parser("metrics", help="available metrics")
+    p = sub.add_parser("weights", help="pretrained weight files: where they go, whether they are present")
+    _add_common(p)
+
+    p = sub.add_parser("inspect", help="a method's modules and parameter counts")
+    p.add_argument("--plugins", required=True)
+    p.add_argument("--preset", default="paper")
+    p.add_argument("--dataset", default="cub")
+    p.add_argument("--vocab-size", type=int, default=None, help="default 5450 (CUB captions.pickle)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("import-checkpoint", help="make a run from released reference weights")
+    p.add_argument("method")
+    p.add_argument("file")
+    p.add_argument("--text-encoder", default=None)
+    p.add_argument("--image-encoder", default=None)
+    p.add_argument("--dataset", default="cub")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--preset", default="paper")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_common(p)
+    return parser
+
+
+def _default_preset(preset: Optional[str], dataset: str) -> str:
+    return preset or ("smoke" if dataset == "shapes" else "paper")
+
+
+def _set_weights_dir(args: argparse.Namespace) -> None:
+    import os
+
+    if getattr(args, "weights_dir", None):
+        os.environ["HARNESS_WEIGHTS_DIR"] = str(args.weights_dir)
+
+
+def main(argv: Optional[Sequence[str]] = None, *, plugins=None) -> int:
+    """Entry point; ``plugins`` lets tests pass a plugin manager with out-of-tree plugins."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args, plugins)
+    except HarnessError as e:
+        print(f"harness: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness: interrupted; resume with `harness train --resume RUN`", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, plugins) -> int:
+    from harness.plugins import build_plugins
+    from harness.results import results_root
+
+    _set_weights_dir(args)
+    plugins = plugins or build_plugins()
+    verb = args.verb
+
+    if verb == "plugins":
+        for name, info in sorted(plugins.methods().items()):
+            print(f"{name:10s} {info.paper}")
+        return 0
+    if verb == "metrics":
+        for name, m in sorted(plugins.metrics().items()):
+            w = f"  [weights: {', '.join(m.weights)}]" if m.weights else ""
+            print(f"{name:11s} {m.direction:6s} {m.description}{w}")
+        return 0
+    if verb == "datasets":
+        return _datasets(args, plugins)
+    if verb == "weights":
+        from harness.weights import describe_weights
+
+        print(describe_weights(plugins))
+        return 0
+    if verb == "inspect":
+        from harness.inspect_model import format_inspection, inspect_method
+
+        methods = plugins.select_methods(args.plugins)
+        reports = [inspect_method(plugins, m.name, preset=args.preset, dataset=args.dataset,
+                                  vocab_size=args.vocab_size, overrides=args.overrides) for m in methods]
+        if args.json:
+            print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=1))
+        else:
+            print("\n\n".join(format_inspection(r) for r in reports))
+        return 0
+    if verb == "table":
+        from harness.results import find_runs
+        from harness.tables import write_table
+
+        root = results_root(args.results_dir)
+        runs = find_runs([root] if args.all or not args.runs else args.runs)
+        text = write_table(plugins, runs, fmt=args.format, with_paper_numbers=args.with_paper_numbers,
+                           columns=[c for c in args.columns.split(",") if c], out=args.out)
+        if not args.out:
+            print(text)
+        else:
+            print(args.out)
+        return 0
+    if verb == "train":
+        return _train(args, plugins)
+    if verb == "run":
+        from harness.run import run_benchmark
+
+        session = run_benchmark(plugins, methods=args.plugins, dataset=args.dataset, data_dir=args.data_dir,
+                                preset=_default_preset(args.preset, args.dataset),
+                                seeds=[int(s) for s in args.seeds.split(",") if s.strip()],
+                                overrides=args.overrides, root=results_root(args.results_dir),
+                                metrics=args.metrics, evaluate=not args.no_eval)
+        print(session)
+        return 0
+    if verb == "evaluate":
+        from harness.evaluate import evaluate_run
+        from harness.results import resolve_run
+
+        root = results_root(args.results_dir)
+        run = resolve_run(args.run, root)
+        records = evaluate_run(plugins, run, metrics=args.metrics, num_images=args.num_images, split=args.split,
+                               checkpoint=args.checkpoint, save_images=args.save_images, strict=True,
+                               rp_encoder=args.rp_encoder, fid_stats=args.fid_stats,
+                               is_classifier=args.is_classifier, is_classes=args.is_classes,
+                               is_temperature=args.is_temperature, clip_model=args.clip_model, root=root)
+        for r in records:
+            val = "skipped: " + str(r["reason"]) if r["status"] != "ok" else (
+                f"{r['value']:.4g}" + (f" ± {r['std']:.2g} ({r['std_over']})" if r.get("std") is not None else ""))
+            print(f"{r['metric']:11s} {val}")
+        print(run.path)
+        return 0
+    if verb == "sample":
+        from harness.results import resolve_run
+        from harness.sample import read_captions, sample_sheet
+
+        root = results_root(args.results_dir)
+        runs = [resolve_run(r, root) for r in args.runs]
+        captions = read_captions(args.caption, args.captions)
+        out = sample_sheet(plugins, runs, captions, seed=args.seed, out=args.out, checkpoint=args.checkpoint)
+        print(out)
+        return 0
+    if verb == "import-checkpoint":
+        from harness.checkpoint_import import import_checkpoint
+
+        run = import_checkpoint(plugins, args.method, Path(args.file), text_encoder=args.text_encoder,
+                                image_encoder=args.image_encoder, dataset=args.dataset, data_dir=args.data_dir,
+                                preset=args.preset, overrides=args.overrides, root=results_root(args.results_dir))
+        print(run.path)
+        return 0
+    raise HarnessError(f"unknown verb {verb}")  # argparse prevents this
+
+
+def _train(args: argparse.Namespace, plugins) -> int:
+    from harness.results import resolve_run, results_root
+    from harness.train.engine import train_method
+
+    root = results_root(args.results_dir)
+    if args.resume:
+        if args.plugins or args.overrides:
+            raise HarnessError("--resume continues a run with its saved config; drop --plugins/--set")
+        run = resolve_run(args.resume, root)
+        train_method(plugins, run.load_config(plugins), run, resume=True, root=root)
+        print(run.path)
+        return 0
+    if not args.plugins:
+        raise HarnessError("train needs --plugins METHOD (or --resume RUN)")
+    from harness.run import prepare_config
+
+    (method,) = plugins.select_methods(args.plugins)[:1] or [None]
+    cfg = prepare_config(plugins, method.name, dataset=args.dataset, data_dir=args.data_dir,
+                         preset=_default_preset(args.preset, args.dataset), overrides=args.overrides, seed=args.seed)
+    from harness.results import RunDir
+
+    run = RunDir.create(root, stem=f"{method.name}-{cfg.data.name}-s{cfg.seed}")
+    run.save_config(cfg)
+    train_method(plugins, cfg, run, resume=False, root=root)
+    print(run.path)
+    return 0
+
+
+def _datasets(args: argparse.Namespace, plugins) -> int:
+    if args.datasets_verb is None:
+        for name, d in sorted(plugins.datasets().items()):
+            print(f"{name:8s} {d.description}")
+        return 0
+    if args.datasets_verb == "write":
+        from harness.data.writer import write_dataset
+
+        out = write_dataset(plugins, args.name, Path(args.dir), layout=args.layout, overrides=args.overrides)
+        print(out)
+        return 0
+    if args.datasets_verb == "inspect":
+        from harness.data.inspect import format_report, inspect_dataset
+        from harness.results import results_root
+
+        report = inspect_dataset(plugins, args.name, data_dir=args.data_dir, root=results_root(args.results_dir))
+        print(json.dumps(report, indent=1) if args.json else format_report(report))
+        return 0 if not report.get("problems") else 1
+    raise HarnessError(f"unknown datasets verb {args.datasets_verb}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

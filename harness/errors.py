@@ -1,0 +1,21 @@
+"""User-facing errors: the CLI prints their message as one line and exits non-zero, before doing any work."""
+
+
+class HarnessError(Exception):
+    """A problem the user can fix (bad name, bad key, missing file); the message says how."""
+
+
+class UnknownNameError(HarnessError):
+    """An unknown plugin, data set, metric or preset name; the message lists the valid ones."""
+
+    def __init__(self, kind: str, name: str, valid: list[str]):
+        self.kind, self.name, self.valid = kind, name, list(valid)
+        super().__init__(f"unknown {kind} {name!r}; installed: {', '.join(sorted(valid)) or '(none)'}")
+
+
+class MissingWeightsError(HarnessError):
+    """A pretrained weight file is missing or fails its check; the message names the file and where it goes."""
+
+
+class DataError(HarnessError):
+    """A data set is missing or malformed; the message names the expected layout or the offending file."""

@@ -1,0 +1,205 @@
+"""The whole plugin contract of t2i-harness.
+
+A plugin is any object or module with functions named like the hooks below, marked with
+``harness.hookimpl``. Built-in data sets, metrics and methods register through these same hooks; third-party
+packages register through the entry-point group ``harness`` (see README, "Writing a method plugin").
+
+Three kinds of hooks:
+
+* **Registration** (every plugin may answer; the results are collected into one list):
+  ``harness_methods``, ``harness_datasets``, ``harness_metrics``, ``harness_weight_files``.
+* **Components** (only the selected method answers: the harness calls them through pluggy's
+  ``subset_hook_caller`` with every other *method* plugin removed; ``firstresult``, so the first non-None
+  answer wins): ``harness_text_encoder``, ``harness_image_encoder``, ``harness_generator``,
+  ``harness_discriminators``, ``harness_auxiliary_modules``, ``harness_pretrain_stages``,
+  ``harness_discriminator_loss``, ``harness_generator_loss``. Cross-cutting plugins (not methods) stay in
+  the subset, so a ``hookwrapper=True`` implementation of a component hook wraps every method.
+* **Lifecycle** (optional, all called, results ignored): ``harness_on_step_end``, ``harness_on_evaluated``.
+
+Types are in ``harness.types``; the config in ``harness.config``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pluggy
+from torch import Tensor, nn
+
+from harness.config import Config
+from harness.types import (
+    DamsmEncoders,
+    DatasetInfo,
+    MethodInfo,
+    MetricInfo,
+    PretrainStage,
+    Step,
+    WeightFile,
+)
+
+PROJECT = "harness"
+hookspec = pluggy.HookspecMarker(PROJECT)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Registration: collected from every plugin.
+# ------------------------------------------------------------------------------------------------------
+@hookspec
+def harness_methods() -> list[MethodInfo]:
+    """Announce the methods this plugin provides.
+
+    Receives: nothing. Returns: a list of ``MethodInfo`` (name, paper, defaults.yaml path, reported numbers,
+    config section types, ablation keys). Called when the plugin manager is built and whenever the list of
+    methods is needed (``harness plugins``, ``--plugins`` validation). Collected from every plugin.
+    A plugin that answers this hook with exactly one method is that method's plugin: its component hooks
+    are called only when that method is being built.
+    """
+
+
+@hookspec
+def harness_datasets() -> list[DatasetInfo]:
+    """Announce the data sets this plugin provides.
+
+    Receives: nothing. Returns: a list of ``DatasetInfo`` (name, builder, expected layout for error
+    messages). Called for ``harness datasets``, ``--dataset`` validation and before loading data.
+    Collected from every plugin.
+    """
+
+
+@hookspec
+def harness_metrics() -> list[MetricInfo]:
+    """Announce the metrics this plugin provides.
+
+    Receives: nothing. Returns: a list of ``MetricInfo`` (metric id, direction, weight files it needs,
+    factory). Called for ``harness metrics``, ``--metrics`` validation and at evaluation.
+    Collected from every plugin.
+    """
+
+
+@hookspec
+def harness_weight_files() -> list[WeightFile]:
+    """Announce the pretrained weight files this plugin can use.
+
+    Receives: nothing. Returns: a list of ``WeightFile`` (name, purpose, accepted file names, check).
+    Called for ``harness weights`` and whenever a weight file is looked up. Collected from every plugin.
+    """
+
+
+# ------------------------------------------------------------------------------------------------------
+# Components: only the selected method answers (firstresult).
+# ------------------------------------------------------------------------------------------------------
+@hookspec(firstresult=True)
+def harness_pretrain_stages(cfg: Config) -> list[PretrainStage]:
+    """Pretraining stages this method needs *besides* the shared DAMSM stage (which the harness always runs
+    first), e.g. CAE-GAN's cross-attention encoder.
+
+    Receives: the resolved config. Returns: a list of ``PretrainStage`` (possibly empty). Called once per run
+    before any module is built; each stage's result is cached under ``<root>/.cache/<stage.name>/<key>/`` and
+    its directory is passed on as ``pretrained[stage.name]``. firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def harness_auxiliary_modules(cfg: Config, damsm: DamsmEncoders, pretrained: dict[str, Path]) -> dict[str, nn.Module]:
+    """Modules the method uses besides the encoders, G and the Ds (e.g. ECAGAN's VGG-16 feature extractor
+    for the perceptual loss, CAE-GAN's cross-attention encoder).
+
+    Receives: the config, the DAMSM encoders, the pretrained stages' directories (empty for ``inspect``).
+    Returns: ``{name: module}`` (may be empty). Called once when the method is built, before
+    ``harness_generator``; the same instances are passed to ``harness_generator`` and are in ``Step.aux``.
+    Their parameters are listed under ``other`` by ``harness inspect``; modules with trainable parameters are
+    not optimised by the harness (a method that needs that trains them in a pretraining stage). firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def harness_text_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
+    """The text encoder whose features condition the generator.
+
+    Receives: the config and the shared DAMSM encoders (pretrained, or freshly initialised for ``inspect``).
+    Returns: a module ``forward(captions: B×T long, lengths: B long) -> TextFeatures``; usually
+    ``damsm.text`` itself. The harness freezes it and keeps it in eval() during GAN training. firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def harness_image_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
+    """The image encoder used by the DAMSM terms of the generator loss.
+
+    Receives: the config and the shared DAMSM encoders. Returns: a module
+    ``forward(images: B×3×H×W in [-1,1]) -> (regions B×D×h×w, code B×D)``; usually ``damsm.image``.
+    Frozen and in eval() during GAN training. firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def harness_generator(cfg: Config, aux: dict[str, nn.Module]) -> nn.Module:
+    """The generator.
+
+    Receives: the config and the auxiliary modules (``harness_auxiliary_modules``; a generator may hold
+    one of them as a submodule, its parameters are then not counted as the generator's by ``inspect``).
+    Returns: a module with ``forward(noise: B×z, text: TextFeatures) -> GenOutput`` (DESIGN.md §10); every
+    state it needs at inference is a parameter or buffer, so it is saved in its checkpoint. firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def harness_discriminators(cfg: Config) -> nn.ModuleList:
+    """The discriminators, one per generator stage, low → high resolution.
+
+    Receives: the config. Returns: an ``nn.ModuleList``; the loss hooks decide how they are called.
+    firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def harness_discriminator_loss(step: Step, stage: int) -> dict[str, Tensor]:
+    """The loss of discriminator ``stage`` for this iteration.
+
+    Receives: the ``Step`` (real batch, text features, generator output — detach the fakes yourself) and the
+    stage index. Returns: named scalar terms, e.g. ``{"d_64": t}``; the harness sums them, back-propagates
+    into ``step.discriminators[stage]``, steps its optimiser, and logs every term. Called once per stage per
+    iteration, in stage order, before the generator step. firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def harness_generator_loss(step: Step) -> dict[str, Tensor]:
+    """The generator's loss for this iteration.
+
+    Receives: the ``Step``, after every discriminator has stepped. Returns: named scalar terms (e.g.
+    ``{"g_adv_64": t, ..., "damsm_words": t, "damsm_sent": t, "kl": t}``), already weighted; the harness sums
+    them, back-propagates, steps the generator optimiser, updates the EMA, and logs each term. firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def harness_import_generator_state(cfg: Config, state_dict: dict) -> dict:
+    """Map a generator state dict saved by the method's reference implementation (e.g. the released
+    ``bird_AttnGAN2.pth``, keys of the reference ``G_NET.state_dict()``) to this method's generator keys.
+
+    Receives: the config and the loaded state dict (tensors only). Returns: a state dict for
+    ``harness_generator(cfg, aux)``; the harness loads it strictly and names the first offending key and both
+    shapes on a mismatch. Methods without released weights do not implement it. firstresult.
+    """
+
+
+# ------------------------------------------------------------------------------------------------------
+# Lifecycle: all implementations called, results ignored.
+# ------------------------------------------------------------------------------------------------------
+@hookspec
+def harness_on_step_end(run: Any, step: Step, logs: dict[str, float]) -> None:
+    """Called after every training iteration (after the EMA update).
+
+    Receives: the run (``harness.results.RunDir``), the iteration's ``Step`` and the logged scalars
+    (loss terms, images/s). Returns nothing. For loggers and extensions; must not modify the models.
+    """
+
+
+@hookspec
+def harness_on_evaluated(run: Any, records: list[dict]) -> None:
+    """Called after an evaluation has written its records.
+
+    Receives: the run (``harness.results.RunDir``) and the new records (DESIGN.md §10 record schema).
+    Returns nothing.
+    """
