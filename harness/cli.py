@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", default="", help="extra columns: params,speed")
     _add_common(p)
 
-    sub.add_parser("plugins", help="installed methods")
+    _add_common(sub.add_parser("plugins", help="installed methods"))
     p = sub.add_parser("datasets", help="data sets: list, write, inspect")
+    _add_common(p)
     dsub = p.add_subparsers(dest="datasets_verb")
     w = dsub.add_parser("write", help="write a generated data set out in an original layout")
     w.add_argument("name")
@@ -103,12 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--layout", default="cub", choices=["cub", "coco"])
     w.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="data config override, e.g. data.shapes.train_images=100")
+    _add_common(w)
     i = dsub.add_parser("inspect", help="split sizes, vocabulary, caption statistics, problems, a sample sheet")
     i.add_argument("name")
     i.add_argument("--data-dir", default=None)
     i.add_argument("--json", action="store_true")
     _add_common(i)
-    sub.add_parser("metrics", help="available metrics")
+    _add_common(sub.add_parser("metrics", help="available metrics"))
     p = sub.add_parser("weights", help="pretrained weight files: where they go, whether they are present")
     _add_common(p)
 
@@ -119,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab-size", type=int, default=None, help="default 5450 (CUB captions.pickle)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--json", action="store_true")
+    _add_common(p)
 
     p = sub.add_parser("import-checkpoint", help="make a run from released reference weights")
     p.add_argument("method")
@@ -193,11 +196,14 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
             print("\n\n".join(format_inspection(r) for r in reports))
         return 0
     if verb == "table":
-        from harness.results import find_runs
+        from harness.results import find_runs, resolve_run
         from harness.tables import write_table
 
         root = results_root(args.results_dir)
-        runs = find_runs([root] if args.all or not args.runs else args.runs)
+        if args.all or not args.runs:
+            runs = find_runs([root])
+        else:  # a path (a run, a `run` session, a results root) or a run id under the root
+            runs = [r for a in args.runs for r in (find_runs([a]) if Path(a).exists() else [resolve_run(a, root)])]
         text = write_table(plugins, runs, fmt=args.format, with_paper_numbers=args.with_paper_numbers,
                            columns=[c for c in args.columns.split(",") if c], out=args.out)
         if not args.out:
@@ -275,9 +281,14 @@ def _train(args: argparse.Namespace, plugins) -> int:
     cfg = prepare_config(plugins, method.name, dataset=args.dataset, data_dir=args.data_dir,
                          preset=_default_preset(args.preset, args.dataset), overrides=args.overrides, seed=args.seed)
     from harness.results import RunDir
+    from harness.train.distributed import on_main
 
-    run = RunDir.create(root, stem=f"{method.name}-{cfg.data.name}-s{cfg.seed}")
-    run.save_config(cfg)
+    def create() -> RunDir:  # torchrun: rank 0 creates the run directory, every rank gets its path
+        run = RunDir.create(root, stem=f"{method.name}-{cfg.data.name}-s{cfg.seed}")
+        run.save_config(cfg)
+        return run
+
+    run = on_main(create)
     train_method(plugins, cfg, run, resume=False, root=root)
     print(run.path)
     return 0

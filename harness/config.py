@@ -40,7 +40,8 @@ class ShapesConfig:
     train_images: int = 2000
     test_images: int = 500
     seed: int = 0
-    two_objects: bool = True
+    two_objects: bool = True  # about half of the scenes get a second, smaller object
+    image_size: int = 0  # written image side for `datasets write` (0 = int(final stage · 76/64), e.g. 304)
 
 
 @dataclass
@@ -51,8 +52,9 @@ class DataConfig:
     branch_num: int = 3  # number of generator stages
     words_num: int = 18  # training caption length (longer captions are subsampled keeping order)
     eval_words_num: int = 25
-    captions_per_image: int = 10
+    captions_per_image: Optional[int] = None  # None = the data set's own (cub 10, coco 5, shapes 10)
     num_workers: int = 0
+    cache_images: bool = False  # cub/coco: keep decoded, cropped images in memory (per worker) after epoch 0
     shapes: ShapesConfig = field(default_factory=ShapesConfig)
 
 
@@ -83,6 +85,7 @@ class DamsmConfig:
     image_size: int = 299  # inception_v3 input; small_cnn trains at the last stage's resolution
     text_encoder_file: Optional[str] = None  # import released weights instead of training
     image_encoder_file: Optional[str] = None
+    seed: int = 0  # DAMSM is shared across runs and seeds: its own seed, part of its cache key
 
 
 @dataclass
@@ -110,6 +113,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     sync_bn: bool = False
     tensorboard: bool = True  # when tensorboard is installed
+    sample_count: int = 8  # images (fixed test captions and noise) on each sample sheet
 
 
 @dataclass

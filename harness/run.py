@@ -33,11 +33,12 @@ def run_benchmark(plugins, *, methods: str, dataset: str, data_dir: Optional[str
         from harness.evaluate import check_metric_names
 
         check_metric_names(plugins, metrics)
-    session = new_session_dir(root)
+    from harness.train.distributed import is_main, on_main
+
+    session = on_main(lambda: new_session_dir(root))  # torchrun: rank 0 creates, every rank gets the path
     runs = []
     for cfg in configs:
-        run = RunDir.create(session, name=f"{cfg.method}-s{cfg.seed}")
-        run.save_config(cfg)
+        run = on_main(lambda: _new_run(RunDir, session, cfg))
         print(f"== {cfg.method} seed {cfg.seed} on {cfg.data.name} ({cfg.preset}) -> {run.path}", flush=True)
         train_method(plugins, cfg, run, resume=False, root=root)
         if evaluate:
@@ -45,7 +46,14 @@ def run_benchmark(plugins, *, methods: str, dataset: str, data_dir: Optional[str
 
             evaluate_run(plugins, run, metrics=metrics, strict=False, root=root)
         runs.append(run)
-    for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
-        write_table(plugins, runs, fmt=fmt, out=session / f"table.{ext}")
-    print((session / "table.md").read_text())
+    if is_main():
+        for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
+            write_table(plugins, runs, fmt=fmt, out=session / f"table.{ext}")
+        print((session / "table.md").read_text())
     return session
+
+
+def _new_run(run_type, session: Path, cfg: Config):
+    run = run_type.create(session, name=f"{cfg.method}-s{cfg.seed}")
+    run.save_config(cfg)
+    return run

@@ -1,0 +1,332 @@
+"""Reading a data set in the AttnGAN / DM-GAN directory layout (REFERENCE.md L5), shared by ``cub`` and ``coco``.
+
+    DIR/<image root>/<key>.jpg                 CUB: CUB_200_2011/images/, COCO: images/
+    DIR/CUB_200_2011/images.txt                CUB only: "<id> <relpath>"
+    DIR/CUB_200_2011/bounding_boxes.txt        CUB only: "<id> <x> <y> <w> <h>", matched to images.txt by row
+    DIR/{train,test}/filenames.pickle          list of keys (no .jpg)
+    DIR/{train,test}/class_info.pickle         CUB only: class id per key
+    DIR/text/<key>.txt (or DIR/text/text/)     captions, one per line
+    DIR/captions.pickle                        optional: [train_captions, test_captions, ixtoword, wordtoix]
+
+Every pickle is read with the restricted unpickler. When ``captions.pickle`` is present its vocabulary and
+token ids are used unchanged; otherwise they are built from the text files with the reference tokenisation
+and saved (in DIR, or in the cache when DIR is read-only).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from harness.data.dataset import TextImageDataset
+from harness.data.safe_pickle import dump_pickle, load_pickle
+from harness.data.transforms import StageTransform, bbox_crop_box, resize_shorter
+from harness.data.vocab import Vocabulary, tokenize
+from harness.errors import DataError, HarnessError
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class LayoutSpec:
+    """What distinguishes one AttnGAN-layout data set from another."""
+
+    name: str
+    image_root: str  # relative to DIR
+    has_bbox: bool
+    has_class_info: bool
+    captions_per_image: int
+    layout: str  # one line, printed in errors
+
+    def missing(self, data_dir: Path, what: str) -> DataError:
+        return DataError(f"{self.name}: missing {what} in {data_dir}; expected layout: {self.layout}")
+
+
+@dataclass
+class LayoutData:
+    """Everything read from the metadata of both splits (the vocabulary spans both)."""
+
+    spec: LayoutSpec
+    data_dir: Path
+    keys: dict[str, list[str]]
+    class_ids: dict[str, np.ndarray]
+    captions: dict[str, list[list[list[int]]]]  # split -> image -> caption -> ids
+    vocab: Vocabulary
+    bboxes: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    captions_source: str = ""
+
+    def image_path(self, key: str) -> Path:
+        return self.data_dir / self.spec.image_root / f"{key}.jpg"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Metadata readers (each raises DataError naming the file)
+# ----------------------------------------------------------------------------------------------------------
+def check_data_dir(spec: LayoutSpec, data_dir: Optional[str | Path]) -> Path:
+    if data_dir is None:
+        raise DataError(f"{spec.name} needs --data-dir (or data.data_dir); expected layout: {spec.layout}")
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{spec.name} data directory {path} does not exist; expected layout: {spec.layout}")
+    return path
+
+
+def read_filenames(spec: LayoutSpec, data_dir: Path, split: str) -> list[str]:
+    path = data_dir / split / "filenames.pickle"
+    if not path.is_file():
+        raise spec.missing(data_dir, f"{split}/filenames.pickle")
+    names = load_pickle(path)
+    if isinstance(names, np.ndarray):
+        names = names.tolist()
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, (str, bytes)) for n in names):
+        raise DataError(f"{path}: expected a list of image keys, got {type(names).__name__}")
+    return [n.decode("latin1") if isinstance(n, bytes) else n for n in names]
+
+
+def read_class_info(spec: LayoutSpec, data_dir: Path, split: str, n: int) -> np.ndarray:
+    path = data_dir / split / "class_info.pickle"
+    if not spec.has_class_info:
+        return np.arange(n, dtype=np.int64)  # every image its own class (reference: no class_info)
+    if not path.is_file():
+        raise spec.missing(data_dir, f"{split}/class_info.pickle")
+    try:
+        ids = np.asarray(load_pickle(path), dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: expected a list of integer class ids") from None
+    if len(ids) != n:
+        raise DataError(f"{path}: {len(ids)} class ids for {n} keys in {split}/filenames.pickle")
+    return ids
+
+
+def read_bboxes(spec: LayoutSpec, data_dir: Path) -> dict[str, tuple[int, int, int, int]]:
+    """key -> (x, y, w, h) as ints (the reference reads them with pandas ``.astype(int)``: truncation)."""
+    root = data_dir / "CUB_200_2011"
+    files = root / "images.txt", root / "bounding_boxes.txt"
+    for f in files:
+        if not f.is_file():
+            raise spec.missing(data_dir, str(f.relative_to(data_dir)))
+    names = [ln.split() for ln in files[0].read_text().splitlines() if ln.strip()]
+    boxes = [ln.split() for ln in files[1].read_text().splitlines() if ln.strip()]
+    if len(names) != len(boxes):
+        raise DataError(f"{files[1]}: {len(boxes)} rows but images.txt has {len(names)} (matched by row order)")
+    out = {}
+    for row, (n, b) in enumerate(zip(names, boxes), 1):
+        if len(n) != 2 or len(b) != 5:
+            bad = files[0] if len(n) != 2 else files[1]
+            raise DataError(f"{bad}: malformed row {row}")
+        try:
+            out[n[1][:-4]] = tuple(int(float(v)) for v in b[1:])
+        except ValueError:
+            raise DataError(f"{files[1]}: malformed row {row}") from None
+    return out
+
+
+def text_root(data_dir: Path, first_key: Optional[str] = None) -> Path:
+    """``DIR/text``, or ``DIR/text/text`` in re-hosted copies that nest it."""
+    nested = data_dir / "text" / "text"
+    if nested.is_dir():
+        if first_key is None or (nested / f"{first_key}.txt").is_file() \
+                or not (data_dir / "text" / f"{first_key}.txt").is_file():
+            return nested
+    return data_dir / "text"
+
+
+def read_caption_file(path: Path, captions_per_image: int) -> list[list[str]]:
+    """The first ``captions_per_image`` non-empty tokenised captions of one text file (reference rule)."""
+    try:
+        raw = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as e:
+        raise DataError(f"cannot read caption file {path}: {e.strerror or e}") from None
+    caps = []
+    for line in raw.split("\n"):
+        tokens = tokenize(line)
+        if tokens:
+            caps.append(tokens)
+        if len(caps) == captions_per_image:
+            break
+    if len(caps) < captions_per_image:
+        raise DataError(f"{path}: {len(caps)} captions, {captions_per_image} required")
+    return caps
+
+
+def read_text_captions(spec: LayoutSpec, data_dir: Path, keys: dict[str, list[str]],
+                       captions_per_image: int) -> dict[str, list[list[list[str]]]]:
+    first = next((k for s in SPLITS for k in keys[s]), None)
+    root = text_root(data_dir, first)
+    out: dict[str, list[list[list[str]]]] = {}
+    for split in SPLITS:
+        caps = []
+        for key in keys[split]:
+            path = root / f"{key}.txt"
+            if not path.is_file():
+                raise spec.missing(data_dir, f"caption file {path.relative_to(data_dir)}")
+            caps.append(read_caption_file(path, captions_per_image))
+        out[split] = caps
+    return out
+
+
+def build_vocabulary(token_captions: dict[str, list[list[list[str]]]]) -> Vocabulary:
+    """The reference ``build_dictionary``: every word of train then test captions, in first-seen order."""
+    return Vocabulary.from_words(w for s in SPLITS for img in token_captions[s] for cap in img for w in cap)
+
+
+def reference_captions_pickle(vocab: Vocabulary, flat: dict[str, list[list[int]]]) -> list[Any]:
+    """``[train_captions, test_captions, ixtoword (dict), wordtoix]`` as the reference writes it."""
+    return [flat["train"], flat["test"], dict(enumerate(vocab.ixtoword)), dict(vocab.wordtoix)]
+
+
+def _group(flat: list, n_images: int, per: int, source: Path, split: str) -> list[list[list[int]]]:
+    if len(flat) != n_images * per:
+        raise DataError(f"{source}: {len(flat)} {split} captions for {n_images} images × {per} captions per image")
+    out = []
+    for i in range(n_images):
+        img = []
+        for cap in flat[i * per:(i + 1) * per]:
+            try:
+                img.append([int(t) for t in cap])
+            except (TypeError, ValueError):
+                raise DataError(f"{source}: {split} caption {i * per} is not a list of token ids") from None
+        out.append(img)
+    return out
+
+
+def read_captions_pickle(path: Path, keys: dict[str, list[str]], per: int) -> tuple[Vocabulary, dict[str, list]]:
+    data = load_pickle(path)
+    if not isinstance(data, (list, tuple)) or len(data) != 4:
+        raise DataError(f"{path}: expected [train_captions, test_captions, ixtoword, wordtoix]")
+    train, test, ixtoword, wordtoix = data
+    if not isinstance(wordtoix, dict) or not isinstance(ixtoword, (dict, list, tuple)):
+        raise DataError(f"{path}: ixtoword / wordtoix are not a dict")
+    vocab = Vocabulary.from_reference(ixtoword, wordtoix, source=str(path))
+    caps = {"train": _group(list(train), len(keys["train"]), per, path, "train"),
+            "test": _group(list(test), len(keys["test"]), per, path, "test")}
+    n = len(vocab)
+    for split, imgs in caps.items():
+        for img in imgs:
+            for cap in img:
+                if any(t < 0 or t >= n for t in cap):
+                    raise DataError(f"{path}: a {split} caption has a token id outside the {n}-word vocabulary")
+    return vocab, caps
+
+
+def captions_cache_path(cache_root: Optional[Path], data_dir: Path) -> Optional[Path]:
+    if cache_root is None:
+        return None
+    from harness.cache import entry_path
+
+    return entry_path(Path(cache_root), "data-captions", {"data_dir": str(data_dir.resolve())}) / "captions.pickle"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reading everything
+# ----------------------------------------------------------------------------------------------------------
+def read_layout(spec: LayoutSpec, data_dir: Optional[str | Path], *, captions_per_image: Optional[int] = None,
+                cache_root: Optional[Path] = None) -> LayoutData:
+    """Read and check the metadata of both splits; raises DataError on the first problem."""
+    per = captions_per_image or spec.captions_per_image
+    ddir = check_data_dir(spec, data_dir)
+    if not (ddir / spec.image_root).is_dir():
+        raise spec.missing(ddir, f"{spec.image_root}/")
+    keys = {s: read_filenames(spec, ddir, s) for s in SPLITS}
+    class_ids = {s: read_class_info(spec, ddir, s, len(keys[s])) for s in SPLITS}
+    bboxes = read_bboxes(spec, ddir) if spec.has_bbox else {}
+    if spec.has_bbox:
+        for s in SPLITS:
+            for k in keys[s]:
+                if k not in bboxes:
+                    raise DataError(f"{s}/filenames.pickle: key {k!r} is not in CUB_200_2011/images.txt")
+    cached_copy = captions_cache_path(cache_root, ddir)
+    pickle_path = ddir / "captions.pickle"
+    if not pickle_path.is_file() and cached_copy is not None and cached_copy.is_file():
+        pickle_path = cached_copy
+    if pickle_path.is_file():
+        vocab, captions = read_captions_pickle(pickle_path, keys, per)
+        source = str(pickle_path)
+    else:
+        tokens = read_text_captions(spec, ddir, keys, per)
+        vocab = build_vocabulary(tokens)
+        captions = {s: [[vocab.encode_known(c) for c in img] for img in tokens[s]] for s in SPLITS}
+        flat = {s: [c for img in captions[s] for c in img] for s in SPLITS}
+        source = _save_captions_pickle(reference_captions_pickle(vocab, flat), ddir / "captions.pickle", cached_copy)
+    return LayoutData(spec, ddir, keys, class_ids, captions, vocab, bboxes, source)
+
+
+def _save_captions_pickle(obj: Any, path: Path, fallback: Optional[Path]) -> str:
+    try:
+        dump_pickle(obj, path)
+        return f"{path} (built from text/)"
+    except OSError:
+        if fallback is None:
+            return "text/ (not saved: data directory is read-only)"
+        dump_pickle(obj, fallback)
+        return f"{fallback} (built from text/)"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The data set
+# ----------------------------------------------------------------------------------------------------------
+def open_image(path: Path) -> Image.Image:
+    """Decode an image fully (so a truncated file fails here), as RGB; DataError names the path."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise DataError(f"image file missing: {path}") from None
+    except Exception as e:
+        raise DataError(f"unreadable or truncated image {path}: {e}") from None
+
+
+class AttnGanDataset(TextImageDataset):
+    """One split of a data set in the AttnGAN layout; images decoded (and cropped) per item.
+
+    ``cache_images``: keep each decoded, cropped and resized image in memory (per process), so later epochs
+    skip decoding (the reference re-decodes every epoch).
+    """
+
+    def __init__(self, layout: LayoutData, split: str, *, words_num: int, stage_sizes: Sequence[int],
+                 train: bool, seed: int = 0, cache_images: bool = False):
+        if split not in SPLITS:
+            raise HarnessError(f"unknown split {split!r}; {layout.spec.name} has {', '.join(SPLITS)}")
+        super().__init__(split=split, keys=layout.keys[split], class_ids=layout.class_ids[split],
+                         captions=layout.captions[split], vocab=layout.vocab, words_num=words_num,
+                         stage_sizes=stage_sizes, captions_per_image=len(layout.captions[split][0])
+                         if layout.captions[split] else layout.spec.captions_per_image, train=train, seed=seed)
+        self.name = layout.spec.name
+        self.layout = layout
+        self.transform = StageTransform(list(stage_sizes), train)
+        self.cache_images = cache_images
+        self._decoded: dict[int, Image.Image] = {}
+
+    def image_path(self, index: int) -> Path:
+        return self.layout.image_path(self.keys[index])
+
+    def load_image(self, index: int) -> Image.Image:
+        """The decoded image, cropped around its bbox (CUB), shorter side resized to the transform's load size."""
+        if index in self._decoded:
+            return self._decoded[index]
+        img = open_image(self.image_path(index))
+        bbox = self.layout.bboxes.get(self.keys[index])
+        if bbox is not None:
+            img = img.crop(bbox_crop_box(bbox, *img.size))
+        img = resize_shorter(img, self.transform.load_size)
+        if self.cache_images:
+            self._decoded[index] = img
+        return img
+
+    def _images(self, index: int, rng: np.random.Generator):
+        return self.transform(self.load_image(index), rng)
+
+
+def build_layout_dataset(spec: LayoutSpec, cfg: Any, split: str, *, train: bool, seed: int = 0,
+                         cache_root: Optional[Path] = None) -> AttnGanDataset:
+    """``DatasetInfo.build`` of an AttnGAN-layout data set (``cfg`` is a ``DataConfig``)."""
+    from harness.data.dataset import data_stage_sizes
+
+    layout = read_layout(spec, cfg.data_dir, captions_per_image=cfg.captions_per_image, cache_root=cache_root)
+    return AttnGanDataset(layout, split, words_num=cfg.words_num if train else cfg.eval_words_num,
+                          stage_sizes=data_stage_sizes(cfg), train=train, seed=seed,
+                          cache_images=cfg.cache_images)

@@ -1,0 +1,137 @@
+"""Data-set validation: every problem of a data directory, and the cached verdict training checks first.
+
+``find_problems`` lists everything wrong (missing files, unreadable pickles, caption files with too few
+captions, unreadable or truncated images); ``check_dataset`` raises one DataError when there is anything, and
+caches the verdict under ``<root>/.cache/data-validation/<key>/`` keyed by the data directory's file list,
+sizes and modification times, so a second start does not decode every image again.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from harness.cache import cached
+from harness.config import stable_hash
+from harness.data.attngan_layout import (
+    SPLITS,
+    LayoutSpec,
+    check_data_dir,
+    captions_cache_path,
+    open_image,
+    read_bboxes,
+    read_caption_file,
+    read_captions_pickle,
+    read_class_info,
+    read_filenames,
+    read_layout,
+    text_root,
+)
+from harness.data.coco import COCO
+from harness.data.cub import CUB
+from harness.errors import DataError
+
+LAYOUT_SPECS: dict[str, LayoutSpec] = {"cub": CUB, "coco": COCO}
+SHOWN_IN_ERROR = 3
+
+
+def find_problems(spec: LayoutSpec, data_dir: Optional[str | Path], *, captions_per_image: Optional[int] = None,
+                  decode_images: bool = True, cache_root: Optional[Path] = None) -> list[str]:
+    """Every problem of an AttnGAN-layout directory (empty list: fine)."""
+    per = captions_per_image or spec.captions_per_image
+    try:
+        ddir = check_data_dir(spec, data_dir)
+    except DataError as e:
+        return [str(e)]
+    problems: list[str] = []
+
+    def attempt(fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except DataError as e:
+            problems.append(str(e))
+            return None
+
+    if not (ddir / spec.image_root).is_dir():
+        problems.append(str(spec.missing(ddir, f"{spec.image_root}/")))
+    keys = {s: attempt(read_filenames, spec, ddir, s) for s in SPLITS}
+    for s in SPLITS:
+        if keys[s] is not None:
+            attempt(read_class_info, spec, ddir, s, len(keys[s]))
+    all_keys = [k for s in SPLITS for k in (keys[s] or [])]
+    if spec.has_bbox:
+        boxes = attempt(read_bboxes, spec, ddir)
+        if boxes is not None:
+            problems += [f"key {k!r} of filenames.pickle is not in CUB_200_2011/images.txt" for k in all_keys
+                         if k not in boxes]
+    pickle_path = ddir / "captions.pickle"
+    cached_copy = captions_cache_path(cache_root, ddir)
+    if not pickle_path.is_file() and cached_copy is not None and cached_copy.is_file():
+        pickle_path = cached_copy
+    if pickle_path.is_file():
+        if all(keys[s] is not None for s in SPLITS):
+            attempt(read_captions_pickle, pickle_path, keys, per)
+    elif all_keys:
+        root = text_root(ddir, all_keys[0])
+        for k in all_keys:
+            path = root / f"{k}.txt"
+            if not path.is_file():
+                problems.append(f"missing caption file {path}")
+            else:
+                attempt(read_caption_file, path, per)
+    for k in all_keys:
+        path = ddir / spec.image_root / f"{k}.jpg"
+        if not path.is_file():
+            problems.append(f"missing image {path}")
+        elif decode_images:
+            attempt(open_image, path)
+    return problems
+
+
+def problems_error(name: str, data_dir: Any, problems: list[str]) -> DataError:
+    """One line: how many problems, the first few, and the command that lists them all."""
+    shown = "; ".join(problems[:SHOWN_IN_ERROR])
+    more = f" (and {len(problems) - SHOWN_IN_ERROR} more)" if len(problems) > SHOWN_IN_ERROR else ""
+    return DataError(f"{name} data in {data_dir} has {len(problems)} problem(s): {shown}{more}; "
+                     f"`harness datasets inspect {name} --data-dir {data_dir}` lists them all")
+
+
+def file_listing_hash(data_dir: Path) -> str:
+    """A hash of every file's relative path, size and modification time under ``data_dir``."""
+    rows = []
+    for dirpath, dirnames, filenames in os.walk(data_dir):
+        dirnames.sort()
+        for f in sorted(filenames):
+            p = Path(dirpath) / f
+            st = p.stat()
+            rows.append((str(p.relative_to(data_dir)), st.st_size, st.st_mtime_ns))
+    return stable_hash(rows, length=32)
+
+
+def check_dataset(cfg: Any, root: Path) -> None:
+    """Raise DataError listing the problems of ``cfg``'s (a DataConfig) data set; generated data sets pass.
+
+    The full verdict (every image decoded) is cached per file listing, so only the first start pays for it.
+    """
+    spec = LAYOUT_SPECS.get(cfg.name)
+    if spec is None:  # shapes and third-party data sets: nothing on disk to check here
+        return
+    per = cfg.captions_per_image or spec.captions_per_image
+    try:  # quick metadata pass first; it also builds captions.pickle when absent, before the key is taken
+        read_layout(spec, cfg.data_dir, captions_per_image=per, cache_root=root)
+    except DataError:
+        raise problems_error(cfg.name, cfg.data_dir, find_problems(spec, cfg.data_dir, captions_per_image=per,
+                                                                   decode_images=False, cache_root=root)) from None
+    ddir = Path(cfg.data_dir).expanduser().resolve()
+    description = {"dataset": cfg.name, "data_dir": str(ddir), "captions_per_image": per,
+                   "files": file_listing_hash(ddir)}
+
+    def build(tmp: Path) -> None:
+        found = find_problems(spec, ddir, captions_per_image=per, decode_images=True, cache_root=root)
+        (tmp / "verdict.json").write_text(json.dumps({"problems": found}, indent=1))
+
+    entry = cached(Path(root), "data-validation", description, build)
+    problems = json.loads((entry / "verdict.json").read_text())["problems"]
+    if problems:
+        raise problems_error(cfg.name, cfg.data_dir, problems)

@@ -1,0 +1,88 @@
+"""Caption tokenisation and the word vocabulary, as the reference code does them (REFERENCE.md L5).
+
+Tokenisation: ``RegexpTokenizer(r'\\w+')`` on the lower-cased caption, each token reduced to ASCII (non-ASCII
+characters dropped), empty tokens dropped. Index 0 is ``<end>`` (padding); real words start at 1.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+from harness.errors import HarnessError
+
+END_TOKEN = "<end>"
+_WORD = re.compile(r"\w+")
+
+
+def tokenize(caption: str) -> list[str]:
+    """The reference tokenisation of one caption."""
+    caption = caption.replace("\ufffd\ufffd", " ")
+    tokens = []
+    for t in _WORD.findall(caption.lower()):
+        t = t.encode("ascii", "ignore").decode("ascii")
+        if t:
+            tokens.append(t)
+    return tokens
+
+
+@dataclass
+class Vocabulary:
+    """``ixtoword[i]`` is the word of token id i (``ixtoword[0] == "<end>"``); ``wordtoix`` the inverse."""
+
+    ixtoword: list[str]
+    wordtoix: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.wordtoix:
+            self.wordtoix = {w: i for i, w in enumerate(self.ixtoword)}
+
+    def __len__(self) -> int:
+        return len(self.ixtoword)
+
+    @classmethod
+    def from_words(cls, words: Iterable[str]) -> "Vocabulary":
+        """``<end>`` followed by the words in first-seen order (duplicates ignored)."""
+        seen: dict[str, None] = {END_TOKEN: None}
+        for w in words:
+            seen.setdefault(w, None)
+        return cls(list(seen))
+
+    @classmethod
+    def from_reference(cls, ixtoword: Mapping[int, str] | Sequence[str], wordtoix: Mapping[str, int],
+                       source: str = "captions.pickle") -> "Vocabulary":
+        """From the reference pickle's ``ixtoword`` (a dict {id: word}, or a list) and ``wordtoix``, unchanged."""
+        from harness.errors import DataError
+
+        if isinstance(ixtoword, Mapping):
+            n = len(ixtoword)
+            try:
+                words = [str(ixtoword[i]) for i in range(n)]
+            except KeyError as e:
+                raise DataError(f"{source}: ixtoword has no entry for id {e.args[0]} (ids must be 0..{n - 1})") from None
+        else:
+            words = [str(w) for w in ixtoword]
+        w2i = {str(w): int(i) for w, i in wordtoix.items()}
+        return cls(words, w2i)
+
+    def tokens_of(self, caption: str) -> list[str]:
+        return tokenize(caption)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of a caption; unknown words raise HarnessError naming them."""
+        tokens = tokenize(text)
+        unknown = [t for t in tokens if t not in self.wordtoix]
+        if unknown:
+            raise HarnessError(f"caption {text!r}: words not in the vocabulary ({len(self)} words): "
+                               f"{', '.join(dict.fromkeys(unknown))}")
+        if not tokens:
+            raise HarnessError(f"caption {text!r} has no words")
+        return [self.wordtoix[t] for t in tokens]
+
+    def encode_known(self, tokens: Sequence[str]) -> list[int]:
+        """Ids of the tokens that are in the vocabulary (the reference silently drops the others)."""
+        return [self.wordtoix[t] for t in tokens if t in self.wordtoix]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Words of the ids, padding (0) skipped."""
+        return " ".join(self.ixtoword[int(i)] for i in ids if int(i) != 0)

@@ -1,0 +1,183 @@
+"""What the evaluation loop hands a metric, and what a metric hands back.
+
+A metric is announced by a ``MetricInfo`` whose ``factory(ctx: EvalContext)`` builds a ``StreamingMetric``
+for one evaluation. The factory finds its weight files (``harness.weights.find_weight``; a
+``MissingWeightsError`` makes the metric ``skipped``) and raises ``MetricNotApplicable`` when an option it
+needs was not given. The loop then calls ``update(batch)`` once per generated batch and ``finish()`` once;
+metrics that share a feature extractor share it through ``ctx.share`` (one forward pass per batch).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from harness.errors import HarnessError
+
+
+class MetricNotApplicable(HarnessError):
+    """The metric needs an option that was not given (e.g. ``is_ft`` without ``--is-classifier``): left out
+    of an automatic selection, an error when asked for by name."""
+
+
+@dataclass
+class EvalOptions:
+    """The options of ``harness evaluate`` that metrics read."""
+
+    rp_encoder: Optional[str] = None
+    fid_stats: Optional[str] = None
+    is_classifier: Optional[str] = None
+    is_classes: Optional[int] = None
+    is_temperature: Optional[float] = None
+    clip_model: Optional[str] = None
+
+
+@dataclass
+class CaptionBank:
+    """Every caption of the evaluation split, padded (or order-keeping subsampled, once, seeded) to
+    ``words_num``: caption ``k`` is ``tokens[k, :lengths[k]]`` and belongs to image ``owner[k]``."""
+
+    tokens: Tensor  # Ncap×words_num long
+    lengths: Tensor  # Ncap long
+    owner: np.ndarray  # Ncap image index
+    index: Any  # harness.metrics.r_precision.CaptionIndex
+    raw: list[list[int]] = field(default_factory=list)  # every caption's full token list (for CLIP's text)
+
+    def batch(self, caption_ids: np.ndarray) -> tuple[Tensor, Tensor]:
+        """Captions B×T (T = the longest of them) and lengths, in the given order (not sorted)."""
+        ids = torch.as_tensor(np.asarray(caption_ids), dtype=torch.long)
+        lengths = self.lengths[ids]
+        return self.tokens[ids, : int(lengths.max())], lengths
+
+
+def encode_sentences(text_encoder: torch.nn.Module, bank: CaptionBank, caption_ids: np.ndarray,
+                     device: torch.device, batch_size: int = 256) -> Tensor:
+    """Sentence embeddings (len×D, on the CPU, float) of the given captions, in the given order; each chunk is
+    sorted by length for the packed LSTM and put back in order."""
+    from harness.data.captions import sort_by_length
+
+    caption_ids = np.asarray(caption_ids)
+    out = []
+    with torch.no_grad():
+        for lo in range(0, len(caption_ids), batch_size):
+            caps, lens = bank.batch(caption_ids[lo: lo + batch_size])
+            order = sort_by_length(lens)
+            feats = text_encoder(caps[order].to(device), lens[order].to(device))
+            sent = torch.empty_like(feats.sent)
+            sent[order.to(sent.device)] = feats.sent
+            out.append(sent.float().cpu())
+    return torch.cat(out)
+
+
+@dataclass
+class GeneratedBatch:
+    """One batch of generated images with what they were generated from (sorted by caption length, desc).
+
+    images:        final stage, B×3×H×W float in [-1, 1] (on the evaluation device)
+    images_uint8:  the same quantised as the reference saves PNGs: truncating (x + 1)·127.5, B×3×H×W uint8
+    captions, lengths: the captions the generator was given
+    caption_ids:   their ids in the caption bank
+    image_indices: the test images the captions belong to
+    class_ids:     those images' classes
+    index:         the batch number (metrics sharing an extractor key their cache on it)
+    """
+
+    images: Tensor
+    images_uint8: Tensor
+    captions: Tensor
+    lengths: Tensor
+    caption_ids: np.ndarray
+    image_indices: np.ndarray
+    class_ids: np.ndarray
+    index: int
+
+
+def quantize_like_png(images: Tensor) -> Tensor:
+    """[-1, 1] float → uint8 as the reference's PNG save: ``((x + 1) · 127.5).astype(uint8)`` (truncation)."""
+    return ((images.detach().float() + 1.0) * 127.5).clamp_(0, 255).to(torch.uint8)
+
+
+def real_to_uint8(images: Tensor) -> Tensor:
+    """Real images ([-1, 1], from uint8 pixels by the data transform) back to uint8: rounding, the exact
+    inverse of the normalisation (truncation would lose a level to float error)."""
+    return ((images.detach().float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+@dataclass
+class MetricResult:
+    """One number for one metric id.
+
+    variant:  what exactly produced it (extractor, weights, protocol details), shown in the record
+    weights:  {file name: sha256} of every weight file used
+    extra:    additional record fields (e.g. ``per_attribute``)
+    """
+
+    metric: str
+    value: float
+    std: Optional[float] = None
+    std_over: Optional[str] = None
+    variant: str = ""
+    weights: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    num_images: Optional[int] = None  # when not the generated images (e.g. rp_real: the real test images)
+
+
+class StreamingMetric(Protocol):
+    """A metric for one evaluation: sees every generated batch once, then gives its results."""
+
+    def update(self, batch: GeneratedBatch) -> None: ...
+
+    def finish(self) -> list[MetricResult]: ...
+
+
+@dataclass
+class EvalContext:
+    """Everything a metric factory may need for one evaluation.
+
+    models:      the run's inference models (``harness.train.checkpoint.InferenceModels``; ``models.modules``
+                 has the DAMSM encoders used in training), or None in tests that do not need them
+    dataset:     the evaluation split (deterministic transform)
+    resolution:  the generated images' size (last stage)
+    real_batch_size: batch size for passes over real images
+    """
+
+    plugins: Any
+    cfg: Any
+    dataset: Any
+    split: str
+    device: torch.device
+    root: Path
+    bank: CaptionBank
+    resolution: int
+    num_images: int
+    seed: int
+    options: EvalOptions = field(default_factory=EvalOptions)
+    models: Any = None
+    run: Any = None
+    real_batch_size: int = 50
+    _shared: dict[str, Any] = field(default_factory=dict)
+
+    def share(self, key: str, build: Callable[[], Any]) -> Any:
+        """One object per key for this evaluation (e.g. a feature extractor several metrics use)."""
+        if key not in self._shared:
+            self._shared[key] = build()
+        return self._shared[key]
+
+    def dataset_key(self) -> dict:
+        """What identifies the real images of this evaluation (part of every real-statistics cache key)."""
+        d = dataclasses.asdict(self.cfg.data)
+        keep = {k: v for k, v in d.items() if k not in ("num_workers", "words_num", "eval_words_num",
+                                                        "captions_per_image")}
+        return {"data": keep, "split": self.split, "resolution": self.resolution}
+
+    def real_batches(self) -> Iterator[Any]:
+        """The evaluation split's real images in order, as collated ``Batch`` objects."""
+        n = len(self.dataset)
+        for lo in range(0, n, self.real_batch_size):
+            items = [self.dataset[i] for i in range(lo, min(n, lo + self.real_batch_size))]
+            yield self.dataset.collate(items)

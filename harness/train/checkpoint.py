@@ -1,0 +1,222 @@
+"""Training checkpoints: ``<run>/checkpoints/step-<N>.pt``, written atomically, read with ``weights_only=True``.
+
+A checkpoint is a dict of tensors, plain containers and numbers only (so ``torch.load(..., weights_only=True)``
+reads it and a file that needs arbitrary code is refused):
+
+    format, step, epoch, position   global step done; epoch; next batch index in that epoch's permutation
+    method, vocab_size              the vocabulary size (the models can be rebuilt without the data)
+    generator, generator_ema        state dicts (generator_ema = averaged parameters + live buffers)
+    discriminators                  the ModuleList's state dict
+    opt_g, opt_d                    optimiser state dicts (opt_d: one per discriminator)
+    aux                             {name: state} of auxiliary modules that have buffers or trainable parameters
+    rng                             harness.train.seed.rng_state()
+    pretrained                      {stage name: directory}
+
+``load_inference_models`` needs only ``generator_ema`` and ``vocab_size`` (``import-checkpoint`` writes such a
+minimal checkpoint with ``save_checkpoint``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from harness.errors import HarnessError
+
+FORMAT = 1
+_NAME = re.compile(r"^step-(\d+)\.pt$")
+PRETRAINED_FILE = "pretrained.json"
+
+
+# ------------------------------------------------------------------------------------------------------
+# Writing and finding
+# ------------------------------------------------------------------------------------------------------
+def checkpoint_path(run: Any, step: int) -> Path:
+    return Path(run.checkpoints) / f"step-{int(step)}.pt"
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same directory, flushed to disk, then ``os.replace``: a crash
+    at any point leaves either the old file or the new one, never a partial file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(3)}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def list_checkpoints(run: Any) -> dict[int, Path]:
+    """{step: path} of the run's checkpoints (temporary files ignored)."""
+    folder = Path(run.checkpoints)
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for p in folder.iterdir():
+        m = _NAME.match(p.name)
+        if m:
+            out[int(m.group(1))] = p
+    return dict(sorted(out.items()))
+
+
+def save_checkpoint(run: Any, state: dict, step: int, *, keep: Optional[int] = None) -> Path:
+    """Write ``state`` as ``checkpoints/step-<step>.pt`` atomically; with ``keep``, delete all but the ``keep``
+    newest checkpoints afterwards (the one just written is always kept)."""
+    Path(run.checkpoints).mkdir(parents=True, exist_ok=True)
+    state = dict(state)
+    state.setdefault("format", FORMAT)
+    state["step"] = int(step)
+    path = checkpoint_path(run, step)
+    atomic_torch_save(state, path)
+    if keep is not None and keep > 0:
+        older = [p for s, p in list_checkpoints(run).items() if s != int(step)]
+        for p in older[: max(0, len(older) - (keep - 1))]:
+            p.unlink(missing_ok=True)
+    return path
+
+
+def latest_checkpoint(run: Any, step: Optional[int] = None) -> Path:
+    """The checkpoint of ``step`` (default: the newest); a missing one raises HarnessError naming what exists."""
+    found = list_checkpoints(run)
+    if step is not None:
+        step = int(step)
+        if step not in found:
+            have = ", ".join(map(str, found)) or "none"
+            raise HarnessError(f"run {Path(run.path).name} has no checkpoint of step {step} (have: {have})")
+        return found[step]
+    if not found:
+        raise HarnessError(f"run {Path(run.path).name} has no checkpoint yet ({Path(run.checkpoints)} is empty); "
+                           f"train it first (harness train --resume {Path(run.path).name})")
+    return found[max(found)]
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a checkpoint with ``weights_only=True``; a file that needs arbitrary code to unpickle is refused with
+    one line (``harness.nn.state_dicts.load_weights_file``)."""
+    from harness.nn.state_dicts import load_weights_file
+
+    obj = load_weights_file(path, what="checkpoint")
+    if not isinstance(obj, dict):
+        raise HarnessError(f"checkpoint {path} does not hold a dict (it holds a {type(obj).__name__})")
+    return obj
+
+
+# ------------------------------------------------------------------------------------------------------
+# Module states
+# ------------------------------------------------------------------------------------------------------
+def aux_state(aux: dict[str, nn.Module]) -> dict[str, dict]:
+    """The part of the auxiliary modules' state that training can change: buffers and trainable parameters
+    (frozen pretrained weights such as a VGG are rebuilt from their own files, not copied into checkpoints)."""
+    out: dict[str, dict] = {}
+    for name, module in aux.items():
+        sd = {k: v.detach().clone() for k, v in module.state_dict(keep_vars=True).items()
+              if not (isinstance(v, nn.Parameter) and not v.requires_grad)}
+        if sd:
+            out[name] = sd
+    return out
+
+
+def load_aux_state(aux: dict[str, nn.Module], state: dict[str, dict]) -> None:
+    for name, sd in (state or {}).items():
+        if name not in aux:
+            raise HarnessError(f"checkpoint holds auxiliary module {name!r} that this method does not build "
+                               f"(it builds: {', '.join(aux) or 'none'})")
+        result = aux[name].load_state_dict(sd, strict=False)
+        if result.unexpected_keys:
+            raise HarnessError(f"auxiliary module {name!r}: unexpected key {result.unexpected_keys[0]!r} in checkpoint")
+
+
+# ------------------------------------------------------------------------------------------------------
+# pretrained.json: the pretraining stages a run used, and its vocabulary size
+# ------------------------------------------------------------------------------------------------------
+def write_pretrained(run: Any, pretrained: dict[str, Path], vocab_size: int) -> Path:
+    """``<run>/pretrained.json``: {"stages": {name: directory}, "vocab_size": N}."""
+    from harness.results import atomic_write_text
+
+    path = Path(run.path) / PRETRAINED_FILE
+    blob = {"stages": {k: str(Path(v).resolve()) for k, v in pretrained.items()}, "vocab_size": int(vocab_size)}
+    atomic_write_text(path, json.dumps(blob, indent=1))
+    return path
+
+
+def read_pretrained(run: Any) -> dict:
+    path = Path(run.path) / PRETRAINED_FILE
+    if not path.is_file():
+        return {"stages": {}, "vocab_size": None}
+    blob = json.loads(path.read_text())
+    if "stages" not in blob:  # a flat {name: directory} file
+        blob = {"stages": {k: v for k, v in blob.items() if k != "vocab_size"}, "vocab_size": blob.get("vocab_size")}
+    return blob
+
+
+# ------------------------------------------------------------------------------------------------------
+# Inference
+# ------------------------------------------------------------------------------------------------------
+@dataclass
+class InferenceModels:
+    """A run's models ready for sampling and evaluation: the generator holds the EMA weights and is in eval()."""
+
+    cfg: Any
+    modules: Any  # harness.build.MethodModules
+    vocab_size: int
+    step: int
+    pretrained: dict[str, Path]
+
+
+def load_inference_models(plugins: Any, run: Any, *, step: Optional[int] = None,
+                          device: str | torch.device = "cpu") -> InferenceModels:
+    """Rebuild the run's method from its config, pretrained stages and checkpoint (default: the newest), with the
+    EMA generator, everything in eval() and frozen, on ``device``."""
+    from harness.build import build_method
+
+    from harness.nn.state_dicts import load_state_strict
+
+    cfg = run.load_config(plugins)
+    path = latest_checkpoint(run, step)
+    ckpt = load_checkpoint(path)
+    info = read_pretrained(run)
+    pretrained = {k: Path(v) for k, v in info["stages"].items()}
+    for name, d in pretrained.items():
+        if not Path(d).is_dir():
+            raise HarnessError(f"run {Path(run.path).name}: pretrained stage {name!r} directory {d} is missing "
+                               f"(was the cache deleted?)")
+    vocab_size = ckpt.get("vocab_size") or info.get("vocab_size")
+    if not vocab_size:
+        raise HarnessError(f"run {Path(run.path).name}: neither its checkpoint nor {PRETRAINED_FILE} records the "
+                           f"vocabulary size")
+    modules = build_method(plugins, cfg, int(vocab_size), pretrained)
+    if "generator_ema" not in ckpt:
+        raise HarnessError(f"{path}: no generator_ema in the checkpoint")
+    load_state_strict(modules.generator, ckpt["generator_ema"], source=f"{path} generator_ema")
+    if "discriminators" in ckpt:
+        load_state_strict(modules.discriminators, ckpt["discriminators"], source=f"{path} discriminators")
+    load_aux_state(modules.aux, ckpt.get("aux", {}))
+    device = torch.device(device)
+    for m in _all_modules(modules):
+        m.to(device)
+        m.eval()
+        m.requires_grad_(False)
+    return InferenceModels(cfg, modules, int(vocab_size), int(ckpt.get("step", 0)), pretrained)
+
+
+def _all_modules(modules: Any) -> list[nn.Module]:
+    out = [modules.damsm.text, modules.damsm.image, modules.text_encoder, modules.image_encoder,
+           modules.generator, modules.discriminators, *modules.aux.values()]
+    seen, unique = set(), []
+    for m in out:
+        if id(m) not in seen:
+            seen.add(id(m))
+            unique.append(m)
+    return unique

@@ -1,0 +1,144 @@
+"""Seeding and random-number state for training (resume continues bit for bit on CPU).
+
+Three sources of randomness, each reproducible on its own:
+
+* the **data order**: one permutation per epoch, a pure function of (seed, epoch), so a resumed run needs only
+  the epoch and its position in that permutation;
+* the **noise z** fed to the generator: each row drawn from a generator seeded by (seed, global step, item
+  index), so it depends neither on what ran before, nor on the item's position in the batch, nor on the number
+  of ranks (``sample_noise``);
+* everything else (conditioning augmentation ε, dropout, data augmentation that uses the global generators):
+  the global python / numpy / torch (CPU and CUDA) states, saved in every checkpoint by ``rng_state`` as plain
+  tensors (so ``torch.load(..., weights_only=True)`` reads them) and restored by ``set_rng_state``.
+"""
+from __future__ import annotations
+
+import random
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+# Mixing constants keep the streams of (seed, epoch) and (seed, step) apart.
+_EPOCH_STREAM = 0x5EED_0E90C
+_NOISE_STREAM = 0x5EED_2015E
+_ITEM_STREAM = 0x5EED_17E3
+_RANK_STREAM = 0x5EED_4A2C
+
+
+def _mix(seed: int, index: int, stream: int) -> int:
+    """A 63-bit seed from (seed, index) for one stream (splitmix64 finaliser)."""
+    x = (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + stream) & 0xFFFFFFFFFFFFFFFF
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    x ^= x >> 31
+    return x & 0x7FFFFFFFFFFFFFFF
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> list[int]:
+    """The order in which epoch ``epoch`` visits the ``n`` training items (a pure function of its arguments)."""
+    g = torch.Generator().manual_seed(_mix(seed, epoch, _EPOCH_STREAM))
+    return torch.randperm(n, generator=g).tolist()
+
+
+def epoch_batches(seed: int, epoch: int, n: int, batch_size: int) -> list[list[int]]:
+    """The epoch's batches of item indices; the last incomplete batch is dropped (as the reference loader)."""
+    perm = epoch_permutation(seed, epoch, n)
+    return [perm[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+
+
+def step_noise(seed: int, step: int, batch_size: int, z_dim: int) -> torch.Tensor:
+    """z ~ N(0, I) for global step ``step`` (CPU float32, ``batch_size × z_dim``); a rank takes its rows."""
+    g = torch.Generator().manual_seed(_mix(seed, step, _NOISE_STREAM))
+    return torch.randn(batch_size, z_dim, generator=g)
+
+
+def sample_noise(seed: int, step: int, indices: Sequence[int] | torch.Tensor, z_dim: int) -> torch.Tensor:
+    """z ~ N(0, I) for the items ``indices`` at global step ``step`` (CPU float32, ``len(indices) × z_dim``): row k
+    is a function of (seed, step, indices[k]) only."""
+    base = _mix(seed, step, _NOISE_STREAM)
+    ids = indices.tolist() if isinstance(indices, torch.Tensor) else list(indices)
+    g = torch.Generator()
+    rows = [torch.randn(z_dim, generator=g.manual_seed(_mix(base, int(i), _ITEM_STREAM))) for i in ids]
+    return torch.stack(rows) if rows else torch.empty(0, z_dim)
+
+
+def rank_stream_seed(seed: int, step: int, rank: int) -> int:
+    """A seed for the global generators of ``rank`` at ``step`` (distributed training reseeds them per step)."""
+    return _mix(_mix(seed, step, _RANK_STREAM), rank + 1, _RANK_STREAM)
+
+
+def fixed_noise(seed: int, n: int, z_dim: int) -> torch.Tensor:
+    """The fixed noise of the sample sheets (the same at every sheet of a run)."""
+    return step_noise(seed, -1, n, z_dim)
+
+
+_SAMPLE_STREAM = 0x5EED_5A3B1
+_RANK_STREAM = 0x5EED_4A4C
+
+
+def sample_noise(seed: int, step: int, indices: "torch.Tensor | list[int]", z_dim: int) -> torch.Tensor:
+    """z ~ N(0, I) per item of global step ``step``, row i from (seed, step, item index ``indices[i]``): the same
+    row whichever rank or batch position draws the item (CPU float32, ``len(indices) × z_dim``)."""
+    base = _mix(seed, step, _NOISE_STREAM)
+    ids = indices.tolist() if isinstance(indices, torch.Tensor) else list(indices)
+    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(_mix(base, int(i), _SAMPLE_STREAM)))
+                        for i in ids])
+
+
+def rank_stream_seed(seed: int, step: int, rank: int) -> int:
+    """The seed of rank ``rank``'s global generators at step ``step`` of a distributed run (``rank=-1``: the
+    evaluation's per-batch stream)."""
+    return _mix(_mix(seed, step, _RANK_STREAM), rank + 1, _RANK_STREAM)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Global RNG state, as plain tensors and lists (loadable with weights_only=True)
+# ------------------------------------------------------------------------------------------------------
+def rng_state() -> dict:
+    """Every global random state: python, numpy, torch CPU and each CUDA device."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+        "cuda": [],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = [s for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what ``rng_state`` saved (CUDA states only when the same number of devices is present)."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    npst = state["numpy"]
+    np.random.set_state((npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"],
+                         npst["cached"]))
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
+        torch.cuda.set_rng_state_all(cuda)
+
+
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block (sample sheets, evaluation) without disturbing the training run's random streams."""
+    state = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)

@@ -1,0 +1,77 @@
+"""AttnGAN plugin: hook implementations only (networks in ``model.py``, shared blocks in ``harness.nn``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import Tensor, nn
+
+from harness.config import Config, stage_sizes
+from harness.nn.discriminators import build_discriminators
+from harness.nn.init import reference_init
+from harness.nn.reference_objective import discriminator_terms, generator_terms
+from harness.plugins import hookimpl
+from harness.types import DamsmEncoders, MethodInfo, PretrainStage, ReportedNumber, Step
+
+from .model import AttnGANGenerator
+
+NAME = "attngan"
+_SOURCE = "DM-GAN README (MinfengZhu/DM-GAN), AttnGAN on CUB"
+
+
+@hookimpl
+def harness_methods() -> list[MethodInfo]:
+    return [MethodInfo(
+        name=NAME,
+        paper="Xu et al., AttnGAN: Fine-Grained Text to Image Generation with Attentional GANs, CVPR 2018",
+        defaults=Path(__file__).with_name("defaults.yaml"),
+        reported=[
+            ReportedNumber(metric="is_ft", value=4.36, std=0.03, std_over="splits", source=_SOURCE),
+            ReportedNumber(metric="rp", value=67.82, std=4.43, std_over="folds", source=_SOURCE),
+            ReportedNumber(metric="fid_tv", value=23.98, source=_SOURCE),
+        ],
+        description="DAMSM + conditioning augmentation + 3-stage generator with word attention + 3 discriminators",
+    )]
+
+
+@hookimpl
+def harness_pretrain_stages(cfg: Config) -> list[PretrainStage]:
+    return []  # only the shared DAMSM stage
+
+
+@hookimpl
+def harness_text_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
+    return damsm.text
+
+
+@hookimpl
+def harness_image_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
+    return damsm.image
+
+
+@hookimpl
+def harness_generator(cfg: Config, aux: dict[str, nn.Module]) -> nn.Module:
+    m, d = cfg.model, cfg.data
+    return reference_init(AttnGANGenerator(gf_dim=m.gf_dim, embedding_dim=m.embedding_dim,
+                                           condition_dim=m.condition_dim, z_dim=m.z_dim, r_num=m.r_num,
+                                           branch_num=d.branch_num, base_size=d.base_size))
+
+
+@hookimpl
+def harness_discriminators(cfg: Config) -> nn.ModuleList:
+    return reference_init(build_discriminators(cfg.model.df_dim, cfg.model.embedding_dim, stage_sizes(cfg)))
+
+
+@hookimpl
+def harness_discriminator_loss(step: Step, stage: int) -> dict[str, Tensor]:
+    return discriminator_terms(step, stage)
+
+
+@hookimpl
+def harness_generator_loss(step: Step) -> dict[str, Tensor]:
+    return generator_terms(step)
+
+
+@hookimpl
+def harness_import_generator_state(cfg: Config, state_dict: dict) -> dict:
+    # The generator's module names are the reference G_NET's: the keys map to themselves.
+    return {k.removeprefix("module."): v for k, v in state_dict.items()}

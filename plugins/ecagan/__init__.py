@@ -1,0 +1,93 @@
+"""ECAGAN as a t2i-harness method plugin: hook implementations only (networks in ``model.py``, CARAFE in
+``content_aware_upsample.py``, ECA in ``channel_attention.py``, the perceptual loss in ``losses.py``, config
+sections in ``config.py``, presets in ``defaults.yaml``; assumptions in README.md)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import Tensor, nn
+
+from harness.config import Config
+from harness.nn.init import reference_init
+from harness.nn.reference_objective import discriminator_terms
+from harness.plugins import hookimpl
+from harness.types import DamsmEncoders, MethodInfo, PretrainStage, ReportedNumber, Step, WeightFile
+from plugins.ecagan.config import ECAGANLossConfig, ECAGANModelConfig
+from plugins.ecagan.losses import (PERCEPTUAL_MODULE, VGG16_IMAGENET, VGGPerceptualFeatures,
+                                   generator_terms_with_perceptual, imagenet_vgg16_file)
+from plugins.ecagan.model import build_dmgan_discriminators, build_ecagan_generator
+
+NAME = "ecagan"
+_SOURCE = ("Zhang Y., Yi Y., Tang Z., Wang X., Computer Engineering 2022, 48(4):206-212, abstract "
+           "(DOI 10.19678/j.issn.1000-3428.0062998)")
+
+
+@hookimpl
+def harness_methods() -> list[MethodInfo]:
+    return [MethodInfo(
+        name=NAME,
+        paper="张云帆, 易尧华, 汤梓伟, 王新宇. 基于通道注意力机制的文本生成图像方法 (Text-to-Image Synthesis Method "
+              "Based on Channel Attention Mechanism). 计算机工程 (Computer Engineering), 2022, 48(4): 206-212.",
+        defaults=Path(__file__).with_name("defaults.yaml"),
+        reported=[
+            ReportedNumber(metric="is_ft", value=4.83, source=_SOURCE),
+            ReportedNumber(metric="rp", value=75.62, source=_SOURCE),
+        ],
+        config_sections={"model": ECAGANModelConfig, "loss": ECAGANLossConfig},
+        ablation_keys=["model.upsample", "model.channel_attention", "loss.perceptual.weight",
+                       "loss.perceptual.weights"],
+        description="DM-GAN + content-aware upsampling (CARAFE) in the first stage + ECA channel attention "
+                    "before each image convolution + VGG-16 relu2_2 perceptual loss",
+    )]
+
+
+@hookimpl
+def harness_weight_files() -> list[WeightFile]:
+    return [VGG16_IMAGENET]
+
+
+@hookimpl
+def harness_pretrain_stages(cfg: Config) -> list[PretrainStage]:
+    return []  # only the shared DAMSM stage
+
+
+@hookimpl
+def harness_auxiliary_modules(cfg: Config, damsm: DamsmEncoders, pretrained: dict) -> dict[str, nn.Module]:
+    """φ for the perceptual loss (frozen). ImageNet weights are loaded when the method is built for training
+    or evaluation (``pretrained`` given): a missing file stops the run there, before any GAN step; ``inspect``
+    (no ``pretrained``) keeps the fresh layers and needs no file."""
+    p = cfg.loss.perceptual
+    if not p.weight:
+        return {}
+    path = imagenet_vgg16_file() if p.weights == "imagenet" and pretrained else None
+    return {PERCEPTUAL_MODULE: VGGPerceptualFeatures(path)}
+
+
+@hookimpl
+def harness_text_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
+    return damsm.text
+
+
+@hookimpl
+def harness_image_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
+    return damsm.image
+
+
+@hookimpl
+def harness_generator(cfg: Config, aux: dict[str, nn.Module]) -> nn.Module:
+    return build_ecagan_generator(cfg)
+
+
+@hookimpl
+def harness_discriminators(cfg: Config) -> nn.ModuleList:
+    return reference_init(build_dmgan_discriminators(cfg))  # DM-GAN's
+
+
+@hookimpl
+def harness_discriminator_loss(step: Step, stage: int) -> dict[str, Tensor]:
+    return discriminator_terms(step, stage)  # DM-GAN's
+
+
+@hookimpl
+def harness_generator_loss(step: Step) -> dict[str, Tensor]:
+    return generator_terms_with_perceptual(step)  # DM-GAN's terms + λ1·L_per per stage

@@ -1,0 +1,46 @@
+"""Shared test set-up: small thread counts, and every path the harness writes to or reads weights from points
+into a per-test temporary directory, so tests never write into the repository and behave the same on any
+machine (no real weight file is ever found)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def isolated_paths(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """$HARNESS_RESULTS, $HARNESS_WEIGHTS and $TORCH_HOME → empty temporary directories; ~/.cache/clip is not
+    looked at either because $HOME points to an empty directory too."""
+    base = tmp_path_factory.mktemp("env")
+    paths = {name: base / name for name in ("results", "weights", "torch_home", "home")}
+    for p in paths.values():
+        p.mkdir()
+    monkeypatch.setenv("HARNESS_RESULTS", str(paths["results"]))
+    monkeypatch.setenv("HARNESS_WEIGHTS", str(paths["weights"]))
+    monkeypatch.delenv("HARNESS_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(paths["torch_home"]))
+    monkeypatch.setenv("HOME", str(paths["home"]))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(paths["home"] / ".cache"))
+    return paths
+
+
+@pytest.fixture
+def results_root(isolated_paths: dict[str, Path]) -> Path:
+    """The results root every harness command of this test uses ($HARNESS_RESULTS)."""
+    return isolated_paths["results"]
+
+
+@pytest.fixture(scope="session")
+def shapes_cub_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny shapes data set written out once in the CUB layout (skips until the data writer exists)."""
+    writer = pytest.importorskip("harness.data.writer")
+    from harness.plugins import build_plugins
+
+    out = tmp_path_factory.mktemp("shapes_cub") / "cub"
+    writer.write_dataset(build_plugins(), "shapes", out, layout="cub",
+                         overrides=["data.shapes.train_images=24", "data.shapes.test_images=12"])
+    return out

@@ -1,0 +1,91 @@
+"""`harness import-checkpoint attngan`: a run whose EMA generator is a reference-layout generator file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from harness.cli import main
+from harness.config import build_config
+from harness.nn.damsm import RNNTextEncoder, SmallCNNImageEncoder
+from harness.plugins import build_plugins
+from harness.results import RunDir
+from harness.types import TextFeatures
+
+VOCAB = 37
+
+
+def _no_nbt(state: dict) -> dict:
+    return {k: v.clone() for k, v in state.items() if not k.endswith("num_batches_tracked")}
+
+
+@pytest.fixture
+def released(tmp_path):
+    """Reference-style files for the `test` preset: G (DataParallel prefix, no num_batches_tracked), encoders."""
+    plugins = build_plugins()
+    info = plugins.method("attngan")
+    cfg = build_config("attngan", info.defaults, preset="test", dataset="shapes")
+    torch.manual_seed(0)
+    g = plugins.method_hooks("attngan").harness_generator(cfg=cfg, aux={})
+    text = RNNTextEncoder(VOCAB, cfg.pretrain.damsm.word_embedding_dim, cfg.model.embedding_dim)
+    image = SmallCNNImageEncoder(cfg.model.embedding_dim, 32)
+    files = {"g": tmp_path / "bird_AttnGAN2.pth", "text": tmp_path / "text_encoder200.pth",
+             "image": tmp_path / "image_encoder200.pth"}
+    torch.save({"module." + k: v for k, v in _no_nbt(g.state_dict()).items()}, files["g"])
+    torch.save(text.state_dict(), files["text"])
+    torch.save(_no_nbt(image.state_dict()), files["image"])
+    return plugins, cfg, g, files
+
+
+def _argv(files, g_file=None):
+    return ["import-checkpoint", "attngan", str(g_file or files["g"]), "--text-encoder", str(files["text"]),
+            "--image-encoder", str(files["image"]), "--dataset", "shapes", "--preset", "test"]
+
+
+def test_import_creates_run_with_identical_generator(released, results_root, capsys):
+    plugins, cfg, g, files = released
+    assert main(_argv(files), plugins=plugins) == 0
+    run = RunDir(Path(capsys.readouterr().out.strip().splitlines()[-1]))
+    assert run.path.parent == results_root and (run.checkpoints / "step-0.pt").is_file()
+    from harness.train.checkpoint import load_inference_models
+
+    models = load_inference_models(plugins, run)
+    assert models.vocab_size == VOCAB
+    g.eval()
+    d = cfg.model.embedding_dim
+    text = TextFeatures(torch.randn(2, d, 5), torch.randn(2, d), torch.zeros(2, 5, dtype=torch.bool),
+                        torch.tensor([5, 5]))
+    noise = torch.randn(2, cfg.model.z_dim)
+    torch.manual_seed(3)
+    a = g(noise, text)
+    torch.manual_seed(3)
+    b = models.modules.generator(noise, text)
+    assert all(torch.equal(x, y) for x, y in zip(a.images, b.images))
+    saved = torch.load(files["text"], weights_only=True)
+    assert torch.equal(models.modules.damsm.text.encoder.weight, saved["encoder.weight"])
+
+
+def test_import_refuses_code_and_mismatch_without_creating_a_run(released, results_root, tmp_path, capsys):
+    plugins, cfg, g, files = released
+    pickled = tmp_path / "pickled.pth"
+    torch.save(nn.Linear(2, 2), pickled)
+    assert main(_argv(files, pickled), plugins=plugins) == 2
+    err = capsys.readouterr().err.strip()
+    assert "weights_only" in err and len(err.splitlines()) == 1
+    state = torch.load(files["g"], weights_only=True)
+    state["module.img_net2.img.0.weight"] = torch.zeros(3, 5, 3, 3)
+    bad = tmp_path / "bad.pth"
+    torch.save(state, bad)
+    assert main(_argv(files, bad), plugins=plugins) == 2
+    err = capsys.readouterr().err
+    assert "img_net2.img.0.weight" in err and "[3, 5, 3, 3]" in err and "[3, 4, 3, 3]" in err
+    assert not [p for p in results_root.iterdir() if not p.name.startswith(".")]
+
+
+def test_import_needs_encoders(released, capsys):
+    plugins, cfg, g, files = released
+    assert main(["import-checkpoint", "attngan", str(files["g"]), "--dataset", "shapes", "--preset", "test"],
+                plugins=plugins) == 2
+    assert "--text-encoder" in capsys.readouterr().err

@@ -1,0 +1,62 @@
+"""The CLI surface: every verb parses, every verb takes --results-dir, the listing verbs print the registries."""
+from __future__ import annotations
+
+import pytest
+
+from core_tiny_method import TinyMethod, TinyRegistry
+from harness.cli import build_parser, main
+from harness.plugins import build_plugins
+
+VERBS = {
+    "run": ["run", "--plugins", "a,b", "--seeds", "0,1,2", "--set", "train.batch_size=4", "--set", "eval.every=0"],
+    "train": ["train", "--plugins", "a", "--dataset", "cub", "--data-dir", "d", "--seed", "2", "--resume", "r"],
+    "evaluate": ["evaluate", "r", "--metrics", "is,fid", "--num-images", "10", "--split", "test"],
+    "sample": ["sample", "r1", "r2", "--caption", "a red circle", "--seed", "3"],
+    "table": ["table", "r1", "--format", "latex", "--with-paper-numbers", "--columns", "params,speed"],
+    "plugins": ["plugins"],
+    "datasets": ["datasets"],
+    "datasets write": ["datasets", "write", "shapes", "out", "--layout", "cub"],
+    "datasets inspect": ["datasets", "inspect", "cub", "--data-dir", "d"],
+    "metrics": ["metrics"],
+    "weights": ["weights"],
+    "inspect": ["inspect", "--plugins", "a", "--preset", "paper", "--vocab-size", "5450", "--json"],
+    "import-checkpoint": ["import-checkpoint", "attngan", "bird_AttnGAN2.pth", "--dataset", "cub", "--data-dir", "d"],
+}
+
+
+@pytest.mark.parametrize("verb", list(VERBS))
+def test_every_verb_parses_and_takes_results_dir(verb):
+    args = build_parser().parse_args(VERBS[verb] + ["--results-dir", "/some/where"])
+    assert args.results_dir == "/some/where"
+
+
+def test_parsed_values():
+    args = build_parser().parse_args(VERBS["run"])
+    assert (args.plugins, args.seeds, args.overrides, args.dataset) == ("a,b", "0,1,2",
+                                                                       ["train.batch_size=4", "eval.every=0"], "shapes")
+    assert build_parser().parse_args(VERBS["sample"]).runs == ["r1", "r2"]
+
+
+def test_listing_verbs(tmp_path, capsys):
+    plugins = build_plugins(extra=[TinyMethod(tmp_path / "t"), TinyRegistry(datasets=("tinyset",),
+                                                                            metrics={"tiny_metric": "lower"})])
+    assert main(["plugins"], plugins=plugins) == 0
+    assert "tinygan" in capsys.readouterr().out
+    assert main(["datasets"], plugins=plugins) == 0
+    assert "tinyset" in capsys.readouterr().out
+    assert main(["metrics"], plugins=plugins) == 0
+    line = [l for l in capsys.readouterr().out.splitlines() if l.startswith("tiny_metric")]
+    assert line and "lower" in line[0]
+
+
+def test_no_verb_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2
+
+
+def test_help_lists_every_verb():
+    text = build_parser().format_help()
+    for verb in ("run", "train", "evaluate", "sample", "table", "plugins", "datasets", "metrics", "weights",
+                 "inspect", "import-checkpoint"):
+        assert verb in text

@@ -1,0 +1,225 @@
+"""The evaluation loop end to end with a tiny fake method on real (tiny) shapes data: records, skipping,
+strict failures, determinism, the probe; plus the Inception path with a randomly initialised extractor."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from harness.config import Config
+from harness.errors import HarnessError, MissingWeightsError, UnknownNameError
+from harness.evaluate import check_metric_names, evaluate_run, generation_schedule, build_caption_bank
+from harness.metrics.interface import quantize_like_png
+from harness.plugins import build_plugins, hookimpl
+from harness.results import RunDir
+from harness.types import GenOutput, MethodInfo
+
+DEFAULTS = """
+test:
+  data: {base_size: 16, branch_num: 2}
+  model: {embedding_dim: 32, z_dim: 8}
+  pretrain: {damsm: {image_encoder: small_cnn, word_embedding_dim: 16}}
+  eval: {num_images: 40, batch_size: 16, probe_steps: 40, rp_folds: 4, is_splits: 2, kid_subset_size: 10}
+"""
+
+
+class ColourGenerator(nn.Module):
+    """sentence feature → a flat-coloured image per stage (enough to exercise every metric)."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.sizes = [cfg.data.base_size * 2 ** i for i in range(cfg.data.branch_num)]
+        self.proj = nn.Linear(cfg.model.embedding_dim + cfg.model.z_dim, 3)
+
+    def forward(self, noise, text):
+        c = torch.tanh(self.proj(torch.cat([text.sent, noise], 1)))[:, :, None, None]
+        images = [c.expand(-1, -1, s, s).contiguous() for s in self.sizes]
+        return GenOutput(images, text.sent[:, :2], text.sent[:, :2], [])
+
+
+class FakeMethod:
+    def __init__(self, defaults: Path):
+        self.defaults = defaults
+
+    @hookimpl
+    def harness_methods(self):
+        return [MethodInfo("fakegan", "test method", self.defaults)]
+
+    @hookimpl
+    def harness_generator(self, cfg, aux):
+        return ColourGenerator(cfg)
+
+    @hookimpl
+    def harness_discriminators(self, cfg):
+        return nn.ModuleList([nn.Identity()])
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: the CI machine's 2 cores are shared, and oversubscribed OpenMP threads make these
+    small CPU networks tens of times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A run of the fake method: config, a DAMSM "stage" directory, an EMA checkpoint."""
+    from harness.nn.damsm import build_damsm
+    from harness.run import prepare_config
+    from harness.train.checkpoint import save_checkpoint, write_pretrained
+
+    torch.manual_seed(0)
+    tmp = tmp_path_factory.mktemp("eval")
+    (tmp / "defaults.yaml").write_text(DEFAULTS)
+    plugins = build_plugins([FakeMethod(tmp / "defaults.yaml")], entry_points=False)
+    cfg = prepare_config(plugins, "fakegan", dataset="shapes", data_dir=None, preset="test", seed=0,
+                         overrides=["data.shapes.train_images=120", "data.shapes.test_images=24"])
+    root = tmp / "results"
+    run = RunDir.create(root, name="fakegan-s0")
+    run.save_config(cfg)
+    test_set = plugins.dataset("shapes").build(cfg.data, "test", train=False, seed=0, cache_root=root)
+    vocab = len(test_set.vocab)
+    damsm = build_damsm(cfg, vocab)
+    damsm_dir = tmp / "damsm"
+    damsm_dir.mkdir()
+    torch.save(damsm.text.state_dict(), damsm_dir / "text_encoder.pth")
+    torch.save(damsm.image.state_dict(), damsm_dir / "image_encoder.pth")
+    write_pretrained(run, {"damsm": damsm_dir}, vocab)
+    save_checkpoint(run, {"generator_ema": ColourGenerator(cfg).state_dict(), "vocab_size": vocab}, 5)
+    return plugins, run, root
+
+
+@pytest.fixture(autouse=True)
+def _no_weights(tmp_path, monkeypatch):
+    for var in ("HARNESS_WEIGHTS_DIR", "HARNESS_WEIGHTS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def _by_metric(records):
+    return {r["metric"]: r for r in records}
+
+
+def test_auto_metrics_skip_missing_weights_and_record_protocol(setup):
+    plugins, run, root = setup
+    records = evaluate_run(plugins, run, strict=False, root=root)
+    recs = _by_metric(records)
+    for m in ("rp", "rp_real", "probe_acc", "probe_fid", "probe_is"):
+        assert recs[m]["status"] == "ok", recs[m]
+        assert np.isfinite(recs[m]["value"])
+    for m in ("is", "fid", "kid", "fid_tv", "clip_rp", "clip_score"):
+        assert recs[m]["status"] == "skipped"
+        assert "\n" not in recs[m]["reason"] and "put " in recs[m]["reason"]
+    assert "is_ft" not in recs and "rp_ext" not in recs  # need options that were not given
+    rp = recs["rp"]
+    assert rp["std_over"] == "folds" and rp["protocol"]["num_images"] == 40 and rp["step"] == 5
+    assert recs["rp_real"]["protocol"]["num_images"] == 24  # the real test images
+    assert rp["protocol"]["split"] == "test" and rp["protocol"]["seed"] == 100
+    assert "torch" in rp["protocol"]["versions"] and rp["protocol"]["damsm_image_encoder"] == "small_cnn"
+    per = recs["probe_acc"]["per_attribute"]
+    assert set(per) == {"colour", "shape", "size", "position", "background"}
+    assert recs["probe_acc"]["value"] == pytest.approx(np.mean(list(per.values())))
+    assert "shapes probe (trained here)" in recs["probe_fid"]["protocol"]["variant"]
+    assert len(set(r["eval_id"] for r in records)) == 1
+    assert run.read_records()[-len(records):] == records
+
+
+def test_repeatable_and_strict(setup):
+    plugins, run, root = setup
+    a = _by_metric(evaluate_run(plugins, run, metrics="rp,probe_acc", strict=True, root=root))
+    b = _by_metric(evaluate_run(plugins, run, metrics="rp,probe_acc", strict=True, root=root))
+    assert a["rp"]["value"] == b["rp"]["value"] and a["probe_acc"]["value"] == b["probe_acc"]["value"]
+    with pytest.raises(MissingWeightsError, match="weights-inception-2015-12-05-6726825d.pth"):
+        evaluate_run(plugins, run, metrics="fid", strict=True, root=root)
+    skipped = evaluate_run(plugins, run, metrics="fid", strict=False, root=root)
+    assert skipped[0]["status"] == "skipped"
+    with pytest.raises(UnknownNameError):
+        check_metric_names(plugins, "rp,nope")
+    with pytest.raises(HarnessError, match="rp-encoder"):
+        evaluate_run(plugins, run, metrics="rp_ext", strict=True, root=root)
+
+
+def test_rp_ext_with_a_damsm_directory(setup):
+    plugins, run, root = setup
+    damsm_dir = Path(__import__("json").loads((run.path / "pretrained.json").read_text())["stages"]["damsm"])
+    recs = _by_metric(evaluate_run(plugins, run, metrics="rp,rp_ext", strict=True, root=root,
+                                   rp_encoder=str(damsm_dir)))
+    assert recs["rp_ext"]["value"] == pytest.approx(recs["rp"]["value"])  # same encoder → same number
+    assert "independent" in recs["rp_ext"]["protocol"]["variant"]
+
+
+def test_schedule_and_quantisation(setup):
+    plugins, run, root = setup
+    cfg = run.load_config(plugins)
+    ds = plugins.dataset("shapes").build(cfg.data, "test", train=False, seed=0, cache_root=root)
+    bank = build_caption_bank(ds, 25, 0)
+    images, caps = generation_schedule(bank.index, 60, 0)
+    assert len(images) == 60 and sorted(images[:24]) == list(range(24))  # whole passes first
+    assert (bank.owner[caps] == images).all()  # each caption belongs to its image
+    x = torch.tensor([-1.0, -0.99, 0.0, 0.999, 1.0])
+    assert quantize_like_png(x).tolist() == [0, 1, 127, 254, 255]  # truncation, as astype(uint8)
+
+
+def test_save_images(setup, tmp_path):
+    plugins, run, root = setup
+    evaluate_run(plugins, run, metrics="probe_acc", num_images=5, strict=True, root=root,
+                 save_images=str(tmp_path / "png"))
+    assert len(list((tmp_path / "png").glob("*.png"))) == 5
+    assert len((tmp_path / "png" / "captions.tsv").read_text().splitlines()) == 5
+
+
+@pytest.mark.slow
+def test_inception_metrics_with_a_random_extractor(setup, tmp_path, monkeypatch):
+    """The torch-fidelity path end to end (random weights made here, only to exercise the plumbing)."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    import harness.metrics.inception as inc
+
+    monkeypatch.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, *a, **k: None)
+    monkeypatch.setattr(fe, "load_state_dict_from_url", lambda *a, **k: None)
+    net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    monkeypatch.undo()
+    monkeypatch.setattr(fe.FeatureExtractorInceptionV3, "INPUT_IMAGE_SIZE", 75)  # the smallest it takes: fast
+    path = tmp_path / "random-inception.pth"
+    torch.save(net.state_dict(), path)
+    monkeypatch.setattr(inc, "find_weight", lambda plugins, name: path)
+    plugins, run, root = setup
+    recs = _by_metric(evaluate_run(plugins, run, metrics="is,fid,kid", num_images=12, strict=True, root=root))
+    assert recs["is"]["value"] >= 1.0 and recs["is"]["std_over"] == "splits"
+    assert recs["fid"]["value"] > 0 and recs["kid"]["kid_subset_size"] == 10
+    assert recs["fid"]["protocol"]["weights"] == {path.name: __import__("hashlib").sha256(path.read_bytes()).hexdigest()}
+    assert list((root / ".cache" / "real-features").glob("*/features.npz"))  # real features cached
+
+
+@pytest.mark.slow
+def test_fid_tv_with_published_statistics_and_is_ft(setup, tmp_path, monkeypatch):
+    """fid_tv against a pytorch-fid .npz, and is_ft with a TorchScript classifier (random weights made here)."""
+    from torchvision.models import inception_v3
+
+    import harness.metrics.inception as inc
+    from harness.metrics.frechet import GaussianStats
+
+    plugins, run, root = setup
+    tv = tmp_path / "inception_v3_google-0cc3c7bd.pth"
+    torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), tv)
+    monkeypatch.setattr(inc, "find_weight", lambda plugins, name: tv)
+    stats = tmp_path / "bird_val.npz"
+    GaussianStats(np.zeros(2048), np.eye(2048), 10).save(stats)
+    recs = _by_metric(evaluate_run(plugins, run, metrics="fid_tv", num_images=4, strict=True, root=root,
+                                   fid_stats=str(stats)))
+    assert np.isfinite(recs["fid_tv"]["value"]) and "bird_val.npz" in recs["fid_tv"]["protocol"]["variant"]
+
+    classifier = torch.jit.script(nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(48, 7)))
+    clf = tmp_path / "clf.pt"
+    classifier.save(str(clf))
+    recs = _by_metric(evaluate_run(plugins, run, metrics="is_ft", strict=True, root=root, is_classifier=str(clf),
+                                   is_classes=6, is_temperature=0.5))
+    assert 1.0 <= recs["is_ft"]["value"] <= 6.0  # background logit dropped: at most 6 classes
+    assert "IS*" in recs["is_ft"]["protocol"]["variant"] and "clf.pt" in recs["is_ft"]["protocol"]["weights"]
+    with pytest.raises(HarnessError, match="is-classes"):
+        evaluate_run(plugins, run, metrics="is_ft", strict=True, root=root, is_classifier=str(clf))

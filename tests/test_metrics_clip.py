@@ -1,0 +1,41 @@
+"""openai-clip without pkg_resources, loading from a local file, clip_rp / clip_score through the loop
+(a tiny randomly initialised CLIP made here)."""
+import pytest
+import torch
+
+from test_evaluate_loop import _one_thread, setup  # noqa: F401  (the fake-method run, one thread)
+
+
+def test_import_clip_works_without_pkg_resources():
+    from harness.metrics.clip_score import import_clip
+
+    clip = import_clip()
+    assert clip.tokenize(["a red circle"]).shape == (1, 77)
+
+
+def _tiny_clip_file(path):
+    from harness.metrics.clip_score import import_clip
+
+    clip = import_clip()
+    model = clip.model.CLIP(embed_dim=16, image_resolution=32, vision_layers=1, vision_width=64,
+                            vision_patch_size=16, context_length=77, vocab_size=49408, transformer_width=64,
+                            transformer_heads=1, transformer_layers=1)
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_clip_metrics_through_the_loop(setup, tmp_path, monkeypatch):  # noqa: F811
+    import harness.metrics.clip_score as cs
+    from harness.evaluate import evaluate_run
+
+    plugins, run, root = setup
+    path = _tiny_clip_file(tmp_path / "tiny-clip.pt")
+    monkeypatch.setattr(cs, "find_weight", lambda plugins, name: path)
+    recs = {r["metric"]: r for r in evaluate_run(plugins, run, metrics="clip_rp,clip_score", strict=True, root=root)}
+    assert 0 <= recs["clip_rp"]["value"] <= 100 and recs["clip_rp"]["std_over"] == "folds"
+    assert 0 <= recs["clip_score"]["value"] <= 100
+    assert path.name in recs["clip_score"]["protocol"]["weights"]
+    # --clip-model FILE: a user-given model, labelled unverified
+    recs = {r["metric"]: r for r in evaluate_run(plugins, run, metrics="clip_score", strict=True, root=root,
+                                                 clip_model=str(path))}
+    assert "unverified" in recs["clip_score"]["protocol"]["variant"]

@@ -1,0 +1,146 @@
+"""DAMSM encoders: packed BiLSTM against an independent per-caption computation, reference key layout,
+image encoders' shapes, Inception trunk loading, build_damsm, and the safe/strict state-dict loading."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from harness.config import Config, stage_sizes
+from harness.errors import HarnessError
+from harness.nn.damsm import (INCEPTION_TRUNK, InceptionImageEncoder, RNNTextEncoder, SmallCNNImageEncoder,
+                              build_damsm, load_text_encoder_file)
+from harness.nn.state_dicts import load_state_strict, load_weights_file
+
+KEYS = Path(__file__).resolve().parents[1] / "plugins" / "attngan" / "reference_keys.txt"
+
+
+def reference_keys(section: str) -> list[tuple[str, list[int]]]:
+    out, current = [], None
+    for line in KEYS.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = line.strip("[]")
+            continue
+        if current == section:
+            key, shape = line.split(" ", 1)
+            out.append((key, [int(x) for x in shape.strip("[]").split(",") if x.strip()]))
+    return out
+
+
+def test_text_encoder_matches_per_caption_lstm():
+    torch.manual_seed(0)
+    enc = RNNTextEncoder(50, word_dim=12, hidden=8).eval()
+    captions = torch.tensor([[5, 6, 7, 8, 9], [3, 4, 2, 0, 0], [11, 12, 0, 0, 0]])
+    lengths = torch.tensor([5, 3, 2])
+    out = enc(captions, lengths)
+    assert out.words.shape == (3, 8, 5) and out.sent.shape == (3, 8)
+    assert out.mask.tolist() == (captions == 0).tolist()
+    for i in range(3):
+        L = int(lengths[i])
+        emb = enc.encoder(captions[i:i + 1, :L])
+        y, (h, _) = enc.rnn(emb)  # this caption alone, no packing
+        assert torch.allclose(out.words[i, :, :L], y[0].t(), atol=1e-6)
+        assert torch.all(out.words[i, :, L:] == 0)
+        assert torch.allclose(out.sent[i], torch.cat((h[0, 0], h[1, 0])), atol=1e-6)
+
+
+def test_text_encoder_trims_to_longest_and_accepts_unsorted():
+    torch.manual_seed(0)
+    enc = RNNTextEncoder(20, word_dim=6, hidden=4).eval()
+    captions = torch.tensor([[3, 4, 0, 0, 0, 0], [5, 6, 7, 0, 0, 0]])
+    out = enc(captions, torch.tensor([2, 3]))
+    assert out.words.shape == (2, 4, 3) and out.mask.shape == (2, 3)
+    sorted_out = enc(captions.flip(0), torch.tensor([3, 2]))
+    assert torch.allclose(out.sent, sorted_out.sent.flip(0), atol=1e-6)
+
+
+def test_encoder_keys_equal_reference():
+    text = RNNTextEncoder(5450)
+    assert [(k, list(v.shape)) for k, v in text.state_dict().items()] == reference_keys("text_encoder")
+    with torch.device("meta"):
+        image = InceptionImageEncoder(256)
+    assert [(k, list(v.shape)) for k, v in image.state_dict().items()] == reference_keys("image_encoder")
+    trainable = sum(p.numel() for p in image.parameters() if p.requires_grad)
+    assert trainable == 721_152
+
+
+def test_inception_encoder_shapes_and_trunk_loading(tmp_path):
+    torch.manual_seed(0)
+    enc = InceptionImageEncoder(256).eval()
+    with torch.no_grad():
+        regions, code = enc(torch.rand(2, 3, 256, 256) * 2 - 1)
+    assert regions.shape == (2, 256, 17, 17) and code.shape == (2, 256)
+    # a torchvision-style file: trunk + AuxLogits + fc, without num_batches_tracked (older files)
+    state = {k: v.clone() for k, v in enc.trunk().state_dict().items() if not k.endswith("num_batches_tracked")}
+    state["Mixed_7c.branch_pool.conv.weight"].fill_(0.5)
+    state["AuxLogits.fc.weight"], state["fc.weight"], state["fc.bias"] = torch.zeros(3, 4), torch.zeros(5, 6), torch.zeros(5)
+    path = tmp_path / "inception_v3_google-0cc3c7bd.pth"
+    torch.save(state, path)
+    enc.load_imagenet_trunk(path)
+    assert torch.all(enc.Mixed_7c.branch_pool.conv.weight == 0.5)
+    del state["Mixed_5b.branch1x1.conv.weight"]
+    torch.save(state, path)
+    with pytest.raises(HarnessError, match="Mixed_5b.branch1x1.conv.weight"):
+        enc.load_imagenet_trunk(path)
+    assert not any(p.requires_grad for name in INCEPTION_TRUNK for p in getattr(enc, name).parameters())
+
+
+def test_small_cnn_shapes():
+    for size, region in ((64, 8), (32, 8), (16, 4), (128, 8)):
+        enc = SmallCNNImageEncoder(16, size)
+        regions, code = enc(torch.randn(2, 3, size, size))
+        assert regions.shape == (2, 16, region, region) and code.shape == (2, 16)
+    enc = SmallCNNImageEncoder(16, 32)
+    assert enc(torch.randn(2, 3, 64, 64))[0].shape == (2, 16, 8, 8)  # resized to 32 first
+
+
+def test_build_damsm_choice():
+    cfg = Config()
+    cfg.pretrain.damsm.image_encoder = "small_cnn"
+    cfg.data.base_size, cfg.data.branch_num = 32, 2
+    cfg.model.embedding_dim = 16
+    damsm = build_damsm(cfg, vocab_size=30)
+    assert isinstance(damsm.image, SmallCNNImageEncoder) and damsm.image.image_size == stage_sizes(cfg)[-1] == 64
+    assert damsm.text.encoder.weight.shape == (30, 300)
+    cfg.pretrain.damsm.image_encoder = "inception_v3"
+    with torch.device("meta"):
+        assert isinstance(build_damsm(cfg, 30).image, InceptionImageEncoder)
+
+
+def test_weights_only_refuses_code(tmp_path):
+    path = tmp_path / "module.pth"
+    torch.save(nn.Linear(2, 2), path)  # a pickled module needs code to load
+    with pytest.raises(HarnessError) as e:
+        load_weights_file(path)
+    assert "weights_only" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(HarnessError, match="does not exist"):
+        load_weights_file(tmp_path / "missing.pth")
+
+
+def test_strict_loading_names_key_and_shapes(tmp_path):
+    enc = RNNTextEncoder(40, word_dim=6, hidden=4)
+    state = enc.state_dict()
+    bad = dict(state, **{"encoder.weight": torch.zeros(41, 6)})
+    with pytest.raises(HarnessError, match=r"'encoder\.weight' has shape \[41, 6\].*\[40, 6\]"):
+        load_state_strict(enc, bad)
+    missing = {k: v for k, v in state.items() if k != "rnn.bias_hh_l0"}
+    with pytest.raises(HarnessError, match=r"missing key 'rnn\.bias_hh_l0'"):
+        load_state_strict(enc, missing)
+    with pytest.raises(HarnessError, match=r"unexpected key 'extra'"):
+        load_state_strict(enc, dict(state, extra=torch.zeros(1)))
+    # a released-style file (possibly saved from DataParallel) loads
+    path = tmp_path / "text_encoder200.pth"
+    torch.save({"module." + k: v for k, v in state.items()}, path)
+    other = RNNTextEncoder(40, word_dim=6, hidden=4)
+    load_text_encoder_file(other, path)
+    assert torch.equal(other.encoder.weight, enc.encoder.weight)
+
+
+def test_missing_num_batches_tracked_tolerated():
+    bn = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2))
+    state = {k: v for k, v in bn.state_dict().items() if "num_batches_tracked" not in k}
+    load_state_strict(nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2)), state)

@@ -1,0 +1,330 @@
+"""`harness table`: numbers checked against an independent computation on records written by the test."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from core_tiny_method import TinyMethod, TinyRegistry
+from harness.cli import main
+from harness.config import build_config
+from harness.errors import HarnessError
+from harness.plugins import build_plugins
+from harness.results import RunDir, make_record, new_eval_id
+from harness.tables import build_table, latex_escape, write_table
+from harness.types import ReportedNumber
+
+DIRECTIONS = {"is": "higher", "fid": "lower", "fid_tv": "lower", "kid": "lower", "rp": "higher"}
+SKIP_REASON = "missing weight file pt_inception-2015-12-05 (put it into $HARNESS_WEIGHTS)"
+
+# seed -> metric -> (value, std, std_over); "skip" -> skipped record
+ALPHA = {
+    0: {"is": (4.10, 0.05, "splits"), "fid": (20.5, None, None), "rp": (0.61, 0.01, "folds")},
+    1: {"is": (4.30, 0.06, "splits"), "fid": (22.1, None, None), "rp": (0.65, 0.02, "folds")},
+    2: {"is": (4.20, 0.04, "splits"), "fid": (21.0, None, None), "rp": (0.63, 0.01, "folds")},
+}
+BETA = {
+    0: {"is": (4.50, 0.05, "splits"), "fid": (25.0, None, None), "rp": (0.70, 0.01, "folds")},
+    1: {"is": (4.40, 0.05, "splits"), "fid": (19.0, None, None), "rp": (0.72, 0.01, "folds")},
+}
+VARIANT = {"is": (3.90, 0.04, "splits"), "fid": (30.0, None, None), "rp": (0.50, 0.02, "folds")}
+REAL_RP = (0.52, 0.02, "folds")
+REPORTED = [
+    ReportedNumber(metric="is", value=4.75, std=0.07, std_over="splits", source="alpha paper, Table 1",
+                   dataset="tinyset"),
+    ReportedNumber(metric="fid_tv", value=16.09, source="alpha paper, Table 1", dataset="tinyset"),
+    ReportedNumber(metric="rp", value=2.53, relative_to="beta", source="alpha paper, Table 2",
+                   dataset="tinyset"),
+    ReportedNumber(metric="is", value=9.9, dataset="coco", source="not in this table"),
+]
+
+
+def make_plugins(tmp_path: Path):
+    known = build_plugins().metrics()
+    for name, direction in DIRECTIONS.items():
+        if name in known:
+            assert known[name].direction == direction
+    missing = {k: v for k, v in DIRECTIONS.items() if k not in known}
+    alpha = TinyMethod(tmp_path / "alpha", "alpha", reported=REPORTED, ablation_keys=["model.gf_dim", "train.lr_g"])
+    beta = TinyMethod(tmp_path / "beta", "beta")
+    return build_plugins(extra=[alpha, beta, TinyRegistry(datasets=("tinyset",), metrics=missing)])
+
+
+def write_run(parent: Path, plugins, method: str, seed: int, metrics: dict, *, overrides=(), preset="test",
+              dataset="tinyset", real: tuple | None = REAL_RP, skipped=("kid",)) -> RunDir:
+    info = plugins.method(method)
+    cfg = build_config(method, info.defaults, preset=preset, dataset=dataset, overrides=list(overrides), seed=seed,
+                       section_types=info.config_sections)
+    run = RunDir.create(parent, stem=f"{method}-s{seed}")
+    run.save_config(cfg)
+    eid = new_eval_id()
+    recs = [make_record(method=method, dataset=dataset, seed=seed, metric=m, value=v, std=s, std_over=o, eval_id=eid)
+            for m, (v, s, o) in metrics.items()]
+    recs += [make_record(method=method, dataset=dataset, seed=seed, metric=m, status="skipped", reason=SKIP_REASON,
+                         eval_id=eid) for m in skipped]
+    if real:
+        recs.append(make_record(method=method, dataset=dataset, seed=seed, metric="rp_real", value=real[0],
+                                std=real[1], std_over=real[2], eval_id=eid))
+    run.append_records(recs)
+    return run
+
+
+@pytest.fixture
+def table_runs(tmp_path: Path):
+    plugins = make_plugins(tmp_path)
+    session = tmp_path / "session"
+    runs = []
+    for seed, m in ALPHA.items():
+        runs.append(write_run(session, plugins, "alpha", seed, m))
+    for seed, m in BETA.items():
+        if seed == 0:  # an older evaluation of beta seed 0 that must be ignored (latest eval_id wins)
+            run = write_run(session, plugins, "beta", seed, {"is": (9.99, 0.1, "splits"), "rp": (0.99, 0.0, "folds")})
+            newer = "00000000-000000-0000"  # sorts first: "latest" means last written, not largest string
+            run.append_records([make_record(method="beta", dataset="tinyset", seed=seed, metric=k, value=v, std=s,
+                                            std_over=o, eval_id=newer) for k, (v, s, o) in m.items()])
+        else:
+            run = write_run(session, plugins, "beta", seed, m)
+        runs.append(run)
+    runs.append(write_run(session, plugins, "alpha", 0, VARIANT, overrides=["model.gf_dim=16"]))
+    return plugins, runs
+
+
+def parse_csv(text: str) -> dict[str, dict[str, str]]:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    return {r["row"]: r for r in rows}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values)  # sample std, n - 1
+
+
+def test_csv_numbers_match_an_independent_computation(table_runs):
+    plugins, runs = table_runs
+    rows = parse_csv(write_table(plugins, runs, fmt="csv", with_paper_numbers=True))
+    header = next(csv.reader(io.StringIO(write_table(plugins, runs, fmt="csv", with_paper_numbers=True))))
+    metric_cols = [h for h in header[2:] if "_" not in h or h in ("fid_tv",)]
+    assert metric_cols == ["is", "fid", "fid_tv", "kid", "rp"]  # DESIGN.md §10 order; rp_real → real row
+
+    expected_rows = ["alpha", "alpha (model.gf_dim=16)", "alpha (reported)", "beta", "real images"]
+    assert list(rows) == expected_rows
+    for label, table in (("alpha", ALPHA), ("beta", BETA)):
+        for metric in ("is", "fid", "rp"):
+            mean, std = mean_std([table[s][metric][0] for s in table])
+            assert float(rows[label][metric]) == pytest.approx(mean, rel=1e-12)
+            assert float(rows[label][f"{metric}_std"]) == pytest.approx(std, rel=1e-12)
+            assert rows[label][f"{metric}_over"] == f"{len(table)} seeds"
+            assert rows[label][f"{metric}_n"] == str(len(table))
+            assert rows[label]["kind"] == "reproduced"
+
+    # best: is and rp higher (beta), fid lower (alpha); reported 4.75 is higher but never marked
+    best = {m: [lab for lab, r in rows.items() if r[f"{m}_best"] == "*"] for m in ("is", "fid", "rp", "fid_tv")}
+    assert best == {"is": ["beta"], "fid": ["alpha"], "rp": ["beta"], "fid_tv": []}
+
+    # one seed: the record's own std and what it is over
+    var = rows["alpha (model.gf_dim=16)"]
+    assert (float(var["is"]), float(var["is_std"]), var["is_over"]) == (3.90, 0.04, "splits")
+    assert float(var["fid"]) == 30.0 and var["fid_std"] == "" and var["fid_over"] == ""
+
+    # reported numbers only in their own metric's column
+    rep = rows["alpha (reported)"]
+    assert rep["kind"] == "reported"
+    assert (float(rep["is"]), float(rep["is_std"]), rep["is_over"]) == (4.75, 0.07, "splits")
+    assert float(rep["fid_tv"]) == 16.09 and rep["fid"] == "" and rows["alpha"]["fid_tv"] == ""
+    assert rep["rp"] == "" and rep["rp_note"] == "+2.53 % vs beta (reported)"
+    assert "9.9" not in rep["is"]  # a coco number stays out of a tinyset table
+
+    # real images: rp_real under rp, counted once although every run recorded it
+    real = rows["real images"]
+    assert (real["kind"], float(real["rp"]), float(real["rp_std"]), real["rp_over"]) == ("real", 0.52, 0.02, "folds")
+    assert real["rp_best"] == ""
+
+    # skipped everywhere: the reason is in the note
+    assert rows["alpha"]["kid"] == "" and rows["alpha"]["kid_note"] == f"skipped: {SKIP_REASON}"
+
+
+def _md_rows(text: str) -> tuple[list[str], dict[str, list[str]], dict[str, str]]:
+    lines = [l for l in text.splitlines() if l.startswith("|")]
+    split = [[c.strip() for c in re.split(r"(?<!\\)\|", l)[1:-1]] for l in lines]
+    header, body = split[0], split[2:]
+    notes = dict(re.findall(r"^\[([a-z]+)\] (.*)$", text, flags=re.M))
+    return header, {r[0]: r[1:] for r in body}, notes
+
+
+def _parse_cell(cell: str) -> tuple[float | None, float | None, bool, list[str]]:
+    best = cell.startswith("**")
+    markers = re.findall(r"\[([a-z,]+)\]\s*$", cell)
+    m = re.match(r"^\**(-?\d+\.\d+)(?: ± (\d+\.\d+))?\**", cell)
+    if not m:
+        return None, None, best, markers[0].split(",") if markers else []
+    return float(m.group(1)), (float(m.group(2)) if m.group(2) else None), best, (
+        markers[0].split(",") if markers else [])
+
+
+def _close(printed: float, exact: float, text_decimals: int) -> bool:
+    return abs(printed - exact) <= 0.5 * 10 ** -text_decimals + 1e-12
+
+
+def test_markdown_cells_best_marks_and_footnotes(table_runs):
+    plugins, runs = table_runs
+    text = write_table(plugins, runs, fmt="markdown", with_paper_numbers=True)
+    header, rows, notes = _md_rows(text)
+    assert header == ["method", "is ↑", "fid ↓", "fid_tv ↓", "kid ↓", "rp ↑"]
+    col = {h.split()[0]: i for i, h in enumerate(header[1:])}
+    for label, table in (("alpha", ALPHA), ("beta", BETA)):
+        for metric in ("is", "fid", "rp"):
+            mean, std = mean_std([table[s][metric][0] for s in table])
+            value, pm, best, markers = _parse_cell(rows[label][col[metric]])
+            decimals = 2 if mean >= 1 else 3
+            assert _close(value, mean, decimals) and _close(pm, std, decimals), (label, metric)
+            assert best == ((label, metric) in {("beta", "is"), ("alpha", "fid"), ("beta", "rp")})
+            assert notes[markers[0]] == f"mean ± sample std (ddof=1) over {len(table)} seeds"
+    value, pm, best, markers = _parse_cell(rows["alpha (reported)"][col["is"]])
+    assert (value, pm, best) == (4.75, 0.07, False) and "splits" in notes[markers[0]]
+    assert rows["alpha (reported)"][col["rp"]] == "+2.53 % vs beta (reported)"
+    assert rows["alpha (reported)"][col["fid"]] == "–"
+    assert _parse_cell(rows["alpha (reported)"][col["fid_tv"]])[:3] == (16.09, None, False)
+    value, pm, best, markers = _parse_cell(rows["alpha (model.gf_dim=16)"][col["fid"]])
+    assert (value, pm, markers) == (30.0, None, [])
+    skipped = rows["beta"][col["kid"]]
+    m = re.fullmatch(r"skipped \[([a-z]+)\]", skipped)
+    assert m and notes[m.group(1)] == f"skipped: {SKIP_REASON}"
+    assert _parse_cell(rows["real images"][col["rp"]])[:3] == (0.52, 0.02, False)
+    assert "data set: tinyset" in text
+
+
+def test_latex_uses_booktabs_and_escapes(table_runs, tmp_path):
+    plugins, runs = table_runs
+    tex = write_table(plugins, runs, fmt="latex", with_paper_numbers=True, out=tmp_path / "t" / "table.tex")
+    assert (tmp_path / "t" / "table.tex").read_text() == tex
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
+        assert rule in tex
+    assert r"fid\_tv" in tex and r"alpha (model.gf\_dim=16)" in tex
+    assert r"+2.53 \% vs beta (reported)" in tex
+    assert "±" not in tex and r"$\pm$" in tex
+    mean, std = mean_std([BETA[s]["is"][0] for s in BETA])
+    assert rf"\textbf{{{mean:.2f} $\pm$ {std:.2f}}}" in tex
+    assert r"\textbf{4.75" not in tex  # reported never marked
+    assert tex.encode("ascii")  # pdflatex-safe
+
+
+def test_latex_compiles_with_pdflatex(table_runs, tmp_path):
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex not installed")
+    plugins, runs = table_runs
+    write_table(plugins, runs, fmt="latex", with_paper_numbers=True, columns=["speed"], out=tmp_path / "table.tex")
+    (tmp_path / "doc.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+                                      "\\input{table.tex}\n\\end{document}\n")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (tmp_path / "doc.pdf").exists()
+
+
+def test_variant_label_compares_with_the_preset_not_the_dataclass_default(tmp_path):
+    plugins = make_plugins(tmp_path)
+    # the test preset sets no gf_dim: 32 (default) is the baseline; lr_g given equal to the preset is no variant
+    runs = [write_run(tmp_path / "s", plugins, "alpha", 0, VARIANT, overrides=["train.lr_g=0.0002"]),
+            write_run(tmp_path / "s", plugins, "alpha", 1, VARIANT, overrides=["model.gf_dim=8", "train.lr_g=1e-3"]),
+            # z_dim differs from the preset, but is not an ablation key: no variant
+            write_run(tmp_path / "s", plugins, "alpha", 2, VARIANT, overrides=["model.z_dim=4"])]
+    rows = parse_csv(write_table(plugins, runs, fmt="csv"))
+    assert list(rows) == ["alpha", "alpha (model.gf_dim=8, train.lr_g=0.001)", "real images"]
+    assert rows["alpha"]["is_over"] == "2 seeds"
+
+
+def test_runs_without_records_still_get_a_row_and_empty_tables_fail(tmp_path):
+    plugins = make_plugins(tmp_path)
+    run = write_run(tmp_path / "s", plugins, "beta", 0, {}, real=None, skipped=())
+    text = write_table(plugins, [run], fmt="markdown")
+    assert "| beta |" in text
+    with pytest.raises(HarnessError, match="no run"):
+        write_table(plugins, [], fmt="markdown")
+    with pytest.raises(HarnessError, match="valid: markdown, latex, csv"):
+        write_table(plugins, [run], fmt="html")
+    with pytest.raises(HarnessError, match="valid: params, speed"):
+        write_table(plugins, [run], fmt="csv", columns=["flops"])
+
+
+def test_speed_and_params_columns(tmp_path):
+    plugins = make_plugins(tmp_path)
+    runs = [write_run(tmp_path / "s", plugins, "beta", s, BETA[s]) for s in BETA]
+    speeds = {0: [10.0, 30.0, 20.0], 1: [40.0, 50.0, 60.0]}
+    for run, seed in zip(runs, BETA):
+        for i, v in enumerate(speeds[seed]):
+            run.append_log({"step": i, "loss": 1.0, "images_per_s": v})
+        (run.path / "params.json").write_text(json.dumps({"generator": 1234567}))
+    rows = parse_csv(write_table(plugins, runs, fmt="csv", columns=["params", "speed"]))
+    assert float(rows["beta"]["speed"]) == pytest.approx((statistics.median(speeds[0]) + statistics.median(speeds[1])) / 2)
+    assert float(rows["beta"]["params"]) == 1234567
+    assert rows["real images"]["speed"] == ""
+    md = write_table(plugins, runs, fmt="markdown", columns=["params", "speed"])
+    assert "| 1.23 M | 35.0 |" in md
+
+
+def test_params_counted_from_the_config_when_not_recorded(tmp_path):
+    pytest.importorskip("harness.nn.damsm")
+    plugins = make_plugins(tmp_path)
+    run = write_run(tmp_path / "s", plugins, "beta", 0, BETA[0])
+    from core_tiny_method import build_generator
+
+    cfg = run.load_config(plugins)
+    expected = sum(p.numel() for p in build_generator(cfg).parameters())
+    table = build_table(plugins, [run], columns=["params"])
+    assert table.rows[0].extras["params"] == expected
+
+
+def test_several_datasets_label_rows(tmp_path):
+    plugins = build_plugins(extra=[TinyMethod(tmp_path / "a", "alpha", reported=REPORTED),
+                                   TinyRegistry(datasets=("tinyset", "cub"))])
+    runs = [write_run(tmp_path / "s", plugins, "alpha", 0, ALPHA[0], dataset="tinyset"),
+            write_run(tmp_path / "s", plugins, "alpha", 0, ALPHA[1], dataset="cub", preset="paper")]
+    rows = parse_csv(write_table(plugins, runs, fmt="csv", with_paper_numbers=True))
+    assert list(rows) == ["alpha [tinyset]", "alpha [cub]", "alpha (reported) [tinyset]", "real images [tinyset]",
+                          "real images [cub]"]
+    assert float(rows["alpha [cub]"]["is"]) == ALPHA[1]["is"][0]
+
+
+def test_table_cli_prints_or_writes(table_runs, tmp_path, capsys):
+    plugins, runs = table_runs
+    session = runs[0].path.parent
+    assert main(["table", str(session), "--format", "csv", "--with-paper-numbers"], plugins=plugins) == 0
+    printed = capsys.readouterr().out
+    assert parse_csv(printed) == parse_csv(write_table(plugins, runs, fmt="csv", with_paper_numbers=True))
+    out = tmp_path / "t.md"
+    assert main(["table", "--all", "--results-dir", str(session), "--out", str(out)], plugins=plugins) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert out.read_text().startswith("| method |")
+    assert main(["table", "--all", "--results-dir", str(tmp_path / "empty")], plugins=plugins) == 2
+    assert "no run" in capsys.readouterr().err
+
+
+def test_latex_escape():
+    assert latex_escape("a_b 5% ±1 & $x# {}") == r"a\_b 5\% $\pm$1 \& \$x\# \{\}"
+    assert latex_escape("naïve → ≥") == r"naive $\to$ $\geq$"
+
+
+def test_protocol_texts_are_listed_not_split_into_columns(tmp_path):
+    plugins = make_plugins(tmp_path)
+    run = write_run(tmp_path / "s", plugins, "beta", 0, {}, real=None, skipped=())
+    eid = new_eval_id()
+    run.append_records([
+        make_record(method="beta", dataset="tinyset", seed=0, metric="rp", value=50.0, std=1.0, std_over="folds",
+                    eval_id=eid, variant="DAMSM small_cnn; 1 true + 99 captions"),
+        make_record(method="beta", dataset="tinyset", seed=0, metric="rp_real", value=40.0, std=1.0,
+                    std_over="folds", eval_id=eid, variant="real images; DAMSM small_cnn"),
+        make_record(method="beta", dataset="tinyset", seed=0, metric="fid", status="skipped", reason="r",
+                    eval_id=eid, variant=""),
+    ])
+    table = build_table(plugins, [run])
+    assert table.columns == ["fid", "rp"]
+    assert table.protocols == {"rp": ["DAMSM small_cnn; 1 true + 99 captions"],
+                               "rp (real images)": ["real images; DAMSM small_cnn"]}
+    md = write_table(plugins, [run], fmt="markdown")
+    assert "protocol of rp: DAMSM small_cnn; 1 true + 99 captions" in md
