@@ -193,7 +193,8 @@ def main(argv: Optional[list[str]] = None) -> None:
           f"({', '.join(res['metrics'])})")
     print(f"  incl. each metric's finish:   {res['end_to_end_img_s']:8.1f} images/s")
     for m in res["metrics"]:
-        print(f"    {m:11s} update {res['per_metric_update_s'][m]:7.2f} s   finish {res['per_metric_finish_s'][m]:7.2f} s")
+        upd, fin = res["per_metric_update_s"][m], res["per_metric_finish_s"][m]
+        print(f"    {m:11s} update {upd:7.2f} s   finish {fin:7.2f} s")
     if res["skipped"]:
         print(f"  skipped (weights missing): {', '.join(res['skipped'])}")
     if args.json:

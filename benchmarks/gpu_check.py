@@ -41,10 +41,13 @@ def preflight() -> list[str]:
     """Versions of what is importable; exits with a clear line when a required package is missing."""
     lines = [f"Python {platform.python_version()} ({sys.executable})"]
     missing = []
-    for name, module, required in (("torch", "torch", True), ("torchvision", "torchvision", True),
-                                   ("pluggy", "pluggy", True), ("pyyaml", "yaml", True), ("numpy", "numpy", True),
-                                   ("scipy", "scipy", False), ("pandas", "pandas", False), ("tqdm", "tqdm", False),
+    for name, module, required in (("pluggy", "pluggy", True), ("pyyaml", "yaml", True),  # cheap ones first
+                                   ("numpy", "numpy", True), ("torch", "torch", True),
+                                   ("torchvision", "torchvision", True), ("scipy", "scipy", False),
+                                   ("pandas", "pandas", False), ("tqdm", "tqdm", False),
                                    ("torch-fidelity", "torch_fidelity", False), ("openai-clip", "clip", False)):
+        if missing and module == "torch":
+            break
         try:
             mod = __import__(module)
             lines.append(f"  {name:15s} {getattr(mod, '__version__', 'present')}")
@@ -73,6 +76,7 @@ class StepResult:
     peak_mib: float = float("nan")
     error: str = ""
     losses: dict[str, float] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)  # median seconds of text, g_forward, d_steps, g_step
 
 
 @dataclass
@@ -117,34 +121,52 @@ def _peak_mib(device) -> float:
         return float("nan")
 
 
-def time_training(plugins, method: str, cfg, modules, device, mode: str, steps: int, vocab: int) -> StepResult:
-    """One mode: a trainer over a copy of ``modules``, 1 warm-up step + ``steps`` timed steps."""
+def time_training(plugins, method: str, cfg, modules, device, mode: str, steps: int, vocab: int,
+                  warmup: int = 1, precision: Any = None, reference_order: bool = False) -> StepResult:
+    """One mode: a trainer over a copy of ``modules``, ``warmup`` untimed steps + ``steps`` timed steps.
+    ``mode`` "bf16+channels_last" (autocast bf16, channels_last, fused Adam on CUDA) or anything else (fp32 NCHW,
+    plain Adam) unless ``precision`` is given; ``reference_order``: the reference's op order (D weight gradients
+    in the G step, the per-caption words-loss loop), as ``train_speed.py``'s baseline."""
+    import contextlib
+
     import torch
     from harness.config import stage_sizes
     from harness.train.engine import GanTrainer, Precision
-    from train_speed import synthetic_batch
+    from train_speed import PHASES, looped_words_loss, patched_words_loss, synthetic_batch
 
     res = StepResult(method, mode)
     cuda = device.type == "cuda"
-    prec = (Precision(device, amp=True, channels_last=True, fused_adam=cuda) if mode == "bf16+channels_last"
-            else Precision(device))
+    prec = precision or (Precision(device, amp=True, channels_last=True, fused_adam=cuda)
+                         if mode == "bf16+channels_last" else Precision(device))
     try:
         _reset_peak(device)
-        trainer = GanTrainer(plugins, cfg, copy.deepcopy(modules), device, precision=prec)
+        trainer = GanTrainer(plugins, cfg, copy.deepcopy(modules), device, precision=prec,
+                             skip_d_weight_grads=not reference_order)
         batch = synthetic_batch(cfg.train.batch_size, cfg.data.words_num, vocab, stage_sizes(cfg)).to(device)
         batch.images = [prec.images(x) for x in batch.images]
-        times, finite = [], True
-        for k in range(1 + steps):
+        times, phases, finite = [], [], True
+        for k in range(warmup + steps):
             noise = torch.randn(len(batch), cfg.model.z_dim, device=device)
+            stamps: dict[str, float] = {}
+            last = [time.perf_counter()]
+
+            def mark(phase: str) -> None:
+                _sync(device)
+                now = time.perf_counter()
+                stamps[phase], last[0] = now - last[0], now
+
             _sync(device)
-            t0 = time.perf_counter()
-            _, terms, _, g_total = trainer.train_step(batch, noise, k + 1)
+            t0 = last[0] = time.perf_counter()
+            with patched_words_loss(looped_words_loss) if reference_order else contextlib.nullcontext():
+                _, terms, _, g_total = trainer.train_step(batch, noise, k + 1, mark=mark)
             _sync(device)
-            if k:
+            if k >= warmup:
                 times.append(time.perf_counter() - t0)
+                phases.append(stamps)
             values = torch.stack([*terms.values(), g_total.float()]).cpu()
             finite = finite and bool(torch.isfinite(values).all())
         res.losses = {n: float(v) for n, v in zip([*terms, "g_total"], values)}
+        res.phases = {p: statistics.median(s[p] for s in phases) for p in PHASES}
         res.seconds = statistics.median(times)
         res.images_per_s = len(batch) / res.seconds
         res.peak_mib = _peak_mib(device)
@@ -167,13 +189,14 @@ def random_inception_stream(ctx, dry_run: bool):
     net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008)
     net.fc = torch.nn.Identity()
     head = torch.nn.Linear(2048, 1008)
+    # dry run: the smallest input Inception-v3 takes, and pool3 cut to 64 dimensions (FID's 2048² eigh is slow)
+    size, width = (75, 64) if dry_run else (299, 2048)
     net, head = net.to(ctx.device).eval(), head.to(ctx.device).eval()
-    size = 75 if dry_run else 299  # 75: the smallest input Inception-v3 takes (the dry run's speed)
 
     def extract(x):
         x = F.interpolate(x.float() / 127.5 - 1.0, size=(size, size), mode="bilinear", align_corners=False)
         pool = net(x)
-        return {"2048": pool, "logits_unbiased": head(pool)}
+        return {"2048": pool[:, :width], "logits_unbiased": head(pool)}
 
     stream = FeatureStream(ctx, f"random Inception-v3 ({TIMING_ONLY})", extract, ["2048", "logits_unbiased"], {})
     ctx._shared["tfid"] = stream
@@ -194,8 +217,8 @@ def time_evaluation(plugins, method: str, cfg, modules, device, images: int, roo
     try:
         dcfg = copy.deepcopy(cfg)
         dcfg.data.name = "shapes"
-        dcfg.data.shapes.test_images = 8 if dry_run else 200
-        dcfg.data.shapes.train_images = 8 if dry_run else 200
+        dcfg.data.shapes.test_images = 4 if dry_run else 200
+        dcfg.data.shapes.train_images = 4 if dry_run else 200
         dataset = plugins.dataset("shapes").build(dcfg.data, "test", train=False, seed=0, cache_root=root)
         if len(dataset.vocab) > vocab:
             raise RuntimeError(f"shapes vocabulary {len(dataset.vocab)} > the models' {vocab}")
@@ -235,7 +258,7 @@ def time_evaluation(plugins, method: str, cfg, modules, device, images: int, roo
 # ------------------------------------------------------------------------------------------------------
 def format_report(header: list[str], steps: list[StepResult], evals: list[EvalResult], notes: list[str]) -> str:
     out = ["# gpu_check", "", "```", *header, "```", "", "## Training step (random weights; median of the timed "
-           "steps after one warm-up)", "",
+           "steps after the warm-up)", "",
            "| method | mode | pass | finite losses | s/iteration | images/s | peak memory (MiB) | fp32 / bf16 |",
            "|---|---|---|---|---:|---:|---:|---:|"]
     by = {(s.method, s.mode): s for s in steps}
@@ -263,6 +286,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--methods", default=None, help="comma-separated (default: every installed method)")
     ap.add_argument("--batch", type=int, default=None, help="training batch (default 20; dry run 4)")
     ap.add_argument("--steps", type=int, default=None, help="timed steps per mode (default 3; dry run 1)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps per mode (default 1; dry run 0)")
     ap.add_argument("--eval-images", type=int, default=None, help="default 2000; dry run 16")
     ap.add_argument("--budget", type=float, default=225.0, help="seconds; later work is skipped past it")
     ap.add_argument("--out", default=None, help="Markdown report (default $OUT/RESULTS.md when $OUT is set)")
@@ -299,7 +323,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     preset = "test" if dry else "paper-cub"
     batch = args.batch or (4 if dry else 20)
     steps = args.steps or (1 if dry else 3)
-    images = args.eval_images or (16 if dry else 2000)
+    warmup = args.warmup if args.warmup is not None else (0 if dry else 1)
+    images = args.eval_images or (8 if dry else 2000)
     vocab = 128 if dry else 5450
     notes = [f"preset {preset}, batch {batch}, random weights; vocabulary {vocab}",
              "fp32 mode: NCHW, plain Adam, TF32 matmuls allowed; bf16+channels_last: autocast bf16 (losses fp32), "
@@ -312,13 +337,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                 notes.append(f"{method}: skipped (time budget {args.budget:.0f} s spent)")
                 continue
             info = plugins.method(method)
-            overrides = [f"train.batch_size={batch}", "eval.batch_size=50" if not dry else "eval.batch_size=8"]
+            overrides = [f"train.batch_size={batch}", *(["eval.batch_size=50"] if not dry else
+                                                        ["eval.batch_size=4", "eval.is_splits=2", "eval.rp_folds=2"])]
             cfg = build_config(method, info.defaults, preset=preset, dataset="cub" if not dry else "shapes",
                                overrides=overrides, section_types=info.config_sections)
             torch.manual_seed(0)
             modules = build_method(plugins, cfg, vocab)
             for mode in ("fp32", "bf16+channels_last"):
-                r = time_training(plugins, method, cfg, modules, device, mode, steps, vocab)
+                r = time_training(plugins, method, cfg, modules, device, mode, steps, vocab, warmup)
                 print(f"train {method:8s} {mode:18s} {'pass' if r.ok else 'FAIL'} {r.seconds:.3f} s/it "
                       f"{r.peak_mib:.0f} MiB {r.error}", flush=True)
                 steps_out.append(r)

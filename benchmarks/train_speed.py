@@ -228,10 +228,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     result = {"method": args.method, "preset": args.preset, "batch": args.batch, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "median_s": med, "g_forward_eval_s": g_eval,
               "words_loss_max_abs_diff": loss_diff}
+    print("\nreference implementation, REFERENCE.md A6 (paper-cub, batch 8, 2 threads, two runs): "
+          + "; ".join(f"{name} iteration {r['iteration'][0]} / {r['iteration'][1]} s, G forward eval "
+                      f"{r['g_forward_eval'][0]} / {r['g_forward_eval'][1]} s" for name, r in REFERENCE.items()))
     if ref:
         r1, r2 = ref["iteration"]
-        print(f"\nreference (REFERENCE.md A6, {args.method}): iteration {r1} s / {r2} s (two runs), G forward eval "
-              f"{ref['g_forward_eval'][0]} s / {ref['g_forward_eval'][1]} s")
         for m in modes:
             print(f"{m} iteration / reference iteration: {med[m]['total'] / r1:.3f} (run 1), "
                   f"{med[m]['total'] / r2:.3f} (run 2)")

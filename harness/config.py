@@ -137,7 +137,8 @@ class EvalConfig:
     rp_candidates: int = 100
     rp_folds: int = 10
     is_splits: int = 10
-    kid_subset_size: int = 1000
+    kid_subset_size: int = 1000  # capped at the number of images
+    kid_subsets: int = 100
     probe_steps: int = 600  # training steps of the shapes probe classifier
 
 

@@ -141,7 +141,7 @@ def evaluate_run(plugins: Any, run: Any, *, metrics: str | None = None, num_imag
                  clip_model: Optional[str] = None, root: Path, step: Optional[int] = None) -> list[dict]:
     """Evaluate the run's EMA generator; appends the records to ``run.records_path`` and returns them."""
     from harness.train.checkpoint import load_inference_models
-    from harness.train.engine import resolve_device
+    from harness.train.distributed import init_distributed
 
     if step is None and checkpoint is not None:
         try:
@@ -151,7 +151,7 @@ def evaluate_run(plugins: Any, run: Any, *, metrics: str | None = None, num_imag
     cfg0 = run.load_config(plugins)
     names, explicit = select_metrics(plugins, metrics or (cfg0.eval.metrics if cfg0.eval.metrics != ["auto"]
                                                           else None), cfg0.data.name)
-    device = resolve_device(cfg0.train.device)
+    device = init_distributed(cfg0.train.device).device  # torchrun: joins the group, cuda:LOCAL_RANK
     models = load_inference_models(plugins, run, step=step, device=device)
     cfg = models.cfg
     split = split or cfg.eval.split
@@ -166,6 +166,10 @@ def make_context(plugins: Any, models: Any, dataset: Any, *, split: str, device:
                  num_images: int, options: Optional[EvalOptions] = None, run: Any = None) -> EvalContext:
     """The evaluation context (caption bank included) for ``models`` on ``dataset``."""
     cfg = models.cfg
+    least = max(2, cfg.eval.rp_folds, cfg.eval.is_splits)
+    if num_images < least:
+        raise HarnessError(f"{num_images} images are too few: R-precision folds ({cfg.eval.rp_folds}) and IS splits "
+                           f"({cfg.eval.is_splits}) need at least {least} (--num-images / eval.num_images)")
     bank = build_caption_bank(dataset, cfg.eval.words_num, cfg.eval.seed)
     return EvalContext(plugins=plugins, cfg=cfg, dataset=dataset, split=split, device=torch.device(device),
                        root=Path(root), bank=bank, resolution=int(dataset.stage_sizes[-1]), num_images=num_images,
@@ -247,6 +251,7 @@ def generate_into(ctx: EvalContext, modules: Any, computers: list[Any], *, save_
     out_dir = Path(save_images) if save_images else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
+    amp = ctx.device.type == "cuda" and ctx.cfg.train.amp != "off"  # the generator in bf16 on CUDA
     mine = owned_batches(-(-ctx.num_images // bs))  # N ranks: a contiguous block of batches each
     bar = tqdm(total=ctx.num_images, unit="img", desc="evaluate", disable=not (progress and is_main()), file=sys.stderr)
     start = time.perf_counter()
@@ -261,7 +266,8 @@ def generate_into(ctx: EvalContext, modules: Any, computers: list[Any], *, save_
             continue
         with torch.no_grad(), batch_rng(ctx.seed, k, ctx.device):
             text = modules.text_encoder(captions.to(ctx.device), lengths.to(ctx.device))
-            images = modules.generator(noise, text).images[-1].float()
+            with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):  # extractors: fp32
+                images = modules.generator(noise, text).images[-1].float()
         batch = GeneratedBatch(images=images, images_uint8=quantize_like_png(images), captions=captions,
                                lengths=lengths, caption_ids=cap_i, image_indices=img_i,
                                class_ids=ctx.bank.index.class_ids[img_i], index=k)

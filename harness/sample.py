@@ -17,6 +17,8 @@ import torch
 
 from harness.errors import HarnessError
 
+MIN_CELL = 128  # pixels per image on the sheet
+
 
 def read_captions(captions: list[str], file: str | None) -> list[str]:
     """The ``--caption`` texts followed by the lines of ``--captions FILE`` (blank lines and ``#`` comments
@@ -84,6 +86,12 @@ def sample_sheet(plugins: Any, runs: list, captions: list[str], *, seed: int, ou
         out = Path(runs[0].samples) / f"sheet-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}.png"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    # small images are enlarged (nearest, integer factor) to at least MIN_CELL pixels so captions fit under them
+    cell = max(int(t.shape[-1]) for r in rows for t in r)
+    factor = -(-MIN_CELL // cell)
+    if factor > 1:
+        rows = [[torch.nn.functional.interpolate(t[None], scale_factor=factor, mode="nearest")[0] for t in r]
+                for r in rows]
     # each caption is written (wrapped) under its column's last image
     under = [[""] * len(captions) for _ in rows[:-1]] + [list(captions)]
     return save_sheet(rows, under, out, row_labels=labels)

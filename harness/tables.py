@@ -22,9 +22,9 @@ How the table is made
   what the record says (``std_over``: folds, splits). Every ± carries a footnote marker saying what it is over.
   A cell whose every record was skipped reads ``skipped`` with the reason as a footnote.
 * **Best.** Per column, among the reproduced rows only (reported and real-image rows never), the lowest mean
-  for metrics whose ``MetricInfo.direction`` is ``lower`` (FID, KID), the highest otherwise; ties all marked;
-  metrics without a registered direction are not marked. Markdown: ``**x**``; LaTeX: ``\\textbf{x}``; CSV: the
-  column ``<metric>_best`` holds ``*``.
+  for metrics whose ``MetricInfo.direction`` is ``lower`` (FID, KID), the highest otherwise; values equal at
+  the printed precision are all marked; metrics without a registered direction are not marked. Markdown:
+  ``**x**``; LaTeX: ``\\textbf{x}``; CSV: the column ``<metric>_best`` holds ``*``.
 
 CSV layout: ``row, kind`` (reproduced | reported | real), then for each metric ``<m>, <m>_std, <m>_over,
 <m>_n, <m>_best, <m>_note`` (numbers at full precision; ``<m>_note`` holds a skip reason or a relative claim),
@@ -431,10 +431,10 @@ def _mark_best(rows: list[Row], directions: dict[str, Optional[str]]) -> None:
                  and r.cells[column].value is not None and r.cells[column].status == "ok"]
         if not cells:
             continue
-        values = [c.value for c in cells]
-        best = min(values) if direction == "lower" else max(values)
-        for c in cells:
-            c.best = math.isclose(c.value, best, rel_tol=1e-12, abs_tol=0.0)
+        shown = [round(c.value, _decimals(c.value)) for c in cells]  # ties as printed are all marked
+        best = min(shown) if direction == "lower" else max(shown)
+        for c, v in zip(cells, shown):
+            c.best = v == best
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ its accepted file names and a check; ``find_weight`` looks for it in, in order,
 3. ``$TORCH_HOME/hub/checkpoints`` (default ``~/.cache/torch/hub/checkpoints``, where torch.hub caches),
 4. ``~/.cache/clip`` (where openai-clip caches),
 
-and verifies it: ``sha256`` (full digest), ``sha256-prefix`` (the digest starts with the given hex, usually the
-file name's 8-hex suffix), ``md5``, or ``none`` (accepted but shown as "unverified", never silently).
+and verifies it: ``sha256`` (full digest), ``sha256-prefix`` (the sha256 starts with the hex suffix of the file
+name, ``name-<hex>.ext`` as torch.hub names files, else with ``WeightFile.digest``), ``md5``, or ``none`` (accepted
+but shown as "unverified", never silently). A file that fails its check is refused with both hashes.
 """
 from __future__ import annotations
 

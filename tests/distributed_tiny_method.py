@@ -43,7 +43,8 @@ class DistGenerator(nn.Module):
         super().__init__()
         self.sizes = sizes
         self.ca = nn.Linear(text_dim, 2 * c_dim)
-        self.fc = nn.Linear(z_dim + c_dim, 3 * sizes[0] * sizes[0])
+        self.fc = nn.Linear(z_dim + c_dim, 3 * sizes[0] * sizes[0], bias=False)  # BN follows (Adam would
+        # turn the zero gradient of a bias before BN into lr-sized steps of rounding noise)
         self.bn = nn.BatchNorm1d(3 * sizes[0] * sizes[0])
 
     def forward(self, noise, text) -> GenOutput:
@@ -57,7 +58,7 @@ class DistGenerator(nn.Module):
 class DistDiscriminator(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.conv = nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(4)
         self.head = nn.Linear(4, 1)
 

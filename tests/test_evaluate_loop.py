@@ -192,11 +192,13 @@ def test_inception_metrics_with_a_random_extractor(setup, tmp_path, monkeypatch)
     recs = _by_metric(evaluate_run(plugins, run, metrics="is,fid,kid", num_images=12, strict=True, root=root))
     assert recs["is"]["value"] >= 1.0 and recs["is"]["std_over"] == "splits"
     assert recs["fid"]["value"] > 0 and recs["kid"]["kid_subset_size"] == 10
-    assert recs["fid"]["protocol"]["weights"] == {path.name: __import__("hashlib").sha256(path.read_bytes()).hexdigest()}
+    sha = __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+    assert recs["fid"]["protocol"]["weights"] == {path.name: sha}
     assert list((root / ".cache" / "real-features").glob("*/features.npz"))  # real features cached
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.script's deprecation notice (the test's classifier)
 def test_fid_tv_with_published_statistics_and_is_ft(setup, tmp_path, monkeypatch):
     """fid_tv against a pytorch-fid .npz, and is_ft with a TorchScript classifier (random weights made here)."""
     from torchvision.models import inception_v3

@@ -99,7 +99,7 @@ def test_streaming_metric_is_seeded():
         queries = np.arange(100)
         caps = index.random_caption(queries, np.random.default_rng(1))
         noisy = sent[caps] + 1.5 * torch.randn(100, 32, generator=torch.Generator().manual_seed(2))
-        m.update(SimpleNamespace(images=noisy, image_indices=queries, caption_ids=caps))
+        m.update(SimpleNamespace(images=noisy, image_indices=queries, caption_ids=caps, index=0))
         (r,) = m.finish()
         return r.value, r.std
 

@@ -328,3 +328,13 @@ def test_protocol_texts_are_listed_not_split_into_columns(tmp_path):
                                "rp (real images)": ["real images; DAMSM small_cnn"]}
     md = write_table(plugins, [run], fmt="markdown")
     assert "protocol of rp: DAMSM small_cnn; 1 true + 99 captions" in md
+
+
+def test_values_equal_as_printed_are_all_marked(tmp_path):
+    plugins = make_plugins(tmp_path)
+    runs = [write_run(tmp_path / "s", plugins, "alpha", 0, {"is": (1.0017, None, None)}, real=None, skipped=()),
+            write_run(tmp_path / "s", plugins, "beta", 0, {"is": (1.0012, None, None)}, real=None, skipped=()),
+            write_run(tmp_path / "s", plugins, "alpha", 1, {"is": (0.9, None, None)}, real=None, skipped=(),
+                      overrides=["model.gf_dim=8"])]
+    rows = parse_csv(write_table(plugins, runs, fmt="csv"))
+    assert {k: r["is_best"] for k, r in rows.items()} == {"alpha": "*", "beta": "*", "alpha (model.gf_dim=8)": ""}

@@ -79,7 +79,8 @@ def test_one_step_logs_every_term_separately(setup):
     assert entry["loss_d"] == pytest.approx(terms["d_16"] + terms["d_32"], rel=1e-5)
     assert list(list_checkpoints(run)) == [1]
     assert (run.path / "pretrained.json").is_file()
-    assert any(p.suffix == ".png" for p in run.samples.iterdir())
+    sheets = sorted(p.name for p in run.samples.iterdir())
+    assert sheets == ["step-0000001-attn.png", "step-0000001.png"]  # AttnGAN returns word-attention maps
     (damsm_dir,) = [d for d in (root / ".cache" / "damsm").iterdir() if d.is_dir()]
     assert (damsm_dir / "text_encoder.pth").is_file() and (damsm_dir / "image_encoder.pth").is_file()
 
@@ -153,3 +154,30 @@ def test_bf16_autocast_step_is_close_to_fp32(setup):
     assert logs["off"].keys() == logs["bf16"].keys()
     for name, value in logs["off"].items():
         assert logs["bf16"][name] == pytest.approx(value, rel=0.05, abs=1e-3), name
+
+
+def test_tensorboard_gets_every_term_when_installed(setup, monkeypatch):
+    import sys
+    import types
+
+    calls = []
+
+    class FakeWriter:
+        def __init__(self, log_dir):
+            calls.append(("dir", log_dir))
+
+        def add_scalar(self, tag, value, step):
+            calls.append((tag, step))
+
+        def flush(self):
+            calls.append(("flush", None))
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = FakeWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    plugins, _, root = setup
+    cfg, run = _new_run(plugins, root, ["train.max_steps=2", "train.sample_every=0"], "tb")
+    train_method(plugins, cfg, run, resume=False, root=root)
+    assert calls[0] == ("dir", str(run.path / "tensorboard"))
+    tags = {c for c in calls if c[0].startswith("loss/")}
+    assert ("loss/kl", 1) in tags and ("loss/d_32", 2) in tags and ("flush", None) in calls

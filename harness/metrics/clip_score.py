@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness.metrics.interface import EvalContext, GeneratedBatch, MetricResult
+from harness.metrics.interface import EvalContext, GeneratedBatch, MetricResult, quantize_like_png
 from harness.metrics.r_precision import RPrecision
 from harness.weights import find_weight, weight_sha256
 
@@ -71,6 +71,13 @@ class ClipEncoders:
         self.resolution = int(model.visual.input_resolution)
         self.mean = torch.tensor(CLIP_MEAN, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(CLIP_STD, device=device).view(1, 3, 1, 1)
+        self._last: tuple[int, Tensor] | None = None
+
+    def batch_images(self, batch: GeneratedBatch) -> Tensor:
+        """Image embeddings of a generated batch, computed once however many metrics ask (keyed on its index)."""
+        if self._last is None or self._last[0] != batch.index:
+            self._last = (batch.index, self.images(batch.images_uint8))
+        return self._last[1]
 
     def images(self, images_uint8: Tensor) -> Tensor:
         x = images_uint8.to(self.device).float() / 255.0
@@ -119,15 +126,8 @@ def make_clip_rp(ctx: EvalContext) -> RPrecision:
     cfg = ctx.cfg.eval
     variant = (f"{enc.name}, zero-shot; 1 true + {cfg.rp_candidates - 1} other-class captions, cosine, R=1, "
                f"{cfg.rp_folds} folds")
-    metric = RPrecision(ctx, "clip_rp", None, _bank_embeddings(ctx, enc), variant=variant, weights=enc.weights)
-    metric.encode_images = lambda images: enc.images(_uint8_of(images))
-    return metric
-
-
-def _uint8_of(images: Tensor) -> Tensor:
-    from harness.metrics.interface import quantize_like_png
-
-    return quantize_like_png(images)
+    return RPrecision(ctx, "clip_rp", lambda images: enc.images(quantize_like_png(images)),
+                      _bank_embeddings(ctx, enc), variant=variant, weights=enc.weights, encode_batch=enc.batch_images)
 
 
 class ClipScore:
@@ -141,7 +141,7 @@ class ClipScore:
         self.scores: list[np.ndarray] = []
 
     def update(self, batch: GeneratedBatch) -> None:
-        img = self.enc.images(batch.images_uint8).cpu()
+        img = self.enc.batch_images(batch).cpu()
         txt = self.text[torch.as_tensor(batch.caption_ids, dtype=torch.long)]
         self.scores.append((100.0 * F.cosine_similarity(img, txt, dim=-1).clamp(min=0)).numpy())
 

@@ -3,7 +3,7 @@
 The formulas follow torch-fidelity 0.4.0 (REFERENCE.md L3) so that a number computed here equals the number
 torch-fidelity computes from the same features:
 
-* FID  = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁Σ₂)^{1/2}, with tr (Σ₁Σ₂)^{1/2} = Σ √λᵢ(Σ₁Σ₂);
+* FID  = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁Σ₂)^{1/2}, tr (Σ₁Σ₂)^{1/2} = Σ √λᵢ(Σ₁Σ₂);
 * KID  = mean over subsets of the unbiased MMD² with the cubic polynomial kernel k(x, y) = (xᵀy / d + 1)³;
 * IS   = exp(E_x KL(p(y|x) ‖ p(y))) per split, mean ± std (population) over splits.
 """

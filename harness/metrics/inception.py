@@ -30,7 +30,6 @@ from harness.weights import find_weight, weight_sha256
 
 TFID_WEIGHTS = "inception_tf_fid"
 TV_WEIGHTS = "damsm_inception_v3"  # harness.train.pretrain.INCEPTION_WEIGHT: DAMSM's Inception file, the same one
-KID_SUBSETS = 100
 FEATURE_SEED = 2020  # torch-fidelity's default rng_seed (IS shuffle, KID subsets)
 
 
@@ -96,10 +95,11 @@ def make_fid(ctx: EvalContext) -> StreamMetric:
 
 def make_kid(ctx: EvalContext) -> StreamMetric:
     def finish(s: FeatureStream) -> list[MetricResult]:
-        mean, std, size = kernel_distance(s.real("2048"), s.generated("2048"), subsets=KID_SUBSETS,
+        subsets = ctx.cfg.eval.kid_subsets
+        mean, std, size = kernel_distance(s.real("2048"), s.generated("2048"), subsets=subsets,
                                           subset_size=ctx.cfg.eval.kid_subset_size, seed=FEATURE_SEED)
         return [MetricResult("kid", mean, std, "subsets", variant=f"{s.name}, pool3 2048, cubic kernel, "
-                             f"{KID_SUBSETS} subsets of {size}", weights=s.weights, extra={"kid_subset_size": size})]
+                             f"{subsets} subsets of {size}", weights=s.weights, extra={"kid_subset_size": size})]
 
     return StreamMetric(tfid_stream(ctx), finish)
 

@@ -173,6 +173,8 @@ class EvalContext:
         d = dataclasses.asdict(self.cfg.data)
         keep = {k: v for k, v in d.items() if k not in ("num_workers", "words_num", "eval_words_num",
                                                         "captions_per_image")}
+        if keep.get("data_dir"):
+            keep["data_dir"] = str(Path(keep["data_dir"]).expanduser().resolve())
         return {"data": keep, "split": self.split, "resolution": self.resolution}
 
     def real_batches(self) -> Iterator[Any]:

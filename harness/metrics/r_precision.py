@@ -90,8 +90,9 @@ class RPrecision:
     distributed_state = ("hits",)  # (harness.train.distributed)
 
     def __init__(self, ctx, metric: str, encode_images, caption_embeddings: Tensor, *, variant: str,
-                 weights: dict | None = None, real: bool = False):
+                 weights: dict | None = None, real: bool = False, encode_batch=None):
         self.ctx, self.metric, self.encode_images = ctx, metric, encode_images
+        self.encode_batch = encode_batch  # optional: GeneratedBatch → codes (lets metrics share one forward pass)
         self.sent = caption_embeddings
         self.variant, self.weights, self.real = variant, dict(weights or {}), real
         self.candidates = ctx.cfg.eval.rp_candidates
@@ -99,9 +100,12 @@ class RPrecision:
         self.rng = np.random.default_rng([ctx.seed, 7, int(real)])
         self.hits: list[np.ndarray] = []
 
-    def _score(self, images: Tensor, image_indices: np.ndarray, caption_ids: np.ndarray) -> None:
-        with torch.no_grad():
-            codes = self.encode_images(images).float().cpu()
+    def _score(self, images: Tensor, image_indices: np.ndarray, caption_ids: np.ndarray,
+               codes: Tensor | None = None) -> None:
+        if codes is None:
+            with torch.no_grad():
+                codes = self.encode_images(images)
+        codes = codes.float().cpu()
         wrong = draw_mismatched(self.ctx.bank.index, image_indices, self.candidates - 1, self.rng)
         true = self.sent[torch.as_tensor(caption_ids, dtype=torch.long)]
         mism = self.sent[torch.as_tensor(wrong, dtype=torch.long)]
@@ -110,7 +114,8 @@ class RPrecision:
     def update(self, batch) -> None:
         if not self.real:  # mismatched captions drawn per batch: the same on whichever rank runs it
             self.rng = np.random.default_rng([self.ctx.seed, 7, int(self.real), int(batch.index)])
-            self._score(batch.images, batch.image_indices, batch.caption_ids)
+            codes = self.encode_batch(batch) if self.encode_batch is not None else None
+            self._score(batch.images, batch.image_indices, batch.caption_ids, codes)
 
     def finish(self) -> list:
         from harness.metrics.interface import MetricResult
@@ -165,7 +170,13 @@ def load_external_damsm(ctx, path: str):
     if (p / "config.yaml").exists():
         from harness.train.checkpoint import load_inference_models
 
-        return load_inference_models(ctx.plugins, RunDir(p), device=str(ctx.device)).modules.damsm
+        other = load_inference_models(ctx.plugins, RunDir(p), device=str(ctx.device))
+        if other.cfg.data.name != ctx.cfg.data.name or other.vocab_size != ctx.models.vocab_size:
+            raise HarnessError(f"--rp-encoder {path}: trained on {other.cfg.data.name} with {other.vocab_size} words; "
+                               f"this run is {ctx.cfg.data.name} with {ctx.models.vocab_size} words")
+        if "damsm" not in other.pretrained:
+            raise HarnessError(f"--rp-encoder {path}: that run has no trained DAMSM")
+        return other.modules.damsm
     if not p.is_dir():
         raise HarnessError(f"--rp-encoder {path}: not a run directory nor a DAMSM cache directory")
     from harness.nn.damsm import build_damsm

@@ -56,8 +56,8 @@ def harness_metrics() -> list[MetricInfo]:
                    "generated images for their captions", [], _lazy(_PROBE, "make_probe_acc"), ["shapes"]),
         MetricInfo("probe_fid", "lower", "shapes probe (trained here): FID in the probe's feature space", [],
                    _lazy(_PROBE, "make_probe_fid"), ["shapes"]),
-        MetricInfo("probe_is", "higher", "shapes probe (trained here): IS over the probe's attribute predictions",
-                   [], _lazy(_PROBE, "make_probe_is"), ["shapes"]),
+        MetricInfo("probe_is", "higher", "shapes probe (trained here): IS over the probe's joint (colour, shape) "
+                   "prediction", [], _lazy(_PROBE, "make_probe_is"), ["shapes"]),
     ]
 
 
@@ -77,5 +77,6 @@ def harness_weight_files() -> list[WeightFile]:
             purpose="CLIP-R-precision and CLIPScore: OpenAI CLIP ViT-B/32",
             filenames=["ViT-B-32.pt"],
             check="sha256", digest="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
-            source="openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt"),
+            source="openaipublic.azureedge.net/clip/models/"
+                   "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt"),
     ]

@@ -237,6 +237,8 @@ class ForwardingDDP(nn.parallel.DistributedDataParallel):
         try:
             return super().__getattr__(name)
         except AttributeError:
+            if name == "module":  # not wrapped yet (inside DDP's constructor)
+                raise
             return getattr(self.module, name)
 
 
@@ -271,6 +273,23 @@ def no_sync(modules: Iterable[nn.Module]) -> Iterator[None]:
         yield
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Σ over ranks, differentiable: every rank's loss depends on the sum, so the gradient of the sum is the
+    sum over ranks of the incoming gradients."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        y = x.clone()
+        dist.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        g = grad.clone()
+        dist.all_reduce(g)
+        return g
+
+
 class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     """BatchNorm over the global batch on CPU ranks (torch's SyncBatchNorm takes CUDA tensors only).
 
@@ -285,14 +304,12 @@ class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, input: Tensor) -> Tensor:
         if not (self.training and current().enabled):
             return super().forward(input)
-        from torch.distributed.nn.functional import all_reduce
-
         self._check_input_dim(input)
         c = input.shape[1]
         dims = [0, *range(2, input.dim())]
         x = input.float()
         local = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_tensor([x.numel() / c])])
-        total = all_reduce(local, group=dist.group.WORLD)
+        total = _AllReduceSum.apply(local)
         n = total[-1]
         mean = total[:c] / n
         var = (total[c:2 * c] / n - mean * mean).clamp(min=0)

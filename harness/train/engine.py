@@ -36,6 +36,8 @@ from harness.config import Config
 from harness.errors import HarnessError
 from harness.train.checkpoint import (aux_state, latest_checkpoint, list_checkpoints, load_aux_state,
                                       load_checkpoint, save_checkpoint, write_pretrained)
+from harness.train.distributed import (average_across_ranks, convert_sync_bn, init_distributed, is_main, local_slice,
+                                       no_sync, on_main, reseed_rank_streams, shard_batches, wrap_ddp, wrap_each)
 from harness.train.ema import ParameterEMA
 from harness.train.seed import (epoch_batches, fixed_noise, preserved_rng, rng_state, sample_noise,
                                 seed_everything, set_rng_state)
@@ -112,6 +114,9 @@ class GanTrainer:
             enc.eval()
         for mod in [*frozen, m.generator, m.discriminators, *m.aux.values()]:
             mod.to(device)
+        if cfg.train.sync_bn:  # BatchNorm statistics over the global batch on N ranks
+            m.generator = convert_sync_bn(m.generator, device)
+            m.discriminators = convert_sync_bn(m.discriminators, device)
         if self.precision.channels_last:
             for mod in (m.generator, m.discriminators, m.image_encoder):
                 mod.to(memory_format=torch.channels_last)
@@ -127,8 +132,10 @@ class GanTrainer:
         self.opt_g = torch.optim.Adam(g_params, lr=t.lr_g, betas=(t.beta1, t.beta2), **fused)
         self.opt_d = [torch.optim.Adam([p for p in d.parameters() if p.requires_grad], lr=t.lr_d,
                                        betas=(t.beta1, t.beta2), **fused) for d in self.discriminators]
+        g_parallel = wrap_ddp(self.generator)  # N ranks: DDP (rank 0's weights to all); else G itself
+        self.d_parallel: nn.ModuleList = wrap_each(self.discriminators)  # one DDP per discriminator
         self.ema = ParameterEMA(self.generator, t.ema_decay)
-        self.g_forward: Callable = torch.compile(self.generator) if self.precision.compile else self.generator
+        self.g_forward: Callable = torch.compile(g_parallel) if self.precision.compile else g_parallel
         self.shared_text = m.text_encoder is m.damsm.text
 
     # ---- the iteration ---------------------------------------------------------------------------------
@@ -150,7 +157,7 @@ class GanTrainer:
             output = self.g_forward(noise, text)
         mark("g_forward")
         step = Step(batch=batch, text=text, damsm_text=damsm_text, noise=noise, output=output,
-                    discriminators=self.discriminators, image_encoder=self.modules.image_encoder,
+                    discriminators=self.d_parallel, image_encoder=self.modules.image_encoder,
                     aux=self.modules.aux, cfg=self.cfg, iteration=iteration)
         terms: dict[str, Tensor] = {}
         d_totals: list[Tensor] = []
@@ -168,7 +175,7 @@ class GanTrainer:
                 terms[name if name not in terms else f"d{i}/{name}"] = value.detach().float()
         mark("d_steps")
         self.opt_g.zero_grad(set_to_none=True)
-        with self._d_weights_frozen(), prec.autocast():
+        with self._d_weights_frozen(), no_sync(self.d_parallel), prec.autocast():
             g_terms = self.hooks.harness_generator_loss(step=step)
         if not g_terms:
             raise HarnessError(f"method {self.cfg.method!r}: harness_generator_loss returned no term")
@@ -260,6 +267,16 @@ def _build_datasets(plugins: Any, cfg: Config, root: Path) -> tuple[Any, Any]:
     return train_set, test_set
 
 
+def batch_loader(dataset: Any, batches: list[list[int]], num_workers: int = 0) -> Any:
+    """Batches of the given item indices, collated by ``dataset.collate``, loaded by ``num_workers`` processes.
+    Item randomness comes from the data set's (seed, epoch, index) generators; creating the iterator draws
+    nothing from the global torch generator (an explicit one is given)."""
+    from torch.utils.data import DataLoader
+
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=dataset.collate, num_workers=num_workers,
+                      generator=torch.Generator())
+
+
 def _caption_words(dataset: Any, batch: Batch) -> list[list[str]]:
     """The words of each caption of a batch (token ids when the vocabulary has no ``ixtoword``)."""
     words = getattr(dataset.vocab, "ixtoword", None)
@@ -283,6 +300,7 @@ class TrainingLoop:
             raise HarnessError(f"the training split has {len(train_set)} items, fewer than train.batch_size="
                                f"{t.batch_size}")
         self.total_steps = t.max_steps if t.max_steps is not None else t.epochs * self.per_epoch
+        local_slice(t.batch_size)  # N ranks: the global batch must split evenly (fails here, clearly)
         self.log_every = max(1, t.log_every)
         self.step, self.epoch, self.position = 0, 0, 0
         self.device = trainer.device
@@ -294,7 +312,7 @@ class TrainingLoop:
 
     # ---- setup -------------------------------------------------------------------------------------------
     def _tensorboard(self) -> Any:
-        if not self.cfg.train.tensorboard:
+        if not self.cfg.train.tensorboard or not is_main():
             return None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -321,19 +339,14 @@ class TrainingLoop:
     def _truncate_log(self, step: int) -> None:
         from harness.results import atomic_write_text
 
+        if not is_main():
+            return
         entries = [e for e in self.run.read_log() if int(e.get("step", 0)) <= step]
         atomic_write_text(self.run.log_path, "".join(json.dumps(e) + "\n" for e in entries))
 
     # ---- loop -------------------------------------------------------------------------------------------
-    def loader(self, batches: list[list[int]]) -> Any:
-        from torch.utils.data import DataLoader
-
-        # an explicit generator: creating the iterator must not draw from the global torch RNG
-        return DataLoader(self.train_set, batch_sampler=batches, collate_fn=self.train_set.collate,
-                          num_workers=self.cfg.data.num_workers, generator=torch.Generator())
-
     def train(self) -> None:
-        from tqdm import tqdm
+        from harness.progress import tqdm
 
         cfg, trainer = self.cfg, self.trainer
         if self.step >= self.total_steps:
@@ -342,7 +355,7 @@ class TrainingLoop:
         if self._rng is not None:
             set_rng_state(self._rng)  # last: everything above may have drawn random numbers
         self.bar = tqdm(total=self.total_steps, initial=self.step, desc=cfg.method, unit="it", mininterval=1.0,
-                        dynamic_ncols=True, file=sys.stderr)
+                        dynamic_ncols=True, file=sys.stderr, disable=not is_main())
         self.pending = _Pending()
         try:
             while self.step < self.total_steps:
@@ -352,7 +365,7 @@ class TrainingLoop:
                     continue
                 if hasattr(self.train_set, "set_epoch"):
                     self.train_set.set_epoch(self.epoch)
-                for batch in self.loader(batches[self.position:]):
+                for batch in batch_loader(self.train_set, shard_batches(batches[self.position:]), self.cfg.data.num_workers):
                     self._iteration(batch)
                     if self.step >= self.total_steps:
                         break
@@ -370,6 +383,7 @@ class TrainingLoop:
         cfg, trainer = self.cfg, self.trainer
         self.step += 1
         self.position += 1
+        reseed_rank_streams(cfg.seed, self.step)  # N ranks: per-rank streams from (seed, step, rank)
         noise = sample_noise(cfg.seed, self.step, batch.indices, cfg.model.z_dim).to(self.device, non_blocking=True)
         batch = batch.to(self.device)
         batch.images = [trainer.precision.images(x) for x in batch.images]
@@ -397,7 +411,8 @@ class TrainingLoop:
         if not pend.steps:
             return {}
         names = [list(p[2]) for p in pend.steps]
-        flat = torch.stack([v for p in pend.steps for v in (*p[2].values(), p[3], p[4])]).cpu()
+        flat = torch.stack([v for p in pend.steps for v in (*p[2].values(), p[3], p[4])])
+        flat = average_across_ranks(flat).cpu()  # N ranks: every rank logs and checks the same means
         values, k = [], 0
         for (s, e, terms, _, _), keys in zip(pend.steps, names):
             row = flat[k:k + len(keys) + 2].tolist()
@@ -418,7 +433,8 @@ class TrainingLoop:
         ips = pend.window_images / max(now - pend.window_start, 1e-9)
         entry = {"step": s, "epoch": e, "terms": vals, "loss_d": d_total, "loss_g": g_total,
                  "images_per_s": round(ips, 3)}
-        self.run.append_log(entry)
+        if is_main():
+            self.run.append_log(entry)
         if self.tb is not None:
             for n, v in vals.items():
                 self.tb.add_scalar(f"loss/{n}", v, s)
@@ -438,13 +454,15 @@ class TrainingLoop:
         state = self.trainer.state()
         state.update(vocab_size=self.vocab_size, epoch=self.epoch, position=self.position, rng=rng_state(),
                      pretrained={k: str(v) for k, v in self.pretrained.items()})
-        return save_checkpoint(self.run, state, self.step, keep=self.cfg.train.keep_checkpoints)
+        return on_main(lambda: save_checkpoint(self.run, state, self.step, keep=self.cfg.train.keep_checkpoints))
 
     def _sample_sheet(self) -> Optional[Path]:
         """EMA generator in eval() on fixed test captions and noise; captions under the images (and a sheet of
         word-attention maps for methods that return them)."""
         from harness.train.samples import write_training_sheets
 
+        if not is_main():
+            return None
         trainer, cfg = self.trainer, self.cfg
         g = trainer.generator
         with preserved_rng(), torch.no_grad():
@@ -492,11 +510,11 @@ def train_method(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Pat
     from harness.build import build_method
     from harness.train.pretrain import ensure_pretrained
 
-    device = resolve_device(cfg.train.device)
+    device = init_distributed(cfg.train.device).device  # torchrun: joins the group, cuda:LOCAL_RANK
     train_set, test_set = _build_datasets(plugins, cfg, root)
     vocab_size = len(train_set.vocab)
     pretrained = ensure_pretrained(plugins, cfg, root, train_set, test_set, device)
-    write_pretrained(run, pretrained, vocab_size)
+    on_main(lambda: write_pretrained(run, pretrained, vocab_size), share=False)
     seed_everything(cfg.seed)  # after pretraining: a cache hit or miss must not change the GAN's initialisation
     modules = build_method(plugins, cfg, vocab_size, pretrained)
     trainer = GanTrainer(plugins, cfg, modules, device)

@@ -110,11 +110,12 @@ def _damsm_loss(damsm: DamsmEncoders, batch: Any, cfg: Config) -> tuple[torch.Te
     return w0 + w1 + s0 + s1, {"w0": w0, "w1": w1, "s0": s0, "s1": s1}
 
 
-def _batches(dataset: Any, seed: int, epoch: int, batch_size: int):
+def _batches(dataset: Any, seed: int, epoch: int, batch_size: int, num_workers: int = 0):
+    from harness.train.engine import batch_loader
+
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
-    for idx in epoch_batches(seed, epoch, len(dataset), batch_size):
-        yield dataset.collate([dataset[i] for i in idx])
+    return batch_loader(dataset, epoch_batches(seed, epoch, len(dataset), batch_size), num_workers)
 
 
 def next_damsm_lr(lr: float, cfg: Config) -> float:
@@ -126,7 +127,7 @@ def next_damsm_lr(lr: float, cfg: Config) -> float:
 
 def train_damsm(ctx: PretrainContext, vocab_size: int, inception: Optional[Path] = None) -> dict:
     """Train the DAMSM encoders into ``ctx.out_dir`` (text_encoder.pth, image_encoder.pth, info.json)."""
-    from tqdm import tqdm
+    from harness.progress import tqdm
 
     from harness.nn.damsm import build_damsm
     from harness.weights import weight_sha256
@@ -143,8 +144,13 @@ def train_damsm(ctx: PretrainContext, vocab_size: int, inception: Optional[Path]
             inception = find_weight(build_plugins(), INCEPTION_WEIGHT)
         _load_imagenet_trunk(damsm.image, Path(inception))
         inception_info = {"file": Path(inception).name, "sha256": weight_sha256(Path(inception))}
+    from harness.train.engine import Precision
+
+    prec = Precision.from_config(cfg, device)  # bf16 autocast and channels_last on CUDA; fp32 on the CPU
     damsm.text.to(device).train()
     damsm.image.to(device).train()  # the reference trains in train(): the trunk's BN statistics drift
+    if prec.channels_last:
+        damsm.image.to(memory_format=torch.channels_last)
     params = [p for m in (damsm.text, damsm.image) for p in m.parameters() if p.requires_grad]
     n = len(ctx.train_set)
     batch_size = min(dc.batch_size, n)
@@ -157,9 +163,11 @@ def train_damsm(ctx: PretrainContext, vocab_size: int, inception: Optional[Path]
     epoch = 0
     while step < total:
         optimizer = torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))  # re-created every epoch
-        for batch in _batches(ctx.train_set, dc.seed, epoch, batch_size):
+        for batch in _batches(ctx.train_set, dc.seed, epoch, batch_size, cfg.data.num_workers):
             batch = batch.to(device)
-            loss, parts = _damsm_loss(damsm, batch, cfg)
+            batch.images = [prec.images(x) for x in batch.images]
+            with prec.autocast():  # the losses themselves are computed in fp32
+                loss, parts = _damsm_loss(damsm, batch, cfg)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(damsm.text.parameters(), dc.grad_clip)  # RNN only

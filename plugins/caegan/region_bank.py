@@ -37,10 +37,6 @@ class RegionBank(nn.Module):
         self.register_buffer("regions", torch.zeros(entries, dim, pool, pool))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))  # valid entries; 0 = not built
 
-    @property
-    def built(self) -> bool:
-        return int(self.count) > 0
-
     def valid(self) -> Tensor:
         """K bool: the filled entries (every entry while the bank is empty, so an unbuilt bank stays finite)."""
         n = torch.where(self.count > 0, self.count, torch.full_like(self.count, self.entries))
