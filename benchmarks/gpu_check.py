@@ -206,12 +206,7 @@ def random_inception_stream(ctx, dry_run: bool):
 def time_evaluation(plugins, method: str, cfg, modules, device, images: int, root: Path, dry_run: bool,
                     vocab: int) -> EvalResult:
     """generate + IS + FID + R-precision on ``images`` images through the evaluation loop (timing only)."""
-    import torch
-    from harness.config import stage_sizes
-    from harness.evaluate import build_caption_bank, generate_into
-    from harness.metrics.inception import make_fid, make_is
-    from harness.metrics.interface import EvalContext, EvalOptions
-    from harness.metrics.r_precision import make_rp
+    from harness.evaluate import build_metrics, generate_into, make_context
 
     res = EvalResult(method, images=images)
     try:
@@ -225,14 +220,11 @@ def time_evaluation(plugins, method: str, cfg, modules, device, images: int, roo
         for m in (modules.generator, modules.text_encoder, modules.damsm.text, modules.damsm.image,
                   *modules.aux.values()):
             m.to(device).eval()
-        bank = build_caption_bank(dataset, dcfg.eval.words_num, dcfg.eval.seed)
         models = SimpleNamespace(cfg=dcfg, modules=modules, vocab_size=vocab, step=0,
-                                 pretrained={"damsm": root / "random-damsm"})
-        ctx = EvalContext(plugins=plugins, cfg=dcfg, dataset=dataset, split="test", device=device, root=root,
-                          bank=bank, resolution=stage_sizes(dcfg)[-1], num_images=images, seed=dcfg.eval.seed,
-                          options=EvalOptions(), models=models, real_batch_size=dcfg.eval.batch_size)
-        stream = random_inception_stream(ctx, dry_run)
-        computers = {"is": make_is(ctx), "fid": make_fid(ctx), "rp": make_rp(ctx)}
+                                 pretrained={"damsm": root / "random-damsm"})  # untrained DAMSM: timing only
+        ctx = make_context(plugins, models, dataset, split="test", device=device, root=root, num_images=images)
+        stream = random_inception_stream(ctx, dry_run)  # IS and FID find it under their shared key
+        computers, _ = build_metrics(ctx, ["is", "fid", "rp"], explicit=True, strict=True)
         _sync(device)
         t0 = time.perf_counter()
         stream.real("2048")  # real features (cached in practice: reported, not extrapolated)

@@ -192,7 +192,9 @@ def harness_on_step_end(run: Any, step: Step, logs: dict[str, float]) -> None:
     """Called after every training iteration (after the EMA update).
 
     Receives: the run (``harness.results.RunDir``), the iteration's ``Step`` and the logged scalars
-    (loss terms, images/s). Returns nothing. For loggers and extensions; must not modify the models.
+    (loss terms, images/s) — on logging steps (every ``train.log_every``) only, ``{}`` otherwise, so the
+    engine never waits for the device just to fill it. Returns nothing. For loggers and extensions; must not
+    modify the models. In distributed training every rank calls it (rank 0 alone writes the run).
     """
 
 

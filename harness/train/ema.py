@@ -25,10 +25,16 @@ class ParameterEMA:
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
-        """avg ← d·avg + (1 − d)·θ (the reference's ``mul_(0.999).add_(p, alpha=0.001)``), fused over tensors."""
-        params = [p.detach() for p in module.parameters()]
-        torch._foreach_mul_(self.averages, self.decay)
-        torch._foreach_add_(self.averages, params, alpha=1.0 - self.decay)
+        """avg ← d·avg + (1 − d)·θ (the reference's ``mul_(0.999).add_(p, alpha=0.001)``), fused over tensors.
+
+        Frozen parameters (e.g. CAE-GAN's pretrained encoder inside G) never change, so their average is their
+        value: they are skipped, which saves the work and any rounding drift."""
+        pairs = [(avg, p.detach()) for avg, p in zip(self.averages, module.parameters()) if p.requires_grad]
+        if not pairs:
+            return
+        averages, params = map(list, zip(*pairs))
+        torch._foreach_mul_(averages, self.decay)
+        torch._foreach_add_(averages, params, alpha=1.0 - self.decay)
 
     def state_dict_for(self, module: nn.Module) -> dict[str, Tensor]:
         """``module.state_dict()`` with the averaged parameters in place of the live ones (the EMA generator)."""

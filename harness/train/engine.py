@@ -348,7 +348,7 @@ class TrainingLoop:
     def train(self) -> None:
         from harness.progress import tqdm
 
-        cfg, trainer = self.cfg, self.trainer
+        cfg = self.cfg
         if self.step >= self.total_steps:
             print(f"run {Path(self.run.path).name} is complete ({self.step} steps)", flush=True)
             return

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -23,7 +23,6 @@ import torch
 # Mixing constants keep the streams of (seed, epoch) and (seed, step) apart.
 _EPOCH_STREAM = 0x5EED_0E90C
 _NOISE_STREAM = 0x5EED_2015E
-_ITEM_STREAM = 0x5EED_17E3
 _RANK_STREAM = 0x5EED_4A2C
 
 
@@ -61,21 +60,6 @@ def step_noise(seed: int, step: int, batch_size: int, z_dim: int) -> torch.Tenso
     """z ~ N(0, I) for global step ``step`` (CPU float32, ``batch_size × z_dim``); a rank takes its rows."""
     g = torch.Generator().manual_seed(_mix(seed, step, _NOISE_STREAM))
     return torch.randn(batch_size, z_dim, generator=g)
-
-
-def sample_noise(seed: int, step: int, indices: Sequence[int] | torch.Tensor, z_dim: int) -> torch.Tensor:
-    """z ~ N(0, I) for the items ``indices`` at global step ``step`` (CPU float32, ``len(indices) × z_dim``): row k
-    is a function of (seed, step, indices[k]) only."""
-    base = _mix(seed, step, _NOISE_STREAM)
-    ids = indices.tolist() if isinstance(indices, torch.Tensor) else list(indices)
-    g = torch.Generator()
-    rows = [torch.randn(z_dim, generator=g.manual_seed(_mix(base, int(i), _ITEM_STREAM))) for i in ids]
-    return torch.stack(rows) if rows else torch.empty(0, z_dim)
-
-
-def rank_stream_seed(seed: int, step: int, rank: int) -> int:
-    """A seed for the global generators of ``rank`` at ``step`` (distributed training reseeds them per step)."""
-    return _mix(_mix(seed, step, _RANK_STREAM), rank + 1, _RANK_STREAM)
 
 
 def fixed_noise(seed: int, n: int, z_dim: int) -> torch.Tensor:

@@ -62,16 +62,6 @@ def harness_auxiliary_modules(cfg: Config, damsm: DamsmEncoders, pretrained: dic
 
 
 @hookimpl
-def harness_text_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
-    return damsm.text  # the encoder runs inside G, on the DAMSM features
-
-
-@hookimpl
-def harness_image_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
-    return damsm.image
-
-
-@hookimpl
 def harness_generator(cfg: Config, aux: dict[str, nn.Module]) -> nn.Module:
     generator = reference_init(CAEGANGenerator.from_config(cfg))  # DM-GAN's init, before the encoder joins
     if _uses_encoder(cfg):

@@ -10,7 +10,7 @@ from harness.config import Config
 from harness.nn.init import reference_init
 from harness.nn.reference_objective import discriminator_terms, generator_terms
 from harness.plugins import hookimpl
-from harness.types import DamsmEncoders, MethodInfo, PretrainStage, ReportedNumber, Step
+from harness.types import MethodInfo, ReportedNumber, Step
 from plugins.dmgan.checkpoint import import_reference_generator_state
 from plugins.dmgan.model import DMGANGenerator, build_dmgan_discriminators
 
@@ -33,26 +33,6 @@ def harness_methods() -> list[MethodInfo]:
         description="AttnGAN's first stage; refinement by a dynamic memory (writing gate, key addressing, "
                     "response gate); spectral-norm discriminators",
     )]
-
-
-@hookimpl
-def harness_pretrain_stages(cfg: Config) -> list[PretrainStage]:
-    return []  # only the shared DAMSM stage
-
-
-@hookimpl
-def harness_auxiliary_modules(cfg: Config, damsm: DamsmEncoders, pretrained: dict) -> dict[str, nn.Module]:
-    return {}
-
-
-@hookimpl
-def harness_text_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
-    return damsm.text
-
-
-@hookimpl
-def harness_image_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
-    return damsm.image
 
 
 @hookimpl

@@ -64,16 +64,6 @@ def harness_auxiliary_modules(cfg: Config, damsm: DamsmEncoders, pretrained: dic
 
 
 @hookimpl
-def harness_text_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
-    return damsm.text
-
-
-@hookimpl
-def harness_image_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
-    return damsm.image
-
-
-@hookimpl
 def harness_generator(cfg: Config, aux: dict[str, nn.Module]) -> nn.Module:
     return build_ecagan_generator(cfg)
 
