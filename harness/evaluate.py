@@ -220,7 +220,9 @@ def evaluate_models(plugins: Any, models: Any, dataset: Any, *, names: list[str]
     base = {"method": cfg.method, "dataset": cfg.data.name, "seed": cfg.seed, "eval_id": eval_id}
     common = {"split": split, "captions_policy": CAPTIONS_POLICY, "seed": seed,
               "damsm_image_encoder": cfg.pretrain.damsm.image_encoder, "damsm": _damsm_protocol(models),
-              "versions": library_versions(), "words_num": cfg.eval.words_num}
+              "versions": library_versions(), "words_num": cfg.eval.words_num,
+              # the method's ablation switches as trained (e.g. ECAGAN's loss.perceptual.weights=random)
+              "method_config": {k: cfg.get(k) for k in plugins.method(cfg.method).ablation_keys}}
     records = []
     for r in results:
         protocol = dict(common, num_images=r.num_images or num_images, variant=r.variant, weights=r.weights)

@@ -93,8 +93,9 @@ def harness_pretrain_stages(cfg: Config) -> list[PretrainStage]:
     """Pretraining stages this method needs *besides* the shared DAMSM stage (which the harness always runs
     first), e.g. CAE-GAN's cross-attention encoder.
 
-    Receives: the resolved config. Returns: a list of ``PretrainStage`` (possibly empty). Called once per run
-    before any module is built; each stage's result is cached under ``<root>/.cache/<stage.name>/<key>/`` and
+    Receives: the resolved config. Returns: a list of ``PretrainStage`` (possibly empty; not implementing the
+    hook means none). Called once per run before any module is built; each stage's result is cached under
+    ``<root>/.cache/<stage.name>/<key>/`` and
     its directory is passed on as ``pretrained[stage.name]``. firstresult.
     """
 
@@ -105,8 +106,9 @@ def harness_auxiliary_modules(cfg: Config, damsm: DamsmEncoders, pretrained: dic
     for the perceptual loss, CAE-GAN's cross-attention encoder).
 
     Receives: the config, the DAMSM encoders, the pretrained stages' directories (empty for ``inspect``).
-    Returns: ``{name: module}`` (may be empty). Called once when the method is built, before
-    ``harness_generator``; the same instances are passed to ``harness_generator`` and are in ``Step.aux``.
+    Returns: ``{name: module}`` (may be empty; not implementing the hook means none). Called once when the
+    method is built, before ``harness_generator``; the same instances are passed to ``harness_generator`` and
+    are in ``Step.aux``.
     Their parameters are listed under ``other`` by ``harness inspect``; modules with trainable parameters are
     not optimised by the harness (a method that needs that trains them in a pretraining stage). firstresult.
     """
@@ -117,8 +119,9 @@ def harness_text_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
     """The text encoder whose features condition the generator.
 
     Receives: the config and the shared DAMSM encoders (pretrained, or freshly initialised for ``inspect``).
-    Returns: a module ``forward(captions: B×T long, lengths: B long) -> TextFeatures``; usually
-    ``damsm.text`` itself. The harness freezes it and keeps it in eval() during GAN training. firstresult.
+    Returns: a module ``forward(captions: B×T long, lengths: B long) -> TextFeatures``. A method that does not
+    implement this hook gets ``damsm.text`` itself. The harness freezes it and keeps it in eval() during GAN
+    training. firstresult.
     """
 
 
@@ -127,8 +130,8 @@ def harness_image_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
     """The image encoder used by the DAMSM terms of the generator loss.
 
     Receives: the config and the shared DAMSM encoders. Returns: a module
-    ``forward(images: B×3×H×W in [-1,1]) -> (regions B×D×h×w, code B×D)``; usually ``damsm.image``.
-    Frozen and in eval() during GAN training. firstresult.
+    ``forward(images: B×3×H×W in [-1,1]) -> (regions B×D×h×w, code B×D)``. A method that does not implement
+    this hook gets ``damsm.image``. Frozen and in eval() during GAN training. firstresult.
     """
 
 
