@@ -15,7 +15,9 @@ from harness.build import MethodModules, build_method, count_parameters
 DEFAULT_VOCAB_SIZE = 5450  # len(ixtoword) of CUB captions.pickle (REFERENCE.md A, "Vocabulary size")
 
 
-def _build(plugins, cfg, vocab_size: int) -> MethodModules:
+def build_for_counting(plugins, cfg, vocab_size: int) -> MethodModules:
+    """The method's modules for counting parameters: on the meta device (shapes only, no memory, no
+    initialisation cost) when the method allows it, else on the CPU."""
     try:
         with torch.device("meta"):
             return build_method(plugins, cfg, vocab_size)
@@ -34,7 +36,7 @@ def inspect_method(plugins, method: str, *, preset: str = "paper", dataset: str 
 
     cfg = prepare_config(plugins, method, dataset=dataset, data_dir=None, preset=preset,
                          overrides=list(overrides or []), seed=0)
-    modules = _build(plugins, cfg, vocab_size or DEFAULT_VOCAB_SIZE)
+    modules = build_for_counting(plugins, cfg, vocab_size or DEFAULT_VOCAB_SIZE)
     aux = list(modules.aux.values())
     return {
         "method": method,

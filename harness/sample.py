@@ -58,14 +58,14 @@ def sample_sheet(plugins: Any, runs: list, captions: list[str], *, seed: int, ou
                  checkpoint: Optional[str | int]) -> Path:
     """Draw the sheet and return its path (default: ``<first run>/samples/sheet-s<seed>-<time>.png``)."""
     from harness.sample_sheet import save_sheet
-    from harness.tables import _RowLabeller
+    from harness.tables import RowLabeller
     from harness.train.checkpoint import load_inference_models
     from harness.train.engine import resolve_device
 
     if not runs:
         raise HarnessError("sample needs at least one run")
     step = int(checkpoint) if checkpoint is not None else None
-    labeller = _RowLabeller(plugins)
+    labeller = RowLabeller(plugins)
     vocabs: dict[tuple, Any] = {}
     rows, labels = [], []
     for run in runs:

@@ -177,7 +177,7 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
 def _collect(plugins: Any, runs: list[RunDir]) -> tuple[pd.DataFrame, list[dict], list[str]]:
     """One long DataFrame with a line per (run, column) of the latest evaluation, plus each run's row."""
     lines, run_rows, datasets = [], [], []
-    labeller = _RowLabeller(plugins)
+    labeller = RowLabeller(plugins)
     for run in runs:
         cfg = run.config_dict()
         method = str(cfg.get("method", "?"))
@@ -227,7 +227,7 @@ def _num(v: Any) -> Optional[float]:
     return None if math.isnan(f) else f
 
 
-class _RowLabeller:
+class RowLabeller:
     """``method`` or ``method (key=value, ...)`` for runs that change the method's ablation switches."""
 
     def __init__(self, plugins: Any):
@@ -462,10 +462,10 @@ def _params(plugins: Any, run: RunDir) -> Optional[float]:
             return float(entry["params_generator"])
     try:
         from harness.build import count_parameters
-        from harness.inspect_model import _build  # the one "build for counting" (meta device when possible)
+        from harness.inspect_model import build_for_counting
 
         cfg = run.load_config(plugins)
-        mods = _build(plugins, cfg, 64)
+        mods = build_for_counting(plugins, cfg, 64)
         return float(count_parameters(mods.generator, exclude=list(mods.aux.values())))
     except Exception:  # no engine/encoders yet, or the method is not installed: leave the cell empty
         return None
