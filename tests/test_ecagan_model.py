@@ -78,12 +78,19 @@ def test_generator_structure_paper(plugins):
 
 
 def test_carafe_keeps_its_own_initialisation(plugins):
-    """DM-GAN's orthogonal init everywhere, except ψ: N(0, 0.001²) content encoder → near-uniform kernels."""
+    """DM-GAN's orthogonal init everywhere, except ψ: N(0, 0.001²) content encoder and a centre-tap bias, so the
+    first kernels put ≈ e⁵/(e⁵ + 24) ≈ 0.86 on the centre tap (close to nearest-neighbour upsampling)."""
     torch.manual_seed(0)
     cfg = _config(plugins, "test")
     g = plugins.method_hooks("ecagan").harness_generator(cfg=cfg, aux={})
     predictors = [m for m in g.modules() if isinstance(m, KernelPredictor)]
     assert predictors and all(p.encoder.weight.std() < 0.01 for p in predictors)
+    p = predictors[0]
+    x = torch.randn(2, p.compressor.in_channels, 4, 4)
+    kernels = p(x)  # B × k_up² × 2H × 2W
+    k2 = p.k_up * p.k_up
+    expected_centre = math.exp(p.CENTRE_LOGIT) / (math.exp(p.CENTRE_LOGIT) + k2 - 1)
+    torch.testing.assert_close(kernels[:, k2 // 2], torch.full_like(kernels[:, 0], expected_centre), atol=0.02, rtol=0)
     w = g.h_net1.upsample1.conv.weight.flatten(1)  # orthogonal rows (reference init)
     torch.testing.assert_close(w @ w.t(), torch.eye(w.shape[0]), atol=1e-5, rtol=0)
 

@@ -101,13 +101,23 @@ class KernelPredictor(nn.Module):
                                  padding=(k_enc - 1) // 2)  # C_m → σ²·k_up²
         self.reset_parameters()
 
+    CENTRE_LOGIT = 5.0  # initial bias of the centre tap: softmax weight e⁵/(e⁵ + k_up² − 1) ≈ 0.86 for k_up = 5
+
     def reset_parameters(self) -> None:
-        """CARAFE's initialisation: Xavier-uniform compressor, N(0, 0.001²) encoder, zero biases (so the first
-        kernels are nearly uniform)."""
+        """CARAFE's initialisation (Xavier-uniform compressor, N(0, 0.001²) encoder), except the encoder's bias:
+        zero for every tap but the centre one, which starts at ``CENTRE_LOGIT``, so the first kernels are close
+        to nearest-neighbour upsampling (DM-GAN's upBlock) rather than to a k_up×k_up average. With CARAFE's
+        zero bias, four stacked uniform 5×5 averages blur the first stage so much that the smoke preset's
+        generator stopped following the text (R-precision 1 % against DM-GAN's 24 %); with this start it learns
+        like DM-GAN and moves away from nearest upsampling as the kernels learn content."""
         nn.init.xavier_uniform_(self.compressor.weight)
         nn.init.zeros_(self.compressor.bias)
         nn.init.normal_(self.encoder.weight, std=0.001)
-        nn.init.zeros_(self.encoder.bias)
+        with torch.no_grad():
+            self.encoder.bias.zero_()
+            centre, s2 = (self.k_up * self.k_up) // 2, self.scale * self.scale
+            # pixel_shuffle reads channel t·σ² + (i·σ + j) as tap t at sub-pixel (i, j)
+            self.encoder.bias[centre * s2:(centre + 1) * s2] = self.CENTRE_LOGIT
 
     def forward(self, x: Tensor) -> Tensor:
         logits = self.encoder(self.compressor(x))  # B × σ²k² × H × W
