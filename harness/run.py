@@ -22,7 +22,7 @@ def prepare_config(plugins, method: str, *, dataset: str, data_dir: Optional[str
 def run_benchmark(plugins, *, methods: str, dataset: str, data_dir: Optional[str], preset: str, seeds: list[int],
                   overrides: list[str], root: Path, metrics: Optional[str] = None, evaluate: bool = True) -> Path:
     """Train and evaluate every (method, seed); returns the session directory holding the runs and tables."""
-    from harness.results import RunDir, new_session_dir
+    from harness.results import new_session_dir
     from harness.tables import write_table
     from harness.train.engine import train_method
 
@@ -38,7 +38,7 @@ def run_benchmark(plugins, *, methods: str, dataset: str, data_dir: Optional[str
     session = on_main(lambda: new_session_dir(root))  # torchrun: rank 0 creates, every rank gets the path
     runs = []
     for cfg in configs:
-        run = on_main(lambda: _new_run(RunDir, session, cfg))
+        run = on_main(lambda: _new_run(session, cfg))
         print(f"== {cfg.method} seed {cfg.seed} on {cfg.data.name} ({cfg.preset}) -> {run.path}", flush=True)
         train_method(plugins, cfg, run, resume=False, root=root)
         if evaluate:
@@ -53,7 +53,9 @@ def run_benchmark(plugins, *, methods: str, dataset: str, data_dir: Optional[str
     return session
 
 
-def _new_run(run_type, session: Path, cfg: Config):
-    run = run_type.create(session, name=f"{cfg.method}-s{cfg.seed}")
+def _new_run(session: Path, cfg: Config):
+    from harness.results import RunDir
+
+    run = RunDir.create(session, name=f"{cfg.method}-s{cfg.seed}")
     run.save_config(cfg)
     return run
