@@ -44,3 +44,13 @@ def shapes_cub_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     writer.write_dataset(build_plugins(), "shapes", out, layout="cub",
                          overrides=["data.shapes.train_images=24", "data.shapes.test_images=12"])
     return out
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test: the CI machine's 2 cores are shared, and oversubscribed OpenMP threads
+    make small CPU networks tens of times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

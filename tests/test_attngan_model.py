@@ -1,8 +1,6 @@
 """AttnGAN plugin: reference key layout and import round trip, forward shapes, loss terms of one step."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -15,21 +13,7 @@ from harness.types import Batch, GenOutput, Step, TextFeatures
 
 from plugins.attngan.model import AttnGANGenerator
 
-KEYS = Path(__file__).resolve().parents[1] / "plugins" / "attngan" / "reference_keys.txt"
-
-
-def reference_keys(section: str) -> list[tuple[str, list[int]]]:
-    out, current = [], None
-    for line in KEYS.read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        if line.startswith("["):
-            current = line.strip("[]")
-            continue
-        if current == section:
-            key, shape = line.split(" ", 1)
-            out.append((key, [int(x) for x in shape.strip("[]").split(",") if x.strip()]))
-    return out
+from reference_manifest import reference_keys
 
 
 @pytest.fixture(scope="module")

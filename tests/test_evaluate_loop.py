@@ -56,13 +56,8 @@ class FakeMethod:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the CI machine's 2 cores are shared, and oversubscribed OpenMP threads make these
-    small CPU networks tens of times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """These small CPU networks run on one intra-op thread (conftest ``one_thread``)."""
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 image encoders' shapes, Inception trunk loading, build_damsm, and the safe/strict state-dict loading."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
@@ -14,21 +12,7 @@ from harness.nn.damsm import (INCEPTION_TRUNK, InceptionImageEncoder, RNNTextEnc
                               build_damsm, load_text_encoder_file)
 from harness.nn.state_dicts import load_state_strict, load_weights_file
 
-KEYS = Path(__file__).resolve().parents[1] / "plugins" / "attngan" / "reference_keys.txt"
-
-
-def reference_keys(section: str) -> list[tuple[str, list[int]]]:
-    out, current = [], None
-    for line in KEYS.read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        if line.startswith("["):
-            current = line.strip("[]")
-            continue
-        if current == section:
-            key, shape = line.split(" ", 1)
-            out.append((key, [int(x) for x in shape.strip("[]").split(",") if x.strip()]))
-    return out
+from reference_manifest import reference_keys
 
 
 def test_text_encoder_matches_per_caption_lstm():
