@@ -277,7 +277,10 @@ def _train(args: argparse.Namespace, plugins) -> int:
         raise HarnessError("train needs --plugins METHOD (or --resume RUN)")
     from harness.run import prepare_config
 
-    (method,) = plugins.select_methods(args.plugins)[:1] or [None]
+    methods = plugins.select_methods(args.plugins)
+    if len(methods) != 1:
+        raise HarnessError(f"train takes one method, got {', '.join(m.name for m in methods)} (use `run` for several)")
+    method = methods[0]
     cfg = prepare_config(plugins, method.name, dataset=args.dataset, data_dir=args.data_dir,
                          preset=_default_preset(args.preset, args.dataset), overrides=args.overrides, seed=args.seed)
     from harness.results import RunDir

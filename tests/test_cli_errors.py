@@ -57,6 +57,13 @@ def test_config_errors_fail_before_any_work(plugins, results_root, capsys, verb,
     assert not results_root.exists() or list(results_root.iterdir()) == []  # no session, no run directory
 
 
+def test_train_takes_one_method(plugins, results_root, capsys):
+    rc = main(["train", "--plugins", "tinygan,tinygan", "--dataset", "tinyset", "--preset", "test"], plugins=plugins)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "train takes one method" in err[0]
+    assert not results_root.exists() or list(results_root.iterdir()) == []
+
+
 def test_unknown_metric_fails_before_any_work(plugins, results_root, capsys):
     pytest.importorskip("harness.evaluate")
     rc = main(_args("run", ["--metrics", "nosuch"]), plugins=plugins)
