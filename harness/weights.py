@@ -161,7 +161,12 @@ def describe_weights(plugins) -> str:
     rows = weight_status(plugins)
     lines = ["search order: " + ", ".join(str(d) for d in search_dirs()), ""]
     for r in rows:
-        check = "unverified (check: none)" if r["check"] == "none" else f"{r['check']} {r['digest']}"
+        if r["check"] == "none":
+            check = "unverified (check: none)"
+        elif r["digest"]:
+            check = f"{r['check']} {r['digest']}"
+        else:  # sha256-prefix from each accepted name's 8-hex suffix
+            check = f"{r['check']} from the file name's hex suffix"
         state = r["status"] + (f" at {r['path']}" if r["path"] else "") + (f" ({r['detail']})" if r["detail"] else "")
         lines.append(f"{r['name']}: {state}")
         lines.append(f"    purpose: {r['purpose']}")
