@@ -23,9 +23,11 @@ class MethodModules:
     discriminators: nn.ModuleList
 
 
-def build_method(plugins, cfg: Config, vocab_size: int, pretrained: Optional[dict[str, Path]] = None) -> MethodModules:
+def build_method(plugins, cfg: Config, vocab_size: int, pretrained: Optional[dict[str, Path]] = None, *,
+                 training: bool = False) -> MethodModules:
     """Build the method ``cfg.method``; ``pretrained`` maps pretraining stage names (``damsm`` first) to their
-    cache directories. Without it (``inspect``, tests) every module keeps its fresh initialisation."""
+    cache directories. Without it (``inspect``, tests) every module keeps its fresh initialisation. ``training``:
+    built for GAN training (passed on to ``harness_auxiliary_modules``)."""
     from harness.nn.damsm import build_damsm
 
     pretrained = dict(pretrained or {})
@@ -35,7 +37,7 @@ def build_method(plugins, cfg: Config, vocab_size: int, pretrained: Optional[dic
 
         load_damsm(damsm, pretrained["damsm"])
     hooks = plugins.method_hooks(cfg.method)
-    aux = hooks.harness_auxiliary_modules(cfg=cfg, damsm=damsm, pretrained=pretrained) or {}
+    aux = hooks.harness_auxiliary_modules(cfg=cfg, damsm=damsm, pretrained=pretrained, training=training) or {}
     text_encoder = hooks.harness_text_encoder(cfg=cfg, damsm=damsm) or damsm.text
     image_encoder = hooks.harness_image_encoder(cfg=cfg, damsm=damsm) or damsm.image
     generator = hooks.harness_generator(cfg=cfg, aux=aux)

@@ -101,11 +101,15 @@ def harness_pretrain_stages(cfg: Config) -> list[PretrainStage]:
 
 
 @hookspec(firstresult=True)
-def harness_auxiliary_modules(cfg: Config, damsm: DamsmEncoders, pretrained: dict[str, Path]) -> dict[str, nn.Module]:
+def harness_auxiliary_modules(cfg: Config, damsm: DamsmEncoders, pretrained: dict[str, Path],
+                              training: bool) -> dict[str, nn.Module]:
     """Modules the method uses besides the encoders, G and the Ds (e.g. ECAGAN's VGG-16 feature extractor
     for the perceptual loss, CAE-GAN's cross-attention encoder).
 
-    Receives: the config, the DAMSM encoders, the pretrained stages' directories (empty for ``inspect``).
+    Receives: the config, the DAMSM encoders, the pretrained stages' directories (empty for ``inspect``), and
+    ``training``: True when the modules are built for GAN training, False for evaluation, sampling and
+    ``inspect`` (so a module that only serves a training loss, e.g. ECAGAN's VGG, needs its weight file only
+    then).
     Returns: ``{name: module}`` (may be empty; not implementing the hook means none). Called once when the
     method is built, before ``harness_generator``; the same instances are passed to ``harness_generator`` and
     are in ``Step.aux``.

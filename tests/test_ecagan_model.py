@@ -198,14 +198,14 @@ def test_perceptual_terms_equal_direct_computation(plugins):
 
 
 def test_imagenet_weights_required_when_training(plugins, tmp_path):
-    """paper preset: building for a run (pretrained stages given) without vgg16-397923af.pth stops with the
-    missing-file line; `inspect` (no pretrained stages) needs no file; a wrong file fails its hash check."""
+    """paper preset: building for training without vgg16-397923af.pth stops with the missing-file line;
+    evaluation and `inspect` (training=False) need no file; a wrong file fails its hash check."""
     cfg = _config(plugins, "paper", "cub")
     hooks = plugins.method_hooks("ecagan")
     with pytest.raises(MissingWeightsError, match=r"vgg16_imagenet.*missing.*vgg16-397923af\.pth"):
-        hooks.harness_auxiliary_modules(cfg=cfg, damsm=None, pretrained={"damsm": tmp_path})
+        hooks.harness_auxiliary_modules(cfg=cfg, damsm=None, pretrained={"damsm": tmp_path}, training=True)
     with torch.device("meta"):
-        assert PERCEPTUAL_MODULE in hooks.harness_auxiliary_modules(cfg=cfg, damsm=None, pretrained={})
+        assert PERCEPTUAL_MODULE in hooks.harness_auxiliary_modules(cfg=cfg, damsm=None, pretrained={"damsm": tmp_path}, training=False)
     import os
 
     (weights := tmp_path / "w").mkdir()
@@ -213,11 +213,11 @@ def test_imagenet_weights_required_when_training(plugins, tmp_path):
     os.environ["HARNESS_WEIGHTS_DIR"] = str(weights)
     try:
         with pytest.raises(MissingWeightsError, match="sha256-prefix"):
-            hooks.harness_auxiliary_modules(cfg=cfg, damsm=None, pretrained={"damsm": tmp_path})
+            hooks.harness_auxiliary_modules(cfg=cfg, damsm=None, pretrained={"damsm": tmp_path}, training=True)
     finally:
         del os.environ["HARNESS_WEIGHTS_DIR"]
     smoke = _config(plugins, "smoke")  # random weights: no file needed
-    assert PERCEPTUAL_MODULE in hooks.harness_auxiliary_modules(cfg=smoke, damsm=None, pretrained={"damsm": tmp_path})
+    assert PERCEPTUAL_MODULE in hooks.harness_auxiliary_modules(cfg=smoke, damsm=None, pretrained={"damsm": tmp_path}, training=True)
 
 
 def test_imagenet_weights_loaded_from_the_found_file(plugins, tmp_path, monkeypatch):
@@ -231,7 +231,8 @@ def test_imagenet_weights_loaded_from_the_found_file(plugins, tmp_path, monkeypa
     torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
     monkeypatch.setattr(ecagan, "imagenet_vgg16_file", lambda: path)
     cfg = _config(plugins, "paper", "cub")
-    aux = plugins.method_hooks("ecagan").harness_auxiliary_modules(cfg=cfg, damsm=None, pretrained={"damsm": tmp_path})
+    aux = plugins.method_hooks("ecagan").harness_auxiliary_modules(cfg=cfg, damsm=None, pretrained={"damsm": tmp_path},
+                                                                  training=True)
     phi = aux[PERCEPTUAL_MODULE]
     assert isinstance(phi, VGGPerceptualFeatures)
     torch.testing.assert_close(phi.features[5].weight, features[5].weight)

@@ -516,7 +516,7 @@ def train_method(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Pat
     pretrained = ensure_pretrained(plugins, cfg, root, train_set, test_set, device)
     on_main(lambda: write_pretrained(run, pretrained, vocab_size), share=False)
     seed_everything(cfg.seed)  # after pretraining: a cache hit or miss must not change the GAN's initialisation
-    modules = build_method(plugins, cfg, vocab_size, pretrained)
+    modules = build_method(plugins, cfg, vocab_size, pretrained, training=True)
     trainer = GanTrainer(plugins, cfg, modules, device)
     loop = TrainingLoop(plugins, cfg, run, trainer, train_set, test_set, root=root, vocab_size=vocab_size,
                         pretrained=pretrained)

@@ -52,14 +52,15 @@ def harness_pretrain_stages(cfg: Config) -> list[PretrainStage]:
 
 
 @hookimpl
-def harness_auxiliary_modules(cfg: Config, damsm: DamsmEncoders, pretrained: dict) -> dict[str, nn.Module]:
-    """φ for the perceptual loss (frozen). ImageNet weights are loaded when the method is built for training
-    or evaluation (``pretrained`` given): a missing file stops the run there, before any GAN step; ``inspect``
-    (no ``pretrained``) keeps the fresh layers and needs no file."""
+def harness_auxiliary_modules(cfg: Config, damsm: DamsmEncoders, pretrained: dict,
+                              training: bool) -> dict[str, nn.Module]:
+    """φ for the perceptual loss (frozen). ImageNet weights are loaded when the method is built for training:
+    a missing file stops the run there, before any GAN step. Evaluation, sampling and ``inspect`` never compute
+    the loss, so they keep the fresh layers and need no file."""
     p = cfg.loss.perceptual
     if not p.weight:
         return {}
-    path = imagenet_vgg16_file() if p.weights == "imagenet" and pretrained else None
+    path = imagenet_vgg16_file() if p.weights == "imagenet" and training else None
     return {PERCEPTUAL_MODULE: VGGPerceptualFeatures(path)}
 
 
