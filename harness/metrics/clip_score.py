@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from harness.metrics.interface import EvalContext, GeneratedBatch, MetricResult, quantize_like_png
 from harness.metrics.r_precision import RPrecision
+from harness.nn.state_dicts import load_weights_file
 from harness.weights import find_weight, weight_sha256
 
 CLIP_WEIGHTS = "clip_vit_b32"
@@ -59,7 +60,7 @@ def load_clip(path: Path, device: torch.device) -> nn.Module:
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
             state = torch.jit.load(str(path), map_location="cpu").state_dict()
     except RuntimeError:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights_file(path, what="CLIP weight file")
     return clip.model.build_model(state).float().eval().requires_grad_(False).to(device)
 
 

@@ -26,6 +26,7 @@ from harness.errors import HarnessError
 from harness.metrics.features import FeatureStream
 from harness.metrics.frechet import GaussianStats, frechet_distance, gaussian_stats, inception_score, kernel_distance
 from harness.metrics.interface import EvalContext, GeneratedBatch, MetricNotApplicable, MetricResult
+from harness.nn.state_dicts import load_weights_file
 from harness.weights import find_weight, weight_sha256
 
 TFID_WEIGHTS = "inception_tf_fid"
@@ -142,7 +143,7 @@ def pil_resize_299(images_uint8: Tensor) -> Tensor:
 
 
 def load_torchvision_inception(path: Path, device: torch.device) -> TorchvisionPool3:
-    from harness.nn.state_dicts import load_weights_file, tensor_state
+    from harness.nn.state_dicts import tensor_state
 
     state = tensor_state(load_weights_file(path, what="Inception-v3 weight file"), path)
     return TorchvisionPool3(state).to(device)
@@ -188,7 +189,7 @@ def load_classifier(path: Path, num_classes: int, device: torch.device) -> nn.Mo
         pass
     from torchvision.models import inception_v3
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights_file(path, what="classifier file")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     n_out = state["fc.weight"].shape[0] if "fc.weight" in state else num_classes

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness.nn.reference_objective import generator_terms, stage_name
+from harness.nn.state_dicts import load_weights_file
 from harness.types import Step, WeightFile
 
 PERCEPTUAL_MODULE = "perceptual_vgg16"  # the auxiliary module's name (``Step.aux``, ``harness inspect``)
@@ -66,7 +67,7 @@ class VGGPerceptualFeatures(nn.Module):
 
     def load_imagenet(self, path: Path) -> None:
         """Load the ``features.0…8`` tensors of torchvision's ``vgg16-397923af.pth`` (strictly)."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights_file(path, what="VGG-16 weight file")
         prefix = "features."
         own = {k[len(prefix):]: v for k, v in state.items()
                if k.startswith(prefix) and int(k[len(prefix):].split(".")[0]) <= VGG16_RELU2_2}
