@@ -138,7 +138,8 @@ class MethodInfo:
 class DatasetInfo:
     """A data set's announcement.
 
-    build(cfg: DataConfig, split: str, *, train: bool, cache_root: Path | None) -> TextImageDataset
+    build(cfg: DataConfig, split: str, *, train: bool, seed: int = 0, cache_root: Path | None = None)
+        -> TextImageDataset; item randomness derives from (seed, epoch, index)
         `train` selects the random training transform; False gives the deterministic evaluation transform.
     layout:          the expected on-disk layout, printed when the data directory is missing or malformed
     needs_data_dir:  False for generated data sets (shapes)
