@@ -20,10 +20,11 @@ from typing import Iterator
 import numpy as np
 import torch
 
-# Mixing constants keep the streams of (seed, epoch) and (seed, step) apart.
+# Mixing constants keep the streams (epoch order, step noise, per-item noise, per-rank globals) apart.
 _EPOCH_STREAM = 0x5EED_0E90C
 _NOISE_STREAM = 0x5EED_2015E
-_RANK_STREAM = 0x5EED_4A2C
+_SAMPLE_STREAM = 0x5EED_5A3B1
+_RANK_STREAM = 0x5EED_4A4C
 
 
 def _mix(seed: int, index: int, stream: int) -> int:
@@ -65,10 +66,6 @@ def step_noise(seed: int, step: int, batch_size: int, z_dim: int) -> torch.Tenso
 def fixed_noise(seed: int, n: int, z_dim: int) -> torch.Tensor:
     """The fixed noise of the sample sheets (the same at every sheet of a run)."""
     return step_noise(seed, -1, n, z_dim)
-
-
-_SAMPLE_STREAM = 0x5EED_5A3B1
-_RANK_STREAM = 0x5EED_4A4C
 
 
 def sample_noise(seed: int, step: int, indices: "torch.Tensor | list[int]", z_dim: int) -> torch.Tensor:
