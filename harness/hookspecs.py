@@ -146,7 +146,9 @@ def harness_generator(cfg: Config, aux: dict[str, nn.Module]) -> nn.Module:
     Receives: the config and the auxiliary modules (``harness_auxiliary_modules``; a generator may hold
     one of them as a submodule, its parameters are then not counted as the generator's by ``inspect``).
     Returns: a module with ``forward(noise: B×z, text: TextFeatures) -> GenOutput`` (DESIGN.md §10); every
-    state it needs at inference is a parameter or buffer, so it is saved in its checkpoint. firstresult.
+    state it needs at inference is a parameter or buffer, so it is saved in its checkpoint. A random draw
+    inside ``forward`` (e.g. conditioning augmentation's ε) should use ``harness.nn.item_noise.item_randn``:
+    in training it is then drawn per item, the same on any number of ranks. firstresult.
     """
 
 

@@ -68,7 +68,7 @@ class Batch:
     lengths:   B long
     class_ids: B long
     keys:      image keys (e.g. "002.Laysan_Albatross/Laysan_Albatross_0002_1027")
-    indices:   B long, the items' indices in their data set
+    indices:   B long, the items' indices in their data set (on the host: ``to`` moves every tensor but this one)
     """
 
     images: list[Tensor]
@@ -85,7 +85,7 @@ class Batch:
             self.lengths.to(device),
             self.class_ids.to(device),
             self.keys,
-            self.indices.to(device),
+            self.indices,  # stays on the host: bookkeeping for per-item draws, never an input to a network
         )
 
     def __len__(self) -> int:

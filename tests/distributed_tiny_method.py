@@ -5,8 +5,8 @@ start (one process per rank, as torchrun would, on the loopback interface only):
 
 runs ``harness ARGS...`` with the method registered from ``DIR/defaults.yaml``.
 
-"distgan": G = sentence ⊕ z → linear → BatchNorm → tanh image per stage (no random draw inside: conditioning is
-μ itself, so z is the only noise); one D per stage = conv → BatchNorm → per-sample logit. The D loss, the G loss
+"distgan": G = conditioning augmentation (``CANet``: c = μ + σ·ε, ε drawn inside G, per item) ⊕ z → linear →
+BatchNorm → tanh image per stage; one D per stage = conv → BatchNorm → per-sample logit. The D loss, the G loss
 and the KL term are means over samples, so with ``train.sync_bn`` (global batch statistics) the gradient of N
 ranks' local means averaged by DDP is the gradient of the global batch's mean.
 """
@@ -24,6 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from harness.config import stage_sizes  # noqa: E402
+from harness.nn.conditioning import CANet  # noqa: E402
 from harness.plugins import hookimpl  # noqa: E402
 from harness.types import GenOutput, MethodInfo  # noqa: E402
 
@@ -42,15 +43,15 @@ class DistGenerator(nn.Module):
     def __init__(self, z_dim: int, text_dim: int, c_dim: int, sizes: list[int]):
         super().__init__()
         self.sizes = sizes
-        self.ca = nn.Linear(text_dim, 2 * c_dim)
+        self.ca = CANet(text_dim, c_dim)
         self.fc = nn.Linear(z_dim + c_dim, 3 * sizes[0] * sizes[0], bias=False)  # BN follows (Adam would
         # turn the zero gradient of a bias before BN into lr-sized steps of rounding noise)
         self.bn = nn.BatchNorm1d(3 * sizes[0] * sizes[0])
 
     def forward(self, noise, text) -> GenOutput:
-        mu, logvar = self.ca(text.sent).chunk(2, dim=1)
+        c, mu, logvar = self.ca(text.sent)
         s = self.sizes[0]
-        x = torch.tanh(self.bn(self.fc(torch.cat([noise, mu], dim=1)))).view(-1, 3, s, s)
+        x = torch.tanh(self.bn(self.fc(torch.cat([noise, c], dim=1)))).view(-1, 3, s, s)
         images = [x] + [F.interpolate(x, size=(k, k), mode="nearest") for k in self.sizes[1:]]
         return GenOutput(images=images, mu=mu, logvar=logvar, attn=[])
 

@@ -1,7 +1,8 @@
 """Two gloo processes on the loopback interface against one process (harness.train.distributed):
 
-* training a per-sample method (``tests/distributed_tiny_method.py``, SyncBatchNorm through ``train.sync_bn``)
-  for 2 steps of global batch 8 gives the same parameters on 2 ranks (4 samples each) as on 1 rank, to 1e-5;
+* training a per-sample method (``tests/distributed_tiny_method.py``, SyncBatchNorm through ``train.sync_bn``,
+  conditioning augmentation drawing ε inside G) for 2 steps of global batch 8 gives the same parameters on 2 ranks
+  (4 samples each) as on 1 rank, to 1e-5;
   only rank 0 writes (one run directory, its checkpoints and log); resume continues the distributed run;
 * evaluation sharded over 2 ranks gives exactly the 1-rank numbers.
 """

@@ -1,11 +1,15 @@
 """Conditioning augmentation (StackGAN/AttnGAN "CA_NET") and its KL term, plus the GLU gate they share.
 
     c = μ + exp(½·logvar)·ε,   [μ | logvar] = GLU(W·s + b),   ε ~ N(0, I)
+
+ε is drawn per data item in training (``harness.nn.item_noise``), so it does not depend on the number of ranks.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from harness.nn.item_noise import item_randn
 
 
 class GLU(nn.Module):
@@ -36,7 +40,7 @@ class CANet(nn.Module):
 
     def forward(self, sent: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         mu, logvar = self.encode(sent)
-        eps = torch.randn_like(mu)  # ε ~ N(0, I), drawn in training and at inference alike (as the reference)
+        eps = item_randn(mu)  # ε ~ N(0, I), drawn in training and at inference alike (as the reference)
         c = mu + torch.exp(0.5 * logvar) * eps
         return c, mu, logvar
 

@@ -16,9 +16,11 @@ Training (results independent of the number of ranks):
   and its noise z from ``(seed, step, item index)`` (``harness.train.seed.sample_noise``), so a sample is the
   same whichever rank draws it; DDP averages the gradients over ranks, so a loss that is a mean of per-sample
   terms gives the gradient of the global batch's mean;
-* what is drawn from the global generators inside the networks (conditioning augmentation ε, dropout) comes
-  from per-rank streams reseeded each step from ``(seed, step, rank)`` (``reseed_rank_streams``): different on
-  each rank, reproducible, and independent of checkpoints (a resumed distributed run continues the same way);
+* what the generator draws inside (conditioning augmentation ε) comes from ``(seed, step, item index)`` too
+  (``harness.nn.item_noise.per_item_draws`` around the generator forward);
+* what is still drawn from the global generators (dropout, a plugin's own ``torch.randn``) comes from per-rank
+  streams reseeded each step from ``(seed, step, rank)`` (``reseed_rank_streams``): different on each rank,
+  reproducible, and independent of checkpoints (a resumed distributed run continues the same way);
 * batch-level terms (BatchNorm statistics, the "wrong" pairs of the matching-aware D loss, the DAMSM
   contrastive terms) see the rank's slice only, unless ``train.sync_bn`` (SyncBatchNorm; on the CPU this
   module's ``CpuSyncBatchNorm``) makes BatchNorm use the global batch's statistics;

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from harness.config import Config
 from harness.errors import HarnessError
+from harness.nn.item_noise import per_item_draws
 from harness.train.checkpoint import (aux_state, latest_checkpoint, list_checkpoints, load_aux_state,
                                       load_checkpoint, save_checkpoint, write_pretrained)
 from harness.train.distributed import (average_across_ranks, convert_sync_bn, init_distributed, is_main, local_slice,
@@ -153,8 +154,8 @@ class GanTrainer:
         prec = self.precision
         text, damsm_text = self.encode_text(batch)
         mark("text")
-        with prec.autocast():
-            output = self.g_forward(noise, text)
+        with prec.autocast(), per_item_draws(self.cfg.seed, iteration, batch.indices):
+            output = self.g_forward(noise, text)  # draws inside G (CA's ε) are per item: rank-independent
         mark("g_forward")
         step = Step(batch=batch, text=text, damsm_text=damsm_text, noise=noise, output=output,
                     discriminators=self.d_parallel, image_encoder=self.modules.image_encoder,

@@ -7,9 +7,11 @@ Three sources of randomness, each reproducible on its own:
 * the **noise z** fed to the generator: each row drawn from a generator seeded by (seed, global step, item
   index), so it depends neither on what ran before, nor on the item's position in the batch, nor on the number
   of ranks (``sample_noise``);
-* everything else (conditioning augmentation ε, dropout, data augmentation that uses the global generators):
-  the global python / numpy / torch (CPU and CUDA) states, saved in every checkpoint by ``rng_state`` as plain
-  tensors (so ``torch.load(..., weights_only=True)`` reads them) and restored by ``set_rng_state``.
+* draws inside the generator (conditioning augmentation ε): per item as well, from (seed, global step, item
+  index) through ``harness.nn.item_noise.per_item_draws``, which the engine wraps around the generator forward;
+* everything else (dropout, data augmentation that uses the global generators): the global python / numpy /
+  torch (CPU and CUDA) states, saved in every checkpoint by ``rng_state`` as plain tensors (so
+  ``torch.load(..., weights_only=True)`` reads them) and restored by ``set_rng_state``.
 """
 from __future__ import annotations
 
