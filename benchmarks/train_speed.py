@@ -1,20 +1,28 @@
-"""Training-iteration speed of a method's ``paper-cub`` preset on the CPU, phase by phase, against a baseline mode of
-the same code and against the reference implementation's figures (REFERENCE.md A6).
+"""Training-iteration speed of a method's ``paper-cub`` preset on the CPU, phase by phase, in three modes of the
+same code, against the reference implementation timed on the same machine (``--ref-root``) or, without it, against
+the reference figures of REFERENCE.md A6 (another machine: context only).
 
     python benchmarks/train_speed.py --method attngan [--batch 8] [--threads 2] [--warmup 2] [--reps 3]
+                                     [--ref-root DIR] [--modes baseline,optimised,bf16]
 
 One fixed synthetic batch shaped like the CUB loader's (images 64/128/256 in [-1, 1], T = 18, lengths in [6, 18]
 sorted descending, vocabulary 5450, distinct classes), as the reference timing harness does. Encoders, G and Ds
 have random weights: this measures speed only, never quality.
 
-Modes, run in the same process on the same models, iterations interleaved (baseline, optimised, baseline, ...):
+Modes, run in the same process on the same models, iterations interleaved (baseline, optimised, bf16, ...):
 
-* ``optimised``: the engine as it trains (``GanTrainer`` defaults): the generator step does not compute the
-  discriminators' weight gradients (the reference computes them and throws them away at the next D step), the
-  DAMSM words loss is vectorised over all (image, caption) pairs, and Adam is fused (one pass per tensor).
+* ``optimised``: the engine as it trains by default on the CPU (fp32; ``GanTrainer`` defaults): the generator step
+  does not compute the discriminators' weight gradients (the reference computes them and throws them away at the
+  next D step), the DAMSM words loss is vectorised over all (image, caption) pairs, and Adam is fused (one pass
+  per tensor).
+* ``bf16``: ``optimised`` with ``train.amp=bf16`` (the networks under bf16 autocast, the losses in fp32): the GPU
+  default, and a choice on CPUs with native bf16 (AVX512-BF16 / AMX), where it is much faster.
 * ``baseline``: the same code in the reference's op order: D weight gradients computed in the G step, the words
-  loss as the reference's per-caption loop, torch's default Adam (a per-tensor loop on the CPU); fp32, NCHW
-  (as the optimised mode on the CPU).
+  loss as the reference's per-caption loop, torch's default Adam (a per-tensor loop on the CPU); fp32, NCHW.
+
+``--ref-root DIR`` (checkouts of the public AttnGAN and DM-GAN repositories, see ``reference_speed.py``) first
+times the reference code in a subprocess with the same batch, threads, warm-ups and repetitions, then prints each
+mode / reference. Methods built on DM-GAN (ecagan, caegan) are compared with DM-GAN's reference (``--ref-repo``).
 
 Phases: text encode, G forward (train), D steps (3 × zero_grad/loss/backward/Adam), G step (G loss through every
 D + DAMSM + KL, backward, Adam, EMA). Then G forward alone (eval, no_grad). Medians over ``--reps``.
@@ -26,7 +34,9 @@ import contextlib
 import json
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator, Optional
@@ -49,6 +59,7 @@ REFERENCE = {
                          "g_step": (26.26, 25.23)}},
 }
 PHASES = ("text", "g_forward", "d_steps", "g_step")
+MODES = ("baseline", "optimised", "bf16")
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -118,6 +129,22 @@ def synthetic_batch(batch: int, words: int, vocab: int, sizes: list[int], seed: 
                  class_ids=torch.arange(batch) + 1, keys=[str(i) for i in range(batch)], indices=torch.arange(batch))
 
 
+REF_REPO = {"attngan": "AttnGAN"}  # every other built-in method is built on DM-GAN
+
+
+def reference_on_this_machine(args: argparse.Namespace, repo: str) -> dict:
+    """``reference_speed.py`` on the reference checkout, in a subprocess (its global config and imports stay
+    out of this process); its figures as a dict."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "reference.json"
+        cmd = [sys.executable, str(Path(__file__).with_name("reference_speed.py")), "--ref-root", str(args.ref_root),
+               "--repo", repo, "--batch", str(args.batch), "--threads", str(args.threads),
+               "--warmup", str(args.warmup), "--reps", str(args.reps), "--json", str(out)]
+        print(f"timing the reference code ({repo}) first: {' '.join(cmd)}", flush=True)
+        subprocess.run(cmd, check=True)
+        return json.loads(out.read_text())
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--method", default="attngan")
@@ -127,9 +154,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--vocab-size", type=int, default=5450)
-    ap.add_argument("--modes", default="baseline,optimised", help="comma-separated: baseline, optimised")
+    ap.add_argument("--modes", default="baseline,optimised,bf16", help="comma-separated: " + ", ".join(MODES))
+    ap.add_argument("--ref-root", type=Path, default=None, metavar="DIR",
+                    help="time the reference code of DIR/AttnGAN/code or DIR/DM-GAN/code on this machine first")
+    ap.add_argument("--ref-repo", choices=("AttnGAN", "DM-GAN"), default=None,
+                    help="which reference to compare with (default: AttnGAN for attngan, DM-GAN otherwise)")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args(argv)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown or not modes:
+        ap.error(f"--modes: unknown {', '.join(unknown) or '(none given)'}; valid: {', '.join(MODES)}")
+    repo = args.ref_repo or REF_REPO.get(args.method, "DM-GAN")
+    same_machine = reference_on_this_machine(args, repo) if args.ref_root else None
 
     torch.set_num_threads(args.threads)
     from harness.build import build_method
@@ -147,14 +184,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     device = torch.device("cpu")
     trainer = GanTrainer(plugins, cfg, modules, device, precision=Precision(device, fused_adam=True))
     t = cfg.train
-    optimisers = {  # the optimised mode's (fused) and the baseline's (torch's default: a per-tensor loop on CPU)
-        "optimised": (trainer.opt_g, trainer.opt_d),
-        "baseline": (torch.optim.Adam(trainer.opt_g.param_groups[0]["params"], lr=t.lr_g, betas=(t.beta1, t.beta2)),
-                     [torch.optim.Adam(o.param_groups[0]["params"], lr=t.lr_d, betas=(t.beta1, t.beta2))
-                      for o in trainer.opt_d]),
+    fused = (trainer.opt_g, trainer.opt_d)
+    loop = (torch.optim.Adam(trainer.opt_g.param_groups[0]["params"], lr=t.lr_g, betas=(t.beta1, t.beta2)),
+            [torch.optim.Adam(o.param_groups[0]["params"], lr=t.lr_d, betas=(t.beta1, t.beta2))
+             for o in trainer.opt_d])
+    setups = {  # mode → (optimisers, precision, skip D weight grads, words loss)
+        "baseline": (loop, Precision(device), False, looped_words_loss),
+        "optimised": (fused, Precision(device, fused_adam=True), True, None),
+        "bf16": (fused, Precision(device, amp=True, fused_adam=True), True, None),
     }
     batch = synthetic_batch(args.batch, cfg.data.words_num, args.vocab_size, stage_sizes(cfg))
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
 
     # the two words losses agree (same mathematics)
     r = torch.randn(args.batch, cfg.model.embedding_dim, 17, 17)
@@ -168,12 +207,11 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"and Ds (speed only); words loss vectorised vs looped: max |Δ| = {loss_diff:.2e}", flush=True)
 
     times: dict[str, list[dict]] = {m: [] for m in modes}
+    losses: dict[str, list[float]] = {m: [] for m in modes}
     step = 0
     for rep in range(args.warmup + args.reps):
         for mode in modes:
-            baseline = mode == "baseline"
-            trainer.skip_d_weight_grads = not baseline
-            trainer.opt_g, trainer.opt_d = optimisers[mode]
+            (trainer.opt_g, trainer.opt_d), trainer.precision, trainer.skip_d_weight_grads, words = setups[mode]
             stamps: dict[str, float] = {}
             last = [time.perf_counter()]
 
@@ -184,17 +222,21 @@ def main(argv: Optional[list[str]] = None) -> int:
 
             step += 1
             noise = torch.randn(args.batch, cfg.model.z_dim)
-            ctx = patched_words_loss(looped_words_loss) if baseline else contextlib.nullcontext()
+            ctx = patched_words_loss(words) if words else contextlib.nullcontext()
             t0 = time.perf_counter()
             with ctx:
-                trainer.train_step(batch, noise, step, mark=mark)
+                _, _, _, g_total = trainer.train_step(batch, noise, step, mark=mark)
             stamps["total"] = time.perf_counter() - t0
+            if not torch.isfinite(g_total):
+                raise SystemExit(f"train_speed: {mode} step {step}: non-finite G loss {float(g_total)}")
+            losses[mode].append(float(g_total))
             tag = "warm-up" if rep < args.warmup else "rep"
             print(f"  {tag} {rep + 1} {mode:9s} " + " ".join(f"{k} {v:.3f}" for k, v in stamps.items()), flush=True)
             if rep >= args.warmup:
                 times[mode].append(stamps)
 
-    # G forward alone, eval + no_grad (the same code in both modes)
+    # G forward alone, eval + no_grad (fp32, the same code in the fp32 modes)
+    trainer.precision = setups["optimised"][1]
     g = trainer.generator
     g.eval()
     gf = []
@@ -209,36 +251,42 @@ def main(argv: Optional[list[str]] = None) -> int:
     g_eval = statistics.median(gf[args.warmup:])
 
     med = {m: {k: statistics.median(t[k] for t in times[m]) for k in (*PHASES, "total")} for m in modes}
-    # the reference figures were taken at paper-cub, batch 8, 2 threads only
+    # the A6 figures were taken at paper-cub, batch 8, 2 threads only (on another machine)
     comparable = args.preset == "paper-cub" and args.batch == 8 and args.threads == 2
-    ref = REFERENCE.get(args.method) if comparable else None
-    cols = modes + (["reference"] if ref else [])
+    a6_all = REFERENCE[{"AttnGAN": "attngan", "DM-GAN": "dmgan"}[repo]]
+    a6 = a6_all if comparable else None
+    ref_name = f"{repo} here" if same_machine else f"{repo} A6"
+    ref_phase = ({k: same_machine["median_s"][k] for k in (*PHASES, "total")} if same_machine else
+                 {**{k: v[0] for k, v in a6["phases"].items()}, "total": a6["iteration"][0]} if a6 else None)
+    ref_eval = same_machine["g_forward_eval_s"] if same_machine else (a6["g_forward_eval"][0] if a6 else None)
+    cols = modes + ([ref_name] if ref_phase else [])
+    ratios = [m for m in modes if m != "baseline"] if "baseline" in modes else []
     print()
-    print(f"{'phase (s, median of ' + str(args.reps) + ')':28s}" + "".join(f"{c:>12s}" for c in cols)
-          + ("   optimised/baseline" if len(modes) == 2 else ""))
+    print(f"{'phase (s, median of ' + str(args.reps) + ')':28s}" + "".join(f"{c:>14s}" for c in cols)
+          + "".join(f"{m + '/baseline':>20s}" for m in ratios))
     for k in (*PHASES, "total"):
-        row = f"{k:28s}" + "".join(f"{med[m][k]:12.3f}" for m in modes)
-        if ref:
-            row += f"{(ref['phases'].get(k) or ref['iteration'])[0]:12.3f}"
-        if len(modes) == 2:
-            row += f"   {med['optimised'][k] / med['baseline'][k]:.3f}"
+        row = f"{k:28s}" + "".join(f"{med[m][k]:14.3f}" for m in modes)
+        row += f"{ref_phase[k]:14.3f}" if ref_phase else ""
+        row += "".join(f"{med[m][k] / med['baseline'][k]:20.3f}" for m in ratios)
         print(row)
-    print(f"{'G forward (eval, no_grad)':28s}{g_eval:12.3f}" + (f"{'':12s}{ref['g_forward_eval'][0]:12.3f}"
-                                                                  if ref and len(modes) == 2 else ""))
+    print(f"{'G forward (eval, no_grad)':28s}{g_eval:14.3f}" + (f"   ({ref_name}: {ref_eval:.3f})" if ref_eval else ""))
     result = {"method": args.method, "preset": args.preset, "batch": args.batch, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "median_s": med, "g_forward_eval_s": g_eval,
-              "words_loss_max_abs_diff": loss_diff}
-    print("\nreference implementation, REFERENCE.md A6 (paper-cub, batch 8, 2 threads, two runs): "
-          + "; ".join(f"{name} iteration {r['iteration'][0]} / {r['iteration'][1]} s, G forward eval "
-                      f"{r['g_forward_eval'][0]} / {r['g_forward_eval'][1]} s" for name, r in REFERENCE.items()))
-    if ref:
-        r1, r2 = ref["iteration"]
+              "words_loss_max_abs_diff": loss_diff, "g_loss_by_mode": losses, "reference_repo": repo}
+    if same_machine:
+        print(f"\nreference code timed on this machine in this session ({repo}, batch {args.batch}, "
+              f"{args.threads} threads): iteration {same_machine['median_s']['total']:.3f} s")
+        result["reference_same_machine"] = same_machine
+    else:
+        print(f"\nreference implementation, REFERENCE.md A6 (paper-cub, batch 8, 2 threads, another machine: context "
+              f"only): {repo} iteration {a6_all['iteration'][0]} / {a6_all['iteration'][1]} s (two runs); pass "
+              f"--ref-root to time the reference code on this machine")
+        result["reference_a6"] = a6_all
+    if ref_phase:
         for m in modes:
-            print(f"{m} iteration / reference iteration: {med[m]['total'] / r1:.3f} (run 1), "
-                  f"{med[m]['total'] / r2:.3f} (run 2)")
-        result["reference"] = ref
-    if len(modes) == 2:
-        print(f"optimised / baseline (same process): {med['optimised']['total'] / med['baseline']['total']:.3f}")
+            print(f"{m} iteration / {ref_name} iteration: {med[m]['total'] / ref_phase['total']:.3f}")
+    for m in ratios:
+        print(f"{m} / baseline (same process): {med[m]['total'] / med['baseline']['total']:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return 0
