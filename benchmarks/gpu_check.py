@@ -132,6 +132,7 @@ def time_training(plugins, method: str, cfg, modules, device, mode: str, steps: 
     import torch
     from harness.config import stage_sizes
     from harness.train.engine import GanTrainer, Precision
+    from phase_clock import PhaseClock
     from train_speed import PHASES, looped_words_loss, patched_words_loss, synthetic_batch
 
     res = StepResult(method, mode)
@@ -147,21 +148,12 @@ def time_training(plugins, method: str, cfg, modules, device, mode: str, steps: 
         times, phases, finite = [], [], True
         for k in range(warmup + steps):
             noise = torch.randn(len(batch), cfg.model.z_dim, device=device)
-            stamps: dict[str, float] = {}
-            last = [time.perf_counter()]
-
-            def mark(phase: str) -> None:
-                _sync(device)
-                now = time.perf_counter()
-                stamps[phase], last[0] = now - last[0], now
-
-            _sync(device)
-            t0 = last[0] = time.perf_counter()
+            clock = PhaseClock(lambda: _sync(device))
             with patched_words_loss(looped_words_loss) if reference_order else contextlib.nullcontext():
-                _, terms, _, g_total = trainer.train_step(batch, noise, k + 1, mark=mark)
-            _sync(device)
+                _, terms, _, g_total = trainer.train_step(batch, noise, k + 1, mark=clock.mark)
+            stamps = clock.stop()
             if k >= warmup:
-                times.append(time.perf_counter() - t0)
+                times.append(stamps["total"])
                 phases.append(stamps)
             values = torch.stack([*terms.values(), g_total.float()]).cpu()
             finite = finite and bool(torch.isfinite(values).all())

@@ -47,6 +47,9 @@ import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from phase_clock import PhaseClock  # noqa: E402
+
 PHASES = ("text", "g_forward", "d_steps", "g_step")
 REPOS = ("AttnGAN", "DM-GAN")
 
@@ -284,17 +287,9 @@ def measure(ref_root: Path, repo: str, batch: int, threads: int, warmup: int, re
         d.train()
     times = []
     for k in range(warmup + reps):
-        stamps: dict[str, float] = {}
-        last = [time.perf_counter()]
-
-        def mark(phase: str) -> None:
-            now = time.perf_counter()
-            stamps[phase] = now - last[0]
-            last[0] = now
-
-        t0 = time.perf_counter()
-        iteration(mark)
-        stamps["total"] = time.perf_counter() - t0
+        clock = PhaseClock()
+        iteration(clock.mark)
+        stamps = clock.stop()
         print(f"  reference {'warm-up' if k < warmup else 'rep'} {k + 1} "
               + " ".join(f"{p} {v:.3f}" for p, v in stamps.items()), flush=True)
         times.append(stamps)

@@ -46,8 +46,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness.types import Batch  # noqa: E402
+from phase_clock import PhaseClock  # noqa: E402
 
 # REFERENCE.md A6 (torch 2.14.1, 2 threads, AMD EPYC, batch 8): two process runs each.
 REFERENCE = {
@@ -212,21 +214,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     for rep in range(args.warmup + args.reps):
         for mode in modes:
             (trainer.opt_g, trainer.opt_d), trainer.precision, trainer.skip_d_weight_grads, words = setups[mode]
-            stamps: dict[str, float] = {}
-            last = [time.perf_counter()]
-
-            def mark(phase: str) -> None:
-                now = time.perf_counter()
-                stamps[phase] = now - last[0]
-                last[0] = now
-
             step += 1
             noise = torch.randn(args.batch, cfg.model.z_dim)
             ctx = patched_words_loss(words) if words else contextlib.nullcontext()
-            t0 = time.perf_counter()
+            clock = PhaseClock()
             with ctx:
-                _, _, _, g_total = trainer.train_step(batch, noise, step, mark=mark)
-            stamps["total"] = time.perf_counter() - t0
+                _, _, _, g_total = trainer.train_step(batch, noise, step, mark=clock.mark)
+            stamps = clock.stop()
             if not torch.isfinite(g_total):
                 raise SystemExit(f"train_speed: {mode} step {step}: non-finite G loss {float(g_total)}")
             losses[mode].append(float(g_total))
