@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
     p.add_argument("--out", default=None)
     p.add_argument("--with-paper-numbers", action="store_true")
-    p.add_argument("--columns", default="", help="extra columns: params,speed")
+    p.add_argument("--columns", default="", help="extra columns: params,speed,probe_attributes")
     _add_common(p)
 
     _add_common(sub.add_parser("plugins", help="installed methods"))

@@ -16,7 +16,9 @@ How the table is made
   clip_score, probe_acc, probe_fid, probe_is); another id of the same family right after it (``rp_ext`` after
   ``rp``), any other in registry order. The protocol each column was measured with (the records'
   ``variant`` text) is listed below the table. Optional extra columns: ``params``
-  (generator parameters) and ``speed`` (training images/s, median over the run's ``log.jsonl``).
+  (generator parameters), ``speed`` (training images/s, median over the run's ``log.jsonl``) and
+  ``probe_attributes`` (one column ``probe_acc.<attribute>`` per attribute of the shapes probe: the accuracy in %
+  on that attribute alone, from the latest ``probe_acc`` record's ``per_attribute``; mean over the row's runs).
 * **Cells.** With several runs of a row: mean ± sample standard deviation (ddof = 1) over them ("seeds" when
   the runs have distinct seeds, else "runs"). With one run: the record's value ± its own std, which is over
   what the record says (``std_over``: folds, splits). Every ± carries a footnote marker saying what it is over.
@@ -28,7 +30,7 @@ How the table is made
 
 CSV layout: ``row, kind`` (reproduced | reported | real), then for each metric ``<m>, <m>_std, <m>_over,
 <m>_n, <m>_best, <m>_note`` (numbers at full precision; ``<m>_note`` holds a skip reason or a relative claim),
-then ``params`` and ``speed`` when asked for.
+then the extra columns asked for (``params``, ``speed``, ``probe_acc.<attribute>``).
 """
 from __future__ import annotations
 
@@ -49,7 +51,8 @@ from harness.results import RunDir, atomic_write_text
 # DESIGN.md §10 metric ids, in table order (``rp_real`` becomes the ``real images`` row under ``rp``).
 METRIC_ORDER = ("is", "is_ft", "fid", "fid_tv", "kid", "rp", "rp_real", "clip_rp", "clip_score", "probe_acc",
                 "probe_fid", "probe_is")
-EXTRA_COLUMNS = ("params", "speed")
+EXTRA_COLUMNS = ("params", "speed", "probe_attributes")
+ATTRIBUTE_PREFIX = "probe_acc."  # probe_attributes expands into probe_acc.<attribute> columns
 FORMATS = ("markdown", "latex", "csv")
 REAL_ROW = "real images"
 REAL_SUFFIX = "_real"
@@ -130,6 +133,9 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
     runs = list(runs)
     if not runs:
         raise HarnessError("no run directories to tabulate (give RUN paths or ids, or a results root that holds runs)")
+    if "probe_attributes" in extra:
+        i = extra.index("probe_attributes")
+        extra[i:i + 1] = [ATTRIBUTE_PREFIX + a for a in _probe_attributes(runs)]
 
     long, run_rows, datasets = _collect(plugins, runs)
     multi = len(datasets) > 1
@@ -438,11 +444,33 @@ def _mark_best(rows: list[Row], directions: dict[str, Optional[str]]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------
-# Extra columns: params and speed
+# Extra columns: params, speed, probe attributes
 # ------------------------------------------------------------------------------------------------------
 def _extra_value(plugins: Any, column: str, runs: list[RunDir]) -> Optional[float]:
-    values = [v for v in (_params(plugins, r) if column == "params" else _speed(r) for r in runs) if v is not None]
+    if column == "params":
+        found = (_params(plugins, r) for r in runs)
+    elif column.startswith(ATTRIBUTE_PREFIX):
+        found = (_probe_attribute(r, column[len(ATTRIBUTE_PREFIX):]) for r in runs)
+    else:
+        found = (_speed(r) for r in runs)
+    values = [v for v in found if v is not None]
     return float(sum(values) / len(values)) if values else None
+
+
+def _latest_probe(run: RunDir) -> dict:
+    """The per-attribute accuracies of the run's latest ``probe_acc`` record ({} when there is none)."""
+    recs = [r for r in _latest_records(run.read_records()) if r["metric"] == "probe_acc"]
+    per = recs[0].get("per_attribute") if recs and recs[0].get("status", "ok") == "ok" else None
+    return per if isinstance(per, dict) else {}
+
+
+def _probe_attributes(runs: list[RunDir]) -> list[str]:
+    """Every attribute the runs' probes report, in order of first appearance."""
+    return list(dict.fromkeys(a for r in runs for a in _latest_probe(r)))
+
+
+def _probe_attribute(run: RunDir, attribute: str) -> Optional[float]:
+    return _num(_latest_probe(run).get(attribute))
 
 
 def _params(plugins: Any, run: RunDir) -> Optional[float]:
@@ -573,7 +601,11 @@ def _legend(table: ResultsTable) -> list[str]:
     if table.extra_columns:
         parts = {"params": "params: generator parameters (millions)",
                  "speed": "speed: training images/s (median over the run's log)"}
-        lines += [parts[c] for c in table.extra_columns]
+        lines += [parts[c] for c in table.extra_columns if c in parts]
+        attributes = [c[len(ATTRIBUTE_PREFIX):] for c in table.extra_columns if c.startswith(ATTRIBUTE_PREFIX)]
+        if attributes:
+            lines.append(f"probe_acc.<attribute>: the shapes probe's accuracy (%) on one attribute "
+                         f"({', '.join(attributes)}); mean over the row's runs")
     lines += [f"protocol of {name}: {' | '.join(texts)}" for name, texts in table.protocols.items()]
     lines.append(f"data set: {', '.join(table.datasets)}")
     return lines

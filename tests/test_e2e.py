@@ -47,3 +47,9 @@ def test_run_every_method_on_shapes_writes_the_tables(results_root, capsys):
         if r["kind"] == "reproduced":
             for c in metric_columns:
                 assert r[c] != "" or r[f"{c}_note"], (r["row"], c)
+    if "probe_acc" in metric_columns:  # the shapes probe ran: its per-attribute accuracies are columns too
+        for r in rows:
+            if r["kind"] == "reproduced" and r["probe_acc"]:
+                attributes = [float(r[f"probe_acc.{a}"]) for a in ("colour", "shape", "size", "position")]
+                assert float(r["probe_acc"]) == pytest.approx(sum(attributes + [float(r["probe_acc.background"])]) / 5,
+                                                              abs=0.05)

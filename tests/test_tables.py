@@ -338,3 +338,28 @@ def test_values_equal_as_printed_are_all_marked(tmp_path):
                       overrides=["model.gf_dim=8"])]
     rows = parse_csv(write_table(plugins, runs, fmt="csv"))
     assert {k: r["is_best"] for k, r in rows.items()} == {"alpha": "*", "beta": "*", "alpha (model.gf_dim=8)": ""}
+
+
+def test_probe_attribute_columns(tmp_path):
+    """``probe_attributes`` expands into one column per attribute of the latest probe_acc record, averaged over
+    the row's runs; an earlier evaluation and rows without a probe record leave no trace."""
+    plugins = make_plugins(tmp_path)
+    runs = [write_run(tmp_path / "s", plugins, "beta", s, BETA[s]) for s in BETA]
+    per = {0: {"colour": 70.0, "shape": 20.0}, 1: {"colour": 80.0, "shape": 30.0, "size": 40.0}}
+    for run, seed in zip(runs, BETA):
+        run.append_records([make_record(method="beta", dataset="tinyset", seed=seed, metric="probe_acc", value=1.0,
+                                        eval_id=new_eval_id(), per_attribute={"colour": 0.0, "shape": 0.0})])
+        run.append_records([make_record(method="beta", dataset="tinyset", seed=seed, metric="probe_acc", value=2.0,
+                                        eval_id=new_eval_id(), per_attribute=per[seed])])  # the latest counts
+    other = write_run(tmp_path / "s", plugins, "alpha", 0, ALPHA[0])
+    rows = parse_csv(write_table(plugins, [*runs, other], fmt="csv", columns=["probe_attributes"]))
+    assert float(rows["beta"]["probe_acc.colour"]) == pytest.approx(75.0)
+    assert float(rows["beta"]["probe_acc.shape"]) == pytest.approx(25.0)
+    assert float(rows["beta"]["probe_acc.size"]) == pytest.approx(40.0)  # only the run that reports it
+    assert rows["alpha"]["probe_acc.colour"] == ""
+    md = write_table(plugins, [*runs, other], fmt="markdown", columns=["probe_attributes"])
+    header = next(line for line in md.splitlines() if line.startswith("| method"))
+    assert header.rstrip(" |").endswith("probe_acc.colour | probe_acc.shape | probe_acc.size")
+    # no probe record anywhere: the group adds no column
+    plain = parse_csv(write_table(plugins, [other], fmt="csv", columns=["probe_attributes"]))
+    assert not any(k.startswith("probe_acc.") for k in plain["alpha"])
