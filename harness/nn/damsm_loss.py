@@ -84,8 +84,7 @@ def words_loss(regions: Tensor, words: Tensor, lengths: Tensor, class_ids: Optio
 
 def _words_loss(regions: Tensor, words: Tensor, lengths: Tensor, class_ids: Optional[Tensor], gamma1: float,
                 gamma2: float, gamma3: float) -> tuple[Tensor, Tensor, Tensor]:
-    batch, _, height, width = regions.shape
-    words = words[:, :, : int(lengths.max())]
+    batch, _, height, width = regions.shape  # padded word positions are masked (no host sync on lengths.max())
     relevance, attn = word_relevance(regions, words, lengths, gamma1)  # R: J×I×T
     pad = torch.arange(words.shape[2], device=words.device)[None, :] >= lengths.to(words.device)[:, None]
     similarity = torch.logsumexp((gamma2 * relevance).masked_fill(pad[None], float("-inf")), dim=2)  # S(j, i)
