@@ -1,4 +1,4 @@
-"""DAMSM encoders: packed BiLSTM against an independent per-caption computation, reference key layout,
+"""DAMSM encoders: the BiLSTM against an independent per-caption computation and torch's packed sequences, reference key layout,
 image encoders' shapes, Inception trunk loading, build_damsm, and the safe/strict state-dict loading."""
 from __future__ import annotations
 
@@ -32,14 +32,43 @@ def test_text_encoder_matches_per_caption_lstm():
         assert torch.allclose(out.sent[i], torch.cat((h[0, 0], h[1, 0])), atol=1e-6)
 
 
-def test_text_encoder_trims_to_longest_and_accepts_unsorted():
+def test_text_encoder_keeps_extra_padding_and_accepts_unsorted():
     torch.manual_seed(0)
     enc = RNNTextEncoder(20, word_dim=6, hidden=4).eval()
     captions = torch.tensor([[3, 4, 0, 0, 0, 0], [5, 6, 7, 0, 0, 0]])
     out = enc(captions, torch.tensor([2, 3]))
-    assert out.words.shape == (2, 4, 3) and out.mask.shape == (2, 3)
+    assert out.words.shape == (2, 4, 6) and out.mask.shape == (2, 6)
+    assert torch.all(out.words[:, :, 3:] == 0) and out.mask[:, 3:].all()
+    trimmed = enc(captions[:, :3], torch.tensor([2, 3]))  # extra padding changes nothing
+    torch.testing.assert_close(out.words[:, :, :3], trimmed.words, rtol=0, atol=1e-7)
+    torch.testing.assert_close(out.sent, trimmed.sent, rtol=0, atol=1e-7)
     sorted_out = enc(captions.flip(0), torch.tensor([3, 2]))
     assert torch.allclose(out.sent, sorted_out.sent.flip(0), atol=1e-6)
+
+
+def test_text_encoder_equals_the_packed_lstm_with_gradients():
+    """The unpacked computation (no host copy of the lengths) equals torch's packed sequences, values and
+    gradients, including a one-word caption and padding beyond the longest caption."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(0)
+    enc = RNNTextEncoder(50, word_dim=12, hidden=16, dropout=0.0)
+    captions = torch.randint(1, 50, (5, 10))
+    lengths = torch.tensor([4, 9, 1, 6, 3])
+    for i, n in enumerate(lengths):
+        captions[i, n:] = 0
+    out = enc(captions, lengths)
+    grads = torch.autograd.grad(out.words.square().sum() + out.sent.sum(), list(enc.parameters()))
+    emb = enc.encoder(captions)
+    packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
+    y, (h, _) = enc.rnn(packed)
+    y, _ = pad_packed_sequence(y, batch_first=True, total_length=10)
+    words, sent = y.transpose(1, 2), h.transpose(0, 1).reshape(5, 16)
+    torch.testing.assert_close(out.words, words, rtol=0, atol=1e-6)
+    torch.testing.assert_close(out.sent, sent, rtol=0, atol=1e-6)
+    ref_grads = torch.autograd.grad(words.square().sum() + sent.sum(), list(enc.parameters()))
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_encoder_keys_equal_reference():

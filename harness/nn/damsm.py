@@ -1,7 +1,8 @@
 """DAMSM encoders (AttnGAN's Deep Attentional Multimodal Similarity Model), shared by every method.
 
-* ``RNNTextEncoder``: embedding (300) → dropout 0.5 → 1-layer bidirectional LSTM (128 per direction) on packed
-  sequences → words B×256×T_max (padded outputs) and sentence B×256 (final h_n, [forward | backward]).
+* ``RNNTextEncoder``: embedding (300) → dropout 0.5 → 1-layer bidirectional LSTM (128 per direction) over each
+  caption's own length, as the reference's packed sequences → words B×256×T (zero at padding) and sentence
+  B×256 (final h_n, [forward | backward]).
   Submodule names as the reference ``RNN_ENCODER`` (``encoder``, ``drop``, ``rnn``): the released
   ``text_encoder200.pth`` loads as it is.
 * ``InceptionImageEncoder``: the torchvision Inception-v3 trunk (frozen) with the reference ``CNN_ENCODER``
@@ -12,13 +13,13 @@
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from harness.errors import HarnessError
 from harness.nn.state_dicts import load_state_strict, load_weights_file, tensor_state
@@ -43,16 +44,39 @@ class RNNTextEncoder(nn.Module):
         nn.init.uniform_(self.encoder.weight, -0.1, 0.1)  # reference init_weights
 
     def forward(self, captions: Tensor, lengths: Tensor) -> TextFeatures:
-        emb = self.drop(self.encoder(captions))
-        cpu_lengths = lengths.detach().to("cpu", torch.int64)
-        packed = pack_padded_sequence(emb, cpu_lengths, batch_first=True, enforce_sorted=False)
-        output, (h_n, _) = self.rnn(packed)
-        output, _ = pad_packed_sequence(output, batch_first=True)  # B×T_max×H
-        words = output.transpose(1, 2)
-        sent = h_n.transpose(0, 1).reshape(captions.shape[0], self.hidden)  # [h_fwd | h_bwd]
-        t_max = words.shape[2]
-        mask = captions[:, :t_max] == 0
-        return TextFeatures(words=words, sent=sent, mask=mask, lengths=lengths)
+        """The packed bidirectional LSTM of the reference, computed on the padded batch without packing (packing
+        needs the lengths on the host: a device → host synchronisation in every training step on a GPU). The
+        backward direction reads each caption reversed within its own length, so padding never enters a
+        caption's states; outputs at padding are zero, as ``pad_packed_sequence`` leaves them."""
+        emb = self.drop(self.encoder(captions))  # B×T×E
+        batch, t = captions.shape
+        lengths_d = lengths.to(captions.device)
+        steps = torch.arange(t, device=captions.device)
+        valid = steps[None, :] < lengths_d[:, None]  # B×T
+        reverse = torch.where(valid, lengths_d[:, None] - 1 - steps[None, :], steps[None, :])  # an involution
+        fwd = self._direction(emb, "")  # B×T×H/2
+        bwd_reversed = self._direction(_take_steps(emb, reverse), "_reverse")
+        output = torch.cat([fwd, _take_steps(bwd_reversed, reverse)], dim=2) * valid[..., None]
+        last = (lengths_d - 1).clamp(min=0)[:, None, None].expand(-1, 1, self.hidden // 2)
+        # h_n: the forward state after the last word, the backward state after the first word
+        sent = torch.cat([fwd.gather(1, last), bwd_reversed.gather(1, last)], dim=2).reshape(batch, self.hidden)
+        words = output.transpose(1, 2)  # B×H×T
+        return TextFeatures(words=words, sent=sent, mask=captions == 0, lengths=lengths)
+
+    def _direction(self, x: Tensor, suffix: str) -> Tensor:
+        """One direction of ``self.rnn`` (its ``…_l0`` or ``…_l0_reverse`` weights) run forward over x: B×T×H/2."""
+        r = self.rnn
+        params = [getattr(r, f"{name}_l0{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        zeros = x.new_zeros(1, x.shape[0], self.hidden // 2)
+        with warnings.catch_warnings():  # cuDNN copies one direction's weights out of the module's flat buffer
+            warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+            output, _, _ = torch.lstm(x, (zeros, zeros), params, True, 1, 0.0, self.training, False, True)
+        return output
+
+
+def _take_steps(x: Tensor, index: Tensor) -> Tensor:
+    """x[b, index[b, t]] for x B×T×C and index B×T."""
+    return x.gather(1, index[..., None].expand(-1, -1, x.shape[2]))
 
 
 INCEPTION_TRUNK = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
