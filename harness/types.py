@@ -79,14 +79,21 @@ class Batch:
     indices: Tensor
 
     def to(self, device: torch.device | str) -> "Batch":
+        """Every tensor but ``indices`` on ``device`` (asynchronous from pinned memory: see ``pin_memory``)."""
         return Batch(
             [im.to(device, non_blocking=True) for im in self.images],
-            self.captions.to(device),
-            self.lengths.to(device),
-            self.class_ids.to(device),
+            self.captions.to(device, non_blocking=True),
+            self.lengths.to(device, non_blocking=True),
+            self.class_ids.to(device, non_blocking=True),
             self.keys,
             self.indices,  # stays on the host: bookkeeping for per-item draws, never an input to a network
         )
+
+    def pin_memory(self) -> "Batch":
+        """The tensors ``to`` moves, in page-locked memory (the DataLoader calls this with ``pin_memory=True``),
+        so that copying them to a GPU does not synchronise the host with the device."""
+        return Batch([im.pin_memory() for im in self.images], self.captions.pin_memory(),
+                     self.lengths.pin_memory(), self.class_ids.pin_memory(), self.keys, self.indices)
 
     def __len__(self) -> int:
         return int(self.captions.shape[0])

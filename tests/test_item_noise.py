@@ -1,4 +1,5 @@
-"""Per-item draws inside networks: an item's draw depends on (seed, step, item index, draw number) only."""
+"""Per-item draws inside networks: an item's draw depends on (seed, step, item index, draw number) only; and the
+batch bookkeeping they rely on (indices stay on the host, pinned batches for a GPU)."""
 from __future__ import annotations
 
 import pytest
@@ -60,3 +61,38 @@ def test_conditioning_augmentation_is_per_item_in_training():
         c_perm, _, _ = ca(sent[perm])
     torch.testing.assert_close(c_perm, c[perm], rtol=0, atol=1e-6)
     assert not torch.allclose(c, mu)  # ε was drawn: c = μ + σ·ε
+
+
+def test_a_batch_pins_and_moves_every_tensor_but_its_indices(monkeypatch):
+    """For a GPU the loader pins each batch (``Batch.pin_memory``) so its copy to the device is asynchronous;
+    the item indices stay on the host (per-item draws read them without a device → host copy). Pinning is
+    replaced by a marking clone and the DataLoader by a recorder here: this machine may have no CUDA (where
+    torch's DataLoader turns pinning off)."""
+    import torch.utils.data
+
+    from harness.train.engine import batch_loader
+    from harness.types import Batch
+
+    pinned = []
+
+    def fake_pin(self):
+        out = self.clone()
+        pinned.append(out)
+        return out
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", fake_pin)
+    n = 3
+    batch = Batch([torch.full((n, 3, 4, 4), float(i)) for i in range(2)], torch.ones(n, 5, dtype=torch.long),
+                  torch.full((n,), 5), torch.arange(n), ["a", "b", "c"], torch.tensor([7, 8, 9]))
+    p = batch.pin_memory()
+    ids = {id(t) for t in pinned}
+    assert all(id(t) in ids for t in (*p.images, p.captions, p.lengths, p.class_ids)) and len(pinned) == 5
+    assert p.indices is batch.indices and p.keys == batch.keys
+    assert torch.equal(p.images[1], batch.images[1]) and torch.equal(p.lengths, batch.lengths)
+    moved = p.to("cpu")
+    assert moved.indices is batch.indices and torch.equal(moved.captions, batch.captions)
+
+    seen = {}
+    monkeypatch.setattr(torch.utils.data, "DataLoader", lambda *a, **k: seen.update(k) or "loader")
+    dataset = type("Items", (), {"collate": staticmethod(lambda items: items)})()
+    assert batch_loader(dataset, [[0]], pin_memory=True) == "loader" and seen["pin_memory"] is True

@@ -268,14 +268,15 @@ def _build_datasets(plugins: Any, cfg: Config, root: Path) -> tuple[Any, Any]:
     return train_set, test_set
 
 
-def batch_loader(dataset: Any, batches: list[list[int]], num_workers: int = 0) -> Any:
-    """Batches of the given item indices, collated by ``dataset.collate``, loaded by ``num_workers`` processes.
-    Item randomness comes from the data set's (seed, epoch, index) generators; creating the iterator draws
-    nothing from the global torch generator (an explicit one is given)."""
+def batch_loader(dataset: Any, batches: list[list[int]], num_workers: int = 0, pin_memory: bool = False) -> Any:
+    """Batches of the given item indices, collated by ``dataset.collate``, loaded by ``num_workers`` processes
+    (in page-locked memory with ``pin_memory``, for a GPU). Item randomness comes from the data set's (seed,
+    epoch, index) generators; creating the iterator draws nothing from the global torch generator (an explicit
+    one is given)."""
     from torch.utils.data import DataLoader
 
     return DataLoader(dataset, batch_sampler=batches, collate_fn=dataset.collate, num_workers=num_workers,
-                      generator=torch.Generator())
+                      generator=torch.Generator(), pin_memory=pin_memory)
 
 
 def _caption_words(dataset: Any, batch: Batch) -> list[list[str]]:
@@ -366,7 +367,9 @@ class TrainingLoop:
                     continue
                 if hasattr(self.train_set, "set_epoch"):
                     self.train_set.set_epoch(self.epoch)
-                for batch in batch_loader(self.train_set, shard_batches(batches[self.position:]), self.cfg.data.num_workers):
+                loader = batch_loader(self.train_set, shard_batches(batches[self.position:]),
+                                      self.cfg.data.num_workers, pin_memory=self.device.type == "cuda")
+                for batch in loader:
                     self._iteration(batch)
                     if self.step >= self.total_steps:
                         break
@@ -385,7 +388,10 @@ class TrainingLoop:
         self.step += 1
         self.position += 1
         reseed_rank_streams(cfg.seed, self.step)  # N ranks: per-rank streams from (seed, step, rank)
-        noise = sample_noise(cfg.seed, self.step, batch.indices, cfg.model.z_dim).to(self.device, non_blocking=True)
+        noise = sample_noise(cfg.seed, self.step, batch.indices, cfg.model.z_dim)
+        if self.device.type == "cuda":  # pinned: the copies below do not synchronise the host
+            noise = noise.pin_memory()
+        noise = noise.to(self.device, non_blocking=True)
         batch = batch.to(self.device)
         batch.images = [trainer.precision.images(x) for x in batch.images]
         step, terms, d_totals, g_total = trainer.train_step(batch, noise, self.step)
