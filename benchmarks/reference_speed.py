@@ -26,9 +26,9 @@ forward, parameters ``<name>_u``, ``<name>_v``, ``<name>_bar`` as in the release
 ``miscc/config.py`` (AttnGAN's is used; the keys DM-GAN reads are the same). What was provided is printed.
 
 Protocol (REFERENCE.md A6): random-weight models, batch 8 of the CUB loader's shapes (images 64/128/256, T = 18,
-vocabulary 5450, distinct classes), one iteration = text encode → G forward → 3 D steps → G loss (3 Ds + CNN_ENCODER
-+ words/sentence losses + KL) backward, Adam, EMA 0.999; ``--warmup`` iterations, then the median of ``--reps``.
-Then G forward alone (eval, no_grad).
+vocabulary 5450, distinct classes), one iteration = text encode → G forward → 3 D steps → G loss (3 Ds +
+CNN_ENCODER + words/sentence losses + KL) backward, Adam, EMA 0.999; ``--warmup`` iterations, then the median
+of ``--reps``. Then G forward alone (eval, no_grad).
 """
 from __future__ import annotations
 

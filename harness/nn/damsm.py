@@ -64,7 +64,9 @@ class RNNTextEncoder(nn.Module):
         return TextFeatures(words=words, sent=sent, mask=captions == 0, lengths=lengths)
 
     def _direction(self, x: Tensor, suffix: str) -> Tensor:
-        """One direction of ``self.rnn`` (its ``…_l0`` or ``…_l0_reverse`` weights) run forward over x: B×T×H/2."""
+        """One direction of ``self.rnn`` (its ``…_l0`` or ``…_l0_reverse`` weights) run forward over x.
+
+        x: B×T×E → B×T×H/2 (zero initial state, as the packed LSTM)."""
         r = self.rnn
         params = [getattr(r, f"{name}_l0{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
         zeros = x.new_zeros(1, x.shape[0], self.hidden // 2)

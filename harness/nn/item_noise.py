@@ -20,21 +20,9 @@ from typing import Iterator, Sequence, Union
 import torch
 from torch import Tensor
 
-_MASK = 0xFFFFFFFFFFFFFFFF
+from harness.train.seed import item_rows, mix_seed
+
 _ITEM_DRAW_STREAM = 0x17E3_D8A4
-
-
-def _mix(*values: int) -> int:
-    """A 63-bit seed from integers (splitmix64 finaliser over a running combination)."""
-    x = _ITEM_DRAW_STREAM
-    for v in values:
-        x = (x * 0x9E3779B97F4A7C15 + (v & _MASK) + 0xBF58476D1CE4E5B9) & _MASK
-        x ^= x >> 30
-        x = (x * 0xBF58476D1CE4E5B9) & _MASK
-        x ^= x >> 27
-        x = (x * 0x94D049BB133111EB) & _MASK
-        x ^= x >> 31
-    return x & 0x7FFFFFFFFFFFFFFF
 
 
 @dataclass
@@ -71,9 +59,8 @@ def item_randn(like: Tensor) -> Tensor:
                          f"indices")
     k = draws.calls
     draws.calls += 1
-    rows = [torch.randn(like.shape[1:], generator=torch.Generator().manual_seed(_mix(draws.seed, draws.step, i, k)))
-            for i in draws.indices]
-    out = torch.stack(rows)
+    base = mix_seed(mix_seed(draws.seed, draws.step, _ITEM_DRAW_STREAM), k, _ITEM_DRAW_STREAM)
+    out = item_rows(base, draws.indices, like.shape[1:], _ITEM_DRAW_STREAM)
     if like.device.type == "cuda":  # pinned, so the copy does not synchronise the host
         return out.pin_memory().to(like.device, like.dtype, non_blocking=True)
     return out.to(like.device, like.dtype)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ _SAMPLE_STREAM = 0x5EED_5A3B1
 _RANK_STREAM = 0x5EED_4A4C
 
 
-def _mix(seed: int, index: int, stream: int) -> int:
+def mix_seed(seed: int, index: int, stream: int) -> int:
     """A 63-bit seed from (seed, index) for one stream (splitmix64 finaliser)."""
     x = (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + stream) & 0xFFFFFFFFFFFFFFFF
     x ^= x >> 30
@@ -49,7 +49,7 @@ def seed_everything(seed: int) -> None:
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> list[int]:
     """The order in which epoch ``epoch`` visits the ``n`` training items (a pure function of its arguments)."""
-    g = torch.Generator().manual_seed(_mix(seed, epoch, _EPOCH_STREAM))
+    g = torch.Generator().manual_seed(mix_seed(seed, epoch, _EPOCH_STREAM))
     return torch.randperm(n, generator=g).tolist()
 
 
@@ -61,7 +61,7 @@ def epoch_batches(seed: int, epoch: int, n: int, batch_size: int) -> list[list[i
 
 def step_noise(seed: int, step: int, batch_size: int, z_dim: int) -> torch.Tensor:
     """z ~ N(0, I) for global step ``step`` (CPU float32, ``batch_size × z_dim``); a rank takes its rows."""
-    g = torch.Generator().manual_seed(_mix(seed, step, _NOISE_STREAM))
+    g = torch.Generator().manual_seed(mix_seed(seed, step, _NOISE_STREAM))
     return torch.randn(batch_size, z_dim, generator=g)
 
 
@@ -70,19 +70,24 @@ def fixed_noise(seed: int, n: int, z_dim: int) -> torch.Tensor:
     return step_noise(seed, -1, n, z_dim)
 
 
-def sample_noise(seed: int, step: int, indices: "torch.Tensor | list[int]", z_dim: int) -> torch.Tensor:
+def item_rows(base: int, indices: "torch.Tensor | Sequence[int]", shape: Sequence[int], stream: int) -> torch.Tensor:
+    """N(0, I) rows, row i of ``shape`` drawn from a generator seeded by (``base``, ``indices[i]``) in ``stream``:
+    an item's row depends neither on its position nor on the other items (CPU float32)."""
+    ids = indices.tolist() if isinstance(indices, torch.Tensor) else [int(i) for i in indices]
+    return torch.stack([torch.randn(tuple(shape), generator=torch.Generator().manual_seed(mix_seed(base, i, stream)))
+                        for i in ids])
+
+
+def sample_noise(seed: int, step: int, indices: "torch.Tensor | Sequence[int]", z_dim: int) -> torch.Tensor:
     """z ~ N(0, I) per item of global step ``step``, row i from (seed, step, item index ``indices[i]``): the same
     row whichever rank or batch position draws the item (CPU float32, ``len(indices) × z_dim``)."""
-    base = _mix(seed, step, _NOISE_STREAM)
-    ids = indices.tolist() if isinstance(indices, torch.Tensor) else list(indices)
-    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(_mix(base, int(i), _SAMPLE_STREAM)))
-                        for i in ids])
+    return item_rows(mix_seed(seed, step, _NOISE_STREAM), indices, (z_dim,), _SAMPLE_STREAM)
 
 
 def rank_stream_seed(seed: int, step: int, rank: int) -> int:
     """The seed of rank ``rank``'s global generators at step ``step`` of a distributed run (``rank=-1``: the
     evaluation's per-batch stream)."""
-    return _mix(_mix(seed, step, _RANK_STREAM), rank + 1, _RANK_STREAM)
+    return mix_seed(mix_seed(seed, step, _RANK_STREAM), rank + 1, _RANK_STREAM)
 
 
 # ------------------------------------------------------------------------------------------------------
