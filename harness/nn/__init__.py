@@ -3,6 +3,7 @@
 * ``damsm``: DAMSM text encoder (BiLSTM) and image encoders (Inception-v3 trunk, small CNN), ``build_damsm``
 * ``damsm_loss``: DAMSM words and sentence losses
 * ``conditioning``: GLU, conditioning augmentation (CANet), KL term
+* ``item_noise``: random draws inside a network per data item (the same on any number of ranks)
 * ``generator_blocks``: upBlock, ResBlock, first stage ``InitStageG``, image head
 * ``word_attention``: AttnGAN's word attention
 * ``discriminators``: stage discriminators (BatchNorm or spectral norm) with conditional/unconditional heads
