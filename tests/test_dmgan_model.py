@@ -10,8 +10,9 @@ from torch import nn
 from harness.build import build_method
 from harness.config import build_config
 from harness.plugins import build_plugins
-from harness.types import Batch, TextFeatures
+from harness.types import TextFeatures
 from plugins.dmgan.model import DMGANGenerator, NextStageG
+from tiny_batch import tiny_batch
 
 
 @pytest.fixture(scope="module")
@@ -156,11 +157,8 @@ def test_one_training_step_test_preset(plugins):
     cfg = _config(plugins, "test")
     modules = build_method(plugins, cfg, vocab_size=30)
     trainer = engine.GanTrainer(plugins, cfg, modules, torch.device("cpu"))
-    b, sizes = cfg.train.batch_size, [cfg.data.base_size * 2 ** i for i in range(cfg.data.branch_num)]
-    lengths = torch.tensor([8, 6, 5, 3])
-    captions = torch.randint(1, 30, (b, 8)) * (torch.arange(8)[None, :] < lengths[:, None])
-    batch = Batch(images=[torch.rand(b, 3, s, s) * 2 - 1 for s in sizes], captions=captions, lengths=lengths,
-                  class_ids=torch.tensor([1, 2, 3, 4]), keys=[str(i) for i in range(b)], indices=torch.arange(b))
+    b = cfg.train.batch_size
+    batch = tiny_batch(cfg)
     before = {k: v.clone() for k, v in modules.generator.state_dict().items()}
     step, terms, d_totals, g_total = trainer.train_step(batch, torch.randn(b, cfg.model.z_dim), 0)
     assert set(terms) == {"d_16", "d_32", "g_adv_16", "g_adv_32", "damsm_words", "damsm_sent", "kl"}

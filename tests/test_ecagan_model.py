@@ -17,6 +17,7 @@ from harness.types import Batch
 from plugins.ecagan.channel_attention import ChannelAttentionConv, eca_kernel_size
 from plugins.ecagan.content_aware_upsample import CAUPBlock, KernelPredictor
 from plugins.ecagan.losses import PERCEPTUAL_MODULE, VGGPerceptualFeatures, perceptual_loss
+from tiny_batch import tiny_batch
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +29,6 @@ def _config(plugins, preset: str, dataset: str = "shapes", overrides: list[str] 
     info = plugins.method("ecagan")
     return build_config("ecagan", info.defaults, preset=preset, dataset=dataset, overrides=overrides,
                         section_types=info.config_sections)
-
-
-def _batch(cfg, vocab: int = 30) -> Batch:
-    b = cfg.train.batch_size
-    sizes = [cfg.data.base_size * 2 ** i for i in range(cfg.data.branch_num)]
-    lengths = torch.tensor([8, 6, 5, 3])[:b]
-    captions = torch.randint(1, vocab, (b, 8)) * (torch.arange(8)[None, :] < lengths[:, None])
-    return Batch(images=[torch.rand(b, 3, s, s) * 2 - 1 for s in sizes], captions=captions, lengths=lengths,
-                 class_ids=torch.arange(1, b + 1), keys=[str(i) for i in range(b)], indices=torch.arange(b))
 
 
 def test_paper_parameters_differ_from_dmgan_by_the_added_modules(plugins, capsys):
@@ -145,7 +137,7 @@ def test_ablation_switches_build_and_run(plugins, overrides):
     assert isinstance(g.h_net1.upsample1, CAUPBlock) == (cfg.model.upsample == "carafe")
     assert isinstance(g.img_net1, ChannelAttentionConv) == (cfg.model.channel_attention == "eca")
     assert (PERCEPTUAL_MODULE in modules.aux) == (cfg.loss.perceptual.weight > 0)
-    step = _step(modules, cfg, _batch(cfg))
+    step = _step(modules, cfg, tiny_batch(cfg))
     assert [tuple(x.shape[-2:]) for x in step.output.images] == [(16, 16), (32, 32)]
     terms = plugins.method_hooks("ecagan").harness_generator_loss(step=step)
     assert any(k.startswith("perceptual_") for k in terms) == (cfg.loss.perceptual.weight > 0)
@@ -172,7 +164,7 @@ def test_one_training_step_test_preset(plugins):
     modules = build_method(plugins, cfg, vocab_size=30)
     trainer = engine.GanTrainer(plugins, cfg, modules, torch.device("cpu"))
     before = modules.generator.h_net1.upsample1.upsample.kernel_predictor.encoder.weight.clone()
-    step, terms, _, g_total = trainer.train_step(_batch(cfg), torch.randn(cfg.train.batch_size, cfg.model.z_dim), 0)
+    step, terms, _, g_total = trainer.train_step(tiny_batch(cfg), torch.randn(cfg.train.batch_size, cfg.model.z_dim), 0)
     assert set(terms) == {"d_16", "d_32", "g_adv_16", "g_adv_32", "damsm_words", "damsm_sent", "kl",
                           "perceptual_16", "perceptual_32"}
     assert all(math.isfinite(float(v)) for v in terms.values()) and math.isfinite(float(g_total))
@@ -184,7 +176,7 @@ def test_perceptual_terms_equal_direct_computation(plugins):
     torch.manual_seed(1)
     cfg = _config(plugins, "test", overrides=["loss.perceptual.weight=2.5"])
     modules = build_method(plugins, cfg, vocab_size=30)
-    step = _step(modules, cfg, _batch(cfg))
+    step = _step(modules, cfg, tiny_batch(cfg))
     terms = plugins.method_hooks("ecagan").harness_generator_loss(step=step)
     phi = modules.aux[PERCEPTUAL_MODULE]
     for fake, real in zip(step.output.images, step.batch.images):
