@@ -19,13 +19,7 @@ from harness.train.engine import train_method
 pytest.importorskip("plugins.attngan")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and lose much when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models on one intra-op thread
 
 
 class Interventions:

@@ -15,13 +15,7 @@ from harness.types import PretrainStage
 from core_tiny_method import TinyMethod
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and lose much when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models on one intra-op thread
 
 
 class StagedMethod(TinyMethod):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator, Sequence, Union
 
 import torch
@@ -30,7 +30,7 @@ class _Draws:
     seed: int
     step: int
     indices: list[int]
-    calls: int = field(default=0)  # draws made so far in this block: the k-th draw has its own stream
+    calls: int = 0  # draws made so far in this block: the k-th draw has its own stream
 
 
 _ACTIVE: contextvars.ContextVar["_Draws | None"] = contextvars.ContextVar("harness_item_draws", default=None)
