@@ -65,6 +65,13 @@ class Vocabulary:
         w2i = {str(w): int(i) for w, i in wordtoix.items()}
         return cls(words, w2i)
 
+    def fingerprint(self) -> str:
+        """sha256 (first 16 hex digits) of the words in id order: two vocabularies of the same size whose words
+        or order differ get different fingerprints (cache keys use it, not the size alone)."""
+        import hashlib
+
+        return hashlib.sha256("\n".join(self.ixtoword).encode("utf-8")).hexdigest()[:16]
+
     def tokens_of(self, caption: str) -> list[str]:
         return tokenize(caption)
 
