@@ -32,6 +32,7 @@ from harness.metrics.interface import (
     GeneratedBatch,
     MetricNotApplicable,
     MetricResult,
+    check_finite,
     quantize_like_png,
 )
 from harness.results import make_record, new_eval_id
@@ -270,6 +271,7 @@ def generate_into(ctx: EvalContext, modules: Any, computers: list[Any], *, save_
             text = modules.text_encoder(captions.to(ctx.device), lengths.to(ctx.device))
             with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):  # extractors: fp32
                 images = modules.generator(noise, text).images[-1].float()
+        check_finite(images, "generated image", lambda r: ctx.describe_caption(cap_i[r]))
         batch = GeneratedBatch(images=images, images_uint8=quantize_like_png(images), captions=captions,
                                lengths=lengths, caption_ids=cap_i, image_indices=img_i,
                                class_ids=ctx.bank.index.class_ids[img_i], index=k)
