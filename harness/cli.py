@@ -237,7 +237,8 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
         for r in records:
             val = "skipped: " + str(r["reason"]) if r["status"] != "ok" else (
                 f"{r['value']:.4g}" + (f" ± {r['std']:.2g} ({r['std_over']})" if r.get("std") is not None else ""))
-            print(f"{r['metric']:11s} {val}")
+            power = f"  (underpowered: {r['underpowered']})" if r.get("underpowered") else ""
+            print(f"{r['metric']:11s} {val}{power}")
         print(run.path)
         return 0
     if verb == "sample":

@@ -227,8 +227,9 @@ def evaluate_models(plugins: Any, models: Any, dataset: Any, *, names: list[str]
     records = []
     for r in results:
         protocol = dict(common, num_images=r.num_images or num_images, variant=r.variant, weights=r.weights)
+        power = {"underpowered": r.underpowered} if r.underpowered else {}  # harness.metrics.power
         records.append(make_record(**base, metric=r.metric, value=r.value, std=r.std, std_over=r.std_over,
-                                   protocol=protocol, step=models.step, variant=r.variant, **r.extra))
+                                   protocol=protocol, step=models.step, variant=r.variant, **power, **r.extra))
     for name, reason in skipped:
         protocol = dict(common, num_images=num_images, variant="", weights={})
         records.append(make_record(**base, metric=name, status="skipped", reason=reason, protocol=protocol,

@@ -75,6 +75,7 @@ class Cell:
     note: Optional[str] = None  # skip reason(s), or a relative claim ("+2.53 % vs dmgan (reported)")
     best: bool = False
     reported: bool = False  # a published number (its ± is as published)
+    underpowered: Optional[str] = None  # the records' reasons (harness.metrics.power): footnoted, never best
 
 
 @dataclass
@@ -205,9 +206,10 @@ def _collect(plugins: Any, runs: list[RunDir]) -> tuple[pd.DataFrame, list[dict]
                 "column": column, "metric_id": str(rec["metric"]), "value": _num(rec.get("value")),
                 "std": _num(rec.get("std")), "std_over": rec.get("std_over"), "status": rec.get("status", "ok"),
                 "reason": rec.get("reason"), "variant": rec.get("variant") or (rec.get("protocol") or {}).get("variant"),
+                "underpowered": rec.get("underpowered") or None,
             })
     long = pd.DataFrame(lines, columns=["row", "kind", "dataset", "run", "seed", "column", "metric_id", "value",
-                                        "std", "std_over", "status", "reason", "variant"])
+                                        "std", "std_over", "status", "reason", "variant", "underpowered"])
     return long, run_rows, datasets
 
 
@@ -324,16 +326,18 @@ def _aggregate(group: pd.DataFrame, *, dedupe: bool) -> Cell:
         return Cell(status="skipped", note=reasons or "skipped", n=0)
     n = len(ok)
     note = f"{len(skipped)} of {len(group)} runs skipped: {reasons}" if len(skipped) else None
+    weak = "; ".join(dict.fromkeys(str(r) for r in ok["underpowered"] if isinstance(r, str) and r)) or None
     if n == 1:
         rec = ok.iloc[0]
         std = _num(rec["std"])
         return Cell(value=float(rec["value"]), std=std, over=(rec["std_over"] or None) if std is not None else None,
-                    n=1, status="ok", note=note)
+                    n=1, status="ok", note=note, underpowered=weak)
     values = ok["value"].astype(float)
     seeds = ok["seed"].tolist()
     distinct_seeds = len(set(map(str, seeds))) == n and not dedupe
     over = f"{n} {'seeds' if distinct_seeds else 'runs'}"
-    return Cell(value=float(values.mean()), std=float(values.std(ddof=1)), over=over, n=n, status="ok", note=note)
+    return Cell(value=float(values.mean()), std=float(values.std(ddof=1)), over=over, n=n, status="ok", note=note,
+                underpowered=weak)
 
 
 def _protocols(long: pd.DataFrame, columns: list[str]) -> dict[str, list[str]]:
@@ -434,7 +438,8 @@ def _mark_best(rows: list[Row], directions: dict[str, Optional[str]]) -> None:
         if direction is None:
             continue
         cells = [r.cells[column] for r in rows if r.kind == "reproduced" and column in r.cells
-                 and r.cells[column].value is not None and r.cells[column].status == "ok"]
+                 and r.cells[column].value is not None and r.cells[column].status == "ok"
+                 and not r.cells[column].underpowered]  # too few images: never the best
         if not cells:
             continue
         shown = [round(c.value, _decimals(c.value)) for c in cells]  # ties as printed are all marked
@@ -579,7 +584,10 @@ def _cell_parts(cell: Cell, notes: _Notes) -> tuple[str, Optional[str], bool]:
     if cell.note:  # some runs skipped
         m2 = notes.marker(cell.note)
         marker = f"{marker},{m2}" if marker else m2
-    return text, marker, cell.best
+    if cell.underpowered:
+        m3 = notes.marker(f"underpowered (too few images; computed anyway, never marked best): {cell.underpowered}")
+        marker = f"{marker},{m3}" if marker else m3
+    return text, marker, cell.best and not cell.underpowered
 
 
 def _header(column: str, direction: Optional[str], arrows: tuple[str, str]) -> str:
@@ -690,7 +698,7 @@ def render_csv(table: ResultsTable) -> str:
     w = csv.writer(buf, lineterminator="\n")
     head = ["row", "kind"]
     for c in table.columns:
-        head += [c, f"{c}_std", f"{c}_over", f"{c}_n", f"{c}_best", f"{c}_note"]
+        head += [c, f"{c}_std", f"{c}_over", f"{c}_n", f"{c}_best", f"{c}_note", f"{c}_underpowered"]
     head += table.extra_columns
     w.writerow(head)
     for row in table.rows:
@@ -699,7 +707,7 @@ def render_csv(table: ResultsTable) -> str:
             cell = row.cells.get(c, Cell())
             note = cell.note if cell.status != "skipped" else f"skipped: {cell.note}"
             line += [_csv_num(cell.value), _csv_num(cell.std), cell.over or "", cell.n or "",
-                     "*" if cell.best else "", note or ""]
+                     "*" if cell.best and not cell.underpowered else "", note or "", cell.underpowered or ""]
         line += [_csv_num(row.extras.get(c)) for c in table.extra_columns]
         w.writerow(line)
     return buf.getvalue()

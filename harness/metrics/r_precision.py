@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from harness.metrics.interface import MetricNotApplicable, check_finite, nonfinite_rows
+from harness.metrics.power import rp_power
 
 
 @dataclass
@@ -139,7 +140,8 @@ class RPrecision:
         mean, std = fold_mean_std(hits, self.folds, self.ctx.seed)
         return [MetricResult(self.metric, mean, std, "folds", variant=self.variant, weights=self.weights,
                              num_images=len(hits) if self.real else None,
-                             extra={"candidates": self.candidates, "folds": self.folds})]
+                             extra={"candidates": self.candidates, "folds": self.folds},
+                             underpowered=rp_power(len(hits), self.folds))]
 
 
 def _bank_sentences(ctx, text_encoder, key: str) -> Tensor:
