@@ -157,6 +157,9 @@ def evaluate_run(plugins: Any, run: Any, *, metrics: str | None = None, num_imag
     cfg = models.cfg
     split = split or cfg.eval.split
     dataset = plugins.dataset(cfg.data.name).build(cfg.data, split, train=False, seed=cfg.seed, cache_root=root)
+    from harness.data.vocab import check_vocabulary_size
+
+    check_vocabulary_size(models.vocab_size, dataset, f"run {run.path.name}'s text encoder")
     options = EvalOptions(rp_encoder, fid_stats, is_classifier, is_classes, is_temperature, clip_model)
     return evaluate_models(plugins, models, dataset, names=names, explicit=explicit, strict=strict,
                            num_images=num_images or cfg.eval.num_images, split=split, device=device, root=root,

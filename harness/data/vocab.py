@@ -11,6 +11,24 @@ from typing import Iterable, Mapping, Sequence
 
 from harness.errors import HarnessError
 
+RELEASED_ENCODERS_HINT = ("Released AttnGAN / DM-GAN encoders go with the captions.pickle of AttnGAN's preprocessed "
+                          "metadata (birds.zip for cub: 5,450 words; coco.zip for coco): put it into the data directory")
+
+
+def check_vocabulary_size(model_words: int, dataset: object, model: str) -> None:
+    """Raise HarnessError in one line when ``model`` (e.g. "--text-encoder FILE") embeds ``model_words`` token ids
+    but ``dataset``'s vocabulary (``dataset.vocab``) has another size: its ids would index past the embedding or
+    mean other words. Only sizes can be compared: two vocabularies of one size in another order pass."""
+    n = len(dataset.vocab)  # type: ignore[attr-defined]
+    if n == int(model_words):
+        return
+    name = getattr(dataset, "name", "") or "the data set"
+    source = getattr(getattr(dataset, "layout", None), "captions_source", "")
+    raise HarnessError(f"{model} has a {int(model_words)}-word vocabulary but the {name} data has {n} words"
+                       + (f" (from {source})" if source else "") + "; its token ids would mean other words. "
+                       + RELEASED_ENCODERS_HINT)
+
+
 END_TOKEN = "<end>"
 _WORD = re.compile(r"\w+")
 
