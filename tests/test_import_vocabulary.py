@@ -55,3 +55,8 @@ def test_evaluate_refuses_a_run_whose_encoder_is_not_the_data_sets(setup, tmp_pa
                                            "data has 70 words"):
         evaluate_run(plugins, bad, metrics="probe_acc", num_images=8, strict=True, root=root)
     assert bad.read_records() == []
+    from harness.sample import sample_sheet
+
+    ds = plugins.dataset("shapes").build(cfg.data, "test", train=False, seed=0, cache_root=root)
+    with pytest.raises(HarnessError, match="run mismatch's text encoder has a 50-word vocabulary"):
+        sample_sheet(plugins, [bad], [ds.caption_text(0, 0)], seed=0, out=tmp_path / "s.png", checkpoint=None)

@@ -171,3 +171,24 @@ def test_evaluation_refuses_a_nan_image_naming_its_caption(setup, tmp_path, monk
 
     for png in (tmp_path / "png").glob("*.png"):  # batches before the NaN one: real images, no black one
         assert np.asarray(Image.open(png)).max() > 0
+
+
+def test_sample_sheet_refuses_a_nan_image_naming_its_caption(setup, tmp_path, monkeypatch):
+    import harness.train.checkpoint as ckpt
+    from harness.sample import sample_sheet
+
+    plugins, run, root = setup
+    cfg = run.load_config(plugins)
+    ds = plugins.dataset("shapes").build(cfg.data, "test", train=False, seed=0, cache_root=root)
+    good, bad = ds.caption_text(1, 0), ds.caption_text(0, 0)
+    load = ckpt.load_inference_models
+
+    def poisoned(*a, **k):
+        models = load(*a, **k)
+        models.modules.text_encoder = PoisonedText(models.modules.text_encoder, ds.captions(0)[0][0])
+        return models
+
+    monkeypatch.setattr(ckpt, "load_inference_models", poisoned)
+    with pytest.raises(NonFiniteError, match=f"generated image of run fakegan-s0 for caption '{bad}'"):
+        sample_sheet(plugins, [run], [good, bad], seed=0, out=tmp_path / "sheet.png", checkpoint=None)
+    assert not (tmp_path / "sheet.png").exists()

@@ -197,10 +197,11 @@ def _group(flat: list, n_images: int, per: int, source: Path, split: str) -> lis
     return out
 
 
-def read_captions_pickle(path: Path, keys: dict[str, list[str]],
-                         per: int) -> tuple[Vocabulary, dict[str, list], list[str]]:
+def read_captions_pickle(path: Path, keys: dict[str, list[str]], per: int,
+                         drop_empty: bool = True) -> tuple[Vocabulary, dict[str, list], list[str]]:
     """``(vocabulary, split -> image -> caption -> ids, dropped)`` of a reference ``captions.pickle``; empty
-    captions are left out and listed in ``dropped`` (see ``drop_empty_captions``). Raises DataError."""
+    captions are left out and listed in ``dropped`` (see ``drop_empty_captions``) unless ``drop_empty`` is
+    False (then kept, and ``dropped`` is empty). Raises DataError."""
     data = load_pickle(path)
     if not isinstance(data, (list, tuple)) or len(data) != 4:
         raise DataError(f"{path}: expected [train_captions, test_captions, ixtoword, wordtoix]")
@@ -216,25 +217,36 @@ def read_captions_pickle(path: Path, keys: dict[str, list[str]],
             for cap in img:
                 if any(t < 0 or t >= n for t in cap):
                     raise DataError(f"{path}: a {split} caption has a token id outside the {n}-word vocabulary")
-    return vocab, caps, drop_empty_captions(caps, keys, path)
+    return vocab, caps, drop_empty_captions(caps, keys, path) if drop_empty else []
+
+
+def empty_captions(captions: dict[str, list[list[list[int]]]], keys: dict[str, list[str]],
+                   source: Path | str) -> tuple[list[str], list[str]]:
+    """``(dropped, refused)``: one line per empty caption (no token) of an image that keeps others (file, split,
+    image key, caption index as stored), and one line per image whose captions are all empty."""
+    dropped, refused = [], []
+    for split in SPLITS:
+        for key, img in zip(keys[split], captions[split]):
+            empty = [j for j, cap in enumerate(img) if len(cap) == 0]
+            if empty and len(empty) == len(img):
+                refused.append(f"{source}: {split} image {key!r} has no caption left: all {len(img)} of its "
+                               f"captions are empty (no word); give it captions or remove it from "
+                               f"{split}/filenames.pickle")
+            else:
+                dropped += [f"{source}: {split} image {key!r} caption {j} is empty (left out)" for j in empty]
+    return dropped, refused
 
 
 def drop_empty_captions(captions: dict[str, list[list[list[int]]]], keys: dict[str, list[str]],
                         source: Path | str) -> list[str]:
-    """Remove the empty captions (no token) of every image, in place; returns one line per caption removed
-    (file, split, image key, caption index as stored). Raises DataError when an image has no caption left."""
-    dropped = []
+    """Remove the empty captions of every image, in place; returns ``empty_captions``'s lines of the captions
+    removed. Raises DataError (the first image, and how many more) when an image has no caption left."""
+    dropped, refused = empty_captions(captions, keys, source)
+    if refused:
+        more = f" (and {len(refused) - 1} more such images)" if len(refused) > 1 else ""
+        raise DataError(refused[0] + more)
     for split in SPLITS:
-        for i, (key, img) in enumerate(zip(keys[split], captions[split])):
-            empty = [j for j, cap in enumerate(img) if len(cap) == 0]
-            if not empty:
-                continue
-            if len(empty) == len(img):
-                raise DataError(f"{source}: {split} image {key!r} has no caption left: all {len(img)} of its "
-                                f"captions are empty (no word); give it captions or remove it from "
-                                f"{split}/filenames.pickle")
-            dropped += [f"{source}: {split} image {key!r} caption {j} is empty (left out)" for j in empty]
-            captions[split][i] = [cap for cap in img if len(cap) > 0]
+        captions[split] = [[cap for cap in img if len(cap) > 0] for img in captions[split]]
     return dropped
 
 

@@ -19,6 +19,7 @@ from harness.data.attngan_layout import (
     SPLITS,
     LayoutSpec,
     check_data_dir,
+    empty_captions,
     open_image,
     read_bboxes,
     read_caption_file,
@@ -97,7 +98,9 @@ def find_warnings(spec: LayoutSpec, data_dir: Optional[str | Path], *,
         warnings = [w for w in [stale_captions_pickle(ddir)] if w]
         if (ddir / "captions.pickle").is_file():
             keys = {s: read_filenames(spec, ddir, s) for s in SPLITS}
-            warnings += read_captions_pickle(ddir / "captions.pickle", keys, per)[2]
+            pickle_path = ddir / "captions.pickle"
+            captions = read_captions_pickle(pickle_path, keys, per, drop_empty=False)[1]
+            warnings += empty_captions(captions, keys, pickle_path)[0]  # refused images: find_problems
     except DataError:  # reported by find_problems
         return []
     return warnings
