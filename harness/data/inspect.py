@@ -25,7 +25,7 @@ def inspect_dataset(plugins: Any, name: str, *, data_dir: Optional[str], root: P
                               "warnings": []}
     spec = LAYOUT_SPECS.get(name)
     if spec is not None:
-        report["problems"] = find_problems(spec, data_dir, decode_images=True, cache_root=Path(root))
+        report["problems"] = find_problems(spec, data_dir, decode_images=True)
         report["warnings"] = find_warnings(spec, data_dir)
     try:
         sets = {s: info.build(cfg, s, train=False, seed=0, cache_root=Path(root)) for s in ("train", "test")}

@@ -39,7 +39,7 @@ SHOWN_IN_ERROR = 3
 
 
 def find_problems(spec: LayoutSpec, data_dir: Optional[str | Path], *, captions_per_image: Optional[int] = None,
-                  decode_images: bool = True, cache_root: Optional[Path] = None) -> list[str]:
+                  decode_images: bool = True) -> list[str]:
     """Every problem of an AttnGAN-layout directory (empty list: fine)."""
     per = captions_per_image or spec.captions_per_image
     try:
@@ -139,13 +139,13 @@ def check_dataset(cfg: Any, root: Path) -> None:
         read_layout(spec, cfg.data_dir, captions_per_image=per, cache_root=root)
     except DataError:
         raise problems_error(cfg.name, cfg.data_dir, find_problems(spec, cfg.data_dir, captions_per_image=per,
-                                                                   decode_images=False, cache_root=root)) from None
+                                                                   decode_images=False)) from None
     ddir = Path(cfg.data_dir).expanduser().resolve()
     description = {"dataset": cfg.name, "data_dir": str(ddir), "captions_per_image": per,
                    "files": file_listing_hash(ddir)}
 
     def build(tmp: Path) -> None:
-        found = find_problems(spec, ddir, captions_per_image=per, decode_images=True, cache_root=root)
+        found = find_problems(spec, ddir, captions_per_image=per, decode_images=True)
         warnings = find_warnings(spec, ddir, captions_per_image=per)
         (tmp / "verdict.json").write_text(json.dumps({"problems": found, "warnings": warnings}, indent=1))
 
