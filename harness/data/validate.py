@@ -153,7 +153,7 @@ def check_dataset(cfg: Any, root: Path) -> None:
     verdict = json.loads((entry / "verdict.json").read_text())
     if verdict["problems"]:
         raise problems_error(cfg.name, cfg.data_dir, verdict["problems"])
-    warnings = verdict.get("warnings") or []
+    warnings = (verdict.get("warnings") or []) if os.environ.get("RANK", "0") == "0" else []  # torchrun: rank 0 only
     for w in warnings[:SHOWN_IN_ERROR]:
         print(f"warning: {w}", file=sys.stderr)
     if warnings:
