@@ -100,6 +100,7 @@ def test_tox_installs_under_the_constraints():
 
 @pytest.mark.skipif("TOX_ENV_NAME" not in os.environ, reason="checks tox's environment (the versions CI installs)")
 def test_ci_runs_exactly_the_pinned_versions():
+    assert Path(os.environ["PIP_CONSTRAINT"]).resolve() == CONSTRAINTS  # what tox's pip installs were given
     wrong = {}
     for name, pinned in _pins().items():
         try:
