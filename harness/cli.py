@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("weights", help="pretrained weight files: where they go, whether they are present")
     _add_common(p)
 
+    p = sub.add_parser("env", help="versions, devices, optional packages and weight files (for a bug report)")
+    p.add_argument("--json", action="store_true")
+    _add_common(p)
+
     p = sub.add_parser("inspect", help="a method's modules and parameter counts")
     p.add_argument("--plugins", required=True)
     p.add_argument("--preset", default="paper")
@@ -165,6 +169,10 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
     from harness.results import results_root
 
     _set_weights_dir(args)
+    if args.verb == "env":  # before the plugins are built: a plugin that fails to load is part of the report
+        from harness.environment import env_command
+
+        return env_command(args.json, plugins)
     plugins = plugins or build_plugins()
     verb = args.verb
 
