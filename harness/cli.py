@@ -269,8 +269,12 @@ def _train(args: argparse.Namespace, plugins) -> int:
     if args.resume:
         if args.plugins or args.overrides:
             raise HarnessError("--resume continues a run with its saved config; drop --plugins/--set")
+        from harness.config_rules import check_config
+
         run = resolve_run(args.resume, root)
-        train_method(plugins, run.load_config(plugins), run, resume=True, root=root)
+        cfg = run.load_config(plugins)
+        check_config(plugins, cfg)  # a config.yaml edited by hand is checked as a new one is
+        train_method(plugins, cfg, run, resume=True, root=root)
         print(run.path)
         return 0
     if not args.plugins:

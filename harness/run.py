@@ -12,11 +12,16 @@ from harness.config import Config, build_config
 
 def prepare_config(plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
                    overrides: list[str], seed: int) -> Config:
-    """Resolve one method's config; fails on an unknown method, data set, preset or key before any work."""
+    """Resolve one method's config; fails on an unknown method, data set, preset or key, or a value its field or
+    the method does not allow (``harness.config_rules.check_config``), before any work."""
+    from harness.config_rules import check_config
+
     info = plugins.method(method)
     plugins.dataset(dataset)
-    return build_config(method, info.defaults, preset=preset, dataset=dataset, data_dir=data_dir,
-                        overrides=overrides, seed=seed, section_types=info.config_sections)
+    cfg = build_config(method, info.defaults, preset=preset, dataset=dataset, data_dir=data_dir,
+                       overrides=overrides, seed=seed, section_types=info.config_sections)
+    check_config(plugins, cfg)  # names the plugins know, the method's own constraints
+    return cfg
 
 
 def run_benchmark(plugins, *, methods: str, dataset: str, data_dir: Optional[str], preset: str, seeds: list[int],
