@@ -148,6 +148,10 @@ def evaluate_run(plugins: Any, run: Any, *, metrics: str | None = None, num_imag
             step = int(checkpoint)
         except ValueError:
             raise HarnessError(f"--checkpoint expects a step number, got {checkpoint!r}") from None
+    if rp_encoder and not Path(rp_encoder).expanduser().is_dir():  # a run id under the root (README: RUN_OR_DIR)
+        from harness.results import resolve_run
+
+        rp_encoder = str(resolve_run(rp_encoder, root).path)
     cfg0 = run.load_config(plugins)
     names, explicit = select_metrics(plugins, metrics or (cfg0.eval.metrics if cfg0.eval.metrics != ["auto"]
                                                           else None), cfg0.data.name)

@@ -21,6 +21,7 @@ device except every ``train.log_every`` steps (logging, the non-finite check) an
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import sys
@@ -36,7 +37,7 @@ from harness.config import Config
 from harness.errors import HarnessError
 from harness.nn.item_noise import per_item_draws
 from harness.train.checkpoint import (aux_state, latest_checkpoint, list_checkpoints, load_aux_state,
-                                      load_checkpoint, save_checkpoint, write_pretrained)
+                                      load_checkpoint, resume_hint, save_checkpoint, write_pretrained)
 from harness.train.distributed import (average_across_ranks, convert_sync_bn, init_distributed, is_main, local_slice,
                                        no_sync, on_main, reseed_rank_streams, shard_batches, wrap_ddp, wrap_each)
 from harness.train.ema import ParameterEMA
@@ -513,7 +514,19 @@ class TrainingLoop:
 # ------------------------------------------------------------------------------------------------------
 def train_method(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Path) -> None:
     """Pretrain (cached) and train ``cfg.method`` into ``run`` (``harness train`` and ``harness run`` call this).
-    ``resume`` continues from the run's newest checkpoint."""
+    ``resume`` continues from the run's newest checkpoint. A full disk anywhere (checkpoint, log, sample sheet,
+    pretraining cache) stops it with one line naming the last good checkpoint and how to resume."""
+    try:
+        _train(plugins, cfg, run, resume=resume, root=root)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {e.filename}" if e.filename else ""
+        raise HarnessError(f"disk full{where} while training run {Path(run.path).name} ({e.strerror}); "
+                           f"{resume_hint(run)} once there is space") from None
+
+
+def _train(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Path) -> None:
     from harness.build import build_method
     from harness.train.pretrain import ensure_pretrained
 
