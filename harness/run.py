@@ -98,11 +98,13 @@ def _run_session(plugins, session: Path, request: dict, configs: list[Config], r
 
                 evaluate_run(plugins, run, metrics=request["metrics"], strict=False, root=root)
         except KeyboardInterrupt:
+            from harness.train.checkpoint import last_good
+
             later = ", ".join(f"({c.method}, {c.seed})" for c in configs[i + 1:]
                               if _run_name(c) not in request["done"]) or "none"
-            raise Interrupted(f"interrupted: run {run.path} ({cfg.method}, seed {cfg.seed}) stopped at its last "
-                              f"checkpoint; not started: {later}; continue the session with "
-                              f"`harness run --resume {session}`") from None
+            raise Interrupted(f"interrupted: run {run.path} ({cfg.method}, seed {cfg.seed}), {last_good(run)}; "
+                              f"not started: {later}; continue the session with `harness run --resume {session}`"
+                              ) from None
         request["done"].append(name)
         on_main(lambda: _write_session(session, request), share=False)
         runs.append(run)

@@ -76,11 +76,15 @@ class CheckpointWriteError(HarnessError):
     """A checkpoint could not be written (e.g. the disk is full); the message names the last good one."""
 
 
-def resume_hint(run: Any) -> str:
-    """"the last good checkpoint is …; resume with `harness train --resume RUN`" for messages that stop training."""
+def last_good(run: Any) -> str:
+    """"the last good checkpoint is <path>" (or "no checkpoint was written yet") for messages that stop training."""
     found = list_checkpoints(run)
-    last = f"the last good checkpoint is {found[max(found)]}" if found else "no checkpoint was written yet"
-    return f"{last}; resume with `harness train --resume {Path(run.path)}`"
+    return f"the last good checkpoint is {found[max(found)]}" if found else "no checkpoint was written yet"
+
+
+def resume_hint(run: Any) -> str:
+    """"the last good checkpoint is …; resume with `harness train --resume RUN`"."""
+    return f"{last_good(run)}; resume with `harness train --resume {Path(run.path)}`"
 
 
 def sweep_temporaries(folder: Path) -> list[Path]:

@@ -37,7 +37,8 @@ from harness.config import Config
 from harness.errors import HarnessError
 from harness.nn.item_noise import per_item_draws
 from harness.train.checkpoint import (aux_state, latest_checkpoint, list_checkpoints, load_aux_state,
-                                      load_checkpoint, resume_hint, save_checkpoint, write_pretrained)
+                                      last_good, load_checkpoint, resume_hint, save_checkpoint,
+                                      write_pretrained)
 from harness.train.distributed import (average_across_ranks, convert_sync_bn, init_distributed, is_main, local_slice,
                                        no_sync, on_main, reseed_rank_streams, shard_batches, wrap_ddp, wrap_each)
 from harness.train.ema import ParameterEMA
@@ -452,9 +453,8 @@ class TrainingLoop:
         return {**vals, "loss_d": d_total, "loss_g": g_total, "images_per_s": ips}
 
     def _stop_non_finite(self, step: int, term: str, value: float) -> None:
-        found = list_checkpoints(self.run)
-        keep = f"the last good checkpoint is {found[max(found)]}" if found else "no checkpoint was written yet"
-        raise NonFiniteLoss(f"non-finite loss at step {step}: term {term!r} = {value}; training stopped ({keep})")
+        raise NonFiniteLoss(f"non-finite loss at step {step}: term {term!r} = {value}; training stopped "
+                            f"({last_good(self.run)})")
 
     # ---- checkpoints, sheets, evaluation ---------------------------------------------------------------------
     def _checkpoint(self) -> Path:
