@@ -164,9 +164,27 @@ def check_config(plugins: Any, cfg: Any) -> None:
             if item not in names:
                 raise ConfigError(f"{key}={item!r} is not allowed; {key} must be one of "
                                   f"{', '.join(sorted(names)) or '(none installed)'}")
+    for problem in core_problems(cfg):
+        raise ConfigError(problem)
     for problems in plugins.method_hooks(cfg.method).harness_check_config(cfg=cfg):
         for problem in problems or []:
             raise ConfigError(problem)
+
+
+def core_problems(cfg: Any) -> list[str]:
+    """Constraints across keys that hold for every method: the global batch splits evenly over the processes
+    of a torchrun launch, and an evaluation has enough images for its R-precision folds and IS splits."""
+    problems = []
+    n = world_size()
+    if cfg.train.batch_size % n:
+        problems.append(f"train.batch_size={cfg.train.batch_size} is not allowed on {n} processes; it is the global "
+                        f"batch and must be divisible by {n}")
+    e = cfg.eval
+    least = max(2, e.rp_folds, e.is_splits)
+    if e.num_images < least:
+        problems.append(f"eval.num_images={e.num_images} is not allowed; R-precision folds (eval.rp_folds="
+                        f"{e.rp_folds}) and IS splits (eval.is_splits={e.is_splits}) need at least {least} images")
+    return problems
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -92,6 +92,15 @@ def test_batchnorm_items_per_process(monkeypatch: pytest.MonkeyPatch):
     assert prepare_config(PLUGINS, "attngan", overrides=["train.batch_size=4"], **args).train.batch_size == 4
 
 
+def test_core_cross_key_constraints(monkeypatch: pytest.MonkeyPatch):
+    args = dict(dataset="shapes", data_dir=None, preset="test", seed=0)
+    with pytest.raises(ConfigError, match="eval.num_images=5 .*eval.rp_folds=10"):
+        prepare_config(PLUGINS, "dmgan", overrides=["eval.num_images=5", "eval.rp_folds=10"], **args)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    with pytest.raises(ConfigError, match="train.batch_size=6 .* 4 processes"):
+        prepare_config(PLUGINS, "dmgan", overrides=["train.batch_size=6", "train.sync_bn=true"], **args)
+
+
 def test_plugin_cross_key_constraints():
     args = dict(dataset="shapes", data_dir=None, preset="test", seed=0)
     with pytest.raises(ConfigError, match="loss.perceptual.stages"):
@@ -123,3 +132,14 @@ def test_resume_checks_a_tampered_config(tmp_path, capsys: pytest.CaptureFixture
     rc = main(["train", "--resume", str(run), "--results-dir", str(tmp_path / "results")], plugins=PLUGINS)
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "train.batch_size=0" in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_shipped_preset_keeps_the_rules(method: str):
+    """The published and CPU presets are within every rule (a rule that refuses one of them is wrong)."""
+    from harness.config import load_presets
+
+    for preset in load_presets(PLUGINS.method(method).defaults):
+        dataset = preset.split("-", 1)[1] if preset.startswith("paper-") else "shapes"
+        cfg = prepare_config(PLUGINS, method, dataset=dataset, data_dir=None, preset=preset, overrides=[], seed=0)
+        assert cfg.preset == preset

@@ -18,14 +18,15 @@ RUN_ID = re.compile(r"(?P<method>[a-z0-9]+)-(?P<dataset>[a-z0-9]+)-s(?P<seed>\d+
 
 
 class CtrlC:
-    """Presses Ctrl-C once, at ``step`` of the run named ``name`` (a KeyboardInterrupt from a lifecycle hook)."""
+    """Presses Ctrl-C once, at ``step`` of the run named ``name`` (None: any run), as a KeyboardInterrupt from a
+    lifecycle hook."""
 
-    def __init__(self, name: str, step: int):
+    def __init__(self, name: str | None, step: int):
         self.name, self.step, self.pressed = name, step, False
 
     @hookimpl
     def harness_on_step_end(self, run, step, logs):
-        if not self.pressed and Path(run.path).name == self.name and step.iteration == self.step:
+        if not self.pressed and self.name in (None, Path(run.path).name) and step.iteration == self.step:
             self.pressed = True
             raise KeyboardInterrupt
 
@@ -82,3 +83,14 @@ def test_train_run_id_has_the_readme_format(tmp_path, results_root, capsys):
     readme = (REPO / "README.md").read_text()
     (example,) = re.findall(r"harness train --resume (\S+?)`", readme)
     assert RUN_ID.fullmatch(example), example  # the README's example is an id the code makes
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_train_names_the_run_and_its_last_checkpoint(tmp_path, results_root, capsys):
+    plugins = build_plugins(extra=[TinyMethod(tmp_path / "tiny"), CtrlC(None, step=3)])
+    argv = ["train", "--plugins", "tinygan", "--dataset", "shapes", "--preset", "test", "--set", "train.max_steps=4"]
+    assert main(argv, plugins=plugins) == 130
+    (run,) = [p for p in results_root.iterdir() if p.name.startswith("tinygan-")]
+    (err,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("harness:")]
+    assert f"run {run}" in err and str(run / "checkpoints" / "step-2.pt") in err
+    assert f"harness train --resume {run}" in err

@@ -341,10 +341,11 @@ class TrainingLoop:
         print(f"resume: {path.name} (step {self.step}, epoch {self.epoch}, batch {self.position})", flush=True)
 
     def _truncate_log(self, step: int) -> None:
-        from harness.results import atomic_write_text
+        from harness.results import atomic_write_text, cut_torn_tail
 
         if not is_main():
             return
+        cut_torn_tail(self.run.log_path)  # a line torn by the interruption is kept beside the log, not dropped
         entries = [e for e in self.run.read_log() if int(e.get("step", 0)) <= step]
         atomic_write_text(self.run.log_path, "".join(json.dumps(e) + "\n" for e in entries))
 
