@@ -237,7 +237,7 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
         session = run_benchmark(plugins, methods=args.plugins, dataset=args.dataset, data_dir=args.data_dir,
                                 preset=_default_preset(args.preset, args.dataset),
                                 seeds=[int(s) for s in args.seeds.split(",") if s.strip()],
-                                overrides=args.overrides, root=results_root(args.results_dir),
+                                overrides=args.overrides, root=results_root(args.results_dir, create=False),
                                 metrics=args.metrics, evaluate=not args.no_eval)
         print(session)
         return 0
@@ -290,7 +290,7 @@ def _session_path(arg: str, root: Path) -> Path:
 def _train(args: argparse.Namespace, plugins) -> int:
     from harness.results import resolve_run, results_root
 
-    root = results_root(args.results_dir)
+    root = results_root(args.results_dir, create=bool(args.resume))  # a new run: its config is checked first
     if args.resume:
         if args.plugins or args.overrides:
             raise HarnessError("--resume continues a run with its saved config; drop --plugins/--set")

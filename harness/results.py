@@ -30,10 +30,12 @@ RECORD_FIELDS = ("method", "dataset", "seed", "metric", "value", "std", "std_ove
                  "eval_id", "protocol")
 
 
-def results_root(arg: Optional[str | Path] = None) -> Path:
-    """--results-dir, else $HARNESS_RESULTS, else ./results."""
+def results_root(arg: Optional[str | Path] = None, *, create: bool = True) -> Path:
+    """--results-dir, else $HARNESS_RESULTS, else ./results; created unless ``create`` is False (a verb that
+    checks its config first leaves it to the run or session directory it makes)."""
     root = Path(arg) if arg else Path(os.environ.get("HARNESS_RESULTS") or "results")
-    root.mkdir(parents=True, exist_ok=True)
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
     return root
 
 
