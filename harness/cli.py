@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=None, help="metrics to compute (default: every one that applies)")
     p.add_argument("--no-eval", action="store_true", help="train only")
     p.add_argument("--resume", default=None, metavar="SESSION",
-                   help="continue an interrupted session: finished runs kept, the interrupted one resumed, the rest run")
+                   help="continue an interrupted session: finished runs kept, the interrupted one resumed, "
+                        "the rest run")
     _add_common(p)
 
     p = sub.add_parser("train", help="train one method (or resume a run)")
@@ -227,8 +228,13 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
         from harness.run import resume_benchmark, run_benchmark
 
         if args.resume:
-            if args.plugins or args.overrides:
-                raise HarnessError("--resume continues a session with its saved request; drop --plugins/--set")
+            given = [flag for flag, v, default in (
+                ("--plugins", args.plugins, None), ("--set", args.overrides, []), ("--dataset", args.dataset, "shapes"),
+                ("--data-dir", args.data_dir, None), ("--preset", args.preset, None), ("--seeds", args.seeds, "0"),
+                ("--metrics", args.metrics, None), ("--no-eval", args.no_eval, False)) if v != default]
+            if given:
+                raise HarnessError(f"--resume continues a session with its saved request (session.json); drop "
+                                   f"{', '.join(given)}")
             root = results_root(args.results_dir)
             print(resume_benchmark(plugins, _session_path(args.resume, root), root=root))
             return 0

@@ -70,6 +70,8 @@ def test_resume_of_a_directory_that_is_no_session_is_one_line(tmp_path, results_
     assert "not a `harness run` session" in err and len(err.splitlines()) == 1
     assert main(["run", "--resume", "../elsewhere"], plugins=plugins) == 2
     assert "not a run id" in capsys.readouterr().err
+    assert main(["run", "--resume", "20260101-000000-abcd", "--seeds", "0,1"], plugins=plugins) == 2
+    assert "drop --seeds" in capsys.readouterr().err  # the saved request is not silently changed
 
 
 @pytest.mark.slow
