@@ -272,9 +272,15 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it into place; a failed write (a full
+    disk) removes the temporary file and leaves ``path`` as it was."""
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(3)}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def new_eval_id() -> str:

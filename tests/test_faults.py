@@ -224,3 +224,21 @@ def test_rp_encoder_accepts_a_run_id(tmp_path):
     assert resolve_rp_encoder(str(cache), root) == str(cache)  # a DAMSM cache directory stays a path
     with pytest.raises(HarnessError, match="no run 'nosuch'"):
         resolve_rp_encoder("nosuch", root)
+
+
+def test_full_disk_in_an_atomic_text_write_leaves_no_temporary(tmp_path, monkeypatch):
+    from harness.results import atomic_write_text
+
+    target = tmp_path / "config.yaml"
+    target.write_text("old")
+
+    def full(self, *a, **k):
+        with open(self, "w") as f:
+            f.write("part")
+        raise _enospc()
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OSError):
+        atomic_write_text(target, "new")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"] and target.read_text() == "old"
