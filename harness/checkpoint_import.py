@@ -16,7 +16,7 @@ from typing import Optional
 
 
 from harness.errors import HarnessError
-from harness.results import RunDir
+from harness.results import RunDir, run_stem
 
 
 def _vocab_size(text_state: dict, path: Path) -> int:
@@ -72,7 +72,7 @@ def import_checkpoint(plugins, method: str, file: Path, *, text_encoder: Optiona
     load_damsm(modules.damsm, pretrained["damsm"])
 
     # 3. the run
-    run = RunDir.create(root, stem=f"{method}-{cfg.data.name}-s{cfg.seed}-imported")
+    run = RunDir.create(root, stem=run_stem(method, cfg.data.name, cfg.seed, "imported"))
     run.save_config(cfg)
     write_pretrained(run, pretrained, vocab_size)
     save_checkpoint(run, {

@@ -7,8 +7,10 @@ A run's config is resolved in this order, each step type-checked:
    say ``extends: other-preset``);
 3. the command line: ``--dataset``, ``--data-dir``, then every ``--set a.b=c`` override.
 
-An unknown key or a value of the wrong type raises ``ConfigError`` naming the key and the valid choices,
-before any work is done.
+An unknown key, a value of the wrong type or a value outside its field's rule (ranges and choices kept as field
+metadata, ``harness.config_rules``) raises ``ConfigError`` naming the key and what is allowed, before any work is
+done; ``harness.run.prepare_config`` then checks names against the installed plugins and the method's own
+constraints (``harness_check_config``).
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
+from harness.config_rules import (above, at_least, between, check_fields, even_at_least, existing_file, free, installed,
+                                  matches, one_of, value)
 from harness.errors import HarnessError
 
 
@@ -37,55 +41,55 @@ class ConfigError(HarnessError, ValueError):
 class ShapesConfig:
     """The built-in synthetic data set (harness/data/shapes.py)."""
 
-    train_images: int = 2000
-    test_images: int = 500
-    seed: int = 0
+    train_images: int = value(2000, at_least(1))
+    test_images: int = value(500, at_least(1))
+    seed: int = value(0, at_least(0))
     two_objects: bool = True  # about half of the scenes get a second, smaller object
-    image_size: int = 0  # written image side for `datasets write` (0 = int(final stage · 76/64), e.g. 304)
+    image_size: int = value(0, at_least(0))  # `datasets write` side (0 = int(final stage · 76/64), e.g. 304)
 
 
 @dataclass
 class DataConfig:
-    name: str = "shapes"
-    data_dir: Optional[str] = None
-    base_size: int = 64  # first stage resolution; stage i has base_size · 2^i
-    branch_num: int = 3  # number of generator stages
-    words_num: int = 18  # training caption length (longer captions are subsampled keeping order)
-    eval_words_num: int = 25
-    captions_per_image: Optional[int] = None  # None = the data set's own (cub 10, coco 5, shapes 10)
-    num_workers: int = 0
+    name: str = value("shapes", installed("datasets"))
+    data_dir: Optional[str] = value(None, free("checked by the data set loader, which names the expected layout"))
+    base_size: int = value(64, at_least(8))  # first stage resolution; stage i has base_size · 2^i
+    branch_num: int = value(3, at_least(1))  # number of generator stages
+    words_num: int = value(18, at_least(1))  # training caption length (longer captions are subsampled keeping order)
+    eval_words_num: int = value(25, at_least(1))
+    captions_per_image: Optional[int] = value(None, at_least(1))  # None = the set's own (cub 10, coco 5, shapes 10)
+    num_workers: int = value(0, at_least(0))
     cache_images: bool = False  # cub/coco: keep decoded, cropped images in memory (per worker) after epoch 0
     shapes: ShapesConfig = field(default_factory=ShapesConfig)
 
 
 @dataclass
 class ModelConfig:
-    z_dim: int = 100
-    condition_dim: int = 100  # c_dim of conditioning augmentation
-    embedding_dim: int = 256  # text feature dim D (DAMSM)
-    gf_dim: int = 32
-    df_dim: int = 64
-    r_num: int = 2  # residual blocks per refinement stage
+    z_dim: int = value(100, at_least(1))
+    condition_dim: int = value(100, at_least(1))  # c_dim of conditioning augmentation
+    embedding_dim: int = value(256, even_at_least(2))  # text feature dim D (DAMSM)
+    gf_dim: int = value(32, at_least(1))
+    df_dim: int = value(64, at_least(1))
+    r_num: int = value(2, at_least(0))  # residual blocks per refinement stage
 
 
 @dataclass
 class DamsmConfig:
     image_encoder: Literal["inception_v3", "small_cnn"] = "inception_v3"
-    word_embedding_dim: int = 300
-    epochs: int = 600
-    max_steps: Optional[int] = None  # stop after this many iterations (CPU presets)
-    batch_size: int = 48
-    lr: float = 0.002
-    lr_decay: float = 0.98  # per epoch, down to lr/10
-    grad_clip: float = 0.25  # on the RNN only
-    gamma1: float = 4.0
-    gamma2: float = 5.0
-    gamma3: float = 10.0
-    words_num: int = 18
-    image_size: int = 299  # inception_v3 input; small_cnn trains at the last stage's resolution
-    text_encoder_file: Optional[str] = None  # import released weights instead of training
-    image_encoder_file: Optional[str] = None
-    seed: int = 0  # DAMSM is shared across runs and seeds: its own seed, part of its cache key
+    word_embedding_dim: int = value(300, at_least(1))
+    epochs: int = value(600, at_least(1))
+    max_steps: Optional[int] = value(None, at_least(1))  # stop after this many iterations (CPU presets)
+    batch_size: int = value(48, at_least(2))
+    lr: float = value(0.002, above(0))
+    lr_decay: float = value(0.98, between(0, 1, lo_open=True))  # per epoch, down to lr/10
+    grad_clip: float = value(0.25, above(0))  # on the RNN only
+    gamma1: float = value(4.0, above(0))
+    gamma2: float = value(5.0, above(0))
+    gamma3: float = value(10.0, above(0))
+    words_num: int = value(18, at_least(1))
+    image_size: int = value(299, at_least(32))  # inception_v3 input; small_cnn trains at the last stage's resolution
+    text_encoder_file: Optional[str] = value(None, existing_file())  # import released weights instead of training
+    image_encoder_file: Optional[str] = value(None, existing_file())
+    seed: int = value(0, at_least(0))  # DAMSM is shared across runs and seeds: its own seed, part of its cache key
 
 
 @dataclass
@@ -95,58 +99,58 @@ class PretrainConfig:
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 20
-    epochs: int = 600
-    max_steps: Optional[int] = None  # overrides epochs when set
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    ema_decay: float = 0.999
-    checkpoint_every: int = 2000
-    sample_every: int = 1000
-    log_every: int = 50
-    keep_checkpoints: int = 2  # older periodic checkpoints are deleted; the final one is always kept
+    batch_size: int = value(20, at_least(1))
+    epochs: int = value(600, at_least(1))
+    max_steps: Optional[int] = value(None, at_least(1))  # overrides epochs when set
+    lr_g: float = value(2e-4, above(0))
+    lr_d: float = value(2e-4, above(0))
+    beta1: float = value(0.5, between(0, 1, hi_open=True))
+    beta2: float = value(0.999, between(0, 1, hi_open=True))
+    ema_decay: float = value(0.999, between(0, 1))
+    checkpoint_every: int = value(2000, at_least(0))
+    sample_every: int = value(1000, at_least(0))
+    log_every: int = value(50, at_least(1))
+    keep_checkpoints: int = value(2, at_least(0))  # older periodic ones are deleted (0 = keep all); the final one stays
     compile: bool = False
     amp: Literal["auto", "bf16", "off"] = "auto"  # auto = bf16 on CUDA, off on CPU
     channels_last: bool = True  # on CUDA
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = value("auto", matches(r"auto|cpu|cuda(:\d+)?", "auto, cpu, cuda or cuda:N", bad=("gpu", "cuda:x")))
     sync_bn: bool = False
     tensorboard: bool = True  # when tensorboard is installed
-    sample_count: int = 8  # images (fixed test captions and noise) on each sample sheet
+    sample_count: int = value(8, at_least(0))  # images (fixed test captions and noise) on each sample sheet
 
 
 @dataclass
 class LossConfig:
-    damsm_lambda: float = 5.0  # λ of the DAMSM terms in the generator loss
-    kl_weight: float = 1.0
-    gamma1: float = 4.0
-    gamma2: float = 5.0
-    gamma3: float = 10.0
+    damsm_lambda: float = value(5.0, at_least(0))  # λ of the DAMSM terms in the generator loss
+    kl_weight: float = value(1.0, at_least(0))
+    gamma1: float = value(4.0, above(0))
+    gamma2: float = value(5.0, above(0))
+    gamma3: float = value(10.0, above(0))
 
 
 @dataclass
 class EvalConfig:
-    num_images: int = 30000
-    batch_size: int = 50
-    metrics: list[str] = field(default_factory=lambda: ["auto"])  # auto = every metric that applies
-    every: int = 0  # evaluate every N training steps (0 = only at the end of `run`)
-    split: str = "test"
-    words_num: int = 25
-    seed: int = 100
-    rp_candidates: int = 100
-    rp_folds: int = 10
-    is_splits: int = 10
-    kid_subset_size: int = 1000  # capped at the number of images
-    kid_subsets: int = 100
-    probe_steps: int = 600  # training steps of the shapes probe classifier
+    num_images: int = value(30000, at_least(1))
+    batch_size: int = value(50, at_least(1))
+    metrics: list[str] = value(factory=lambda: ["auto"], rule=installed("metrics"))  # auto = every metric that applies
+    every: int = value(0, at_least(0))  # evaluate every N training steps (0 = only at the end of `run`)
+    split: str = value("test", one_of("train", "test"))
+    words_num: int = value(25, at_least(1))
+    seed: int = value(100, at_least(0))
+    rp_candidates: int = value(100, at_least(2))
+    rp_folds: int = value(10, at_least(1))
+    is_splits: int = value(10, at_least(1))
+    kid_subset_size: int = value(1000, at_least(2))  # capped at the number of images
+    kid_subsets: int = value(100, at_least(1))
+    probe_steps: int = value(600, at_least(1))  # training steps of the shapes probe classifier
 
 
 @dataclass
 class Config:
-    method: str = ""
-    seed: int = 0
-    preset: str = ""
+    method: str = value("", installed("methods"))
+    seed: int = value(0, at_least(0))
+    preset: str = value("", free("the preset the config was resolved from"))
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
@@ -387,6 +391,7 @@ def build_config(
     for text in overrides or []:
         key, value = parse_override(text)
         set_key(cfg, key, value)
+    check_fields(cfg)  # every value within its field's rule (harness.config_rules), before any work
     return cfg
 
 

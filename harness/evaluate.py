@@ -134,6 +134,16 @@ def _damsm_protocol(models: Any) -> dict:
 # ------------------------------------------------------------------------------------------------------
 # The evaluation
 # ------------------------------------------------------------------------------------------------------
+def resolve_rp_encoder(arg: str, root: Path) -> str:
+    """``--rp-encoder RUN_OR_DIR``: an existing directory (a run or a DAMSM cache entry) as given, else a run id
+    under the results root (``harness.results.resolve_run``; an unknown one raises HarnessError)."""
+    from harness.results import resolve_run
+
+    if Path(arg).expanduser().is_dir():
+        return str(Path(arg).expanduser())
+    return str(resolve_run(arg, root).path)
+
+
 def evaluate_run(plugins: Any, run: Any, *, metrics: str | None = None, num_images: Optional[int] = None,
                  split: Optional[str] = None, checkpoint: Optional[str | int] = None,
                  save_images: Optional[str] = None, strict: bool, rp_encoder: Optional[str] = None,
@@ -149,6 +159,8 @@ def evaluate_run(plugins: Any, run: Any, *, metrics: str | None = None, num_imag
             step = int(checkpoint)
         except ValueError:
             raise HarnessError(f"--checkpoint expects a step number, got {checkpoint!r}") from None
+    if rp_encoder:
+        rp_encoder = resolve_rp_encoder(rp_encoder, root)
     cfg0 = run.load_config(plugins)
     names, explicit = select_metrics(plugins, metrics or (cfg0.eval.metrics if cfg0.eval.metrics != ["auto"]
                                                           else None), cfg0.data.name)

@@ -32,7 +32,7 @@ test:
   data: {shapes: {train_images: 16, test_images: 8}}
   pretrain: {damsm: {max_steps: 2, batch_size: 4}}
   train: {batch_size: 4, max_steps: 2, checkpoint_every: 2, sample_every: 2}
-  eval: {num_images: 8, batch_size: 4}
+  eval: {num_images: 8, batch_size: 4, rp_folds: 2, is_splits: 2}
 """
 
 
