@@ -361,6 +361,10 @@ class Resolution:
     cfg: Config
     sources: dict[str, str]
 
+    def sources_of_every_key(self) -> dict[str, str]:
+        """The source of every leaf key of the config (``default`` where no layer set it), in config order."""
+        return {k: self.sources.get(k, "default") for k in _leaves(self.cfg)}
+
 
 def _method_layers(method: str, defaults_file: Path, name: str, method_defaults: MethodDefaults,
                    seen: tuple = ()) -> tuple[list[tuple[str, dict]], dict[str, str]]:
@@ -468,7 +472,8 @@ def resolve_config(
     _apply(cfg, sources, method_part)
     cfg.method, cfg.preset, cfg.protocol, cfg.seed = method, method_preset, protocol, seed
     cfg.data.name = dataset
-    sources["data.name"] = "--dataset"
+    sources.update({"method": "--plugins", "preset": "--preset", "protocol": "--preset", "seed": "--seed",
+                    "deviations": "declared", "data.name": "--dataset"})
     if data_dir is not None:
         cfg.data.data_dir = str(data_dir)
         sources["data.data_dir"] = "--data-dir"

@@ -74,6 +74,7 @@ NOT_PROTOCOL_KEYS: tuple[str, ...] = (
 )
 BUILTIN_DIR = Path(__file__).resolve().parent / "protocols"
 SET_REASON = "--set on the command line"
+ORIGINAL_EVALUATION = "the original's evaluation"  # import-checkpoint: settings of the released code's evaluation
 
 Protocols = Union[Path, str, Mapping[str, Any], None]
 
@@ -184,14 +185,13 @@ def _declared(key: str, deviations: Mapping[str, str]) -> Optional[str]:
     return None
 
 
-def declare_deviation(cfg: Any, key: str, value: Any, reason: str) -> None:
-    """Set protocol key ``key`` of a resolved config to ``value`` and record it as a deviation with ``reason``
-    (e.g. ``import-checkpoint``: "the original's evaluation"). Raises ConfigError for a key that is not a
-    protocol key or a bad value."""
+def declare_deviation(cfg: Any, key: str, value: Any, reason: str = ORIGINAL_EVALUATION) -> None:
+    """Set ``key`` of a resolved config to ``value`` and record it as a deviation with ``reason``: code that
+    changes how a run is measured after resolution says so (e.g. ``import-checkpoint`` setting the original's
+    evaluation batch or ``model.attention_mask``). The run's row is then labelled ``(deviates: key=value)``.
+    Raises ConfigError for an unknown key or a bad value."""
     from harness.config import set_key
 
-    if not is_protocol_key(key):
-        raise ConfigError(f"{key} is not a protocol key; only a protocol key can deviate")
     set_key(cfg, key, value)
     cfg.deviations = {**cfg.deviations, key: reason}
 
@@ -254,3 +254,16 @@ def differing_keys(values: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
     keys = list(dict.fromkeys(k for v in values for k in v))
     return {k: [v.get(k) for v in values] for k in keys if len({repr(v.get(k)) for v in values}) > 1}
 
+
+
+def format_resolution(resolution: Any) -> str:
+    """``harness config``: one line per key, ``key = value    source``, with the protocol and deviations on top."""
+    cfg = resolution.cfg
+    sources = resolution.sources_of_every_key()
+    head = [f"# {cfg.method} on {cfg.data.name}: protocol {cfg.data.name}/{cfg.protocol} "
+            f"(id {protocol_id(protocol_values(cfg))}), method preset {cfg.method}/{cfg.preset}"]
+    head += [f"# deviates: {k} ({reason})" for k, reason in cfg.deviations.items()]
+    width = max(len(k) for k in sources)
+    lines = [f"{k:<{width}} = {yaml.safe_dump(cfg.get(k), default_flow_style=True, width=10**6).strip().removesuffix('...').strip():<24} "
+             f"{src}{'  [protocol]' if k in PROTOCOL_KEYS else ''}" for k, src in sources.items()]
+    return "\n".join(head + lines)

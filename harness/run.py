@@ -7,22 +7,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from harness.config import Config, build_config
+from harness.config import Config, Resolution, resolve_config
 
 
 def prepare_config(plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
                    overrides: list[str], seed: int) -> Config:
     """Resolve one method's config; fails on an unknown method, data set, preset or key before any work."""
+    return resolve_method_config(plugins, method, dataset=dataset, data_dir=data_dir, preset=preset,
+                                 overrides=overrides, seed=seed).cfg
+
+
+def resolve_method_config(plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
+                          overrides: list[str], seed: int = 0) -> Resolution:
+    """``prepare_config`` with the source of every value (``harness config``): the data set's protocol presets and
+    the installed methods' presets (for ``extends: other/preset``) come from the plugins."""
     info = plugins.method(method)
-    plugins.dataset(dataset)
-    return build_config(method, info.defaults, preset=preset, dataset=dataset, data_dir=data_dir,
-                        overrides=overrides, seed=seed, section_types=info.config_sections)
+    ds = plugins.dataset(dataset)
+    return resolve_config(method, info.defaults, preset=preset, dataset=dataset, data_dir=data_dir,
+                          overrides=overrides, seed=seed, section_types=info.config_sections,
+                          protocols=ds.protocols, method_defaults={n: m.defaults for n, m in plugins.methods().items()})
 
 
 def run_benchmark(plugins, *, methods: str, dataset: str, data_dir: Optional[str], preset: str, seeds: list[int],
                   overrides: list[str], root: Path, metrics: Optional[str] = None, evaluate: bool = True) -> Path:
     """Train and evaluate every (method, seed); returns the session directory holding the runs and tables."""
     from harness.results import new_session_dir
+    from harness.run_info import mark_finished
     from harness.tables import write_table
     from harness.train.engine import train_method
 
@@ -38,13 +48,16 @@ def run_benchmark(plugins, *, methods: str, dataset: str, data_dir: Optional[str
     session = on_main(lambda: new_session_dir(root))  # torchrun: rank 0 creates, every rank gets the path
     runs = []
     for cfg in configs:
-        run = on_main(lambda: _new_run(session, cfg))
-        print(f"== {cfg.method} seed {cfg.seed} on {cfg.data.name} ({cfg.preset}) -> {run.path}", flush=True)
+        run = on_main(lambda: _new_run(plugins, session, cfg))
+        print(f"== {cfg.method} seed {cfg.seed} on {cfg.data.name} (protocol {cfg.protocol}, preset {cfg.preset}) -> "
+              f"{run.path}", flush=True)
         train_method(plugins, cfg, run, resume=False, root=root)
         if evaluate:
             from harness.evaluate import evaluate_run
 
             evaluate_run(plugins, run, metrics=metrics, strict=False, root=root)
+        if is_main():
+            mark_finished(run)
         runs.append(run)
     if is_main():
         for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
@@ -54,9 +67,11 @@ def run_benchmark(plugins, *, methods: str, dataset: str, data_dir: Optional[str
     return session
 
 
-def _new_run(session: Path, cfg: Config):
+def _new_run(plugins, session: Path, cfg: Config):
     from harness.results import RunDir
+    from harness.run_info import write_run_info
 
     run = RunDir.create(session, name=f"{cfg.method}-s{cfg.seed}")
     run.save_config(cfg)
+    write_run_info(plugins, run, cfg)
     return run
