@@ -168,7 +168,7 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
     directions = {c: _direction(plugins, c) for c in metric_columns}
     _mark_best(ordered, directions)
     protocols = _protocols(long, metric_columns)
-    notes = _protocol_notes(run_rows, long, method_of, protocol_values, multi)
+    notes = _protocol_notes(run_rows, long, protocol_values, multi)
 
     if extra:
         by_label: dict[str, list[RunDir]] = {}
@@ -229,10 +229,13 @@ def _collect(plugins: Any, runs: list[RunDir]) -> tuple[pd.DataFrame, list[dict]
                 "column": column, "metric_id": str(rec["metric"]), "value": _num(rec.get("value")),
                 "std": _num(rec.get("std")), "std_over": rec.get("std_over"), "status": rec.get("status", "ok"),
                 "reason": rec.get("reason"), "variant": rec.get("variant") or (rec.get("protocol") or {}).get("variant"),
-                "pid": pid, "rid": protocol.get("id"),
+                "pid": pid, "rid": protocol.get("id"), "method": method,
             })
+        evaluated = {line["pid"] for line in lines if line["run"] == str(run.path) and line["kind"] == "reproduced"}
+        if len(evaluated) == 1:  # the row of a run is that of the protocol it was evaluated under
+            run_rows[-1]["pid"] = evaluated.pop()
     long = pd.DataFrame(lines, columns=["row", "kind", "dataset", "run", "seed", "column", "metric_id", "value",
-                                        "std", "std_over", "status", "reason", "variant", "pid", "rid"])
+                                        "std", "std_over", "status", "reason", "variant", "pid", "rid", "method"])
     _key_by_protocol(run_rows, long)
     return long, run_rows, datasets, values_of
 
@@ -255,8 +258,8 @@ def _key_by_protocol(run_rows: list[dict], long: pd.DataFrame) -> None:
         long["row"] = [keyed(*key) for key in zip(long["row"], long["dataset"], long["pid"])]
 
 
-def _protocol_notes(run_rows: list[dict], long: pd.DataFrame, method_of: dict[str, str],
-                    values_of: dict[str, dict], multi: bool) -> list[str]:
+def _protocol_notes(run_rows: list[dict], long: pd.DataFrame, values_of: dict[str, dict],
+                    multi: bool) -> list[str]:
     """One footnote per method (and the real-image rows) whose rows were measured under different protocols,
     naming the keys that differ and each row's value."""
     from harness.protocol import differing_keys
@@ -265,9 +268,10 @@ def _protocol_notes(run_rows: list[dict], long: pd.DataFrame, method_of: dict[st
     for r in run_rows:
         groups.setdefault(r["method"], {}).setdefault(_with_dataset(r["row"], r["dataset"], multi), r["pid"])
     if not long.empty:
-        for label, kind, pid, dataset in zip(long["row"], long["kind"], long["pid"], long["dataset"]):
+        for label, kind, pid, dataset, method in zip(long["row"], long["kind"], long["pid"], long["dataset"],
+                                                     long["method"]):
             label = _with_dataset(label, dataset, multi)
-            group = REAL_ROW if kind == "real" else method_of.get(label, label)
+            group = REAL_ROW if kind == "real" else method
             groups.setdefault(group, {})[label] = pid
     notes = []
     for group, rows in groups.items():
