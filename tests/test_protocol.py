@@ -133,8 +133,8 @@ def test_import_can_declare_a_deviation_of_a_resolved_config():
 # ------------------------------------------------------------------------------------------------------
 # Tables: rows keyed by (label, protocol id), footnotes, the fallback for runs without run.json
 # ------------------------------------------------------------------------------------------------------
-def _tiny():
-    return build_plugins(extra=[TinyMethod(Path("/tmp") / "i15-tiny-unused"), TinyRegistry(datasets=("tinyset",))])
+def _tiny(tmp_path: Path):
+    return build_plugins(extra=[TinyMethod(tmp_path / "tinygan"), TinyRegistry(datasets=("tinyset",))])
 
 
 def _run(parent: Path, plugins, name: str, *, overrides=(), num_images=None, value=50.0, run_json=True) -> RunDir:
@@ -153,10 +153,12 @@ def _run(parent: Path, plugins, name: str, *, overrides=(), num_images=None, val
 
 
 def test_two_runs_with_other_eval_num_images_make_two_rows_and_a_footnote(tmp_path):
-    plugins = _tiny()
+    plugins = _tiny(tmp_path)
     a = _run(tmp_path, plugins, "a", value=40.0)
     b = _run(tmp_path, plugins, "b", overrides=["eval.num_images=32"], value=60.0)
-    table = build_table(plugins, [a, b])
+    (tmp_path / "tinygan" / "defaults.yaml").write_text("{not: [a preset")  # the table reads run.json, no preset
+    table = build_table(plugins, [a, b], columns=["params"])
+    assert all(r.extras["params"] > 0 for r in table.rows if r.kind == "reproduced")
     rows = {r.label: r.cells["rp"].value for r in table.rows if r.kind == "reproduced"}
     assert rows == {"tinygan": 40.0, "tinygan (deviates: eval.num_images=32)": 60.0}
     text = render_markdown(table)
@@ -165,7 +167,7 @@ def test_two_runs_with_other_eval_num_images_make_two_rows_and_a_footnote(tmp_pa
 
 
 def test_one_label_evaluated_under_two_protocols_is_never_averaged(tmp_path):
-    plugins = _tiny()
+    plugins = _tiny(tmp_path)
     a = _run(tmp_path, plugins, "a", value=40.0)
     b = _run(tmp_path, plugins, "b", num_images=24, value=60.0)  # `harness evaluate --num-images 24`
     table = build_table(plugins, [a, b])
@@ -180,7 +182,7 @@ def test_one_label_evaluated_under_two_protocols_is_never_averaged(tmp_path):
 
 
 def test_old_run_without_run_json_still_tables(tmp_path):
-    plugins = _tiny()
+    plugins = _tiny(tmp_path)
     old = _run(tmp_path, plugins, "old", value=42.0, run_json=False)
     d = yaml.safe_load(old.config_path.read_text())  # a config.yaml written before protocols existed
     for key in ("protocol", "deviations"):
