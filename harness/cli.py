@@ -294,6 +294,10 @@ def _train(args: argparse.Namespace, plugins) -> int:
             raise HarnessError("--resume continues a run with its saved config; drop --plugins/--set")
         run = resolve_run(args.resume, root)
         train_method(plugins, run.load_config(plugins), run, resume=True, root=root)
+        from harness.run_info import mark_finished
+        from harness.train.distributed import on_main
+
+        on_main(lambda: mark_finished(run))
         print(run.path)
         return 0
     if not args.plugins:

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from test_core_readme import readme_plugin  # noqa: F401  (fixture: the README's example method besides the built-in)
+from readme_method import readme_method_plugins
 
 
 @pytest.mark.slow
-def test_run_every_method_on_shapes_writes_the_tables(results_root, capsys, readme_plugin):  # noqa: F811
+def test_run_every_method_on_shapes_writes_the_tables(results_root, capsys, tmp_path):
     pytest.importorskip("harness.train.engine")
     pytest.importorskip("harness.evaluate")
-    plugins = readme_plugin
+    plugins = readme_method_plugins(tmp_path)  # the installed methods and the README's example
     methods = sorted(plugins.methods())
     if not methods:
         pytest.skip("no method plugin installed yet")

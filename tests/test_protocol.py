@@ -21,7 +21,7 @@ from harness.run import prepare_config
 from harness.run_info import read_run_info, write_run_info
 from harness.tables import build_table, render_markdown
 from harness.train.pretrain import damsm_key
-from test_core_readme import readme_plugin  # noqa: F401  (fixture: the README's example method)
+from readme_method import readme_method_plugins
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN = ("attngan", "dmgan", "ecagan", "caegan")
@@ -53,8 +53,8 @@ def test_builtin_method_presets_set_no_protocol_key():
             assert keys == [] and "deviations" not in values, (name, preset, keys)
 
 
-def test_every_method_resolves_the_same_protocol_and_damsm_key(readme_plugin):  # noqa: F811
-    plugins = readme_plugin
+def test_every_method_resolves_the_same_protocol_and_damsm_key(tmp_path):
+    plugins = readme_method_plugins(tmp_path)
     for dataset, preset in (("cub", "paper"), ("cub", "test"), ("coco", "paper"), ("coco", "test"),
                             ("shapes", "smoke"), ("shapes", "test")):
         values, keys = {}, {}
