@@ -97,10 +97,12 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def preset_names(preset: str, dataset: str) -> tuple[str, str]:
-    """``--preset P`` → (the data set's protocol P, the method's preset P); ``paper`` (or ``paper-<dataset>``) →
-    (paper, paper-<dataset>)."""
-    if preset in ("paper", f"paper-{dataset}"):
+    """``--preset P`` → (the data set's protocol P, the method's preset P); ``paper`` → (paper, paper-<dataset>);
+    a method's ``paper-<x>`` → (paper, paper-<x>) (e.g. ``paper-cub`` networks under ``shapes``' paper protocol)."""
+    if preset == "paper":
         return "paper", f"paper-{dataset}"
+    if preset.startswith("paper-"):
+        return "paper", preset
     return preset, preset
 
 

@@ -94,11 +94,11 @@ def test_the_installed_program_reports_errors_the_same_way(results_root):
     assert list(results_root.iterdir()) == []
 
 
-def test_preset_paper_on_shapes_names_the_protocols_of_shapes_for_every_installed_method(results_root, capsys):
+def test_preset_paper_on_shapes_names_the_paper_presets_of_every_installed_method(results_root, capsys):
     builtin = build_plugins()
     for name, info in sorted(builtin.methods().items()):
         rc = main(["run", "--plugins", name, "--dataset", "shapes", "--preset", "paper"], plugins=builtin)
         err = capsys.readouterr().err.strip()
         assert rc == 2 and len(err.splitlines()) == 1, err
-        assert "no protocol 'paper'" in err and "its protocols: smoke, test" in err, err
+        assert "paper-shapes" in err and "paper-cub" in err, err
     assert not results_root.exists() or list(results_root.iterdir()) == []

@@ -36,15 +36,15 @@ def test_preset_then_overrides(tiny):
 def test_preset_paper_resolves_per_dataset_and_fails_naming_the_available_presets(tiny):
     cfg = build_config("tinygan", tiny.defaults, preset="paper", dataset="cub")
     assert cfg.preset == "paper-cub" and cfg.model.embedding_dim == 256
-    with pytest.raises(ConfigError) as e:  # the data set lacks the protocol
+    with pytest.raises(ConfigError) as e:  # the method lacks the preset
         build_config("tinygan", tiny.defaults, preset="paper", dataset="shapes")
     msg = str(e.value)
-    assert "no protocol 'paper'" in msg and "its protocols: smoke, test" in msg and "\n" not in msg
-    with pytest.raises(ConfigError) as e:  # the method lacks the preset
-        build_config("tinygan", tiny.defaults, preset="paper", dataset="coco")
+    assert "paper-shapes" in msg and "paper-cub" in msg and "\n" not in msg
+    with pytest.raises(ConfigError) as e:  # the data set lacks the protocol
+        build_config("tinygan", tiny.defaults, preset="smoke", dataset="cub")
     msg = str(e.value)
-    assert "paper-coco" in msg and "available: paper-cub, smoke, test" in msg and "\n" not in msg
-    with pytest.raises(ConfigError, match="no protocol 'nosuch'.*its protocols: smoke, test"):
+    assert "no protocol 'smoke'" in msg and "its protocols: paper, test" in msg and "\n" not in msg
+    with pytest.raises(ConfigError, match="no protocol 'nosuch'.*its protocols: paper, smoke, test"):
         build_config("tinygan", tiny.defaults, preset="nosuch", dataset="shapes")
 
 
