@@ -363,7 +363,7 @@ class Resolution:
 
     def sources_of_every_key(self) -> dict[str, str]:
         """The source of every leaf key of the config (``default`` where no layer set it), in config order."""
-        return {k: self.sources.get(k, "default") for k in _leaves(self.cfg)}
+        return {k: self.sources.get(k, "default") for k in leaf_keys(self.cfg)}
 
 
 def _method_layers(method: str, defaults_file: Path, name: str, method_defaults: MethodDefaults,
@@ -468,7 +468,7 @@ def resolve_config(
     sources: dict[str, str] = {}
     cfg = new_config(section_types)
     _apply(cfg, sources, protocol_part)
-    reference = {k: cfg.get(k) for k in _leaves(cfg) if is_protocol_key(k)}  # the protocol's own values
+    reference = {k: cfg.get(k) for k in leaf_keys(cfg) if is_protocol_key(k)}  # the protocol's own values
     _apply(cfg, sources, method_part)
     cfg.method, cfg.preset, cfg.protocol, cfg.seed = method, method_preset, protocol, seed
     cfg.data.name = dataset
@@ -490,11 +490,12 @@ def resolve_config(
     return Resolution(cfg, sources)
 
 
-def _leaves(obj: Any, prefix: str = "") -> list[str]:
+def leaf_keys(obj: Any, prefix: str = "") -> list[str]:
+    """Every dotted leaf key of a (nested) config dataclass, in field order (``data.shapes.seed``, …)."""
     out = []
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
-        out += _leaves(v, f"{prefix}{f.name}.") if dataclasses.is_dataclass(v) else [prefix + f.name]
+        out += leaf_keys(v, f"{prefix}{f.name}.") if dataclasses.is_dataclass(v) else [prefix + f.name]
     return out
 
 

@@ -266,6 +266,9 @@ def format_resolution(resolution: Any) -> str:
             f"(id {protocol_id(protocol_values(cfg))}), method preset {cfg.method}/{cfg.preset}"]
     head += [f"# deviates: {k} ({reason})" for k, reason in cfg.deviations.items()]
     width = max(len(k) for k in sources)
-    lines = [f"{k:<{width}} = {yaml.safe_dump(cfg.get(k), default_flow_style=True, width=10**6).strip().removesuffix('...').strip():<24} "
-             f"{src}{'  [protocol]' if k in PROTOCOL_KEYS else ''}" for k, src in sources.items()]
+    def show(value: Any) -> str:
+        return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+
+    lines = [f"{k:<{width}} = {show(cfg.get(k)):<24} {src}{'  [protocol]' if k in PROTOCOL_KEYS else ''}"
+             for k, src in sources.items()]
     return "\n".join(head + lines)

@@ -2,17 +2,15 @@
 `harness config` sources, protocol ids in records and table rows, run.json and the fallback for older runs."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from pathlib import Path
 
-import pytest
 import yaml
 
 from core_tiny_method import TinyMethod, TinyRegistry
 from harness.cli import main
-from harness.config import ConfigError, new_config
+from harness.config import ConfigError, leaf_keys, new_config
 from harness.plugins import build_plugins
 from harness.protocol import (NOT_PROTOCOL_KEYS, PROTOCOL_KEYS, declare_deviation, evaluated_values, flatten,
                               protocol_name, protocol_values, record_protocol)
@@ -27,20 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILTIN = ("attngan", "dmgan", "ecagan", "caegan")
 
 
-def _leaves(obj, prefix=""):
-    out = []
-    for f in dataclasses.fields(obj):
-        v = getattr(obj, f.name)
-        out += _leaves(v, f"{prefix}{f.name}.") if dataclasses.is_dataclass(v) else [prefix + f.name]
-    return out
-
-
 def test_readme_lists_exactly_the_protocol_keys_and_every_key_is_classified():
     text = (ROOT / "README.md").read_text()
     section = text.split("## Protocols", 1)[1].split("Not in it", 1)[0]
     assert tuple(re.findall(r"`([a-z_]+(?:\.[a-z_0-9]+)+)`", section)) == PROTOCOL_KEYS
     cfg = new_config()
-    shared = [k for k in _leaves(cfg) if k.split(".")[0] in ("data", "eval") or k.startswith("pretrain.damsm.")]
+    shared = [k for k in leaf_keys(cfg) if k.split(".")[0] in ("data", "eval") or k.startswith("pretrain.damsm.")]
     assert sorted(shared + ["model.embedding_dim"]) == sorted(PROTOCOL_KEYS + NOT_PROTOCOL_KEYS)
 
 
