@@ -346,8 +346,7 @@ class RowLabeller:
         from harness.run import resolve_method_config
 
         dataset = str((cfg.get("data") or {}).get("name", ""))
-        preset = str(cfg.get("preset") or "")
-        preset = str(cfg.get("protocol") or ("paper" if preset.startswith("paper-") else preset))
+        preset = str(cfg.get("preset") or "")  # the method's preset: paper-<x> → protocol paper, else the same name
         key = (info.name, preset, dataset)
         if key not in self._baselines:
             try:
