@@ -34,6 +34,7 @@ def import_checkpoint(plugins, method: str, file: Path, *, text_encoder: Optiona
     from harness.data.vocab import check_vocabulary_size
     from harness.nn.state_dicts import load_state_strict, load_weights_file, tensor_state
     from harness.run import prepare_config
+    from harness.run_info import write_run_info
     from harness.train.checkpoint import save_checkpoint, write_pretrained
     from harness.train.pretrain import import_damsm, load_damsm
     from harness.weights import weight_sha256
@@ -74,6 +75,7 @@ def import_checkpoint(plugins, method: str, file: Path, *, text_encoder: Optiona
     # 3. the run
     run = RunDir.create(root, stem=run_stem(method, cfg.data.name, cfg.seed, "imported"))
     run.save_config(cfg)
+    write_run_info(plugins, run, cfg)
     write_pretrained(run, pretrained, vocab_size)
     save_checkpoint(run, {
         "method": method,

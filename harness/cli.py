@@ -9,6 +9,7 @@
     harness plugins | datasets | metrics | weights
     harness datasets  write NAME DIR --layout cub|coco  |  inspect NAME [--data-dir DIR] [--json]
     harness inspect   --plugins M [--preset paper] [--dataset cub] [--vocab-size N] [--json]
+    harness config    --plugins M --dataset D [--preset P] [--set k=v]... [--json]     resolved config + sources
     harness import-checkpoint METHOD FILE [--text-encoder F --image-encoder F] --dataset D --data-dir DIR
 """
 from __future__ import annotations
@@ -131,6 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_common(p)
 
+    p = sub.add_parser("config", help="the resolved config and where each value came from")
+    p.add_argument("--plugins", required=True, help="one method")
+    p.add_argument("--dataset", default="shapes")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--preset", default=None, help="paper (= protocol paper + the method's paper-<dataset>), smoke, "
+                                                  "test (default: smoke on shapes, else paper)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json", action="store_true", help='{"config": {...}, "sources": {"a.b": source}}')
+    _add_common(p)
+
     p = sub.add_parser("import-checkpoint", help="make a run from released reference weights")
     p.add_argument("method")
     p.add_argument("file")
@@ -232,6 +243,18 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
         return 0
     if verb == "train":
         return _train(args, plugins)
+    if verb == "config":
+        from harness.protocol import format_resolution
+        from harness.run import resolve_method_config
+
+        methods = plugins.select_methods(args.plugins)
+        if len(methods) != 1:
+            raise HarnessError(f"config takes one method, got {', '.join(m.name for m in methods)}")
+        res = resolve_method_config(plugins, methods[0].name, dataset=args.dataset, data_dir=args.data_dir,
+                                    preset=_default_preset(args.preset, args.dataset), overrides=args.overrides)
+        print(json.dumps({"config": res.cfg.to_dict(), "sources": res.sources_of_every_key()}, indent=1)
+              if args.json else format_resolution(res))
+        return 0
     if verb == "run":
         from harness.run import resume_benchmark, run_benchmark
 
@@ -315,6 +338,10 @@ def _train(args: argparse.Namespace, plugins) -> int:
         cfg = run.load_config(plugins)
         check_config(plugins, cfg)  # a config.yaml edited by hand is checked as a new one is
         _train_interruptible(plugins, cfg, run, resume=True, root=root)
+        from harness.run_info import mark_finished
+        from harness.train.distributed import on_main
+
+        on_main(lambda: mark_finished(run))
         print(run.path)
         return 0
     if not args.plugins:
@@ -328,15 +355,18 @@ def _train(args: argparse.Namespace, plugins) -> int:
     cfg = prepare_config(plugins, method.name, dataset=args.dataset, data_dir=args.data_dir,
                          preset=_default_preset(args.preset, args.dataset), overrides=args.overrides, seed=args.seed)
     from harness.results import RunDir, run_stem
+    from harness.run_info import mark_finished, write_run_info
     from harness.train.distributed import on_main
 
     def create() -> RunDir:  # torchrun: rank 0 creates the run directory, every rank gets its path
         run = RunDir.create(root, stem=run_stem(method.name, cfg.data.name, cfg.seed))
         run.save_config(cfg)
+        write_run_info(plugins, run, cfg)
         return run
 
     run = on_main(create)
     _train_interruptible(plugins, cfg, run, resume=False, root=root)
+    on_main(lambda: mark_finished(run))
     print(run.path)
     return 0
 

@@ -197,8 +197,10 @@ def stage_size_problems(cfg: Any, min_doublings: int = 1) -> list[str]:
     n = int(round(math.log2(size / 4))) if size >= 4 else -1
     if n < min_doublings or 4 * 2 ** n != size:
         allowed = ", ".join(str(4 * 2 ** k) for k in range(min_doublings, min_doublings + 5))
-        return [f"data.base_size={size} is not allowed; {cfg.method} needs 4·2^n (n >= {min_doublings}): "
-                f"{allowed}, ... (stages are base_size·2^i)"]
+        d = cfg.data
+        stages = f"data.image_size={d.image_size} over data.branch_num={d.branch_num} stages starts at "
+        return [f"{stages}data.base_size={size}, which is not allowed; {cfg.method} needs a first stage of 4·2^n "
+                f"(n >= {min_doublings}): {allowed}, ... (stages are base_size·2^i)"]
     return []
 
 

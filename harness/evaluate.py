@@ -240,13 +240,19 @@ def evaluate_models(plugins: Any, models: Any, dataset: Any, *, names: list[str]
               # the method's ablation switches as trained (e.g. ECAGAN's loss.perceptual.weights=random)
               "method_config": {k: cfg.get(k) for k in plugins.method(cfg.method).ablation_keys}}
     records = []
+    from harness.protocol import evaluated_values, protocol_name, record_protocol
+
+    values = evaluated_values(cfg, num_images=num_images, split=split)  # the protocol as this evaluation ran it
+    pname = protocol_name(cfg.to_dict())
     for r in results:
-        protocol = dict(common, num_images=r.num_images or num_images, variant=r.variant, weights=r.weights)
+        protocol = dict(common, num_images=r.num_images or num_images, variant=r.variant, weights=r.weights,
+                        **record_protocol(values, name=pname, variant=r.variant, weights=r.weights))
         power = {"underpowered": r.underpowered} if r.underpowered else {}  # harness.metrics.power
         records.append(make_record(**base, metric=r.metric, value=r.value, std=r.std, std_over=r.std_over,
                                    protocol=protocol, step=models.step, variant=r.variant, **power, **r.extra))
     for name, reason in skipped:
-        protocol = dict(common, num_images=num_images, variant="", weights={})
+        protocol = dict(common, num_images=num_images, variant="", weights={},
+                        **record_protocol(values, name=pname, variant="", weights={}))
         records.append(make_record(**base, metric=name, status="skipped", reason=reason, protocol=protocol,
                                    step=models.step))
     if run is not None and is_main():

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from harness.config import Config, build_config
+from harness.config import Config, Resolution, resolve_config
 
 
 def prepare_config(plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
@@ -17,12 +17,21 @@ def prepare_config(plugins, method: str, *, dataset: str, data_dir: Optional[str
     the method does not allow (``harness.config_rules.check_config``), before any work."""
     from harness.config_rules import check_config
 
-    info = plugins.method(method)
-    plugins.dataset(dataset)
-    cfg = build_config(method, info.defaults, preset=preset, dataset=dataset, data_dir=data_dir,
-                       overrides=overrides, seed=seed, section_types=info.config_sections)
+    cfg = resolve_method_config(plugins, method, dataset=dataset, data_dir=data_dir, preset=preset,
+                                overrides=overrides, seed=seed).cfg
     check_config(plugins, cfg)  # names the plugins know, the method's own constraints
     return cfg
+
+
+def resolve_method_config(plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
+                          overrides: list[str], seed: int = 0) -> Resolution:
+    """``prepare_config`` with the source of every value (``harness config``): the data set's protocol presets and
+    the installed methods' presets (for ``extends: other/preset``) come from the plugins."""
+    info = plugins.method(method)
+    ds = plugins.dataset(dataset)
+    return resolve_config(method, info.defaults, preset=preset, dataset=dataset, data_dir=data_dir,
+                          overrides=overrides, seed=seed, section_types=info.config_sections,
+                          protocols=ds.protocols, method_defaults={n: m.defaults for n, m in plugins.methods().items()})
 
 
 SESSION_FILE = "session.json"  # what a `harness run` was asked to do, and which runs finished
@@ -75,6 +84,7 @@ def _session_configs(plugins, request: dict) -> list[Config]:
 
 def _run_session(plugins, session: Path, request: dict, configs: list[Config], root: Path) -> Path:
     from harness.results import RunDir
+    from harness.run_info import mark_finished
     from harness.tables import write_table
     from harness.train.distributed import is_main, on_main
     from harness.train.engine import train_method
@@ -88,9 +98,9 @@ def _run_session(plugins, session: Path, request: dict, configs: list[Config], r
             runs.append(RunDir(path))
             continue
         resume = (path / "config.yaml").is_file()
-        run = RunDir(path) if resume else on_main(lambda: _new_run(session, cfg))
-        print(f"== {cfg.method} seed {cfg.seed} on {cfg.data.name} ({cfg.preset}){' (resumed)' if resume else ''} "
-              f"-> {run.path}", flush=True)
+        run = RunDir(path) if resume else on_main(lambda: _new_run(plugins, session, cfg))
+        print(f"== {cfg.method} seed {cfg.seed} on {cfg.data.name} (protocol {cfg.protocol}, preset {cfg.preset})"
+              f"{' (resumed)' if resume else ''} -> {run.path}", flush=True)
         try:
             train_method(plugins, run.load_config(plugins) if resume else cfg, run, resume=resume, root=root)
             if request["evaluate"]:
@@ -105,6 +115,8 @@ def _run_session(plugins, session: Path, request: dict, configs: list[Config], r
             raise Interrupted(f"interrupted: run {run.path} ({cfg.method}, seed {cfg.seed}), {last_good(run)}; "
                               f"not started: {later}; continue the session with `harness run --resume {session}`"
                               ) from None
+        if is_main():
+            mark_finished(run)
         request["done"].append(name)
         on_main(lambda: _write_session(session, request), share=False)
         runs.append(run)
@@ -143,9 +155,11 @@ def _read_session(session: Path) -> dict:
     return request
 
 
-def _new_run(session: Path, cfg: Config):
+def _new_run(plugins, session: Path, cfg: Config):
     from harness.results import RunDir
+    from harness.run_info import write_run_info
 
     run = RunDir.create(session, name=_run_name(cfg))
     run.save_config(cfg)
+    write_run_info(plugins, run, cfg)
     return run

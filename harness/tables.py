@@ -94,6 +94,7 @@ class ResultsTable:
     directions: dict[str, Optional[str]]  # column -> "higher" | "lower" | None
     datasets: list[str]
     protocols: dict[str, list[str]] = field(default_factory=dict)  # column -> the records' protocol texts
+    protocol_notes: list[str] = field(default_factory=list)  # rows of one method measured under other protocols
 
     def frame(self) -> pd.DataFrame:
         """The table's numbers as a DataFrame (rows × columns; NaN where there is no number)."""
@@ -138,7 +139,7 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
         i = extra.index("probe_attributes")
         extra[i:i + 1] = [ATTRIBUTE_PREFIX + a for a in _probe_attributes(runs)]
 
-    long, run_rows, datasets = _collect(plugins, runs)
+    long, run_rows, datasets, protocol_values = _collect(plugins, runs)
     multi = len(datasets) > 1
     rows: dict[tuple[str, str], Row] = {}  # (label, kind) -> Row, in order of first appearance
     method_of: dict[str, str] = {}
@@ -152,7 +153,9 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
         long["label"] = [_with_dataset(r, d, multi) for r, d in zip(long["row"], long["dataset"])]
         for (label, kind, column), group in long.groupby(["label", "kind", "column"], sort=False):
             row = rows.setdefault((label, kind), Row(label, kind))
-            row.cells[column] = _aggregate(group, dedupe=(kind == "real"))
+            ids = set(group["rid"].dropna())
+            row.cells[column] = _aggregate(group, dedupe=(kind == "real")) if len(ids) <= 1 else Cell(
+                note=f"not averaged: records of {len(ids)} protocol ids (metric settings or weights differ)")
         metric_columns = list(dict.fromkeys(long["column"]))
 
     ordered = _order_rows(list(rows.values()), method_of)
@@ -166,6 +169,7 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
     directions = {c: _direction(plugins, c) for c in metric_columns}
     _mark_best(ordered, directions)
     protocols = _protocols(long, metric_columns)
+    notes = _protocol_notes(run_rows, long, protocol_values, multi)
 
     if extra:
         by_label: dict[str, list[RunDir]] = {}
@@ -175,26 +179,46 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
             if row.kind == "reproduced":
                 for c in extra:
                     row.extras[c] = _extra_value(plugins, c, by_label.get(row.label, []))
-    return ResultsTable(metric_columns, extra, ordered, directions, datasets, protocols)
+    return ResultsTable(metric_columns, extra, ordered, directions, datasets, protocols, notes)
 
 
 # ------------------------------------------------------------------------------------------------------
 # Collection
 # ------------------------------------------------------------------------------------------------------
-def _collect(plugins: Any, runs: list[RunDir]) -> tuple[pd.DataFrame, list[dict], list[str]]:
-    """One long DataFrame with a line per (run, column) of the latest evaluation, plus each run's row."""
+def _collect(plugins: Any, runs: list[RunDir]) -> tuple[pd.DataFrame, list[dict], list[str], dict[str, dict]]:
+    """One long DataFrame with a line per (run, column) of the latest evaluation, each run's row, the data sets
+    and the protocol values of every protocol id met.
+
+    A run's label and protocol come from its ``run.json``; a run made before run.json existed is labelled by
+    ``RowLabeller`` from its config.yaml and its protocol computed from that. Records carry their protocol id
+    (``protocol.base``: the protocol as evaluated) and the metric's (``protocol.id``); older records take the
+    run's."""
+    from harness.protocol import protocol_id, protocol_values
+    from harness.run_info import read_run_info
+
     lines, run_rows, datasets = [], [], []
+    values_of: dict[str, dict] = {}
     labeller = RowLabeller(plugins)
     for run in runs:
         cfg = run.config_dict()
+        info = read_run_info(run)
         method = str(cfg.get("method", "?"))
         dataset = str((cfg.get("data") or {}).get("name", "?"))
         seed = cfg.get("seed")
-        label = labeller.label(cfg)
-        run_rows.append({"row": label, "method": method, "dataset": dataset, "run": run})
+        if info is not None:
+            label, run_values = str(info["label"]), dict(info["protocol"]["values"])
+        else:  # a run made before run.json: today's labeller, the protocol from its config
+            label, run_values = labeller.label(cfg), protocol_values(cfg)
+        run_pid = protocol_id(run_values)
+        values_of.setdefault(run_pid, run_values)
+        run_rows.append({"row": label, "method": method, "dataset": dataset, "run": run, "pid": run_pid})
         if dataset not in datasets:
             datasets.append(dataset)
         for rec in _latest_records(run.read_records()):
+            protocol = rec.get("protocol") or {}
+            pid = protocol.get("base") or run_pid
+            if isinstance(protocol.get("values"), dict):
+                values_of.setdefault(pid, protocol["values"])
             real = bool(rec.get("real")) or str(rec["metric"]).endswith(REAL_SUFFIX)
             metric = str(rec["metric"])
             if metric.endswith(REAL_SUFFIX):
@@ -207,10 +231,63 @@ def _collect(plugins: Any, runs: list[RunDir]) -> tuple[pd.DataFrame, list[dict]
                 "std": _num(rec.get("std")), "std_over": rec.get("std_over"), "status": rec.get("status", "ok"),
                 "reason": rec.get("reason"), "variant": rec.get("variant") or (rec.get("protocol") or {}).get("variant"),
                 "underpowered": rec.get("underpowered") or None,
+                "pid": pid, "rid": protocol.get("id"), "method": method,
             })
+        evaluated = {line["pid"] for line in lines if line["run"] == str(run.path) and line["kind"] == "reproduced"}
+        if len(evaluated) == 1:  # the row of a run is that of the protocol it was evaluated under
+            run_rows[-1]["pid"] = evaluated.pop()
     long = pd.DataFrame(lines, columns=["row", "kind", "dataset", "run", "seed", "column", "metric_id", "value",
-                                        "std", "std_over", "status", "reason", "variant", "underpowered"])
-    return long, run_rows, datasets
+                                        "std", "std_over", "status", "reason", "variant", "underpowered", "pid", "rid",
+                                        "method"])
+    _key_by_protocol(run_rows, long)
+    return long, run_rows, datasets, values_of
+
+
+def _key_by_protocol(run_rows: list[dict], long: pd.DataFrame) -> None:
+    """Rows are keyed by (label, protocol id): a label met with several protocol ids gets `` [protocol <id>]``
+    (6 hex) on each of its rows, so records of different protocols never share a cell."""
+    pids: dict[tuple[str, str], set] = {}  # (label, data set) -> protocol ids
+    for r in run_rows:
+        pids.setdefault((r["row"], r["dataset"]), set()).add(r["pid"])
+    for label, dataset, pid in zip(long["row"], long["dataset"], long["pid"]):
+        pids.setdefault((label, dataset), set()).add(pid)
+
+    def keyed(label: str, dataset: str, pid: str) -> str:
+        return f"{label} [protocol {pid[:6]}]" if len(pids[(label, dataset)]) > 1 else label
+
+    for r in run_rows:
+        r["row"] = keyed(r["row"], r["dataset"], r["pid"])
+    if not long.empty:
+        long["row"] = [keyed(*key) for key in zip(long["row"], long["dataset"], long["pid"])]
+
+
+def _protocol_notes(run_rows: list[dict], long: pd.DataFrame, values_of: dict[str, dict],
+                    multi: bool) -> list[str]:
+    """One footnote per method (and the real-image rows) whose rows were measured under different protocols,
+    naming the keys that differ and each row's value."""
+    from harness.protocol import differing_keys
+
+    groups: dict[str, dict[str, str]] = {}  # method -> {row label: protocol id}
+    for r in run_rows:
+        groups.setdefault(r["method"], {}).setdefault(_with_dataset(r["row"], r["dataset"], multi), r["pid"])
+    if not long.empty:
+        for label, kind, pid, dataset, method in zip(long["row"], long["kind"], long["pid"], long["dataset"],
+                                                     long["method"]):
+            label = _with_dataset(label, dataset, multi)
+            group = REAL_ROW if kind == "real" else method
+            groups.setdefault(group, {})[label] = pid
+    notes = []
+    for group, rows in groups.items():
+        pids = list(dict.fromkeys(rows.values()))
+        if len(pids) < 2:
+            continue
+        diff = differing_keys([values_of.get(p, {}) for p in pids])
+        labels = {p: [label for label, q in rows.items() if q == p] for p in pids}
+        parts = [f"{key} = " + " | ".join(f"{_show(v)} ({', '.join(labels[p])})" for p, v in zip(pids, vals))
+                 for key, vals in diff.items()]
+        notes.append(f"{group}: rows measured under different protocols; they differ in "
+                     + ("; ".join(parts) if parts else "settings not recorded"))
+    return notes
 
 
 def _latest_records(records: list[dict]) -> list[dict]:
@@ -244,14 +321,19 @@ class RowLabeller:
 
     def label(self, cfg: dict) -> str:
         method = str(cfg.get("method", "?"))
+        changed = [f"{key}={_show(value)}" for key, value in self.changed(cfg).items()]
+        return f"{method} ({', '.join(changed)})" if changed else method
+
+    def changed(self, cfg: dict) -> dict[str, Any]:
+        """The method's ablation keys whose value in ``cfg`` differs from its preset's (``{key: value}``)."""
         try:
-            info = self.plugins.method(method)
+            info = self.plugins.method(str(cfg.get("method", "?")))
         except HarnessError:
-            return method
+            return {}
         if not info.ablation_keys:
-            return method
+            return {}
         baseline = self._baseline(info, cfg)
-        changed = []
+        changed = {}
         for key in info.ablation_keys:
             actual = _dict_get(cfg, key)
             try:
@@ -259,21 +341,30 @@ class RowLabeller:
             except AttributeError:
                 expected = _MISSING
             if actual is not _MISSING and actual != expected:
-                changed.append(f"{key}={_show(actual)}")
-        return f"{method} ({', '.join(changed)})" if changed else method
+                changed[key] = actual
+        return changed
 
     def _baseline(self, info: Any, cfg: dict) -> Any:
-        from harness.config import build_config, new_config
+        from harness.config import new_config
+        from harness.run import resolve_method_config
 
         dataset = str((cfg.get("data") or {}).get("name", ""))
-        key = (info.name, cfg.get("preset"), dataset)
+        preset = str(cfg.get("preset") or "")  # the method's preset: paper-<x> → protocol paper, else the same name
+        key = (info.name, preset, dataset)
         if key not in self._baselines:
             try:
-                self._baselines[key] = build_config(info.name, info.defaults, preset=str(cfg.get("preset") or ""),
-                                                    dataset=dataset, section_types=info.config_sections)
+                self._baselines[key] = resolve_method_config(self.plugins, info.name, dataset=dataset, data_dir=None,
+                                                             preset=preset, overrides=[]).cfg
             except (HarnessError, OSError):
                 self._baselines[key] = new_config(info.config_sections)
         return self._baselines[key]
+
+
+def deviation_label(values: dict[str, Any]) -> str:
+    """`` (deviates: eval.num_images=5000)`` for a row label; "" without deviations."""
+    if not values:
+        return ""
+    return " (deviates: " + ", ".join(f"{k}={_show(v)}" for k, v in values.items()) + ")"
 
 
 _MISSING = object()
@@ -482,6 +573,11 @@ def _params(plugins: Any, run: RunDir) -> Optional[float]:
     """Generator parameters: ``params.json`` (``{"generator": n}``) or a log entry ``params_generator`` if the
     run recorded them, else counted by building the generator from the run's config (fresh weights; the
     generator's size does not depend on the vocabulary)."""
+    from harness.run_info import read_run_info
+
+    n = ((read_run_info(run) or {}).get("params") or {}).get("generator")
+    if n is not None:
+        return float(n)
     p = run.path / "params.json"
     if p.exists():
         try:
@@ -615,6 +711,7 @@ def _legend(table: ResultsTable) -> list[str]:
             lines.append(f"probe_acc.<attribute>: the shapes probe's accuracy (%) on one attribute "
                          f"({', '.join(attributes)}); mean over the row's runs")
     lines += [f"protocol of {name}: {' | '.join(texts)}" for name, texts in table.protocols.items()]
+    lines += table.protocol_notes
     lines.append(f"data set: {', '.join(table.datasets)}")
     return lines
 

@@ -71,8 +71,10 @@ def test_field_rule_refuses_bad_values(method: str, key: str, f: dataclasses.Fie
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("override,words", [
-    ("data.base_size=20", ["data.base_size=20", "4·2^n", "16, 32"]),
-    ("data.base_size=48", ["data.base_size=48", "4·2^n"]),
+    # the first stage follows from the protocol's data.image_size and the method's data.branch_num (2 in test)
+    ("data.image_size=40", ["data.image_size=40", "data.base_size=20", "4·2^n", "16, 32"]),
+    ("data.image_size=96", ["data.image_size=96", "data.base_size=48", "4·2^n"]),
+    ("data.base_size=20", ["data.base_size=20", "data.image_size is 32"]),
     ("train.batch_size=1", ["train.batch_size=1", "BatchNorm"]),
 ])
 def test_method_hook_constraints(method: str, override: str, words: list[str]):

@@ -17,10 +17,10 @@ from harness.types import GenOutput, MethodInfo
 
 DEFAULTS = """
 test:
-  data: {base_size: 16, branch_num: 2}
+  data: {branch_num: 2}
   model: {embedding_dim: 32, z_dim: 8}
-  pretrain: {damsm: {image_encoder: small_cnn, word_embedding_dim: 16}}
   eval: {num_images: 40, batch_size: 16, probe_steps: 40, rp_folds: 4, is_splits: 2, kid_subset_size: 10}
+  deviations: {model.embedding_dim: "wider than shapes/test", eval: "sized for these evaluation tests"}
 """
 
 

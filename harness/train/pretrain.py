@@ -59,7 +59,7 @@ def dataset_fingerprint(cfg: Config) -> dict:
     fp: dict[str, Any] = {
         "name": d.name,
         "data_dir": str(Path(d.data_dir).expanduser().resolve()) if d.data_dir else None,
-        "sizes": stage_sizes(cfg),
+        "image_size": stage_sizes(cfg)[-1],  # the protocol's resolution, not the method's stages
         "words_num": d.words_num,
         "captions_per_image": d.captions_per_image,
     }
