@@ -8,7 +8,8 @@
     harness plugins | datasets | metrics | weights
     harness datasets  write NAME DIR --layout cub|coco  |  inspect NAME [--data-dir DIR] [--json]
     harness inspect   --plugins M [--preset paper] [--dataset cub] [--vocab-size N] [--json]
-    harness import-checkpoint METHOD FILE [--text-encoder F --image-encoder F] --dataset D --data-dir DIR
+    harness import-checkpoint METHOD FILE [--text-encoder F --image-encoder F] [--discriminators D0,D1,D2]
+                              [--start-epoch N] --dataset D --data-dir DIR
 """
 from __future__ import annotations
 
@@ -128,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--text-encoder", default=None)
     p.add_argument("--image-encoder", default=None)
+    p.add_argument("--discriminators", default=None, metavar="D0,D1,D2",
+                   help="the original's netD0.pth,netD1.pth,... (low → high): the run can be resumed with train")
+    p.add_argument("--start-epoch", type=int, default=None,
+                   help="epoch a resumed run starts at (default N+1 from netG_epoch_N.pth)")
     p.add_argument("--dataset", default="cub")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--preset", default="paper")
@@ -255,7 +260,9 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
 
         run = import_checkpoint(plugins, args.method, Path(args.file), text_encoder=args.text_encoder,
                                 image_encoder=args.image_encoder, dataset=args.dataset, data_dir=args.data_dir,
-                                preset=args.preset, overrides=args.overrides, root=results_root(args.results_dir))
+                                preset=args.preset, overrides=args.overrides, root=results_root(args.results_dir),
+                                discriminators=args.discriminators.split(",") if args.discriminators else None,
+                                start_epoch=args.start_epoch)
         print(run.path)
         return 0
     raise HarnessError(f"unknown verb {verb}")  # argparse prevents this

@@ -66,6 +66,9 @@ class ModelConfig:
     gf_dim: int = 32
     df_dim: int = 64
     r_num: int = 2  # residual blocks per refinement stage
+    # padding mask of word attention / memory addressing: each caption's own (per_sample), or the original
+    # code's mask.repeat(queryL, 1) row pattern (reference: released weights; harness.nn.word_attention)
+    attention_mask: Literal["per_sample", "reference"] = "per_sample"
 
 
 @dataclass

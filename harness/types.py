@@ -130,6 +130,8 @@ class MethodInfo:
     config_sections: optional dataclass types replacing a config section for this method (e.g. a ModelConfig
                      subclass with the method's own switches); keys: data, model, pretrain, train, loss, eval
     ablation_keys:   dotted config keys whose non-default values name a variant in the table's row label
+    reference_eval_batch_size: the original code's evaluation batch (``harness import-checkpoint`` sets
+                     ``eval.batch_size`` to it, with ``model.attention_mask=reference``); None: no released weights
     """
 
     name: str
@@ -139,6 +141,7 @@ class MethodInfo:
     config_sections: dict[str, type] = field(default_factory=dict)
     ablation_keys: list[str] = field(default_factory=list)
     description: str = ""
+    reference_eval_batch_size: Optional[int] = None
 
 
 @dataclass
