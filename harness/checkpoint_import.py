@@ -21,10 +21,13 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from harness.errors import HarnessError
 from harness.results import RunDir
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
 
 
 def _vocab_size(text_state: dict, path: Path) -> int:
@@ -51,13 +54,14 @@ def start_epoch_of(file: Path, start_epoch: Optional[int]) -> int:
     return int(m.group(1)) + 1
 
 
-def _reference_discriminator_state(modules, files: Sequence[str]) -> dict:
-    """The original's per-stage D state dicts loaded strictly into ``modules.discriminators`` (renamed from the
-    original spectral-norm layout); returns the ModuleList's state dict. Refuses a wrong count or any key problem."""
+def load_reference_discriminators(discs: "nn.ModuleList", files: Sequence[str | Path]) -> dict:
+    """Load the original's per-stage D files (``netD0.pth`` …, low → high resolution) strictly into ``discs``,
+    renamed from the original spectral-norm layout; returns the ModuleList's state dict (cloned). Raises
+    HarnessError for a wrong number of files, a file that is not a state dict of tensors, or a missing, extra or
+    mis-shaped key (named; BatchNorm ``num_batches_tracked`` may be absent)."""
     from harness.nn.spectral_norm import from_reference_layout
     from harness.nn.state_dicts import load_state_strict, load_weights_file, tensor_state
 
-    discs = modules.discriminators
     if len(files) != len(discs):
         raise HarnessError(f"--discriminators: {len(files)} file(s) given, the method has {len(discs)} stage "
                            f"discriminators (netD0.pth … netD{len(discs) - 1}.pth, comma-separated, low → high)")
@@ -114,7 +118,7 @@ def import_checkpoint(plugins, method: str, file: Path, *, text_encoder: Optiona
     modules = build_method(plugins, cfg, vocab_size)
     load_state_strict(modules.generator, mapped, source=str(file))
     state = {k: v.detach().clone() for k, v in modules.generator.state_dict().items()}
-    d_state = _reference_discriminator_state(modules, list(discriminators)) if discriminators else None
+    d_state = load_reference_discriminators(modules.discriminators, list(discriminators)) if discriminators else None
 
     # 2. the DAMSM encoders: a cache entry shared with every later use of the same files, loaded strictly
     pretrained = {"damsm": import_damsm(cfg, dc.text_encoder_file, dc.image_encoder_file, root)}

@@ -8,6 +8,7 @@ Symbols (paper → code): w_i word features (``words``, B×D×T); R the image fe
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness.nn.word_attention import masked_word_softmax
@@ -49,7 +50,9 @@ class DynamicMemory(nn.Module):
     # --- the three steps, separately callable for inspection and tests -------------------------------------
     def write(self, h: Tensor, words: Tensor) -> Tensor:
         """Memory writing → memory slots m, B×M×T."""
-        r = h.mean(dim=(2, 3)).detach()  # r̄ = AvgPool(R), detached (reference), B×C
+        # r̄ = AvgPool(R), detached (reference), B×C; avg_pool2d as the original's AvgPool2d(size), which sums in
+        # another order than mean() (up to ~3e-6 apart for 64² features, enough to show in the 256² image)
+        r = F.avg_pool2d(h, kernel_size=tuple(h.shape[-2:])).flatten(1).detach()
         g = torch.sigmoid(self.A(words.transpose(1, 2)) + self.B(r).unsqueeze(1))  # g^w_i, B×T×1
         g = g.transpose(1, 2)  # B×1×T
         m_w = self.M_w(words)  # ReLU(M_w w_i), B×M×T
