@@ -37,7 +37,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -78,9 +78,11 @@ class Table:
         self.rows.append((mode, name, delta, b.abs().max().item() if b.numel() else 0.0, gated, why))
 
     def failures(self) -> list[tuple]:
+        """Gated rows above the tolerance (or NaN)."""
         return [r for r in self.rows if r[4] and not r[2] <= self.tol]  # NaN fails too
 
     def markdown(self) -> str:
+        """The rows as a Markdown table."""
         lines = ["| mode | tensor | max abs diff | max abs (original) | ≤ tol |", "|---|---|---|---|---|"]
         for mode, name, delta, scale, gated, why in self.rows:
             ok = ("yes" if delta <= self.tol else "**no**") if gated else f"not gated ({why})"
@@ -323,6 +325,7 @@ def compare(args: argparse.Namespace) -> tuple[Table, list[str], str]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    """Command line: prints the fixes, the import's line and the table; returns 1 when a gated row fails."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ref-root", required=True, type=Path,
                     help="folder holding AttnGAN/code and DM-GAN/code (checkouts of the public repositories)")
