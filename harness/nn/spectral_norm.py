@@ -52,14 +52,18 @@ class ReferenceSpectralNorm(nn.Module):
         self.register_buffer("_v", l2normalize(v, eps))
 
     def forward(self, weight: Tensor) -> Tensor:
-        mat = weight.reshape(weight.shape[0], -1)
-        with torch.no_grad():
-            v = l2normalize(torch.mv(mat.t(), self._u), self.eps)
-            u = l2normalize(torch.mv(mat, v), self.eps)
-            self._v.copy_(v)
-            self._u.copy_(u)
-        sigma = torch.dot(u, torch.mv(mat, v))  # u, v: fresh tensors, so later in-place updates keep autograd valid
-        return weight / sigma
+        """W (out × …) → W / σ(W) after one power step on the stored u, v (updated in place); autocast off (half
+        weights computed in fp32)."""
+        with torch.autocast(weight.device.type, enabled=False):
+            w = weight.float() if weight.dtype in (torch.float16, torch.bfloat16) else weight
+            mat = w.reshape(w.shape[0], -1)
+            with torch.no_grad():
+                v = l2normalize(torch.mv(mat.t(), self._u.to(w.dtype)), self.eps)
+                u = l2normalize(torch.mv(mat, v), self.eps)
+                self._v.copy_(v)
+                self._u.copy_(u)
+            sigma = torch.dot(u, torch.mv(mat, v))  # u, v: fresh tensors, so later in-place updates keep autograd valid
+            return (w / sigma).to(weight.dtype)
 
 
 def reference_spectral_norm(module: nn.Module, name: str = "weight") -> nn.Module:
