@@ -5,6 +5,7 @@
     harness evaluate  RUN [--metrics is,fid,...] [--num-images N] [--split test] [--checkpoint STEP]
     harness sample    RUN... --caption "..." | --captions FILE [--seed S]
     harness table     [RUNS... | --all] --format markdown|latex|csv [--out FILE] [--with-paper-numbers]
+                      [--metrics is,fid,rp] [--caption TEXT] [--label tab:x] [--latex-siunitx] [--explain]
     harness plugins | datasets | metrics | weights
     harness datasets  write NAME DIR --layout cub|coco  |  inspect NAME [--data-dir DIR] [--json]
     harness inspect   --plugins M [--preset paper] [--dataset cub] [--vocab-size N] [--json]
@@ -92,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.add_argument("--with-paper-numbers", action="store_true")
     p.add_argument("--columns", default="", help="extra columns: params,speed,probe_attributes")
+    p.add_argument("--metrics", default="", help="metric columns to show, in this order, e.g. is,fid,rp "
+                   "(default: every metric with a computed value)")
+    p.add_argument("--caption", default=None, help="LaTeX caption (the protocol sentence follows it)")
+    p.add_argument("--label", default=None, help="LaTeX label (default tab:results)")
+    p.add_argument("--latex-siunitx", action="store_true", help="align numbers on the decimal point (siunitx S)")
+    p.add_argument("--explain", action="store_true",
+                   help="print the full reasons of what was not computed and each column's protocol")
     _add_common(p)
 
     _add_common(sub.add_parser("plugins", help="installed methods"))
@@ -204,8 +212,15 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
             runs = find_runs([root])
         else:  # a path (a run, a `run` session, a results root) or a run id under the root
             runs = [r for a in args.runs for r in (find_runs([a]) if Path(a).exists() else [resolve_run(a, root)])]
-        text = write_table(plugins, runs, fmt=args.format, with_paper_numbers=args.with_paper_numbers,
-                           columns=[c for c in args.columns.split(",") if c], out=args.out)
+        options = dict(with_paper_numbers=args.with_paper_numbers, columns=[c for c in args.columns.split(",") if c],
+                       metrics=[m for m in args.metrics.split(",") if m] or None)
+        if args.explain:
+            from harness.tables import build_table, explain_table
+
+            print(explain_table(build_table(plugins, runs, **options)))
+            return 0
+        text = write_table(plugins, runs, fmt=args.format, out=args.out, caption=args.caption, label=args.label,
+                           siunitx=args.latex_siunitx, **options)
         if not args.out:
             print(text)
         else:

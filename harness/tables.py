@@ -697,7 +697,8 @@ def _layout(table: ResultsTable) -> _Layout:
                 text, hint = _short(cell, labels)
                 out.markers.append(notes.marker(f"not computed: {text}" + (f" ({hint})" if hint else "")))
             elif cell.value is None:
-                out.text = scrub(cell.note) if cell.note else "–"  # a reported relative claim
+                # a reported relative claim; the row already says "reported"
+                out.text = scrub(cell.note).replace(" (reported)", "") if cell.note else "–"
             else:
                 out.value = _number(cell.value, fmt)
                 out.std = _number(cell.std, fmt) if cell.std is not None else None
@@ -830,13 +831,16 @@ def render_latex(table: ResultsTable, *, caption: Optional[str] = None, label: O
     env, width = ("table*", r"\textwidth") if wide else ("table", r"\columnwidth")
     packages = "booktabs,graphicx" + (",siunitx" if siunitx else "")
     heads = []
-    for c in lay.columns:
+    for c in lay.columns:  # "R-precision" over "(%) ↑ᵃ": a header no wider than its longest part
         fmt = table.formats[c]
         name = fmt.latex or latex_escape(fmt.name)
         if fmt.unit:
             name += f" ({fmt.latex_unit or latex_escape(fmt.unit)})"
         arrow = latex_escape(_arrow(table.directions.get(c)))
         h = name + (f" {arrow}" if arrow else "") + _sup([lay.header_markers[c]] if c in lay.header_markers else [])
+        first, sep, rest = h.partition(" (")
+        if sep and "(" not in first and "$" not in first:
+            h = rf"\begin{{tabular}}[b]{{@{{}}r@{{}}}}{first}\\({rest}\end{{tabular}}"
         heads.append(f"{{{h}}}" if siunitx else h)
     spec = "l" + "".join(_siunitx_spec(lay, i) if siunitx else "r" for i in range(len(lay.columns)))
     lines = [f"% t2i-harness results table; needs \\usepackage{{{packages}}}",
@@ -893,6 +897,27 @@ def _siunitx_spec(lay: _Layout, i: int) -> str:
     if marks:
         options.append(rf"table-space-text-post={{{_sup([max(marks, key=len)])}}}")
     return f"S[{', '.join(options)}]"
+
+
+def explain_table(table: ResultsTable) -> str:
+    """The text of ``harness table --explain``: for each metric column, the full reasons of every skip (with
+    the rows they concern) and the protocol texts of its records; paths and URLs included."""
+    lines = []
+    for c in table.columns:
+        fmt = table.formats[c]
+        state = "shown" if c in table.shown else "not shown (no computed value)"
+        lines.append(f"{c} ({fmt.header()}): {state}")
+        reasons: dict[str, list[str]] = {}
+        for row in table.rows:
+            cell = row.cells.get(c)
+            for reason in (cell.reasons if cell else []):
+                reasons.setdefault(reason, []).append(row.label)
+        for reason, labels in reasons.items():
+            lines.append(f"    skipped for {', '.join(labels)}: {reason}")
+        for name in (c, f"{c} ({REAL_ROW})"):
+            for text in table.protocols.get(name, []):
+                lines.append(f"    protocol{' (' + REAL_ROW + ')' if name != c else ''}: {text}")
+    return "\n".join(lines) + "\n"
 
 
 def render_csv(table: ResultsTable) -> str:

@@ -78,6 +78,10 @@ def write_run(parent: Path, plugins, method: str, seed: int, metrics: dict, *, o
 
 @pytest.fixture
 def table_runs(tmp_path: Path):
+    return table_runs_for(tmp_path)
+
+
+def table_runs_for(tmp_path: Path):
     plugins = make_plugins(tmp_path)
     session = tmp_path / "session"
     runs = []
@@ -154,10 +158,11 @@ def _md_rows(text: str) -> tuple[list[str], dict[str, list[str]], dict[str, str]
     split = [[c.strip() for c in re.split(r"(?<!\\)\|", l)[1:-1]] for l in lines]
     header, body = split[0], split[2:]
     notes = dict(re.findall(r"^\[([a-z]+)\] (.*)$", text, flags=re.M))
-    return header, {r[0]: r[1:] for r in body}, notes
+    return header, {re.sub(r" \[[a-z,]+\]$", "", r[0]): r[1:] for r in body}, notes  # label without its marker
 
 
 def _parse_cell(cell: str) -> tuple[float | None, float | None, bool, list[str]]:
+    """(value, ±, bold, footnote markers) of a Markdown cell."""
     best = cell.startswith("**")
     markers = re.findall(r"\[([a-z,]+)\]\s*$", cell)
     m = re.match(r"^\**(-?\d+\.\d+)(?: ± (\d+\.\d+))?\**", cell)
@@ -171,32 +176,48 @@ def _close(printed: float, exact: float, text_decimals: int) -> bool:
     return abs(printed - exact) <= 0.5 * 10 ** -text_decimals + 1e-12
 
 
+def _header_markers(header: list[str]) -> dict[str, list[str]]:
+    """display name (without arrow) -> the header's footnote markers"""
+    out = {}
+    for h in header[1:]:
+        m = re.fullmatch(r"(.*?)(?: [↑↓])?(?: \[([a-z,]+)\])?", h)
+        out[m.group(1)] = m.group(2).split(",") if m.group(2) else []
+    return out
+
+
 def test_markdown_cells_best_marks_and_footnotes(table_runs):
     plugins, runs = table_runs
     text = write_table(plugins, runs, fmt="markdown", with_paper_numbers=True)
     header, rows, notes = _md_rows(text)
-    assert header == ["method", "is ↑", "fid ↓", "fid_tv ↓", "kid ↓", "rp ↑"]
-    col = {h.split()[0]: i for i, h in enumerate(header[1:])}
+    # display names from the registry, canonical order; kid (skipped for every row) is left out
+    names = {"is": "IS", "fid": "FID", "fid_tv": "FID (torchvision)", "rp": "R-precision (%)"}
+    assert [re.sub(r" [↑↓].*", "", h) for h in header] == ["Method", *names.values()]
+    assert [h.split(" [")[0] for h in header[1:]] == ["IS ↑", "FID ↓", "FID (torchvision) ↓", "R-precision (%) ↑"]
+    col = {m: i for i, m in enumerate(names)}
+    on_header = _header_markers(header)
     for label, table in (("alpha", ALPHA), ("beta", BETA)):
         for metric in ("is", "fid", "rp"):
             mean, std = mean_std([table[s][metric][0] for s in table])
             value, pm, best, markers = _parse_cell(rows[label][col[metric]])
-            decimals = 2 if mean >= 1 else 3
-            assert _close(value, mean, decimals) and _close(pm, std, decimals), (label, metric)
+            assert _close(value, mean, 2) and _close(pm, std, 2), (label, metric)  # 2 decimals: the registry's
             assert best == ((label, metric) in {("beta", "is"), ("alpha", "fid"), ("beta", "rp")})
-            assert notes[markers[0]] == f"mean ± sample std (ddof=1) over {len(table)} seeds"
+            over = markers or on_header[names[metric]]  # a cell's own marker, else the header's (shared ±)
+            assert [notes[m] for m in over] == [f"mean ± sample std over {len(table)} seeds"], (label, metric)
+    # IS: most cells are over 3 seeds -> the header says so once, alpha's cells carry no marker
+    assert notes[on_header["IS"][0]] == "mean ± sample std over 3 seeds" and _parse_cell(rows["alpha"][0])[3] == []
     value, pm, best, markers = _parse_cell(rows["alpha (reported)"][col["is"]])
-    assert (value, pm, best) == (4.75, 0.07, False) and "splits" in notes[markers[0]]
+    assert (value, pm, best) == (4.75, 0.07, False) and notes[markers[0]] == "± as published, over splits"
     assert rows["alpha (reported)"][col["rp"]] == "+2.53 % vs beta (reported)"
     assert rows["alpha (reported)"][col["fid"]] == "–"
     assert _parse_cell(rows["alpha (reported)"][col["fid_tv"]])[:3] == (16.09, None, False)
     value, pm, best, markers = _parse_cell(rows["alpha (model.gf_dim=16)"][col["fid"]])
     assert (value, pm, markers) == (30.0, None, [])
-    skipped = rows["beta"][col["kid"]]
-    m = re.fullmatch(r"skipped \[([a-z]+)\]", skipped)
-    assert m and notes[m.group(1)] == f"skipped: {SKIP_REASON}"
     assert _parse_cell(rows["real images"][col["rp"]])[:3] == (0.52, 0.02, False)
-    assert "data set: tinyset" in text
+    source = re.search(r"^\| alpha \(reported\) \[([a-z])\] \|", text, flags=re.M).group(1)
+    assert notes[source] == "reported: alpha paper, Table 1; alpha paper, Table 2"
+    # the note line names what was not computed, in a few words
+    assert "Not computed: KID: missing weight file pt_inception-2015-12-05." in text.splitlines()
+    assert "Evaluated on tinyset." in text.splitlines()
 
 
 def test_latex_uses_booktabs_and_escapes(table_runs, tmp_path):
@@ -205,26 +226,91 @@ def test_latex_uses_booktabs_and_escapes(table_runs, tmp_path):
     assert (tmp_path / "t" / "table.tex").read_text() == tex
     for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
         assert rule in tex
-    assert r"fid\_tv" in tex and r"alpha (model.gf\_dim=16)" in tex
+    assert r"FID (torchvision) $\downarrow$" in tex and r"alpha (model.gf\_dim=16)" in tex
+    assert r"fid\_tv" not in tex and "kid" not in tex.lower().replace("not computed: kid", "")
     assert r"+2.53 \% vs beta (reported)" in tex
     assert "±" not in tex and r"$\pm$" in tex
     mean, std = mean_std([BETA[s]["is"][0] for s in BETA])
-    assert rf"\textbf{{{mean:.2f} $\pm$ {std:.2f}}}" in tex
+    assert rf"\textbf{{{mean:.2f}\,$\pm$\,{std:.2f}}}" in tex
+    assert r"\begin{table*}" in tex  # 4 metric columns
+    assert r"\caption{Text-to-image results. Evaluated on tinyset.}" in tex and r"\label{tab:results}" in tex
     assert r"\textbf{4.75" not in tex  # reported never marked
     assert tex.encode("ascii")  # pdflatex-safe
 
 
-def test_latex_compiles_with_pdflatex(table_runs, tmp_path):
-    if shutil.which("pdflatex") is None:
-        pytest.skip("pdflatex not installed")
-    plugins, runs = table_runs
-    write_table(plugins, runs, fmt="latex", with_paper_numbers=True, columns=["speed"], out=tmp_path / "table.tex")
-    (tmp_path / "doc.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
-                                      "\\input{table.tex}\n\\end{document}\n")
-    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+needs_pdflatex = pytest.mark.skipif(shutil.which("pdflatex") is None,
+                                    reason="pdflatex not installed (Debian: texlive-latex-base, "
+                                           "texlive-latex-recommended)")
+FILLER = "Text of the paper around the table. " * 30
+
+
+def compile_in_article(directory: Path, tex: str, *, twocolumn: bool, natural: bool = False,
+                       packages: str = "booktabs,graphicx") -> str:
+    """pdflatex the table inside an ``article`` (one or two columns) between paragraphs; returns the log.
+
+    ``natural``: \\resizebox does nothing, so the table keeps its natural width and an overfull box shows
+    that the content itself is too wide (the shrink-only-if-too-wide fallback would hide it)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "table.tex").write_text(tex)
+    neutral = "\\renewcommand{\\resizebox}[3]{#3}\n" if natural else ""
+    (directory / "doc.tex").write_text(
+        f"\\documentclass{{{'[twocolumn]' if twocolumn else ''}article}}".replace("{[twocolumn]", "[twocolumn]{")
+        + f"\n\\usepackage{{{packages}}}\n{neutral}\\begin{{document}}\n{FILLER}\n\n\\input{{table.tex}}\n"
+        f"{FILLER * 4}\n\\end{{document}}\n")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=directory,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert (tmp_path / "doc.pdf").exists()
+    assert (directory / "doc.pdf").exists()
+    return (directory / "doc.log").read_text(errors="replace")
+
+
+def small_runs(tmp_path: Path, metrics: dict[str, tuple[float, float]]) -> tuple:
+    """Two methods × 3 seeds with the given metrics (value, seed-to-seed spread), kid skipped."""
+    plugins = make_plugins(tmp_path)
+    runs = []
+    for method, offset in (("alpha", 0.0), ("beta", 1.0)):
+        for seed in range(3):
+            values = {m: (v + offset + 0.37 * seed * spread, None, None) for m, (v, spread) in metrics.items()}
+            runs.append(write_run(tmp_path / "s", plugins, method, seed, values, real=None))
+    return plugins, runs
+
+
+@needs_pdflatex
+def test_three_metric_table_fits_one_and_two_column_articles(tmp_path):
+    plugins, runs = small_runs(tmp_path, {"is": (4.123, 0.2), "fid": (21.456, 1.7), "rp": (61.789, 2.1)})
+    tex = write_table(plugins, runs, fmt="latex")
+    assert r"\begin{table}[t]" in tex and r"\columnwidth" in tex and "table*" not in tex
+    for twocolumn in (False, True):
+        for natural in (False, True):
+            log = compile_in_article(tmp_path / f"doc-{twocolumn}-{natural}", tex, twocolumn=twocolumn,
+                                     natural=natural)
+            assert "Overfull \\hbox" not in log, (twocolumn, natural)
+
+
+@needs_pdflatex
+def test_six_metric_table_is_a_table_star_that_fits_the_text_width(tmp_path):
+    pytest.importorskip("harness.metrics.registry")
+    plugins, runs = small_runs(tmp_path, {"is": (4.123, 0.2), "fid": (21.456, 1.7), "fid_tv": (25.5, 2.0),
+                                          "rp": (61.789, 2.1), "clip_rp": (33.3, 1.0), "clip_score": (24.1, 0.4)})
+    tex = write_table(plugins, runs, fmt="latex", with_paper_numbers=True, caption="Shapes benchmark.",
+                      label="tab:shapes")
+    assert tex.count(r"\begin{table*}[t]") == 1 and r"\textwidth" in tex
+    assert r"\caption{Shapes benchmark. Evaluated on tinyset.}" in tex and r"\label{tab:shapes}" in tex
+    for natural in (False, True):
+        log = compile_in_article(tmp_path / f"doc-{natural}", tex, twocolumn=True, natural=natural)
+        assert "Overfull \\hbox" not in log, natural
+
+
+@needs_pdflatex
+def test_siunitx_columns_compile(tmp_path):
+    if subprocess.run(["kpsewhich", "siunitx.sty"], capture_output=True, text=True).stdout.strip() == "":
+        pytest.skip("siunitx.sty not installed (Debian: texlive-science)")
+    plugins, runs = table_runs_for(tmp_path)
+    tex = write_table(plugins, runs, fmt="latex", with_paper_numbers=True, siunitx=True)
+    assert "S[table-format=1.2(1.2), detect-weight, uncertainty-mode=separate" in tex  # IS: 4.20 ± 0.10 …
+    assert r"\bfseries 4.45 \pm 0.07" in tex and "{--}" in tex
+    log = compile_in_article(tmp_path / "doc", tex, twocolumn=True, packages="booktabs,graphicx,siunitx")
+    assert "Overfull \\hbox" not in log
 
 
 def test_variant_label_compares_with_the_preset_not_the_dataclass_default(tmp_path):
@@ -265,7 +351,7 @@ def test_speed_and_params_columns(tmp_path):
     assert float(rows["beta"]["params"]) == 1234567
     assert rows["real images"]["speed"] == ""
     md = write_table(plugins, runs, fmt="markdown", columns=["params", "speed"])
-    assert "| 1.23 M | 35.0 |" in md
+    assert "| Params (M) | Speed (img/s) |" in md and "| 1.23 | 35.0 |" in md
 
 
 def test_params_counted_from_the_config_when_not_recorded(tmp_path):
