@@ -18,7 +18,7 @@ from harness.config import build_config
 from harness.errors import HarnessError
 from harness.plugins import build_plugins
 from harness.results import RunDir, make_record, new_eval_id
-from harness.tables import build_table, latex_escape, write_table
+from harness.tables import build_table, explain_table, latex_escape, write_table
 from harness.types import ReportedNumber
 
 DIRECTIONS = {"is": "higher", "fid": "lower", "fid_tv": "lower", "kid": "lower", "rp": "higher"}
@@ -207,7 +207,7 @@ def test_markdown_cells_best_marks_and_footnotes(table_runs):
     assert notes[on_header["IS"][0]] == "mean ± sample std over 3 seeds" and _parse_cell(rows["alpha"][0])[3] == []
     value, pm, best, markers = _parse_cell(rows["alpha (reported)"][col["is"]])
     assert (value, pm, best) == (4.75, 0.07, False) and notes[markers[0]] == "± as published, over splits"
-    assert rows["alpha (reported)"][col["rp"]] == "+2.53 % vs beta (reported)"
+    assert rows["alpha (reported)"][col["rp"]] == "+2.53 % vs beta"  # the row says "reported"
     assert rows["alpha (reported)"][col["fid"]] == "–"
     assert _parse_cell(rows["alpha (reported)"][col["fid_tv"]])[:3] == (16.09, None, False)
     value, pm, best, markers = _parse_cell(rows["alpha (model.gf_dim=16)"][col["fid"]])
@@ -226,9 +226,9 @@ def test_latex_uses_booktabs_and_escapes(table_runs, tmp_path):
     assert (tmp_path / "t" / "table.tex").read_text() == tex
     for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
         assert rule in tex
-    assert r"FID (torchvision) $\downarrow$" in tex and r"alpha (model.gf\_dim=16)" in tex
+    assert r"FID\\(torchvision) $\downarrow$" in tex and r"alpha (model.gf\_dim=16)" in tex
     assert r"fid\_tv" not in tex and "kid" not in tex.lower().replace("not computed: kid", "")
-    assert r"+2.53 \% vs beta (reported)" in tex
+    assert r"+2.53 \% vs beta \\" in tex
     assert "±" not in tex and r"$\pm$" in tex
     mean, std = mean_std([BETA[s]["is"][0] for s in BETA])
     assert rf"\textbf{{{mean:.2f}\,$\pm$\,{std:.2f}}}" in tex
@@ -386,7 +386,7 @@ def test_table_cli_prints_or_writes(table_runs, tmp_path, capsys):
     out = tmp_path / "t.md"
     assert main(["table", "--all", "--results-dir", str(session), "--out", str(out)], plugins=plugins) == 0
     assert capsys.readouterr().out.strip() == str(out)
-    assert out.read_text().startswith("| method |")
+    assert out.read_text().startswith("| Method |")
     assert main(["table", "--all", "--results-dir", str(tmp_path / "empty")], plugins=plugins) == 2
     assert "no run" in capsys.readouterr().err
 
@@ -413,7 +413,11 @@ def test_protocol_texts_are_listed_not_split_into_columns(tmp_path):
     assert table.protocols == {"rp": ["DAMSM small_cnn; 1 true + 99 captions"],
                                "rp (real images)": ["real images; DAMSM small_cnn"]}
     md = write_table(plugins, [run], fmt="markdown")
-    assert "protocol of rp: DAMSM small_cnn; 1 true + 99 captions" in md
+    assert "DAMSM" not in md  # the protocol texts are for --explain; the table says the protocol in one sentence
+    explained = explain_table(table)
+    assert "    protocol: DAMSM small_cnn; 1 true + 99 captions" in explained
+    assert "    protocol (real images): real images; DAMSM small_cnn" in explained
+    assert "fid (FID): not shown (no computed value)\n    skipped for beta: r\n" in explained
 
 
 def test_values_equal_as_printed_are_all_marked(tmp_path):
@@ -444,8 +448,9 @@ def test_probe_attribute_columns(tmp_path):
     assert float(rows["beta"]["probe_acc.size"]) == pytest.approx(40.0)  # only the run that reports it
     assert rows["alpha"]["probe_acc.colour"] == ""
     md = write_table(plugins, [*runs, other], fmt="markdown", columns=["probe_attributes"])
-    header = next(line for line in md.splitlines() if line.startswith("| method"))
-    assert header.rstrip(" |").endswith("probe_acc.colour | probe_acc.shape | probe_acc.size")
+    header = next(line for line in md.splitlines() if line.startswith("| Method"))
+    assert header.rstrip(" |").endswith("colour acc. (%) | shape acc. (%) | size acc. (%)")
+    assert "| 75.0 | 25.0 | 40.0 |" in md  # one decimal
     # no probe record anywhere: the group adds no column
     plain = parse_csv(write_table(plugins, [other], fmt="csv", columns=["probe_attributes"]))
     assert not any(k.startswith("probe_acc.") for k in plain["alpha"])
