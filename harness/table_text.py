@@ -31,7 +31,7 @@ def scrub(text: str) -> str:
         t = re.sub(r"(['\"])\s*\1", "", t)  # '' left by a quoted path
         t = re.sub(r"[\s,;:]+\)", ")", t)  # "searched: , )" -> ")"
         t = re.sub(r"\(\s*\)", "", t)
-        t = re.sub(r"\b(from|into|in|at|to|under)\s*(?=[),;]|$)", "", t)  # a preposition whose object was removed
+        t = re.sub(r"\b(from|into|in|at|to|under)\s*(?=[(),;]|$)", "", t)  # a preposition without its object
         t = re.sub(r"\s+([,;:.])", r"\1", t)
         t = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", t)
         t = re.sub(r"\s{2,}", " ", t).strip(" ,;:")

@@ -16,7 +16,7 @@ from core_tiny_method import TinyMethod, TinyRegistry
 from harness.cli import main
 from harness.config import build_config
 from harness.errors import HarnessError
-from harness.plugins import build_plugins
+from harness.plugins import build_plugins, hookimpl
 from harness.results import RunDir, make_record, new_eval_id
 from harness.tables import build_table, explain_table, latex_escape, write_table
 from harness.types import ReportedNumber
@@ -454,3 +454,151 @@ def test_probe_attribute_columns(tmp_path):
     # no probe record anywhere: the group adds no column
     plain = parse_csv(write_table(plugins, [other], fmt="csv", columns=["probe_attributes"]))
     assert not any(k.startswith("probe_acc.") for k in plain["alpha"])
+
+
+# ------------------------------------------------------------------------------------------------------
+# Tables that go into a paper as they are (issue 19)
+# ------------------------------------------------------------------------------------------------------
+def weight_reasons(tmp_path: Path, monkeypatch) -> dict[str, str]:
+    """The real skip reasons (MissingWeightsError messages) with every weight missing, CLIP's with a wrong hash."""
+    from harness.errors import MissingWeightsError
+    from harness.weights import find_weight
+
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    (wdir / "ViT-B-32.pt").write_bytes(b"not the CLIP weights")
+    monkeypatch.setenv("HARNESS_WEIGHTS_DIR", str(wdir))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    plugins = build_plugins()
+    reasons = {}
+    for name in ("inception_tf_fid", "damsm_inception_v3", "clip_vit_b32"):
+        with pytest.raises(MissingWeightsError) as e:
+            find_weight(plugins, name)
+        reasons[name] = str(e.value)
+    assert str(wdir) in reasons["inception_tf_fid"] and "github.com" in reasons["inception_tf_fid"]
+    return reasons
+
+
+NEEDS = {"is": "inception_tf_fid", "fid": "inception_tf_fid", "kid": "inception_tf_fid",
+         "fid_tv": "damsm_inception_v3", "clip_rp": "clip_vit_b32", "clip_score": "clip_vit_b32"}
+PATH_LIKE = re.compile(r"(?<![\w.])(?:~|\.{0,2}/)[\w.-]|://|www\.|\.(?:com|org|net|io)/")
+
+
+def test_no_machine_details_in_markdown_or_latex(tmp_path, monkeypatch, capsys):
+    reasons = weight_reasons(tmp_path, monkeypatch)
+    plugins = make_plugins(tmp_path)
+    runs = []
+    for method, seed in (("alpha", 0), ("alpha", 1), ("beta", 0)):
+        run = write_run(tmp_path / "session", plugins, method, seed, {"rp": (60.0 + seed, 1.0, "folds")}, real=None,
+                        skipped=())
+        eid = new_eval_id()
+        run.append_records([make_record(method=method, dataset="tinyset", seed=seed, metric=m, status="skipped",
+                                        reason=reasons[w], eval_id=eid) for m, w in NEEDS.items()]
+                           + [make_record(method=method, dataset="tinyset", seed=seed, metric="rp", value=60.0 + seed,
+                                          std=1.0, std_over="folds", eval_id=eid)])
+        runs.append(run)
+    md = write_table(plugins, runs, fmt="markdown")
+    tex = write_table(plugins, runs, fmt="latex")
+    for text in (md, tex):
+        for machine in (str(tmp_path), str(Path.home()), "/root", "http", "github", "HARNESS_WEIGHTS", "searched"):
+            assert machine not in text, machine
+        assert not PATH_LIKE.search(text), PATH_LIKE.search(text)
+    # only rp was computed: the skipped columns are left out, the note line names them with a short reason
+    header, rows, _ = _md_rows(md)
+    assert [h.split(" [")[0] for h in header] == ["Method", "R-precision (%) ↑"]
+    assert ("Not computed: IS, FID, KID: Inception weights not installed; FID (torchvision): torchvision "
+            "Inception-v3 weights not installed; CLIP-R, CLIPScore: CLIP ViT-B/32 weights fail their check "
+            "(see `harness weights`).") in md.splitlines()
+    assert r"(see \texttt{harness weights})" in tex and r"\begin{table}[t]" in tex
+    # the CSV keeps every column and the full reasons
+    csv_rows = parse_csv(write_table(plugins, runs, fmt="csv"))
+    for metric, weight in NEEDS.items():
+        assert csv_rows["alpha"][metric] == "" and csv_rows["alpha"][f"{metric}_note"] == f"skipped: {reasons[weight]}"
+    # harness table --explain prints them
+    assert main(["table", str(tmp_path / "session"), "--explain"], plugins=plugins) == 0
+    explained = capsys.readouterr().out
+    assert f"kid (KID (×10³)): not shown (no computed value)\n    skipped for alpha, beta: {reasons[NEEDS['kid']]}\n" \
+        in explained
+
+
+def test_short_reasons_and_scrubbing():
+    from harness.table_text import scrub, short_reason
+
+    labels = {"inception_tf_fid": "Inception"}
+    assert short_reason("weight file 'inception_tf_fid' (IS) is missing: put x.pth into /root/w", labels) == (
+        "Inception weights not installed", "see `harness weights`")
+    assert short_reason("weight file 'other': /w/o.pt fails its sha256 check (expected a, got b)", labels) == (
+        "other weights fail their check", "see `harness weights`")
+    assert short_reason("no probe checkpoint under ~/.cache/harness/probe (run pretrain first)", {}) == (
+        "no probe checkpoint", "")
+    text = scrub("get it from https://x.org/a.pt or github.com/o/r/releases into $HOME/w, C:\\w or ../w; "
+                 "see I/O and owner/repo, doi 10.19678/j.issn")
+    assert text.startswith("get it") and text.endswith("; see I/O and owner/repo, doi 10.19678/j.issn")
+    for machine in ("x.org", "github", "releases", "HOME", "C:", "../", "w,"):
+        assert machine not in text, machine
+
+
+class DisplayRegistry:
+    """A plugin metric with its own display format, and one without."""
+
+    @hookimpl
+    def harness_metrics(self) -> list:
+        from harness.types import MetricFormat, MetricInfo
+
+        return [MetricInfo("sharpness", "higher", "a plugin metric",
+                           format=MetricFormat("Sharpness", unit="px", decimals=3, latex=r"$S_\mathrm{edge}$")),
+                MetricInfo("plain_score", "lower", "a plugin metric without a format")]
+
+
+def test_display_names_and_decimals_come_from_the_registry(tmp_path):
+    pytest.importorskip("harness.metrics.registry")
+    alpha, beta = TinyMethod(tmp_path / "a", "alpha"), TinyMethod(tmp_path / "b", "beta")
+    plugins = build_plugins(extra=[alpha, beta, TinyRegistry(datasets=("tinyset",)), DisplayRegistry()])
+    values = {"alpha": {"sharpness": (1.23456, None, None), "kid": (0.0123461, None, None),
+                        "plain_score": (0.0123456, None, None)},
+              "beta": {"sharpness": (1.2, None, None), "kid": (0.0123459, None, None),
+                       "plain_score": (0.02, None, None)}}
+    runs = [write_run(tmp_path / "s", plugins, m, 0, v, real=None, skipped=()) for m, v in values.items()]
+    md = write_table(plugins, runs, fmt="markdown")
+    header, rows, _ = _md_rows(md)
+    assert header == ["Method", "KID (×10³) ↓", "Sharpness (px) ↑", "plain_score ↓"]  # canonical ids first
+    # KID ×10³ with 2 decimals: 12.35 for both, so both are best as printed; Sharpness: the registered 3 decimals;
+    # an unregistered metric: three significant digits of its typical value, the same for the whole column
+    assert rows["alpha"] == ["**12.35**", "**1.235**", "**0.0123**"]
+    assert rows["beta"] == ["**12.35**", "1.200", "0.0200"]
+    tex = write_table(plugins, runs, fmt="latex")
+    assert r"$S_\mathrm{edge}$ (px) $\uparrow$" in tex.replace("\\\\(", " (")
+    assert r"KID\\($\times 10^{3}$) $\downarrow$" in tex and r"plain\_score $\downarrow$" in tex
+    assert r"\begin{table}[t]" in tex  # three metric columns
+    # the CSV keeps ids and values at full precision
+    csv_rows = parse_csv(write_table(plugins, runs, fmt="csv"))
+    assert float(csv_rows["alpha"]["kid"]) == 0.0123461 and "sharpness" in csv_rows["alpha"]
+
+
+def test_metrics_option_picks_and_orders_columns(table_runs, capsys):
+    plugins, runs = table_runs
+    header, rows, notes = _md_rows(write_table(plugins, runs, fmt="markdown", metrics=["rp", "is", "kid"]))
+    assert [h.split(" [")[0] for h in header] == ["Method", "R-precision (%) ↑", "IS ↑", "KID (×10³) ↓"]
+    m = re.fullmatch(r"– \[([a-z]+)\]", rows["beta"][2])  # asked for by name: shown although skipped everywhere
+    assert m and notes[m.group(1)] == "not computed: missing weight file pt_inception-2015-12-05"
+    csv_header = next(csv.reader(io.StringIO(write_table(plugins, runs, fmt="csv", metrics=["rp", "is"]))))
+    assert [h for h in csv_header if h in ("is", "fid", "rp", "kid")] == ["rp", "is"]
+    with pytest.raises(HarnessError, match=r"unknown metric 'ips' in --metrics; installed: .*\bis\b"):
+        write_table(plugins, runs, fmt="markdown", metrics=["is", "ips"])
+    session = runs[0].path.parent
+    assert main(["table", str(session), "--metrics", "fid,is", "--format", "markdown"], plugins=plugins) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("| Method | FID ↓") and "IS ↑" in first and "R-precision" not in first
+    assert main(["table", str(session), "--metrics", "ips"], plugins=plugins) == 2
+    assert "unknown metric 'ips'" in capsys.readouterr().err
+
+
+def test_probe_attribute_columns_only_when_asked(tmp_path):
+    plugins = make_plugins(tmp_path)
+    run = write_run(tmp_path / "s", plugins, "beta", 0, BETA[0])
+    run.append_records([make_record(method="beta", dataset="tinyset", seed=0, metric="probe_acc", value=50.0,
+                                    eval_id=new_eval_id(), per_attribute={"colour": 70.0, "shape": 30.0})])
+    header, _, _ = _md_rows(write_table(plugins, [run], fmt="markdown"))
+    assert not any("acc." in h and "Probe" not in h for h in header) and "Probe acc. (%) ↑" in header
+    header, _, _ = _md_rows(write_table(plugins, [run], fmt="markdown", columns=["probe_attributes"]))
+    assert header[-2:] == ["colour acc. (%)", "shape acc. (%)"]
