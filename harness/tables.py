@@ -14,21 +14,30 @@ How the table is made
   the table, for the data sets in the table), each number in its own metric's column only.
 * **Columns.** Metric ids in the order of DESIGN.md §10 (is, is_ft, fid, fid_tv, kid, rp, clip_rp,
   clip_score, probe_acc, probe_fid, probe_is); another id of the same family right after it (``rp_ext`` after
-  ``rp``), any other in registry order. The protocol each column was measured with (the records'
-  ``variant`` text) is listed below the table. Optional extra columns: ``params``
+  ``rp``), any other in registry order; ``metrics`` (``--metrics``) picks and orders them instead. The CSV has
+  every one; Markdown and LaTeX only those with a computed value (``ResultsTable.shown``), and a line under
+  the table names the others with a short reason (``harness.table_text``: no paths, URLs or search paths; the
+  full reasons are in the CSV and ``explain_table``, which also lists the protocol each column was measured
+  with, the records' ``variant`` texts). Optional extra columns: ``params``
   (generator parameters), ``speed`` (training images/s, median over the run's ``log.jsonl``) and
   ``probe_attributes`` (one column ``probe_acc.<attribute>`` per attribute of the shapes probe: the accuracy in %
   on that attribute alone, from the latest ``probe_acc`` record's ``per_attribute``; mean over the row's runs).
 * **Cells.** With several runs of a row: mean ± sample standard deviation (ddof = 1) over them ("seeds" when
   the runs have distinct seeds, else "runs"). With one run: the record's value ± its own std, which is over
-  what the record says (``std_over``: folds, splits). Every ± carries a footnote marker saying what it is over.
-  A cell whose every record was skipped reads ``skipped`` with the reason as a footnote.
+  what the record says (``std_over``: folds, splits). In Markdown and LaTeX, headers are the metrics' display
+  names (``MetricInfo.format``, a ``MetricFormat``: name, unit, LaTeX form, decimals, scale) with ↑/↓; numbers
+  have the metric's fixed decimals; what ± is over is one footnote on the header (the column's most common
+  basis) and a footnote on each cell whose basis differs. A skipped cell in a shown column reads "–" with a
+  short reason as a footnote.
+* **LaTeX.** booktabs; a ``table`` up to ``ONE_COLUMN_MAX`` columns, else a ``table*``, shrunk to
+  ``\\columnwidth`` / ``\\textwidth`` only when wider; caption + the protocol sentence, label; optional siunitx
+  ``S`` columns.
 * **Best.** Per column, among the reproduced rows only (reported and real-image rows never), the lowest mean
   for metrics whose ``MetricInfo.direction`` is ``lower`` (FID, KID), the highest otherwise; values equal at
   the printed precision are all marked; metrics without a registered direction are not marked. Markdown:
   ``**x**``; LaTeX: ``\\textbf{x}``; CSV: the column ``<metric>_best`` holds ``*``.
 
-CSV layout: ``row, kind`` (reproduced | reported | real), then for each metric ``<m>, <m>_std, <m>_over,
+CSV layout (metric ids, never display names): ``row, kind`` (reproduced | reported | real), then for each metric ``<m>, <m>_std, <m>_over,
 <m>_n, <m>_best, <m>_note`` (numbers at full precision; ``<m>_note`` holds a skip reason or a relative claim),
 then the extra columns asked for (``params``, ``speed``, ``probe_acc.<attribute>``).
 """
@@ -213,7 +222,7 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
                 for c in extra:
                     row.extras[c] = _extra_value(plugins, c, by_label.get(row.label, []))
     formats.update({c: _extra_format(c) for c in extra})
-    ok = long[long["status"] == "ok"] if not long.empty else long
+    ok = long[(long["status"] == "ok") & (long["kind"] == "reproduced")] if not long.empty else long
     try:
         weight_labels = {n: w.label for n, w in plugins.weight_files().items() if getattr(w, "label", "")}
     except Exception:  # a broken weights registry must not hide the table
