@@ -602,3 +602,20 @@ def test_probe_attribute_columns_only_when_asked(tmp_path):
     assert not any("acc." in h and "Probe" not in h for h in header) and "Probe acc. (%) ↑" in header
     header, _, _ = _md_rows(write_table(plugins, [run], fmt="markdown", columns=["probe_attributes"]))
     assert header[-2:] == ["colour acc. (%)", "shape acc. (%)"]
+
+
+def test_a_partly_skipped_cell_says_so_in_a_few_words(tmp_path):
+    plugins = make_plugins(tmp_path)
+    reason = "weight file 'inception_tf_fid' (IS) is missing: put x.pth into /home/someone/.cache (searched: /a)"
+    runs = [write_run(tmp_path / "s", plugins, "alpha", s, {"is": (v, None, None)}, real=None, skipped=())
+            for s, v in ((0, 4.0), (1, 5.0))]
+    runs.append(write_run(tmp_path / "s", plugins, "alpha", 2, {}, real=None, skipped=()))
+    runs[-1].append_records([make_record(method="alpha", dataset="tinyset", seed=2, metric="is", status="skipped",
+                                         reason=reason, eval_id=new_eval_id())])
+    md = write_table(plugins, runs, fmt="markdown")
+    _, rows, notes = _md_rows(md)
+    value, pm, _, markers = _parse_cell(rows["alpha"][0])
+    assert (value, pm) == (4.5, round(statistics.stdev([4.0, 5.0]), 2))
+    assert notes[markers[0]] == "1 of 3 runs not computed: Inception weights not installed (see `harness weights`)"
+    assert "/home" not in md and "searched" not in md
+    assert parse_csv(write_table(plugins, runs, fmt="csv"))["alpha"]["is_note"] == f"1 of 3 runs skipped: {reason}"
