@@ -901,7 +901,9 @@ def _siunitx_spec(lay: _Layout, i: int) -> str:
     if stds:
         std_digits = max(len(s.split(".")[0]) for s in stds)
         spec += f"({std_digits}" + (f".{decimals})" if decimals else ")")
-    options = [f"table-format={spec}", "detect-weight"] + (["uncertainty-mode=separate"] if stds else [])
+    options = [f"table-format={spec}", "detect-weight"]
+    if stds:  # "± 0.00" stays printed, as in the plain table
+        options += ["uncertainty-mode=separate", "retain-zero-uncertainty"]
     marks = [",".join(c.markers) for c in cells if c.markers]
     if marks:
         options.append(rf"table-space-text-post={{{_sup([max(marks, key=len)])}}}")

@@ -307,7 +307,7 @@ def test_siunitx_columns_compile(tmp_path):
         pytest.skip("siunitx.sty not installed (Debian: texlive-science)")
     plugins, runs = table_runs_for(tmp_path)
     tex = write_table(plugins, runs, fmt="latex", with_paper_numbers=True, siunitx=True)
-    assert "S[table-format=1.2(1.2), detect-weight, uncertainty-mode=separate" in tex  # IS: 4.20 ± 0.10 …
+    assert "S[table-format=1.2(1.2), detect-weight, uncertainty-mode=separate, retain-zero-uncertainty" in tex
     assert r"\bfseries 4.45 \pm 0.07" in tex and "{--}" in tex
     log = compile_in_article(tmp_path / "doc", tex, twocolumn=True, packages="booktabs,graphicx,siunitx")
     assert "Overfull \\hbox" not in log
