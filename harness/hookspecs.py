@@ -195,6 +195,22 @@ def harness_import_generator_state(cfg: Config, state_dict: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------
+# Checks: the selected method (and cross-cutting plugins) answer; every answer is collected.
+# ------------------------------------------------------------------------------------------------------
+@hookspec
+def harness_check_config(cfg: Config) -> list[str]:
+    """The method's own constraints on a resolved config, beyond each field's range (``harness.config_rules``),
+    e.g. "the first stage's side is 4·2ⁿ" or "BatchNorm needs at least 2 items per process".
+
+    Receives: the fully resolved config (every field already within its range). Returns: a list of problems,
+    each one line naming the key, its value and what is allowed (empty when the config is fine). Called once
+    per run config before any directory is created or any work starts (``train``, ``run``, ``train --resume``,
+    ``import-checkpoint``, ``inspect``); the first problem is raised as ``ConfigError``. Called on the selected
+    method only (and on non-method plugins); not implementing it means no extra constraint.
+    """
+
+
+# ------------------------------------------------------------------------------------------------------
 # Lifecycle: all implementations called, results ignored.
 # ------------------------------------------------------------------------------------------------------
 @hookspec

@@ -89,6 +89,7 @@ class Cell:
     reasons: list[str] = field(default_factory=list)  # the full skip reasons (CSV, --explain)
     skipped_runs: int = 0  # of total_runs, were skipped
     total_runs: int = 0
+    underpowered: Optional[str] = None  # the records' reasons (harness.metrics.power): footnoted, never best
 
 
 @dataclass
@@ -113,6 +114,7 @@ class ResultsTable:
     weight_labels: dict[str, str] = field(default_factory=dict)  # weight file name -> its short label
     splits: list[str] = field(default_factory=list)  # the evaluations' splits and image counts (the protocol)
     num_images: list[int] = field(default_factory=list)
+    protocol_notes: list[str] = field(default_factory=list)  # rows of one method measured under other protocols
 
     def frame(self) -> pd.DataFrame:
         """The table's numbers as a DataFrame (rows × columns; NaN where there is no number)."""
@@ -177,7 +179,7 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
         i = extra.index("probe_attributes")
         extra[i:i + 1] = [ATTRIBUTE_PREFIX + a for a in _probe_attributes(runs)]
 
-    long, run_rows, datasets = _collect(plugins, runs)
+    long, run_rows, datasets, protocol_values = _collect(plugins, runs)
     multi = len(datasets) > 1
     rows: dict[tuple[str, str], Row] = {}  # (label, kind) -> Row, in order of first appearance
     method_of: dict[str, str] = {}
@@ -191,7 +193,9 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
         long["label"] = [_with_dataset(r, d, multi) for r, d in zip(long["row"], long["dataset"])]
         for (label, kind, column), group in long.groupby(["label", "kind", "column"], sort=False):
             row = rows.setdefault((label, kind), Row(label, kind))
-            row.cells[column] = _aggregate(group, dedupe=(kind == "real"))
+            ids = set(group["rid"].dropna())
+            row.cells[column] = _aggregate(group, dedupe=(kind == "real")) if len(ids) <= 1 else Cell(
+                note=f"not averaged: records of {len(ids)} protocol ids (metric settings or weights differ)")
         metric_columns = list(dict.fromkeys(long["column"]))
 
     ordered = _order_rows(list(rows.values()), method_of)
@@ -212,6 +216,7 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
                for c in metric_columns}
     _mark_best(ordered, directions, formats)
     protocols = _protocols(long, metric_columns)
+    notes = _protocol_notes(run_rows, long, protocol_values, multi)
 
     if extra:
         by_label: dict[str, list[RunDir]] = {}
@@ -227,7 +232,7 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
         weight_labels = {n: w.label for n, w in plugins.weight_files().items() if getattr(w, "label", "")}
     except Exception:  # a broken weights registry must not hide the table
         weight_labels = {}
-    return ResultsTable(metric_columns, extra, ordered, directions, datasets, protocols, shown=shown,
+    return ResultsTable(metric_columns, extra, ordered, directions, datasets, protocols, protocol_notes=notes, shown=shown,
                         formats=formats, weight_labels=weight_labels,
                         splits=[str(x) for x in dict.fromkeys(ok["split"].dropna())] if not ok.empty else [],
                         num_images=[int(x) for x in dict.fromkeys(ok["num_images"].dropna())] if not ok.empty else [])
@@ -236,20 +241,40 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
 # ------------------------------------------------------------------------------------------------------
 # Collection
 # ------------------------------------------------------------------------------------------------------
-def _collect(plugins: Any, runs: list[RunDir]) -> tuple[pd.DataFrame, list[dict], list[str]]:
-    """One long DataFrame with a line per (run, column) of the latest evaluation, plus each run's row."""
+def _collect(plugins: Any, runs: list[RunDir]) -> tuple[pd.DataFrame, list[dict], list[str], dict[str, dict]]:
+    """One long DataFrame with a line per (run, column) of the latest evaluation, each run's row, the data sets
+    and the protocol values of every protocol id met.
+
+    A run's label and protocol come from its ``run.json``; a run made before run.json existed is labelled by
+    ``RowLabeller`` from its config.yaml and its protocol computed from that. Records carry their protocol id
+    (``protocol.base``: the protocol as evaluated) and the metric's (``protocol.id``); older records take the
+    run's."""
+    from harness.protocol import protocol_id, protocol_values
+    from harness.run_info import read_run_info
+
     lines, run_rows, datasets = [], [], []
+    values_of: dict[str, dict] = {}
     labeller = RowLabeller(plugins)
     for run in runs:
         cfg = run.config_dict()
+        info = read_run_info(run)
         method = str(cfg.get("method", "?"))
         dataset = str((cfg.get("data") or {}).get("name", "?"))
         seed = cfg.get("seed")
-        label = labeller.label(cfg)
-        run_rows.append({"row": label, "method": method, "dataset": dataset, "run": run})
+        if info is not None:
+            label, run_values = str(info["label"]), dict(info["protocol"]["values"])
+        else:  # a run made before run.json: today's labeller, the protocol from its config
+            label, run_values = labeller.label(cfg), protocol_values(cfg)
+        run_pid = protocol_id(run_values)
+        values_of.setdefault(run_pid, run_values)
+        run_rows.append({"row": label, "method": method, "dataset": dataset, "run": run, "pid": run_pid})
         if dataset not in datasets:
             datasets.append(dataset)
         for rec in _latest_records(run.read_records()):
+            protocol = rec.get("protocol") or {}
+            pid = protocol.get("base") or run_pid
+            if isinstance(protocol.get("values"), dict):
+                values_of.setdefault(pid, protocol["values"])
             real = bool(rec.get("real")) or str(rec["metric"]).endswith(REAL_SUFFIX)
             metric = str(rec["metric"])
             if metric.endswith(REAL_SUFFIX):
@@ -263,10 +288,64 @@ def _collect(plugins: Any, runs: list[RunDir]) -> tuple[pd.DataFrame, list[dict]
                 "reason": rec.get("reason"), "variant": rec.get("variant") or (rec.get("protocol") or {}).get("variant"),
                 "split": (rec.get("protocol") or {}).get("split"),
                 "num_images": (rec.get("protocol") or {}).get("num_images"),
+                "underpowered": rec.get("underpowered") or None,
+                "pid": pid, "rid": protocol.get("id"), "method": method,
             })
+        evaluated = {line["pid"] for line in lines if line["run"] == str(run.path) and line["kind"] == "reproduced"}
+        if len(evaluated) == 1:  # the row of a run is that of the protocol it was evaluated under
+            run_rows[-1]["pid"] = evaluated.pop()
     long = pd.DataFrame(lines, columns=["row", "kind", "dataset", "run", "seed", "column", "metric_id", "value",
-                                        "std", "std_over", "status", "reason", "variant", "split", "num_images"])
-    return long, run_rows, datasets
+                                        "std", "std_over", "status", "reason", "variant", "split", "num_images",
+                                        "underpowered", "pid", "rid", "method"])
+    _key_by_protocol(run_rows, long)
+    return long, run_rows, datasets, values_of
+
+
+def _key_by_protocol(run_rows: list[dict], long: pd.DataFrame) -> None:
+    """Rows are keyed by (label, protocol id): a label met with several protocol ids gets `` [protocol <id>]``
+    (6 hex) on each of its rows, so records of different protocols never share a cell."""
+    pids: dict[tuple[str, str], set] = {}  # (label, data set) -> protocol ids
+    for r in run_rows:
+        pids.setdefault((r["row"], r["dataset"]), set()).add(r["pid"])
+    for label, dataset, pid in zip(long["row"], long["dataset"], long["pid"]):
+        pids.setdefault((label, dataset), set()).add(pid)
+
+    def keyed(label: str, dataset: str, pid: str) -> str:
+        return f"{label} [protocol {pid[:6]}]" if len(pids[(label, dataset)]) > 1 else label
+
+    for r in run_rows:
+        r["row"] = keyed(r["row"], r["dataset"], r["pid"])
+    if not long.empty:
+        long["row"] = [keyed(*key) for key in zip(long["row"], long["dataset"], long["pid"])]
+
+
+def _protocol_notes(run_rows: list[dict], long: pd.DataFrame, values_of: dict[str, dict],
+                    multi: bool) -> list[str]:
+    """One footnote per method (and the real-image rows) whose rows were measured under different protocols,
+    naming the keys that differ and each row's value."""
+    from harness.protocol import differing_keys
+
+    groups: dict[str, dict[str, str]] = {}  # method -> {row label: protocol id}
+    for r in run_rows:
+        groups.setdefault(r["method"], {}).setdefault(_with_dataset(r["row"], r["dataset"], multi), r["pid"])
+    if not long.empty:
+        for label, kind, pid, dataset, method in zip(long["row"], long["kind"], long["pid"], long["dataset"],
+                                                     long["method"]):
+            label = _with_dataset(label, dataset, multi)
+            group = REAL_ROW if kind == "real" else method
+            groups.setdefault(group, {})[label] = pid
+    notes = []
+    for group, rows in groups.items():
+        pids = list(dict.fromkeys(rows.values()))
+        if len(pids) < 2:
+            continue
+        diff = differing_keys([values_of.get(p, {}) for p in pids])
+        labels = {p: [label for label, q in rows.items() if q == p] for p in pids}
+        parts = [f"{key} = " + " vs ".join(f"{_show(v)} ({', '.join(labels[p])})" for p, v in zip(pids, vals))
+                 for key, vals in diff.items()]
+        notes.append(f"{group}: rows measured under different protocols; they differ in "
+                     + ("; ".join(parts) if parts else "settings not recorded"))
+    return notes
 
 
 def _latest_records(records: list[dict]) -> list[dict]:
@@ -300,14 +379,19 @@ class RowLabeller:
 
     def label(self, cfg: dict) -> str:
         method = str(cfg.get("method", "?"))
+        changed = [f"{key}={_show(value)}" for key, value in self.changed(cfg).items()]
+        return f"{method} ({', '.join(changed)})" if changed else method
+
+    def changed(self, cfg: dict) -> dict[str, Any]:
+        """The method's ablation keys whose value in ``cfg`` differs from its preset's (``{key: value}``)."""
         try:
-            info = self.plugins.method(method)
+            info = self.plugins.method(str(cfg.get("method", "?")))
         except HarnessError:
-            return method
+            return {}
         if not info.ablation_keys:
-            return method
+            return {}
         baseline = self._baseline(info, cfg)
-        changed = []
+        changed = {}
         for key in info.ablation_keys:
             actual = _dict_get(cfg, key)
             try:
@@ -315,21 +399,30 @@ class RowLabeller:
             except AttributeError:
                 expected = _MISSING
             if actual is not _MISSING and actual != expected:
-                changed.append(f"{key}={_show(actual)}")
-        return f"{method} ({', '.join(changed)})" if changed else method
+                changed[key] = actual
+        return changed
 
     def _baseline(self, info: Any, cfg: dict) -> Any:
-        from harness.config import build_config, new_config
+        from harness.config import new_config
+        from harness.run import resolve_method_config
 
         dataset = str((cfg.get("data") or {}).get("name", ""))
-        key = (info.name, cfg.get("preset"), dataset)
+        preset = str(cfg.get("preset") or "")  # the method's preset: paper-<x> → protocol paper, else the same name
+        key = (info.name, preset, dataset)
         if key not in self._baselines:
             try:
-                self._baselines[key] = build_config(info.name, info.defaults, preset=str(cfg.get("preset") or ""),
-                                                    dataset=dataset, section_types=info.config_sections)
+                self._baselines[key] = resolve_method_config(self.plugins, info.name, dataset=dataset, data_dir=None,
+                                                             preset=preset, overrides=[]).cfg
             except (HarnessError, OSError):
                 self._baselines[key] = new_config(info.config_sections)
         return self._baselines[key]
+
+
+def deviation_label(values: dict[str, Any]) -> str:
+    """`` (deviates: eval.num_images=5000)`` for a row label; "" without deviations."""
+    if not values:
+        return ""
+    return " (deviates: " + ", ".join(f"{k}={_show(v)}" for k, v in values.items()) + ")"
 
 
 _MISSING = object()
@@ -385,17 +478,18 @@ def _aggregate(group: pd.DataFrame, *, dedupe: bool) -> Cell:
     n = len(ok)
     note = f"{len(skipped)} of {len(group)} runs skipped: {reasons}" if len(skipped) else None
     counts = {"reasons": full, "skipped_runs": len(skipped), "total_runs": len(group)}
+    weak = "; ".join(dict.fromkeys(str(r) for r in ok["underpowered"] if isinstance(r, str) and r)) or None
     if n == 1:
         rec = ok.iloc[0]
         std = _num(rec["std"])
         return Cell(value=float(rec["value"]), std=std, over=(rec["std_over"] or None) if std is not None else None,
-                    n=1, status="ok", note=note, **counts)
+                    n=1, status="ok", note=note, underpowered=weak, **counts)
     values = ok["value"].astype(float)
     seeds = ok["seed"].tolist()
     distinct_seeds = len(set(map(str, seeds))) == n and not dedupe
     over = f"{n} {'seeds' if distinct_seeds else 'runs'}"
     return Cell(value=float(values.mean()), std=float(values.std(ddof=1)), over=over, n=n, status="ok", note=note,
-                **counts)
+                underpowered=weak, **counts)
 
 
 def _protocols(long: pd.DataFrame, columns: list[str]) -> dict[str, list[str]]:
@@ -523,7 +617,8 @@ def _mark_best(rows: list[Row], directions: dict[str, Optional[str]], formats: d
         if direction is None:
             continue
         cells = [r.cells[column] for r in rows if r.kind == "reproduced" and column in r.cells
-                 and r.cells[column].value is not None and r.cells[column].status == "ok"]
+                 and r.cells[column].value is not None and r.cells[column].status == "ok"
+                 and not r.cells[column].underpowered]  # too few images: never the best
         if not cells:
             continue
         shown = [_shown_value(c.value, formats[column]) for c in cells]  # ties as printed are all marked
@@ -566,6 +661,11 @@ def _params(plugins: Any, run: RunDir) -> Optional[float]:
     """Generator parameters: ``params.json`` (``{"generator": n}``) or a log entry ``params_generator`` if the
     run recorded them, else counted by building the generator from the run's config (fresh weights; the
     generator's size does not depend on the vocabulary)."""
+    from harness.run_info import read_run_info
+
+    n = ((read_run_info(run) or {}).get("params") or {}).get("generator")
+    if n is not None:
+        return float(n)
     p = run.path / "params.json"
     if p.exists():
         try:
@@ -701,7 +801,7 @@ def _layout(table: ResultsTable) -> _Layout:
         for c in table.shown:
             cell = row.cells.get(c, Cell())
             fmt = table.formats[c]
-            out = _Shown(best=cell.best)
+            out = _Shown(best=cell.best and not cell.underpowered)
             if cell.status == "skipped":
                 text, hint = _short(cell, labels)
                 out.markers.append(notes.marker(f"not computed: {text}" + (f" ({hint})" if hint else "")))
@@ -714,6 +814,9 @@ def _layout(table: ResultsTable) -> _Layout:
                 pm = _pm_note(cell)
                 if pm and pm != shared.get(c):
                     out.markers.append(notes.marker(pm))
+                if cell.underpowered:
+                    out.markers.append(notes.marker("underpowered (too few images; computed anyway, never marked "
+                                                    f"best): {scrub(cell.underpowered)}"))
                 if cell.skipped_runs:
                     text, hint = _short(cell, labels)
                     out.markers.append(notes.marker(f"{cell.skipped_runs} of {cell.total_runs} runs not computed: "
@@ -746,6 +849,7 @@ def _legend(table: ResultsTable) -> list[str]:
             groups.setdefault(_short(merged, table.weight_labels), []).append(table.formats[c].name)
     if groups:
         lines.append("Not computed: " + join_reasons([(names, t, h) for (t, h), names in groups.items()]) + ".")
+    lines += table.protocol_notes
     return lines
 
 
@@ -936,7 +1040,7 @@ def render_csv(table: ResultsTable) -> str:
     w = csv.writer(buf, lineterminator="\n")
     head = ["row", "kind"]
     for c in table.columns:
-        head += [c, f"{c}_std", f"{c}_over", f"{c}_n", f"{c}_best", f"{c}_note"]
+        head += [c, f"{c}_std", f"{c}_over", f"{c}_n", f"{c}_best", f"{c}_note", f"{c}_underpowered"]
     head += table.extra_columns
     w.writerow(head)
     for row in table.rows:
@@ -945,7 +1049,7 @@ def render_csv(table: ResultsTable) -> str:
             cell = row.cells.get(c, Cell())
             note = cell.note if cell.status != "skipped" else f"skipped: {cell.note}"
             line += [_csv_num(cell.value), _csv_num(cell.std), cell.over or "", cell.n or "",
-                     "*" if cell.best else "", note or ""]
+                     "*" if cell.best and not cell.underpowered else "", note or "", cell.underpowered or ""]
         line += [_csv_num(row.extras.get(c)) for c in table.extra_columns]
         w.writerow(line)
     return buf.getvalue()

@@ -150,6 +150,8 @@ class DatasetInfo:
         `train` selects the random training transform; False gives the deterministic evaluation transform.
     layout:          the expected on-disk layout, printed when the data directory is missing or malformed
     needs_data_dir:  False for generated data sets (shapes)
+    protocols:       the data set's protocol presets (harness.protocol): a YAML file or a mapping
+                     ``name -> values``; None = ``harness/protocols/<name>.yaml`` when it exists
     """
 
     name: str
@@ -157,6 +159,7 @@ class DatasetInfo:
     build: Callable[..., Any]
     layout: str = ""
     needs_data_dir: bool = True
+    protocols: Optional[Path | dict] = None
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pytest
 
 from core_tiny_method import TinyMethod, TinyRegistry
 from harness.cli import main
-from harness.config import build_config
+from harness.run import prepare_config
 from harness.errors import HarnessError
 from harness.plugins import build_plugins, hookimpl
 from harness.results import RunDir, make_record, new_eval_id
@@ -59,9 +59,8 @@ def make_plugins(tmp_path: Path):
 
 def write_run(parent: Path, plugins, method: str, seed: int, metrics: dict, *, overrides=(), preset="test",
               dataset="tinyset", real: tuple | None = REAL_RP, skipped=("kid",)) -> RunDir:
-    info = plugins.method(method)
-    cfg = build_config(method, info.defaults, preset=preset, dataset=dataset, overrides=list(overrides), seed=seed,
-                       section_types=info.config_sections)
+    cfg = prepare_config(plugins, method, dataset=dataset, data_dir=None, preset=preset, overrides=list(overrides),
+                         seed=seed)
     run = RunDir.create(parent, stem=f"{method}-s{seed}")
     run.save_config(cfg)
     eid = new_eval_id()
