@@ -4,7 +4,8 @@
 The generator file is read with ``weights_only=True`` (a file that needs code to load is refused), mapped to
 this harness's keys by the method's ``harness_import_generator_state`` hook and loaded strictly (a mismatch names
 the first offending key and both shapes; missing BatchNorm ``num_batches_tracked`` is tolerated). Everything is
-checked before the run directory is created. The run then holds ``config.yaml``, ``pretrained.json`` (the DAMSM
+checked before the run directory is created, including that the text encoder's vocabulary has the size of the
+data set's (``captions.pickle``, or the one built from ``text/``). The run then holds ``config.yaml``, ``pretrained.json`` (the DAMSM
 cache entry of the imported encoders) and ``checkpoints/step-0.pt`` whose ``generator_ema`` (and ``generator``)
 is the released generator, so ``harness sample`` and ``harness evaluate`` work on it.
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from harness.errors import HarnessError
-from harness.results import RunDir
+from harness.results import RunDir, run_stem
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -81,8 +82,10 @@ def import_checkpoint(plugins, method: str, file: Path, *, text_encoder: Optiona
     stage) a run that ``harness train --resume`` continues from ``start_epoch_of(file, start_epoch)``.
     Raises HarnessError (one line, before the run directory exists) for any unreadable or mismatched file."""
     from harness.build import build_method
+    from harness.data.vocab import check_vocabulary_size
     from harness.nn.state_dicts import load_state_strict, load_weights_file, tensor_state
     from harness.run import prepare_config
+    from harness.run_info import write_run_info
     from harness.train.checkpoint import save_checkpoint, write_pretrained
     from harness.train.pretrain import import_damsm, load_damsm
     from harness.weights import weight_sha256
@@ -114,6 +117,8 @@ def import_checkpoint(plugins, method: str, file: Path, *, text_encoder: Optiona
     text_state = tensor_state(load_weights_file(dc.text_encoder_file, what="DAMSM text encoder file"),
                               dc.text_encoder_file)
     vocab_size = _vocab_size(text_state, Path(dc.text_encoder_file))
+    train_set = plugins.dataset(cfg.data.name).build(cfg.data, "train", train=False, seed=0, cache_root=root)
+    check_vocabulary_size(vocab_size, train_set, f"--text-encoder {dc.text_encoder_file}")
 
     modules = build_method(plugins, cfg, vocab_size)
     load_state_strict(modules.generator, mapped, source=str(file))
@@ -125,8 +130,9 @@ def import_checkpoint(plugins, method: str, file: Path, *, text_encoder: Optiona
     load_damsm(modules.damsm, pretrained["damsm"])
 
     # 3. the run
-    run = RunDir.create(root, stem=f"{method}-{cfg.data.name}-s{cfg.seed}-imported")
+    run = RunDir.create(root, stem=run_stem(method, cfg.data.name, cfg.seed, "imported"))
     run.save_config(cfg)
+    write_run_info(plugins, run, cfg)
     write_pretrained(run, pretrained, vocab_size)
     imported = {"file": file.name, "sha256": weight_sha256(file)}
     ckpt = {"method": method, "vocab_size": vocab_size, "generator_ema": state, "generator": state,

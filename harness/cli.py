@@ -1,13 +1,16 @@
 """The command line: argument parsing only; every verb calls into the module that does the work.
 
     harness run       --plugins a,b --dataset D [--preset P] [--seeds 0,1,2]   pretrain → train → evaluate → table
+    harness run       --resume SESSION                                         continue an interrupted session
     harness train     --plugins M --dataset D [--preset P] [--seed S] [--set k=v]... [--resume RUN]
     harness evaluate  RUN [--metrics is,fid,...] [--num-images N] [--split test] [--checkpoint STEP]
     harness sample    RUN... --caption "..." | --captions FILE [--seed S]
     harness table     [RUNS... | --all] --format markdown|latex|csv [--out FILE] [--with-paper-numbers]
+                      [--metrics is,fid,rp] [--caption TEXT] [--label tab:x] [--latex-siunitx] [--explain]
     harness plugins | datasets | metrics | weights
     harness datasets  write NAME DIR --layout cub|coco  |  inspect NAME [--data-dir DIR] [--json]
     harness inspect   --plugins M [--preset paper] [--dataset cub] [--vocab-size N] [--json]
+    harness config    --plugins M --dataset D [--preset P] [--set k=v]... [--json]     resolved config + sources
     harness import-checkpoint METHOD FILE [--text-encoder F --image-encoder F] [--discriminators D0,D1,D2]
                               [--start-epoch N] --dataset D --data-dir DIR
 """
@@ -28,7 +31,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_method_config(p: argparse.ArgumentParser, *, seeds: bool) -> None:
-    p.add_argument("--plugins", required=True, help="method name(s), comma-separated")
+    p.add_argument("--plugins", default=None, help="method name(s), comma-separated")
     p.add_argument("--dataset", default="shapes", help="data set name (default: shapes, built in)")
     p.add_argument("--data-dir", default=None, help="data set directory (cub, coco)")
     p.add_argument("--preset", default=None, help="preset of the method's defaults.yaml: paper (= paper-<dataset>), "
@@ -49,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_method_config(p, seeds=True)
     p.add_argument("--metrics", default=None, help="metrics to compute (default: every one that applies)")
     p.add_argument("--no-eval", action="store_true", help="train only")
+    p.add_argument("--resume", default=None, metavar="SESSION",
+                   help="continue an interrupted session: finished runs kept, the interrupted one resumed, "
+                        "the rest run")
     _add_common(p)
 
     p = sub.add_parser("train", help="train one method (or resume a run)")
@@ -93,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.add_argument("--with-paper-numbers", action="store_true")
     p.add_argument("--columns", default="", help="extra columns: params,speed,probe_attributes")
+    p.add_argument("--metrics", default="", help="metric columns to show, in this order, e.g. is,fid,rp "
+                   "(default: every metric with a computed value)")
+    p.add_argument("--caption", default=None, help="LaTeX caption (the protocol sentence follows it)")
+    p.add_argument("--label", default=None, help="LaTeX label (default tab:results)")
+    p.add_argument("--latex-siunitx", action="store_true", help="align numbers on the decimal point (siunitx S)")
+    p.add_argument("--explain", action="store_true",
+                   help="print the full reasons of what was not computed and each column's protocol")
     _add_common(p)
 
     _add_common(sub.add_parser("plugins", help="installed methods"))
@@ -115,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("weights", help="pretrained weight files: where they go, whether they are present")
     _add_common(p)
 
+    p = sub.add_parser("env", help="versions, devices, optional packages and weight files (for a bug report)")
+    p.add_argument("--json", action="store_true")
+    _add_common(p)
+
     p = sub.add_parser("inspect", help="a method's modules and parameter counts")
     p.add_argument("--plugins", required=True)
     p.add_argument("--preset", default="paper")
@@ -122,6 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab-size", type=int, default=None, help="default 5450 (CUB captions.pickle)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--json", action="store_true")
+    _add_common(p)
+
+    p = sub.add_parser("config", help="the resolved config and where each value came from")
+    p.add_argument("--plugins", required=True, help="one method")
+    p.add_argument("--dataset", default="shapes")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--preset", default=None, help="paper (= protocol paper + the method's paper-<dataset>), smoke, "
+                                                  "test (default: smoke on shapes, else paper)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json", action="store_true", help='{"config": {...}, "sources": {"a.b": source}}')
     _add_common(p)
 
     p = sub.add_parser("import-checkpoint", help="make a run from released reference weights")
@@ -160,8 +187,9 @@ def main(argv: Optional[Sequence[str]] = None, *, plugins=None) -> int:
     except HarnessError as e:
         print(f"harness: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("harness: interrupted; resume with `harness train --resume RUN`", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"harness: {e}" if str(e) else "harness: interrupted; resume with `harness train --resume RUN`",
+              file=sys.stderr)
         return 130
 
 
@@ -170,6 +198,10 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
     from harness.results import results_root
 
     _set_weights_dir(args)
+    if args.verb == "env":  # before the plugins are built: a plugin that fails to load is part of the report
+        from harness.environment import env_command
+
+        return env_command(args.json, plugins)
     plugins = plugins or build_plugins()
     verb = args.verb
 
@@ -201,16 +233,29 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
             print("\n\n".join(format_inspection(r) for r in reports))
         return 0
     if verb == "table":
-        from harness.results import find_runs, resolve_run
+        from harness.results import find_runs, readable_runs, resolve_run
         from harness.tables import write_table
 
         root = results_root(args.results_dir)
         if args.all or not args.runs:
-            runs = find_runs([root])
+            runs = readable_runs(find_runs([root]), plugins)  # a damaged run is skipped with a warning
         else:  # a path (a run, a `run` session, a results root) or a run id under the root
-            runs = [r for a in args.runs for r in (find_runs([a]) if Path(a).exists() else [resolve_run(a, root)])]
-        text = write_table(plugins, runs, fmt=args.format, with_paper_numbers=args.with_paper_numbers,
-                           columns=[c for c in args.columns.split(",") if c], out=args.out)
+            runs = []
+            for a in args.runs:
+                named = (Path(a) / "config.yaml").is_file() or not Path(a).exists()
+                found = [resolve_run(a, root)] if named else readable_runs(find_runs([a]), plugins)
+                if named:
+                    found[0].load_config(plugins)  # a run named alone: its broken config is the error
+                runs += found
+        options = dict(with_paper_numbers=args.with_paper_numbers, columns=[c for c in args.columns.split(",") if c],
+                       metrics=[m for m in args.metrics.split(",") if m] or None)
+        if args.explain:
+            from harness.tables import build_table, explain_table
+
+            print(explain_table(build_table(plugins, runs, **options)))
+            return 0
+        text = write_table(plugins, runs, fmt=args.format, out=args.out, caption=args.caption, label=args.label,
+                           siunitx=args.latex_siunitx, **options)
         if not args.out:
             print(text)
         else:
@@ -218,13 +263,38 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
         return 0
     if verb == "train":
         return _train(args, plugins)
-    if verb == "run":
-        from harness.run import run_benchmark
+    if verb == "config":
+        from harness.protocol import format_resolution
+        from harness.run import resolve_method_config
 
+        methods = plugins.select_methods(args.plugins)
+        if len(methods) != 1:
+            raise HarnessError(f"config takes one method, got {', '.join(m.name for m in methods)}")
+        res = resolve_method_config(plugins, methods[0].name, dataset=args.dataset, data_dir=args.data_dir,
+                                    preset=_default_preset(args.preset, args.dataset), overrides=args.overrides)
+        print(json.dumps({"config": res.cfg.to_dict(), "sources": res.sources_of_every_key()}, indent=1)
+              if args.json else format_resolution(res))
+        return 0
+    if verb == "run":
+        from harness.run import resume_benchmark, run_benchmark
+
+        if args.resume:
+            given = [flag for flag, v, default in (
+                ("--plugins", args.plugins, None), ("--set", args.overrides, []), ("--dataset", args.dataset, "shapes"),
+                ("--data-dir", args.data_dir, None), ("--preset", args.preset, None), ("--seeds", args.seeds, "0"),
+                ("--metrics", args.metrics, None), ("--no-eval", args.no_eval, False)) if v != default]
+            if given:
+                raise HarnessError(f"--resume continues a session with its saved request (session.json); drop "
+                                   f"{', '.join(given)}")
+            root = results_root(args.results_dir)
+            print(resume_benchmark(plugins, _session_path(args.resume, root), root=root))
+            return 0
+        if not args.plugins:
+            raise HarnessError("run needs --plugins METHOD[,METHOD...] (or --resume SESSION)")
         session = run_benchmark(plugins, methods=args.plugins, dataset=args.dataset, data_dir=args.data_dir,
                                 preset=_default_preset(args.preset, args.dataset),
                                 seeds=[int(s) for s in args.seeds.split(",") if s.strip()],
-                                overrides=args.overrides, root=results_root(args.results_dir),
+                                overrides=args.overrides, root=results_root(args.results_dir, create=False),
                                 metrics=args.metrics, evaluate=not args.no_eval)
         print(session)
         return 0
@@ -242,7 +312,8 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
         for r in records:
             val = "skipped: " + str(r["reason"]) if r["status"] != "ok" else (
                 f"{r['value']:.4g}" + (f" ± {r['std']:.2g} ({r['std_over']})" if r.get("std") is not None else ""))
-            print(f"{r['metric']:11s} {val}")
+            power = f"  (underpowered: {r['underpowered']})" if r.get("underpowered") else ""
+            print(f"{r['metric']:11s} {val}{power}")
         print(run.path)
         return 0
     if verb == "sample":
@@ -268,16 +339,31 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
     raise HarnessError(f"unknown verb {verb}")  # argparse prevents this
 
 
+def _session_path(arg: str, root: Path) -> Path:
+    """A SESSION argument: a session directory's path, else its id under the results root (the run-id rule)."""
+    from harness.results import check_run_id
+
+    p = Path(arg)
+    return p if p.is_dir() else check_run_id(arg, root)
+
+
 def _train(args: argparse.Namespace, plugins) -> int:
     from harness.results import resolve_run, results_root
-    from harness.train.engine import train_method
 
-    root = results_root(args.results_dir)
+    root = results_root(args.results_dir, create=bool(args.resume))  # a new run: its config is checked first
     if args.resume:
         if args.plugins or args.overrides:
             raise HarnessError("--resume continues a run with its saved config; drop --plugins/--set")
+        from harness.config_rules import check_config
+
         run = resolve_run(args.resume, root)
-        train_method(plugins, run.load_config(plugins), run, resume=True, root=root)
+        cfg = run.load_config(plugins)
+        check_config(plugins, cfg)  # a config.yaml edited by hand is checked as a new one is
+        _train_interruptible(plugins, cfg, run, resume=True, root=root)
+        from harness.run_info import mark_finished
+        from harness.train.distributed import on_main
+
+        on_main(lambda: mark_finished(run))
         print(run.path)
         return 0
     if not args.plugins:
@@ -290,18 +376,33 @@ def _train(args: argparse.Namespace, plugins) -> int:
     method = methods[0]
     cfg = prepare_config(plugins, method.name, dataset=args.dataset, data_dir=args.data_dir,
                          preset=_default_preset(args.preset, args.dataset), overrides=args.overrides, seed=args.seed)
-    from harness.results import RunDir
+    from harness.results import RunDir, run_stem
+    from harness.run_info import mark_finished, write_run_info
     from harness.train.distributed import on_main
 
     def create() -> RunDir:  # torchrun: rank 0 creates the run directory, every rank gets its path
-        run = RunDir.create(root, stem=f"{method.name}-{cfg.data.name}-s{cfg.seed}")
+        run = RunDir.create(root, stem=run_stem(method.name, cfg.data.name, cfg.seed))
         run.save_config(cfg)
+        write_run_info(plugins, run, cfg)
         return run
 
     run = on_main(create)
-    train_method(plugins, cfg, run, resume=False, root=root)
+    _train_interruptible(plugins, cfg, run, resume=False, root=root)
+    on_main(lambda: mark_finished(run))
     print(run.path)
     return 0
+
+
+def _train_interruptible(plugins, cfg, run, *, resume: bool, root: Path) -> None:
+    """``train_method``; Ctrl-C names the run and the command that continues it."""
+    from harness.run import Interrupted
+    from harness.train.checkpoint import resume_hint
+    from harness.train.engine import train_method
+
+    try:
+        train_method(plugins, cfg, run, resume=resume, root=root)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: run {run.path}; {resume_hint(run)}") from None
 
 
 def _datasets(args: argparse.Namespace, plugins) -> int:

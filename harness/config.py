@@ -3,12 +3,20 @@
 A run's config is resolved in this order, each step type-checked:
 
 1. the dataclass defaults (a method may replace a section by a subclass, ``MethodInfo.config_sections``);
-2. the method's preset from its ``defaults.yaml`` (``paper`` resolves to ``paper-<dataset>``; a preset may
-   say ``extends: other-preset``);
-3. the command line: ``--dataset``, ``--data-dir``, then every ``--set a.b=c`` override.
+2. the data set's protocol preset (``harness.protocol``: the keys every row of a table shares);
+3. the method's preset from its ``defaults.yaml`` (``paper`` resolves to ``paper-<dataset>``; a preset may
+   say ``extends: other-preset``, ``extends: othermethod/preset`` or a list of them, applied in order); a
+   protocol key it sets must be declared under ``deviations``;
+4. the command line: ``--dataset``, ``--data-dir``, then every ``--set a.b=c`` override.
 
-An unknown key or a value of the wrong type raises ``ConfigError`` naming the key and the valid choices,
-before any work is done.
+``data.base_size`` (the first stage) follows from the protocol's final resolution ``data.image_size`` and the
+method's ``data.branch_num`` unless set; set, it must agree with them. ``resolve_config`` also returns where each
+value came from (``harness config``).
+
+An unknown key, a value of the wrong type or a value outside its field's rule (ranges and choices kept as field
+metadata, ``harness.config_rules``) raises ``ConfigError`` naming the key and what is allowed, before any work is
+done; ``harness.run.prepare_config`` then checks names against the installed plugins and the method's own
+constraints (``harness_check_config``).
 """
 from __future__ import annotations
 
@@ -19,10 +27,12 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Mapping, Optional, Union
 
 import yaml
 
+from harness.config_rules import (above, at_least, between, check_fields, leaf_fields, even_at_least, existing_file, free, installed,
+                                  matches, one_of, value)
 from harness.errors import HarnessError
 
 
@@ -37,35 +47,36 @@ class ConfigError(HarnessError, ValueError):
 class ShapesConfig:
     """The built-in synthetic data set (harness/data/shapes.py)."""
 
-    train_images: int = 2000
-    test_images: int = 500
-    seed: int = 0
+    train_images: int = value(2000, at_least(1))
+    test_images: int = value(500, at_least(1))
+    seed: int = value(0, at_least(0))
     two_objects: bool = True  # about half of the scenes get a second, smaller object
-    image_size: int = 0  # written image side for `datasets write` (0 = int(final stage · 76/64), e.g. 304)
+    image_size: int = value(0, at_least(0))  # `datasets write` side (0 = int(final stage · 76/64), e.g. 304)
 
 
 @dataclass
 class DataConfig:
-    name: str = "shapes"
-    data_dir: Optional[str] = None
-    base_size: int = 64  # first stage resolution; stage i has base_size · 2^i
-    branch_num: int = 3  # number of generator stages
-    words_num: int = 18  # training caption length (longer captions are subsampled keeping order)
-    eval_words_num: int = 25
-    captions_per_image: Optional[int] = None  # None = the data set's own (cub 10, coco 5, shapes 10)
-    num_workers: int = 0
+    name: str = value("shapes", installed("datasets"))
+    data_dir: Optional[str] = value(None, free("checked by the data set loader, which names the expected layout"))
+    image_size: int = value(256, at_least(8))  # the last stage's resolution (a protocol key)
+    base_size: int = value(64, at_least(8))  # first stage resolution; stage i has base_size · 2^i (from image_size)
+    branch_num: int = value(3, at_least(1))  # number of generator stages
+    words_num: int = value(18, at_least(1))  # training caption length (longer captions are subsampled keeping order)
+    eval_words_num: int = value(25, at_least(1))
+    captions_per_image: Optional[int] = value(None, at_least(1))  # None = the set's own (cub 10, coco 5, shapes 10)
+    num_workers: int = value(0, at_least(0))
     cache_images: bool = False  # cub/coco: keep decoded, cropped images in memory (per worker) after epoch 0
     shapes: ShapesConfig = field(default_factory=ShapesConfig)
 
 
 @dataclass
 class ModelConfig:
-    z_dim: int = 100
-    condition_dim: int = 100  # c_dim of conditioning augmentation
-    embedding_dim: int = 256  # text feature dim D (DAMSM)
-    gf_dim: int = 32
-    df_dim: int = 64
-    r_num: int = 2  # residual blocks per refinement stage
+    z_dim: int = value(100, at_least(1))
+    condition_dim: int = value(100, at_least(1))  # c_dim of conditioning augmentation
+    embedding_dim: int = value(256, even_at_least(2))  # text feature dim D (DAMSM)
+    gf_dim: int = value(32, at_least(1))
+    df_dim: int = value(64, at_least(1))
+    r_num: int = value(2, at_least(0))  # residual blocks per refinement stage
     # padding mask of word attention / memory addressing: each caption's own (per_sample), or the original
     # code's mask.repeat(queryL, 1) row pattern (reference: released weights; harness.nn.word_attention)
     attention_mask: Literal["per_sample", "reference"] = "per_sample"
@@ -74,21 +85,21 @@ class ModelConfig:
 @dataclass
 class DamsmConfig:
     image_encoder: Literal["inception_v3", "small_cnn"] = "inception_v3"
-    word_embedding_dim: int = 300
-    epochs: int = 600
-    max_steps: Optional[int] = None  # stop after this many iterations (CPU presets)
-    batch_size: int = 48
-    lr: float = 0.002
-    lr_decay: float = 0.98  # per epoch, down to lr/10
-    grad_clip: float = 0.25  # on the RNN only
-    gamma1: float = 4.0
-    gamma2: float = 5.0
-    gamma3: float = 10.0
-    words_num: int = 18
-    image_size: int = 299  # inception_v3 input; small_cnn trains at the last stage's resolution
-    text_encoder_file: Optional[str] = None  # import released weights instead of training
-    image_encoder_file: Optional[str] = None
-    seed: int = 0  # DAMSM is shared across runs and seeds: its own seed, part of its cache key
+    word_embedding_dim: int = value(300, at_least(1))
+    epochs: int = value(600, at_least(1))
+    max_steps: Optional[int] = value(None, at_least(1))  # stop after this many iterations (CPU presets)
+    batch_size: int = value(48, at_least(2))
+    lr: float = value(0.002, above(0))
+    lr_decay: float = value(0.98, between(0, 1, lo_open=True))  # per epoch, down to lr/10
+    grad_clip: float = value(0.25, above(0))  # on the RNN only
+    gamma1: float = value(4.0, above(0))
+    gamma2: float = value(5.0, above(0))
+    gamma3: float = value(10.0, above(0))
+    words_num: int = value(18, at_least(1))
+    image_size: int = value(299, at_least(32))  # inception_v3 input; small_cnn trains at the last stage's resolution
+    text_encoder_file: Optional[str] = value(None, existing_file())  # import released weights instead of training
+    image_encoder_file: Optional[str] = value(None, existing_file())
+    seed: int = value(0, at_least(0))  # DAMSM is shared across runs and seeds: its own seed, part of its cache key
 
 
 @dataclass
@@ -98,58 +109,61 @@ class PretrainConfig:
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 20
-    epochs: int = 600
-    max_steps: Optional[int] = None  # overrides epochs when set
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    ema_decay: float = 0.999
-    checkpoint_every: int = 2000
-    sample_every: int = 1000
-    log_every: int = 50
-    keep_checkpoints: int = 2  # older periodic checkpoints are deleted; the final one is always kept
+    batch_size: int = value(20, at_least(1))
+    epochs: int = value(600, at_least(1))
+    max_steps: Optional[int] = value(None, at_least(1))  # overrides epochs when set
+    lr_g: float = value(2e-4, above(0))
+    lr_d: float = value(2e-4, above(0))
+    beta1: float = value(0.5, between(0, 1, hi_open=True))
+    beta2: float = value(0.999, between(0, 1, hi_open=True))
+    ema_decay: float = value(0.999, between(0, 1))
+    checkpoint_every: int = value(2000, at_least(0))
+    sample_every: int = value(1000, at_least(0))
+    log_every: int = value(50, at_least(1))
+    keep_checkpoints: int = value(2, at_least(0))  # older periodic ones are deleted (0 = keep all); the final one stays
     compile: bool = False
     amp: Literal["auto", "bf16", "off"] = "auto"  # auto = bf16 on CUDA, off on CPU
     channels_last: bool = True  # on CUDA
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = value("auto", matches(r"auto|cpu|cuda(:\d+)?", "auto, cpu, cuda or cuda:N", bad=("gpu", "cuda:x")))
     sync_bn: bool = False
     tensorboard: bool = True  # when tensorboard is installed
-    sample_count: int = 8  # images (fixed test captions and noise) on each sample sheet
+    sample_count: int = value(8, at_least(0))  # images (fixed test captions and noise) on each sample sheet
 
 
 @dataclass
 class LossConfig:
-    damsm_lambda: float = 5.0  # λ of the DAMSM terms in the generator loss
-    kl_weight: float = 1.0
-    gamma1: float = 4.0
-    gamma2: float = 5.0
-    gamma3: float = 10.0
+    damsm_lambda: float = value(5.0, at_least(0))  # λ of the DAMSM terms in the generator loss
+    kl_weight: float = value(1.0, at_least(0))
+    gamma1: float = value(4.0, above(0))
+    gamma2: float = value(5.0, above(0))
+    gamma3: float = value(10.0, above(0))
 
 
 @dataclass
 class EvalConfig:
-    num_images: int = 30000
-    batch_size: int = 50
-    metrics: list[str] = field(default_factory=lambda: ["auto"])  # auto = every metric that applies
-    every: int = 0  # evaluate every N training steps (0 = only at the end of `run`)
-    split: str = "test"
-    words_num: int = 25
-    seed: int = 100
-    rp_candidates: int = 100
-    rp_folds: int = 10
-    is_splits: int = 10
-    kid_subset_size: int = 1000  # capped at the number of images
-    kid_subsets: int = 100
-    probe_steps: int = 600  # training steps of the shapes probe classifier
+    num_images: int = value(30000, at_least(1))
+    batch_size: int = value(50, at_least(1))
+    metrics: list[str] = value(factory=lambda: ["auto"], rule=installed("metrics"))  # auto = every metric that applies
+    every: int = value(0, at_least(0))  # evaluate every N training steps (0 = only at the end of `run`)
+    split: str = value("test", one_of("train", "test"))
+    words_num: int = value(25, at_least(1))
+    seed: int = value(100, at_least(0))
+    rp_candidates: int = value(100, at_least(2))
+    rp_folds: int = value(10, at_least(1))
+    is_splits: int = value(10, at_least(1))
+    kid_subset_size: int = value(1000, at_least(2))  # capped at the number of images
+    kid_subsets: int = value(100, at_least(1))
+    probe_steps: int = value(600, at_least(1))  # training steps of the shapes probe classifier
 
 
 @dataclass
 class Config:
-    method: str = ""
-    seed: int = 0
-    preset: str = ""
+    method: str = value("", installed("methods"))
+    seed: int = value(0, at_least(0))
+    preset: str = value("", free("the method's preset the config was resolved from (e.g. paper-cub)"))
+    protocol: str = value("", free("the data set's protocol preset (e.g. paper), checked when it is resolved"))
+    # protocol key -> reason (harness.protocol): derived while resolving, never set by hand
+    deviations: dict[str, str] = value(factory=dict, rule=free("derived from the declared deviations"))
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
@@ -194,6 +208,8 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is list:
         return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a mapping of {} to {}".format(*map(_type_name, typing.get_args(tp)))
     if tp is type(None):
         return "null"
     return getattr(tp, "__name__", str(tp))
@@ -221,6 +237,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(f"{key}: {value!r} is not {_type_name(tp)}")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: {value!r} is not {_type_name(tp)}")
+        kt, vt = typing.get_args(tp)
+        return {_coerce(k, kt, key): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
     if origin is list:
         (item,) = typing.get_args(tp)
         if isinstance(value, str):
@@ -326,37 +347,6 @@ def load_presets(defaults_file: Path) -> dict[str, dict]:
     return data
 
 
-def _preset_values(presets: dict[str, dict], name: str, source: Path, seen: tuple = ()) -> dict:
-    if name not in presets:
-        raise ConfigError(f"unknown preset {name!r} in {source}; available: {', '.join(sorted(presets))}")
-    if name in seen:
-        raise ConfigError(f"preset {name!r} in {source} extends itself")
-    values = dict(presets[name] or {})
-    parent = values.pop("extends", None)
-    if parent is None:
-        return values
-    base = _preset_values(presets, parent, source, seen + (name,))
-    return _deep_update(base, values)
-
-
-def _deep_update(base: dict, new: dict) -> dict:
-    out = dict(base)
-    for k, v in new.items():
-        out[k] = _deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def resolve_preset_name(preset: str, dataset: str, presets: dict[str, dict], source: Path) -> str:
-    if preset == "paper":
-        name = f"paper-{dataset}"
-        if name not in presets:
-            have = sorted(p for p in presets if p.startswith("paper-"))
-            raise ConfigError(f"--preset paper: no preset {name!r} in {source}; this method has "
-                              f"{', '.join(have) or 'no paper presets'}")
-        return name
-    return preset
-
-
 def new_config(section_types: Optional[dict[str, type]] = None) -> Config:
     """A default config, with any section replaced by the given dataclass types."""
     cfg = Config()
@@ -367,7 +357,93 @@ def new_config(section_types: Optional[dict[str, type]] = None) -> Config:
     return cfg
 
 
-def build_config(
+MethodDefaults = Optional[Mapping[str, Path]]
+
+
+@dataclass
+class Resolution:
+    """A resolved config and, per dotted key, where its value came from: ``default``,
+    ``protocol:<dataset>/<preset>``, ``method:<method>/<preset>``, ``--dataset``, ``--data-dir``, ``--set`` or
+    ``derived`` (``data.base_size``)."""
+
+    cfg: Config
+    sources: dict[str, str]
+
+    def sources_of_every_key(self) -> dict[str, str]:
+        """The source of every leaf key of the config (``default`` where no layer set it), in config order."""
+        return {k: self.sources.get(k, "default") for k in leaf_keys(self.cfg)}
+
+
+def _method_layers(method: str, defaults_file: Path, name: str, method_defaults: MethodDefaults,
+                   seen: tuple = ()) -> tuple[list[tuple[str, dict]], dict[str, str]]:
+    """The layers ``(source, values)`` of method preset ``name`` (parents first) and the deviations they declare."""
+    from harness.protocol import check_deviation_names
+
+    presets = load_presets(defaults_file)
+    source = f"method:{method}/{name}"
+    if name not in presets:
+        raise ConfigError(f"unknown preset {name!r} of method {method!r} ({defaults_file}); available: "
+                          f"{', '.join(sorted(presets))}")
+    if (method, name) in seen:
+        raise ConfigError(f"preset {name!r} of method {method!r} extends itself")
+    values = dict(presets[name] or {})
+    parents = values.pop("extends", None)
+    declared = check_deviation_names(source, values.pop("deviations", None) or {})
+    layers: list[tuple[str, dict]] = []
+    deviations: dict[str, str] = {}
+    for parent in [parents] if isinstance(parents, str) else list(parents or []):
+        other, _, preset = str(parent).rpartition("/")
+        file = defaults_file
+        if other and other != method:
+            file = _other_defaults(other, defaults_file, method_defaults, source, parent)
+        sub, subdev = _method_layers(other or method, file, preset, method_defaults, seen + ((method, name),))
+        layers += sub
+        deviations.update(subdev)
+    deviations.update(declared)
+    layers.append((source, values))
+    return layers, deviations
+
+
+def _other_defaults(other: str, defaults_file: Path, method_defaults: MethodDefaults, source: str,
+                    parent: str) -> Path:
+    """The defaults.yaml of another method (``extends: other/preset``): from the installed methods when given,
+    else the sibling plugin package (``<plugins>/<other>/defaults.yaml``)."""
+    if method_defaults is not None:
+        if other not in method_defaults:
+            raise ConfigError(f"{source} extends {parent}, but method {other!r} is not installed; installed: "
+                              f"{', '.join(sorted(method_defaults))}")
+        return Path(method_defaults[other])
+    sibling = defaults_file.parent.parent / other / "defaults.yaml"
+    if not sibling.exists():
+        raise ConfigError(f"{source} extends {parent}, but method {other!r} is not installed (no {sibling})")
+    return sibling
+
+
+def _apply(cfg: Config, sources: dict[str, str], layers: list[tuple[str, dict]]) -> None:
+    from harness.protocol import flatten
+
+    for source, values in layers:
+        merge(cfg, values)
+        sources.update({k: source for k in flatten(values)})
+
+
+def _stages(cfg: Config, sources: dict[str, str]) -> None:
+    """``data.base_size`` from the protocol's final resolution and the method's stage count (or checked)."""
+    d = cfg.data
+    scale = 2 ** (d.branch_num - 1)
+    if "data.base_size" not in sources:
+        if d.branch_num < 1 or d.image_size % scale:
+            raise ConfigError(f"data.image_size={d.image_size} is not the last of data.branch_num={d.branch_num} "
+                              f"stages that double in size; pick another data.branch_num")
+        d.base_size = d.image_size // scale
+        sources["data.base_size"] = "derived"
+    elif d.base_size * scale != d.image_size:
+        raise ConfigError(f"data.base_size={d.base_size} with data.branch_num={d.branch_num} ends at "
+                          f"{d.base_size * scale}, but the protocol's data.image_size is {d.image_size}; drop "
+                          f"data.base_size (it follows from the two)")
+
+
+def resolve_config(
     method: str,
     defaults_file: Path,
     *,
@@ -377,25 +453,69 @@ def build_config(
     overrides: Optional[list[str]] = None,
     seed: int = 0,
     section_types: Optional[dict[str, type]] = None,
-) -> Config:
-    """Resolve a config: defaults → method preset → dataset/data dir → ``--set`` overrides."""
+    protocols: Any = None,
+    method_defaults: MethodDefaults = None,
+) -> Resolution:
+    """Resolve a config: defaults → the data set's protocol → the method's preset → ``--dataset``/``--data-dir``
+    → ``--set``, recording each key's source.
+
+    ``preset``: ``paper`` (the protocol ``paper`` and the method's ``paper-<dataset>``), or a name both have
+    (``smoke``, ``test``). ``protocols``: the data set's protocol presets (``DatasetInfo.protocols``; None = the
+    built-in file of that data set). ``method_defaults``: the installed methods' defaults.yaml, for ``extends:
+    other/preset``. Raises ConfigError (one line) for an unknown protocol or preset, an undeclared protocol key in
+    a method preset, an unknown key or a bad value.
+    """
+    from harness.protocol import SET_REASON, check_declared, is_protocol_key, preset_names, protocol_layers
+
+    protocol, method_preset = preset_names(preset, dataset)
+    protocol_part = protocol_layers(dataset, protocol, protocols)
+    method_part, declared = _method_layers(method, Path(defaults_file), method_preset, method_defaults)
+    for source, values in method_part:
+        check_declared(source, values, declared)
+
+    sources: dict[str, str] = {}
     cfg = new_config(section_types)
-    presets = load_presets(defaults_file)
-    name = resolve_preset_name(preset, dataset, presets, defaults_file)
-    merge(cfg, _preset_values(presets, name, defaults_file))
-    cfg.method, cfg.preset, cfg.seed = method, name, seed
+    _apply(cfg, sources, protocol_part)
+    reference = {k: cfg.get(k) for k in leaf_keys(cfg) if is_protocol_key(k)}  # the protocol's own values
+    _apply(cfg, sources, method_part)
+    cfg.method, cfg.preset, cfg.protocol, cfg.seed = method, method_preset, protocol, seed
     cfg.data.name = dataset
+    sources.update({"method": "--plugins", "preset": "--preset", "protocol": "--preset", "seed": "--seed",
+                    "deviations": "declared", "data.name": "--dataset"})
     if data_dir is not None:
         cfg.data.data_dir = str(data_dir)
+        sources["data.data_dir"] = "--data-dir"
+    reasons = dict(declared)
     for text in overrides or []:
         key, value = parse_override(text)
         set_key(cfg, key, value)
-    return cfg
+        sources[key] = "--set"
+        if is_protocol_key(key):
+            reasons[key] = SET_REASON
+    _stages(cfg, sources)
+    changed = [k for k, v in reference.items() if cfg.get(k) != v]
+    cfg.deviations = {k: reasons[r] for k in changed for r in reasons if k == r or k.startswith(r + ".")}
+    check_fields(cfg)  # every value within its field's rule (harness.config_rules), before any work
+    return Resolution(cfg, sources)
+
+
+def leaf_keys(obj: Any, prefix: str = "") -> list[str]:
+    """Every dotted leaf key of a (nested) config dataclass, in field order (``data.shapes.seed``, …)."""
+    return [key for key, _, _ in leaf_fields(obj, prefix)]
+
+
+def build_config(method: str, defaults_file: Path, **kwargs: Any) -> Config:
+    """``resolve_config(...).cfg``: the resolved config without the sources."""
+    return resolve_config(method, defaults_file, **kwargs).cfg
 
 
 def config_from_dict(d: dict, section_types: Optional[dict[str, type]] = None) -> Config:
     """Rebuild a Config from ``to_dict()`` output (e.g. a run's config.yaml)."""
     cfg = new_config(section_types)
+    d = dict(d)
+    data = d.get("data")
+    if isinstance(data, dict) and "image_size" not in data and "base_size" in data:  # written before protocols
+        d["data"] = {**data, "image_size": int(data["base_size"]) * 2 ** (int(data.get("branch_num", 1)) - 1)}
     merge(cfg, d)
     return cfg
 

@@ -32,6 +32,7 @@ from harness.metrics.interface import (
     GeneratedBatch,
     MetricNotApplicable,
     MetricResult,
+    check_finite,
     quantize_like_png,
 )
 from harness.results import make_record, new_eval_id
@@ -133,6 +134,16 @@ def _damsm_protocol(models: Any) -> dict:
 # ------------------------------------------------------------------------------------------------------
 # The evaluation
 # ------------------------------------------------------------------------------------------------------
+def resolve_rp_encoder(arg: str, root: Path) -> str:
+    """``--rp-encoder RUN_OR_DIR``: an existing directory (a run or a DAMSM cache entry) as given, else a run id
+    under the results root (``harness.results.resolve_run``; an unknown one raises HarnessError)."""
+    from harness.results import resolve_run
+
+    if Path(arg).expanduser().is_dir():
+        return str(Path(arg).expanduser())
+    return str(resolve_run(arg, root).path)
+
+
 def evaluate_run(plugins: Any, run: Any, *, metrics: str | None = None, num_images: Optional[int] = None,
                  split: Optional[str] = None, checkpoint: Optional[str | int] = None,
                  save_images: Optional[str] = None, strict: bool, rp_encoder: Optional[str] = None,
@@ -148,6 +159,8 @@ def evaluate_run(plugins: Any, run: Any, *, metrics: str | None = None, num_imag
             step = int(checkpoint)
         except ValueError:
             raise HarnessError(f"--checkpoint expects a step number, got {checkpoint!r}") from None
+    if rp_encoder:
+        rp_encoder = resolve_rp_encoder(rp_encoder, root)
     cfg0 = run.load_config(plugins)
     names, explicit = select_metrics(plugins, metrics or (cfg0.eval.metrics if cfg0.eval.metrics != ["auto"]
                                                           else None), cfg0.data.name)
@@ -156,6 +169,9 @@ def evaluate_run(plugins: Any, run: Any, *, metrics: str | None = None, num_imag
     cfg = models.cfg
     split = split or cfg.eval.split
     dataset = plugins.dataset(cfg.data.name).build(cfg.data, split, train=False, seed=cfg.seed, cache_root=root)
+    from harness.data.vocab import check_vocabulary_size
+
+    check_vocabulary_size(models.vocab_size, dataset, f"run {run.path.name}'s text encoder")
     options = EvalOptions(rp_encoder, fid_stats, is_classifier, is_classes, is_temperature, clip_model)
     return evaluate_models(plugins, models, dataset, names=names, explicit=explicit, strict=strict,
                            num_images=num_images or cfg.eval.num_images, split=split, device=device, root=root,
@@ -226,12 +242,19 @@ def evaluate_models(plugins: Any, models: Any, dataset: Any, *, names: list[str]
               # the method's ablation switches as trained (e.g. ECAGAN's loss.perceptual.weights=random)
               "method_config": {k: cfg.get(k) for k in plugins.method(cfg.method).ablation_keys}}
     records = []
+    from harness.protocol import evaluated_values, protocol_name, record_protocol
+
+    values = evaluated_values(cfg, num_images=num_images, split=split)  # the protocol as this evaluation ran it
+    pname = protocol_name(cfg.to_dict())
     for r in results:
-        protocol = dict(common, num_images=r.num_images or num_images, variant=r.variant, weights=r.weights)
+        protocol = dict(common, num_images=r.num_images or num_images, variant=r.variant, weights=r.weights,
+                        **record_protocol(values, name=pname, variant=r.variant, weights=r.weights))
+        power = {"underpowered": r.underpowered} if r.underpowered else {}  # harness.metrics.power
         records.append(make_record(**base, metric=r.metric, value=r.value, std=r.std, std_over=r.std_over,
-                                   protocol=protocol, step=models.step, variant=r.variant, **r.extra))
+                                   protocol=protocol, step=models.step, variant=r.variant, **power, **r.extra))
     for name, reason in skipped:
-        protocol = dict(common, num_images=num_images, variant="", weights={})
+        protocol = dict(common, num_images=num_images, variant="", weights={},
+                        **record_protocol(values, name=pname, variant="", weights={}))
         records.append(make_record(**base, metric=name, status="skipped", reason=reason, protocol=protocol,
                                    step=models.step))
     if run is not None and is_main():
@@ -272,6 +295,7 @@ def generate_into(ctx: EvalContext, modules: Any, computers: list[Any], *, save_
             text = modules.text_encoder(captions.to(ctx.device), lengths.to(ctx.device))
             with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):  # extractors: fp32
                 images = modules.generator(noise, text).images[-1].float()
+        check_finite(images, "generated image", lambda r: ctx.describe_caption(cap_i[r]))
         batch = GeneratedBatch(images=images, images_uint8=quantize_like_png(images), captions=captions,
                                lengths=lengths, caption_ids=cap_i, image_indices=img_i,
                                class_ids=ctx.bank.index.class_ids[img_i], index=k)

@@ -71,7 +71,8 @@ def harness_metrics() -> list[MetricInfo]:
     """Announce the metrics this plugin provides.
 
     Receives: nothing. Returns: a list of ``MetricInfo`` (metric id, direction, weight files it needs,
-    factory). Called for ``harness metrics``, ``--metrics`` validation and at evaluation.
+    factory, and optionally a ``MetricFormat``: the display name, LaTeX form and decimals the results tables
+    use). Called for ``harness metrics``, ``--metrics`` validation, at evaluation and by ``harness table``.
     Collected from every plugin.
     """
 
@@ -190,6 +191,22 @@ def harness_import_generator_state(cfg: Config, state_dict: dict) -> dict:
     Receives: the config and the loaded state dict (tensors only). Returns: a state dict for
     ``harness_generator(cfg, aux)``; the harness loads it strictly and names the first offending key and both
     shapes on a mismatch. Methods without released weights do not implement it. firstresult.
+    """
+
+
+# ------------------------------------------------------------------------------------------------------
+# Checks: the selected method (and cross-cutting plugins) answer; every answer is collected.
+# ------------------------------------------------------------------------------------------------------
+@hookspec
+def harness_check_config(cfg: Config) -> list[str]:
+    """The method's own constraints on a resolved config, beyond each field's range (``harness.config_rules``),
+    e.g. "the first stage's side is 4·2ⁿ" or "BatchNorm needs at least 2 items per process".
+
+    Receives: the fully resolved config (every field already within its range). Returns: a list of problems,
+    each one line naming the key, its value and what is allowed (empty when the config is fine). Called once
+    per run config before any directory is created or any work starts (``train``, ``run``, ``train --resume``,
+    ``import-checkpoint``, ``inspect``); the first problem is raised as ``ConfigError``. Called on the selected
+    method only (and on non-method plugins); not implementing it means no extra constraint.
     """
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +30,12 @@ RECORD_FIELDS = ("method", "dataset", "seed", "metric", "value", "std", "std_ove
                  "eval_id", "protocol")
 
 
-def results_root(arg: Optional[str | Path] = None) -> Path:
-    """--results-dir, else $HARNESS_RESULTS, else ./results."""
+def results_root(arg: Optional[str | Path] = None, *, create: bool = True) -> Path:
+    """--results-dir, else $HARNESS_RESULTS, else ./results; created unless ``create`` is False (a verb that
+    checks its config first leaves it to the run or session directory it makes)."""
     root = Path(arg) if arg else Path(os.environ.get("HARNESS_RESULTS") or "results")
-    root.mkdir(parents=True, exist_ok=True)
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
     return root
 
 
@@ -46,6 +50,12 @@ def _exclusive_dir(parent: Path, stem: str) -> Path:
         except FileExistsError:
             continue
     raise HarnessError(f"could not create a new directory under {parent}")
+
+
+def run_stem(method: str, dataset: str, seed: int, tag: str = "") -> str:
+    """``<method>-<dataset>-s<seed>[-<tag>]-<YYYYmmdd-HHMMSS>`` (the directory adds ``-<4 hex>``): the id of a
+    `harness train` or `import-checkpoint` run (README "Run layout")."""
+    return "-".join([method, dataset, f"s{seed}", *([tag] if tag else []), time.strftime("%Y%m%d-%H%M%S")])
 
 
 def new_session_dir(root: Path) -> Path:
@@ -107,17 +117,30 @@ class RunDir:
         atomic_write_text(self.config_path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     def config_dict(self) -> dict:
+        """config.yaml as a dict, read with ``yaml.safe_load`` (a ``!!python/...`` tag never runs code).
+        Raises ``RunConfigError`` (one line naming the file) when it is missing, not YAML or not a mapping."""
         if not self.config_path.exists():
-            raise HarnessError(f"{self.path} is not a run directory (no config.yaml)")
-        return yaml.safe_load(self.config_path.read_text())
+            raise RunConfigError(f"{self.path} is not a run directory (no config.yaml)")
+        try:
+            d = yaml.safe_load(self.config_path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise RunConfigError(f"{self.config_path}: not a readable run config ({_first_line(e)})") from None
+        if not isinstance(d, dict) or not isinstance(d.get("method"), str):
+            raise RunConfigError(f"{self.config_path}: not a run config (expected a mapping with a 'method' key, "
+                                 f"got {type(d).__name__})")
+        return d
 
     def load_config(self, plugins: Any) -> Any:
-        """The resolved config, with the method's own section types."""
-        from harness.config import config_from_dict
+        """The resolved config, with the method's own section types; a config.yaml that does not fit them raises
+        ``RunConfigError`` naming the file and the key."""
+        from harness.config import ConfigError, config_from_dict
 
         d = self.config_dict()
         info = plugins.method(d["method"])
-        return config_from_dict(d, info.config_sections)
+        try:
+            return config_from_dict(d, info.config_sections)
+        except ConfigError as e:
+            raise RunConfigError(f"{self.config_path}: {e}") from None
 
     # ---- logs and records ---------------------------------------------------------------------------
     def append_log(self, entry: dict) -> None:
@@ -132,17 +155,92 @@ class RunDir:
             missing = [k for k in RECORD_FIELDS if k not in r]
             if missing:
                 raise ValueError(f"record lacks {missing}: {r}")
-        _append_jsonl(self.records_path, records)
+        try:
+            _append_jsonl(self.records_path, records)
+        except OSError as e:
+            raise HarnessError(f"could not save this evaluation's {len(records)} records to {self.records_path}: "
+                               f"{e.strerror or e}; nothing was written (free space, then run `harness evaluate "
+                               f"{self.path}` again)") from None
 
     def read_records(self) -> list[dict]:
         return read_jsonl(self.records_path)
 
 
-def _append_jsonl(path: Path, entries: list[dict]) -> None:
-    with open(path, "a") as f:
-        for e in entries:
-            f.write(json.dumps(e, default=_json_default) + "\n")
+class RunConfigError(HarnessError):
+    """A run's config.yaml is missing, not YAML (or tagged with a type safe_load refuses) or does not fit the
+    config; the message names the file."""
+
+
+def _first_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:200]
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr (``harness: warning: ...``)."""
+    print(f"harness: warning: {message}", file=sys.stderr, flush=True)
+
+
+def cut_torn_tail(path: Path) -> Optional[Path]:
+    """A JSON-lines file whose last line lacks its newline was torn (a killed process, a full disk): cut it at
+    the last newline and keep the cut bytes beside the file as ``<name>.torn-<YYYYmmdd-HHMMSS>``. A last line
+    that is complete JSON only gets its newline. Returns the file of cut bytes (None when nothing was cut)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with open(path, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return None
+        end, chunk = size, 1 << 16
+        while end > 0:  # the last newline, read backwards in chunks
+            start = max(0, end - chunk)
+            f.seek(start)
+            i = f.read(end - start).rfind(b"\n")
+            if i >= 0:
+                end = start + i + 1
+                break
+            end = start
+        f.seek(end)
+        tail = f.read()
+        try:
+            json.loads(tail)
+            f.seek(size)
+            f.write(b"\n")  # complete JSON without its newline: nothing torn
+            return None
+        except ValueError:
+            pass
+        keep = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+        while keep.exists():
+            keep = keep.with_name(f"{keep.name}-{secrets.token_hex(2)}")
+        keep.write_bytes(tail)
+        f.truncate(end)
         f.flush()
+        os.fsync(f.fileno())
+    warn(f"{path}: its last line was torn ({len(tail)} bytes, an interrupted write); cut and kept in {keep}")
+    return keep
+
+
+def _append_jsonl(path: Path, entries: list[dict]) -> None:
+    """Append ``entries`` as JSON lines with one write, then fsync; a torn tail is cut first (``cut_torn_tail``).
+    A failed write (e.g. a full disk) is rolled back to the previous end of the file and its OSError raised."""
+    blob = "".join(json.dumps(e, default=_json_default) + "\n" for e in entries).encode()
+    cut_torn_tail(path)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(blob)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, start)  # nothing half-written stays behind
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(fd)
 
 
 def _json_default(o: Any) -> Any:
@@ -154,20 +252,35 @@ def _json_default(o: Any) -> Any:
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a JSON-lines file ([] when it does not exist). A line that is not JSON (a torn last
+    line of an interrupted write, or one glued to a torn line) is skipped with a warning naming file and line."""
     if not path.exists():
         return []
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    lines = text.split("\n")
     out = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line:
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
             out.append(json.loads(line))
+        except ValueError:
+            torn = i == len(lines)  # no newline after it
+            what = "a torn last line (an interrupted write)" if torn else "a line that is not JSON"
+            warn(f"{path}:{i}: skipped {what} ({len(line)} bytes)")
     return out
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it into place; a failed write (a full
+    disk) removes the temporary file and leaves ``path`` as it was."""
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(3)}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def new_eval_id() -> str:
@@ -186,15 +299,34 @@ def make_record(*, method: str, dataset: str, seed: int, metric: str, value: Opt
     return rec
 
 
+RUN_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+
+
+def check_run_id(arg: str, root: Path) -> Path:
+    """``root/arg`` for a run id: ``^[\\w.-]+(/[\\w.-]+)?$`` (a name, or session/name), no ``..``, and resolving
+    inside the results root; anything else raises HarnessError (one line)."""
+    rule = "letters, digits, '_', '.', '-', at most one '/', no '..'"
+    if not RUN_ID.match(arg) or ".." in arg:
+        raise HarnessError(f"no run {arg!r}: not a run directory, and not a run id ({rule})")
+    path = root / arg
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise HarnessError(f"no run {arg!r}: the id resolves outside the results root {root}")
+    return path
+
+
 def resolve_run(arg: str | Path, root: Path) -> RunDir:
-    """A RUN argument: a path, or a run id under the root (also one level down, inside a `run` session)."""
+    """A RUN argument: an existing run directory's path, else a run id under the root (``check_run_id``; a bare
+    name is also looked up one level down, inside each `run` session). No id ever goes into a glob pattern."""
     p = Path(arg)
-    if (p / "config.yaml").exists():
+    if (p / "config.yaml").is_file():
         return RunDir(p)
-    q = root / arg
-    if (q / "config.yaml").exists():
+    q = check_run_id(str(arg), root)
+    if (q / "config.yaml").is_file():
         return RunDir(q)
-    matches = [c.parent for c in root.glob(f"*/{arg}/config.yaml")]
+    matches = []
+    if "/" not in str(arg):
+        matches = [d / str(arg) for d in sorted(root.iterdir()) if d.is_dir() and d.name != ".cache"
+                   and (d / str(arg) / "config.yaml").is_file()]
     if len(matches) == 1:
         return RunDir(matches[0])
     if len(matches) > 1:
@@ -213,3 +345,17 @@ def find_runs(paths: Iterable[str | Path]) -> list[RunDir]:
             if ".cache" not in cfg.parts:
                 runs.append(RunDir(cfg.parent))
     return runs
+
+
+def readable_runs(runs: Iterable[RunDir], plugins: Any) -> list[RunDir]:
+    """The runs whose config.yaml loads; each other one is skipped with a warning line naming its file and why
+    (``harness table --all`` on a results root where one run was damaged)."""
+    out = []
+    for run in runs:
+        try:
+            run.load_config(plugins)
+        except HarnessError as e:
+            warn(f"skipped run {run.path}: {e}")
+            continue
+        out.append(run)
+    return out

@@ -4,59 +4,163 @@ Every config is resolved (and so every name and key validated) before any work s
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
-from harness.config import Config, build_config
+from harness.config import Config, Resolution, resolve_config
 
 
 def prepare_config(plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
                    overrides: list[str], seed: int) -> Config:
-    """Resolve one method's config; fails on an unknown method, data set, preset or key before any work."""
+    """Resolve one method's config; fails on an unknown method, data set, preset or key, or a value its field or
+    the method does not allow (``harness.config_rules.check_config``), before any work."""
+    from harness.config_rules import check_config
+
+    cfg = resolve_method_config(plugins, method, dataset=dataset, data_dir=data_dir, preset=preset,
+                                overrides=overrides, seed=seed).cfg
+    check_config(plugins, cfg)  # names the plugins know, the method's own constraints
+    return cfg
+
+
+def resolve_method_config(plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
+                          overrides: list[str], seed: int = 0) -> Resolution:
+    """``prepare_config`` with the source of every value (``harness config``): the data set's protocol presets and
+    the installed methods' presets (for ``extends: other/preset``) come from the plugins."""
     info = plugins.method(method)
-    plugins.dataset(dataset)
-    return build_config(method, info.defaults, preset=preset, dataset=dataset, data_dir=data_dir,
-                        overrides=overrides, seed=seed, section_types=info.config_sections)
+    ds = plugins.dataset(dataset)
+    return resolve_config(method, info.defaults, preset=preset, dataset=dataset, data_dir=data_dir,
+                          overrides=overrides, seed=seed, section_types=info.config_sections,
+                          protocols=ds.protocols, method_defaults={n: m.defaults for n, m in plugins.methods().items()})
+
+
+SESSION_FILE = "session.json"  # what a `harness run` was asked to do, and which runs finished
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with a message naming what was interrupted and how to continue (printed by the CLI)."""
 
 
 def run_benchmark(plugins, *, methods: str, dataset: str, data_dir: Optional[str], preset: str, seeds: list[int],
                   overrides: list[str], root: Path, metrics: Optional[str] = None, evaluate: bool = True) -> Path:
-    """Train and evaluate every (method, seed); returns the session directory holding the runs and tables."""
+    """Train and evaluate every (method, seed); returns the session directory holding the runs and tables.
+    The request is saved as ``session.json`` so that ``resume_benchmark`` can continue an interrupted session."""
     from harness.results import new_session_dir
-    from harness.tables import write_table
-    from harness.train.engine import train_method
+    from harness.train.distributed import on_main
 
-    infos = plugins.select_methods(methods)
-    configs = [prepare_config(plugins, m.name, dataset=dataset, data_dir=data_dir, preset=preset,
-                              overrides=overrides, seed=s) for m in infos for s in seeds]
-    if evaluate:
+    request = {"methods": [m.name for m in plugins.select_methods(methods)], "dataset": dataset,
+               "data_dir": data_dir, "preset": preset, "seeds": list(seeds), "overrides": list(overrides),
+               "metrics": metrics, "evaluate": evaluate, "done": []}
+    configs = _session_configs(plugins, request)  # every name, key and value checked before any work
+
+    def create() -> Path:
+        session = new_session_dir(root)
+        _write_session(session, request)
+        return session
+
+    session = on_main(create)  # torchrun: rank 0 creates, every rank gets the path
+    return _run_session(plugins, session, request, configs, root)
+
+
+def resume_benchmark(plugins, session: Path, *, root: Path) -> Path:
+    """Continue an interrupted `harness run` session: finished runs are kept, the interrupted one resumes from
+    its last checkpoint, the runs not started are made, then the tables are written. Raises HarnessError (one
+    line) when ``session`` is not a session directory."""
+    request = _read_session(session)
+    configs = _session_configs(plugins, request)
+    return _run_session(plugins, session, request, configs, root)
+
+
+def _session_configs(plugins, request: dict) -> list[Config]:
+    configs = [prepare_config(plugins, m, dataset=request["dataset"], data_dir=request["data_dir"],
+                              preset=request["preset"], overrides=request["overrides"], seed=s)
+               for m in request["methods"] for s in request["seeds"]]
+    if request["evaluate"]:
         from harness.evaluate import check_metric_names
 
-        check_metric_names(plugins, metrics)
+        check_metric_names(plugins, request["metrics"])
+    return configs
+
+
+def _run_session(plugins, session: Path, request: dict, configs: list[Config], root: Path) -> Path:
+    from harness.results import RunDir
+    from harness.run_info import mark_finished
+    from harness.tables import write_table
     from harness.train.distributed import is_main, on_main
+    from harness.train.engine import train_method
 
-    session = on_main(lambda: new_session_dir(root))  # torchrun: rank 0 creates, every rank gets the path
     runs = []
-    for cfg in configs:
-        run = on_main(lambda: _new_run(session, cfg))
-        print(f"== {cfg.method} seed {cfg.seed} on {cfg.data.name} ({cfg.preset}) -> {run.path}", flush=True)
-        train_method(plugins, cfg, run, resume=False, root=root)
-        if evaluate:
-            from harness.evaluate import evaluate_run
+    for i, cfg in enumerate(configs):
+        name = _run_name(cfg)
+        path = session / name
+        if name in request["done"]:
+            print(f"== {cfg.method} seed {cfg.seed}: finished earlier -> {path}", flush=True)
+            runs.append(RunDir(path))
+            continue
+        resume = (path / "config.yaml").is_file()
+        run = RunDir(path) if resume else on_main(lambda: _new_run(plugins, session, cfg))
+        print(f"== {cfg.method} seed {cfg.seed} on {cfg.data.name} (protocol {cfg.protocol}, preset {cfg.preset})"
+              f"{' (resumed)' if resume else ''} -> {run.path}", flush=True)
+        try:
+            train_method(plugins, run.load_config(plugins) if resume else cfg, run, resume=resume, root=root)
+            if request["evaluate"]:
+                from harness.evaluate import evaluate_run
 
-            evaluate_run(plugins, run, metrics=metrics, strict=False, root=root)
+                evaluate_run(plugins, run, metrics=request["metrics"], strict=False, root=root)
+        except KeyboardInterrupt:
+            from harness.train.checkpoint import last_good
+
+            later = ", ".join(f"({c.method}, {c.seed})" for c in configs[i + 1:]
+                              if _run_name(c) not in request["done"]) or "none"
+            raise Interrupted(f"interrupted: run {run.path} ({cfg.method}, seed {cfg.seed}), {last_good(run)}; "
+                              f"not started: {later}; continue the session with `harness run --resume {session}`"
+                              ) from None
+        if is_main():
+            mark_finished(run)
+        request["done"].append(name)
+        on_main(lambda: _write_session(session, request), share=False)
         runs.append(run)
     if is_main():
         for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
+            # the CSV keeps everything: per-attribute probe columns where a probe ran (shapes)
             write_table(plugins, runs, fmt=fmt, out=session / f"table.{ext}",
-                        columns=["probe_attributes"])  # per-attribute probe columns where a probe ran (shapes)
+                        columns=["probe_attributes"] if fmt == "csv" else [])
         print((session / "table.md").read_text())
     return session
 
 
-def _new_run(session: Path, cfg: Config):
-    from harness.results import RunDir
+def _run_name(cfg: Config) -> str:
+    return f"{cfg.method}-s{cfg.seed}"
 
-    run = RunDir.create(session, name=f"{cfg.method}-s{cfg.seed}")
+
+def _write_session(session: Path, request: dict) -> None:
+    from harness.results import atomic_write_text
+
+    atomic_write_text(session / SESSION_FILE, json.dumps(request, indent=1))
+
+
+def _read_session(session: Path) -> dict:
+    from harness.errors import HarnessError
+
+    path = Path(session) / SESSION_FILE
+    if not path.is_file():
+        raise HarnessError(f"{session} is not a `harness run` session directory (no {SESSION_FILE}); "
+                           f"sessions made before {SESSION_FILE} existed cannot be resumed")
+    try:
+        request = json.loads(path.read_text())
+        keys = ("methods", "dataset", "data_dir", "preset", "seeds", "overrides", "metrics", "evaluate", "done")
+        if not isinstance(request, dict) or any(k not in request for k in keys):
+            raise ValueError("missing keys")
+    except ValueError as e:
+        raise HarnessError(f"{path}: not a session file ({e})") from None
+    return request
+
+
+def _new_run(plugins, session: Path, cfg: Config):
+    from harness.results import RunDir
+    from harness.run_info import write_run_info
+
+    run = RunDir.create(session, name=_run_name(cfg))
     run.save_config(cfg)
+    write_run_info(plugins, run, cfg)
     return run

@@ -35,9 +35,8 @@ def read_captions(captions: list[str], file: str | None) -> list[str]:
     return out
 
 
-def _vocab(plugins: Any, cfg: Any, root: Optional[Path]) -> Any:
-    ds = plugins.dataset(cfg.data.name).build(cfg.data, cfg.eval.split, train=False, seed=cfg.seed, cache_root=root)
-    return ds.vocab
+def _dataset(plugins: Any, cfg: Any, root: Optional[Path]) -> Any:
+    return plugins.dataset(cfg.data.name).build(cfg.data, cfg.eval.split, train=False, seed=cfg.seed, cache_root=root)
 
 
 def generate_for_captions(models: Any, token_lists: list[list[int]], noise: torch.Tensor, *, words_num: int,
@@ -57,6 +56,8 @@ def generate_for_captions(models: Any, token_lists: list[list[int]], noise: torc
 def sample_sheet(plugins: Any, runs: list, captions: list[str], *, seed: int, out: Optional[str | Path],
                  checkpoint: Optional[str | int]) -> Path:
     """Draw the sheet and return its path (default: ``<first run>/samples/sheet-s<seed>-<time>.png``)."""
+    from harness.data.vocab import check_vocabulary_size
+    from harness.metrics.interface import check_finite
     from harness.sample_sheet import save_sheet
     from harness.tables import RowLabeller
     from harness.train.checkpoint import load_inference_models
@@ -66,20 +67,22 @@ def sample_sheet(plugins: Any, runs: list, captions: list[str], *, seed: int, ou
         raise HarnessError("sample needs at least one run")
     step = int(checkpoint) if checkpoint is not None else None
     labeller = RowLabeller(plugins)
-    vocabs: dict[tuple, Any] = {}
+    datasets: dict[tuple, Any] = {}
     rows, labels = [], []
     for run in runs:
         cfg = run.load_config(plugins)
         device = resolve_device(cfg.train.device)
         key = (cfg.data.name, cfg.data.data_dir, cfg.data.shapes.seed if cfg.data.name == "shapes" else None)
-        if key not in vocabs:
-            vocabs[key] = _vocab(plugins, cfg, None)
-        vocab = vocabs[key]
-        tokens = [vocab.encode(c) for c in captions]  # unknown words: HarnessError naming them
+        if key not in datasets:
+            datasets[key] = _dataset(plugins, cfg, None)
+        tokens = [datasets[key].vocab.encode(c) for c in captions]  # unknown words: HarnessError naming them
         models = load_inference_models(plugins, run, step=step, device=device)
+        check_vocabulary_size(models.vocab_size, datasets[key], f"run {run.path.name}'s text encoder")
         noise = torch.randn(len(captions), models.cfg.model.z_dim, generator=torch.Generator().manual_seed(seed))
-        rows.append(list(generate_for_captions(models, tokens, noise, words_num=models.cfg.eval.words_num,
-                                               seed=seed, device=device)))
+        images = generate_for_captions(models, tokens, noise, words_num=models.cfg.eval.words_num, seed=seed,
+                                       device=device)
+        check_finite(images, f"generated image of run {run.path.name}", lambda r: f"caption {captions[r]!r}")
+        rows.append(list(images))
         label = labeller.label(cfg.to_dict())
         labels.append(f"{label} s{cfg.seed} @{models.step}")
     if out is None:

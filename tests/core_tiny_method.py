@@ -20,20 +20,18 @@ from harness.types import DatasetInfo, GenOutput, MethodInfo, MetricInfo, Report
 
 DEFAULTS_YAML = """\
 paper-cub:
-  model: {z_dim: 100, condition_dim: 100, embedding_dim: 256}
+  model: {z_dim: 100, condition_dim: 100}
 smoke:
-  data: {base_size: 16, branch_num: 2, shapes: {train_images: 64, test_images: 32}}
-  model: {z_dim: 16, condition_dim: 8, embedding_dim: 32}
-  pretrain: {damsm: {image_encoder: small_cnn, max_steps: 5, batch_size: 8, word_embedding_dim: 32}}
+  data: {branch_num: 2}
+  model: {z_dim: 16, condition_dim: 8}
   train: {batch_size: 8, max_steps: 5, checkpoint_every: 5, sample_every: 5, log_every: 1}
-  eval: {num_images: 16, batch_size: 8}
 test:
   extends: smoke
-  data: {shapes: {train_images: 16, test_images: 8}}
-  pretrain: {damsm: {max_steps: 2, batch_size: 4}}
   train: {batch_size: 4, max_steps: 2, checkpoint_every: 2, sample_every: 2}
-  eval: {num_images: 8, batch_size: 4}
 """
+# The protocols of the test data sets TinyRegistry registers (the data, DAMSM and evaluation settings).
+TINY_PROTOCOLS = {"paper": {}, "smoke": {"data": {"image_size": 64}},
+                  "test": {"extends": "smoke", "data": {"image_size": 32}}}
 
 
 class TinyGenerator(nn.Module):
@@ -118,8 +116,8 @@ class TinyRegistry:
         def build(*args, **kwargs):
             raise RuntimeError("the tiny data set is for config tests only")
 
-        return [DatasetInfo(name=n, description="a test data set", build=build, needs_data_dir=False)
-                for n in self._datasets]
+        return [DatasetInfo(name=n, description="a test data set", build=build, needs_data_dir=False,
+                            protocols=TINY_PROTOCOLS) for n in self._datasets]
 
     @hookimpl
     def harness_metrics(self) -> list[MetricInfo]:

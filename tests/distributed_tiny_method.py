@@ -30,12 +30,17 @@ from harness.types import GenOutput, MethodInfo  # noqa: E402
 
 DEFAULTS_YAML = """\
 test:
-  data: {base_size: 8, branch_num: 2, shapes: {train_images: 16, test_images: 8}}
-  model: {z_dim: 8, condition_dim: 4, embedding_dim: 16}
-  pretrain: {damsm: {image_encoder: small_cnn, max_steps: 1, batch_size: 4, word_embedding_dim: 8}}
+  data: {image_size: 16, branch_num: 2, shapes: {train_images: 16, test_images: 8}}
+  model: {z_dim: 8, condition_dim: 4}
+  pretrain: {damsm: {max_steps: 1, word_embedding_dim: 8}}
   train: {batch_size: 8, max_steps: 2, checkpoint_every: 1, sample_every: 0, log_every: 1, sync_bn: true,
           tensorboard: false, keep_checkpoints: 5, sample_count: 2}
   eval: {num_images: 20, batch_size: 4, rp_folds: 2, probe_steps: 20, is_splits: 2}
+  deviations:              # smaller than the shapes/test protocol: several processes on a shared CPU
+    data.image_size: "multi-process test budget"
+    data.shapes: "multi-process test budget"
+    pretrain.damsm: "multi-process test budget"
+    eval: "multi-process test budget"
 """
 
 

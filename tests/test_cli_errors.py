@@ -27,7 +27,7 @@ CASES = [
     (["--dataset", "nosuch"], ["unknown dataset 'nosuch'", "tinyset"]),
     (["--set", "train.nosuch=1"], ["unknown config key 'train.nosuch'", "batch_size", "max_steps"]),
     (["--set", "train.batch_size=abc"], ["train.batch_size", "'abc' is not an int"]),
-    (["--preset", "nosuch"], ["unknown preset 'nosuch'", "smoke", "test"]),
+    (["--preset", "nosuch"], ["no protocol 'nosuch'", "smoke", "test"]),
     (["--preset", "paper"], ["paper-tinyset", "paper-cub"]),
 ]
 

@@ -20,6 +20,7 @@ VERBS = {
     "metrics": ["metrics"],
     "weights": ["weights"],
     "inspect": ["inspect", "--plugins", "a", "--preset", "paper", "--vocab-size", "5450", "--json"],
+    "config": ["config", "--plugins", "a", "--dataset", "cub", "--preset", "paper", "--set", "eval.seed=1", "--json"],
     "import-checkpoint": ["import-checkpoint", "attngan", "bird_AttnGAN2.pth", "--dataset", "cub", "--data-dir", "d"],
 }
 

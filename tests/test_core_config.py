@@ -27,8 +27,8 @@ def test_preset_then_overrides(tiny):
     assert cfg.train.batch_size == 16 and cfg.train.lr_g == 1e-3 and cfg.train.compile is True
     assert cfg.train.max_steps is None
     assert cfg.eval.metrics == ["rp", "probe_acc"]
-    # `test` extends `smoke`: values of both, test's win
-    assert cfg.data.base_size == 16 and cfg.data.shapes.train_images == 16 and cfg.model.z_dim == 16
+    # `test` extends `smoke`: values of both, test's win; the data set's protocol shapes/test gives 32² images
+    assert cfg.data.base_size == 16 and cfg.data.shapes.train_images == 64 and cfg.model.z_dim == 16
     assert stage_sizes(cfg) == [16, 32]
     assert cfg.pretrain.damsm.image_encoder == "small_cnn"
 
@@ -36,17 +36,21 @@ def test_preset_then_overrides(tiny):
 def test_preset_paper_resolves_per_dataset_and_fails_naming_the_available_presets(tiny):
     cfg = build_config("tinygan", tiny.defaults, preset="paper", dataset="cub")
     assert cfg.preset == "paper-cub" and cfg.model.embedding_dim == 256
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(ConfigError) as e:  # the method lacks the preset
         build_config("tinygan", tiny.defaults, preset="paper", dataset="shapes")
     msg = str(e.value)
     assert "paper-shapes" in msg and "paper-cub" in msg and "\n" not in msg
-    with pytest.raises(ConfigError, match="available: paper-cub, smoke, test"):
+    with pytest.raises(ConfigError) as e:  # the data set lacks the protocol
+        build_config("tinygan", tiny.defaults, preset="smoke", dataset="cub")
+    msg = str(e.value)
+    assert "no protocol 'smoke'" in msg and "its protocols: paper, test" in msg and "\n" not in msg
+    with pytest.raises(ConfigError, match="no protocol 'nosuch'.*its protocols: paper, smoke, test"):
         build_config("tinygan", tiny.defaults, preset="nosuch", dataset="shapes")
 
 
 @pytest.mark.parametrize("override, match", [
     ("train.nosuch=1", r"unknown config key 'train.nosuch'; valid keys in train: batch_size, epochs"),
-    ("nosuch.x=1", r"unknown config key 'nosuch'; valid keys: method, seed, preset, data, model"),
+    ("nosuch.x=1", r"unknown config key 'nosuch'; valid keys: method, seed, preset, protocol, deviations, data, model"),
     ("train.batch_size=abc", r"train.batch_size: 'abc' is not an int"),
     ("train.batch_size=1.5", r"train.batch_size: 1.5 is not an int"),
     ("train.lr_g=fast", r"train.lr_g: 'fast' is not a float"),
@@ -68,9 +72,9 @@ def test_bad_preset_values_fail_the_same_way(tmp_path):
     bad.write_text(yaml.safe_dump({"smoke": {"train": {"batch_sise": 4}}}))
     with pytest.raises(ConfigError, match="batch_sise"):
         build_config("m", bad, preset="smoke", dataset="shapes")
-    bad.write_text(yaml.safe_dump({"a": {"extends": "b"}, "b": {"extends": "a"}}))
+    bad.write_text(yaml.safe_dump({"test": {"extends": "b"}, "b": {"extends": "test"}}))
     with pytest.raises(ConfigError, match="extends itself"):
-        build_config("m", bad, preset="a", dataset="shapes")
+        build_config("m", bad, preset="test", dataset="shapes")
 
 
 def test_parse_override_keeps_strings():

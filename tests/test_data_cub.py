@@ -140,16 +140,18 @@ def test_captions_pickle_vocabulary_is_reused_unchanged(cub_copy):
     assert ds.caption_text(0, 0) == shapes.vocab.decode(shapes.captions(0)[0])  # same words, other ids
 
 
-def test_vocabulary_built_from_text_and_saved(cub_copy):
+def test_vocabulary_built_from_text_into_the_cache(cub_copy, tmp_path):
     (cub_copy / "captions.pickle").unlink()
-    ds = build_cub(small_cfg("cub", cub_copy), "train", train=False)
-    assert (cub_copy / "captions.pickle").is_file()
-    saved = load_pickle(cub_copy / "captions.pickle")
+    root = tmp_path / "results"
+    ds = build_cub(small_cfg("cub", cub_copy), "train", train=False, cache_root=root)
+    assert not (cub_copy / "captions.pickle").exists()  # never written into the data directory
+    [saved_path] = (root / ".cache" / "data-captions").glob("*/captions.pickle")
+    saved = load_pickle(saved_path)
     assert saved[2][0] == "<end>" and len(saved[0]) == 12 * 10 and len(saved[1]) == 6 * 10
     first_caption = (cub_copy / "text" / f"{ds.keys[0]}.txt").read_text().splitlines()[0]
     assert ds.caption_text(0, 0) == first_caption
     assert ds.vocab.ixtoword[1:len(first_caption.split()) + 1][:1] == [first_caption.split()[0]]  # first-seen order
-    again = build_cub(small_cfg("cub", cub_copy), "train", train=False)
+    again = build_cub(small_cfg("cub", cub_copy), "train", train=False, cache_root=root)
     assert again.vocab.ixtoword == ds.vocab.ixtoword
 
 

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import pytest
 
 from harness.cli import main
-from harness.plugins import build_plugins
+from readme_method import readme_method_plugins
 
 
 @pytest.mark.slow
-def test_run_every_method_on_shapes_writes_the_tables(results_root, capsys):
+def test_run_every_method_on_shapes_writes_the_tables(results_root, capsys, tmp_path):
     pytest.importorskip("harness.train.engine")
     pytest.importorskip("harness.evaluate")
-    plugins = build_plugins()
+    plugins = readme_method_plugins(tmp_path)  # the installed methods and the README's example
     methods = sorted(plugins.methods())
     if not methods:
         pytest.skip("no method plugin installed yet")
@@ -27,8 +28,12 @@ def test_run_every_method_on_shapes_writes_the_tables(results_root, capsys):
     assert rc == 0
     session = Path(out[-1])  # the session directory is printed last
     assert session.parent == results_root
+    # one protocol: every method (the README's example included) used the one DAMSM pretrained for it
+    assert len([p for p in (results_root / ".cache" / "damsm").iterdir() if p.is_dir() and p.name[0] != "."]) == 1
     for m in methods:
         run = session / f"{m}-s0"
+        info = json.loads((run / "run.json").read_text())
+        assert info["protocol"]["name"] == "shapes/test" and info["label"] == m and info["finished"]
         assert (run / "config.yaml").exists() and (run / "log.jsonl").exists()
         assert any((run / "checkpoints").iterdir()) and (run / "records.jsonl").exists()
 
@@ -40,6 +45,9 @@ def test_run_every_method_on_shapes_writes_the_tables(results_root, capsys):
         assert f"| {m} |" in md
     tex = (session / "table.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex
+    for text in (md, tex):  # for a paper or a README: no machine details, no per-attribute probe columns
+        assert str(results_root) not in text and str(Path.home()) not in text and "github.com" not in text
+        assert "acc.}" not in text and "colour acc." not in text
     # every cell of a method row holds a number or says why not
     metric_columns = [k for k in rows[0] if f"{k}_std" in rows[0]]
     assert metric_columns, "the table has no metric column"

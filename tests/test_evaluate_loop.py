@@ -17,10 +17,10 @@ from harness.types import GenOutput, MethodInfo
 
 DEFAULTS = """
 test:
-  data: {base_size: 16, branch_num: 2}
+  data: {branch_num: 2}
   model: {embedding_dim: 32, z_dim: 8}
-  pretrain: {damsm: {image_encoder: small_cnn, word_embedding_dim: 16}}
   eval: {num_images: 40, batch_size: 16, probe_steps: 40, rp_folds: 4, is_splits: 2, kid_subset_size: 10}
+  deviations: {model.embedding_dim: "wider than shapes/test", eval: "sized for these evaluation tests"}
 """
 
 
@@ -223,3 +223,11 @@ def test_fid_tv_with_published_statistics_and_is_ft(setup, tmp_path, monkeypatch
     assert "IS*" in recs["is_ft"]["protocol"]["variant"] and "clf.pt" in recs["is_ft"]["protocol"]["weights"]
     with pytest.raises(HarnessError, match="is-classes"):
         evaluate_run(plugins, run, metrics="is_ft", strict=True, root=root, is_classifier=str(clf))
+
+
+def test_rp_ext_with_a_run_id(setup, tmp_path, monkeypatch):
+    """`--rp-encoder RUN` takes a run id under the results root, as a RUN argument does (README)."""
+    plugins, run, root = setup
+    monkeypatch.chdir(tmp_path)  # the id is no path from here
+    recs = _by_metric(evaluate_run(plugins, run, metrics="rp,rp_ext", strict=True, root=root, rp_encoder=run.id))
+    assert recs["rp_ext"]["value"] == pytest.approx(recs["rp"]["value"])  # the run's own DAMSM → the same number

@@ -43,9 +43,9 @@ def test_a_failure_mid_write_leaves_the_previous_checkpoint_intact(run, monkeypa
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(ck.CheckpointWriteError):
         ck.save_checkpoint(run, _state(2.0), 2)  # overwrite of the same step
-    with pytest.raises(OSError):
+    with pytest.raises(ck.CheckpointWriteError):
         ck.save_checkpoint(run, _state(2.0), 4)
     monkeypatch.setattr(torch, "save", real_save)
     assert good.read_bytes() == before

@@ -10,10 +10,13 @@
 
 Every pickle is read with the restricted unpickler. When ``captions.pickle`` is present its vocabulary and
 token ids are used unchanged; otherwise they are built from the text files with the reference tokenisation
-and saved (in DIR, or in the cache when DIR is read-only).
+and saved in the cache (``<root>/.cache/data-captions/<key>/captions.pickle``, the key a hash of the text
+files' content), never in DIR: an edit to ``text/`` gives a new entry. Empty captions (no token, which AttnGAN's
+own builder keeps when every word was dropped) are left out; an image with no caption left is refused.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -57,6 +60,7 @@ class LayoutData:
     vocab: Vocabulary
     bboxes: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
     captions_source: str = ""
+    dropped: list[str] = field(default_factory=list)  # one line per empty caption left out
 
     def image_path(self, key: str) -> Path:
         return self.data_dir / self.spec.image_root / f"{key}.jpg"
@@ -193,7 +197,11 @@ def _group(flat: list, n_images: int, per: int, source: Path, split: str) -> lis
     return out
 
 
-def read_captions_pickle(path: Path, keys: dict[str, list[str]], per: int) -> tuple[Vocabulary, dict[str, list]]:
+def read_captions_pickle(path: Path, keys: dict[str, list[str]], per: int,
+                         drop_empty: bool = True) -> tuple[Vocabulary, dict[str, list], list[str]]:
+    """``(vocabulary, split -> image -> caption -> ids, dropped)`` of a reference ``captions.pickle``; empty
+    captions are left out and listed in ``dropped`` (see ``drop_empty_captions``) unless ``drop_empty`` is
+    False (then kept, and ``dropped`` is empty). Raises DataError."""
     data = load_pickle(path)
     if not isinstance(data, (list, tuple)) or len(data) != 4:
         raise DataError(f"{path}: expected [train_captions, test_captions, ixtoword, wordtoix]")
@@ -209,15 +217,98 @@ def read_captions_pickle(path: Path, keys: dict[str, list[str]], per: int) -> tu
             for cap in img:
                 if any(t < 0 or t >= n for t in cap):
                     raise DataError(f"{path}: a {split} caption has a token id outside the {n}-word vocabulary")
-    return vocab, caps
+    return vocab, caps, drop_empty_captions(caps, keys, path) if drop_empty else []
 
 
-def captions_cache_path(cache_root: Optional[Path], data_dir: Path) -> Optional[Path]:
-    if cache_root is None:
+def empty_captions(captions: dict[str, list[list[list[int]]]], keys: dict[str, list[str]],
+                   source: Path | str) -> tuple[list[str], list[str]]:
+    """``(dropped, refused)``: one line per empty caption (no token) of an image that keeps others (file, split,
+    image key, caption index as stored), and one line per image whose captions are all empty."""
+    dropped, refused = [], []
+    for split in SPLITS:
+        for key, img in zip(keys[split], captions[split]):
+            empty = [j for j, cap in enumerate(img) if len(cap) == 0]
+            if empty and len(empty) == len(img):
+                refused.append(f"{source}: {split} image {key!r} has no caption left: all {len(img)} of its "
+                               f"captions are empty (no word); give it captions or remove it from "
+                               f"{split}/filenames.pickle")
+            else:
+                dropped += [f"{source}: {split} image {key!r} caption {j} is empty (left out)" for j in empty]
+    return dropped, refused
+
+
+def drop_empty_captions(captions: dict[str, list[list[list[int]]]], keys: dict[str, list[str]],
+                        source: Path | str) -> list[str]:
+    """Remove the empty captions of every image, in place; returns ``empty_captions``'s lines of the captions
+    removed. Raises DataError (the first image, and how many more) when an image has no caption left."""
+    dropped, refused = empty_captions(captions, keys, source)
+    if refused:
+        more = f" (and {len(refused) - 1} more such images)" if len(refused) > 1 else ""
+        raise DataError(refused[0] + more)
+    for split in SPLITS:
+        captions[split] = [[cap for cap in img if len(cap) > 0] for img in captions[split]]
+    return dropped
+
+
+def text_files_hash(spec: LayoutSpec, data_dir: Path, keys: dict[str, list[str]], per: int) -> str:
+    """sha256 over the key lists, ``per`` and the bytes of every caption file: the cache key of the vocabulary
+    built from ``text/``. Raises DataError naming the first missing caption file."""
+    first = next((k for s in SPLITS for k in keys[s]), None)
+    root = text_root(data_dir, first)
+    h = hashlib.sha256(f"captions_per_image={per}\n".encode())
+    for split in SPLITS:
+        h.update(f"[{split}]\n".encode())
+        for key in keys[split]:
+            path = root / f"{key}.txt"
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise spec.missing(data_dir, f"caption file {path.relative_to(data_dir)}") from None
+            except OSError as e:
+                raise DataError(f"cannot read caption file {path}: {e.strerror or e}") from None
+            h.update(f"{key}\0{len(data)}\0".encode())
+            h.update(data)
+    return h.hexdigest()
+
+
+def stale_captions_pickle(data_dir: Path) -> Optional[str]:
+    """A warning when ``DIR/captions.pickle`` is older than some ``text/`` file (its ids hide the edit), else None."""
+    pickle_path = data_dir / "captions.pickle"
+    text = data_dir / "text"
+    if not pickle_path.is_file() or not text.is_dir():
         return None
-    from harness.cache import entry_path
+    made = pickle_path.stat().st_mtime_ns
+    newer = sorted(p for p in text.rglob("*.txt") if p.stat().st_mtime_ns > made)
+    if not newer:
+        return None
+    return (f"{pickle_path} is older than {len(newer)} caption file(s) under text/ (e.g. "
+            f"{newer[0].relative_to(data_dir)}): its vocabulary and token ids are used and text/ is not read; "
+            f"delete or replace it if the edit to text/ should count")
 
-    return entry_path(Path(cache_root), "data-captions", {"data_dir": str(data_dir.resolve())}) / "captions.pickle"
+
+def build_text_captions(spec: LayoutSpec, data_dir: Path, keys: dict[str, list[str]], per: int,
+                        cache_root: Optional[Path]) -> tuple[Vocabulary, dict[str, list], str]:
+    """The vocabulary and token ids built from ``text/`` (reference rules), kept in the cache entry of the text
+    files' content when ``cache_root`` is given; never written into ``data_dir``. Returns (vocab, ids, source)."""
+    def build() -> tuple[Vocabulary, dict[str, list]]:
+        tokens = read_text_captions(spec, data_dir, keys, per)
+        vocab = build_vocabulary(tokens)
+        return vocab, {s: [[vocab.encode_known(c) for c in img] for img in tokens[s]] for s in SPLITS}
+
+    if cache_root is None:
+        vocab, captions = build()
+        return vocab, captions, "text/ (built in memory: no results root given)"
+    from harness.cache import cached
+
+    def write(tmp: Path) -> None:
+        vocab, captions = build()
+        flat = {s: [c for img in captions[s] for c in img] for s in SPLITS}
+        dump_pickle(reference_captions_pickle(vocab, flat), tmp / "captions.pickle")
+
+    description = {"text_sha256": text_files_hash(spec, data_dir, keys, per), "captions_per_image": per}
+    path = cached(Path(cache_root), "data-captions", description, write) / "captions.pickle"
+    vocab, captions, _ = read_captions_pickle(path, keys, per)
+    return vocab, captions, f"{path} (built from text/)"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -225,7 +316,10 @@ def captions_cache_path(cache_root: Optional[Path], data_dir: Path) -> Optional[
 # ----------------------------------------------------------------------------------------------------------
 def read_layout(spec: LayoutSpec, data_dir: Optional[str | Path], *, captions_per_image: Optional[int] = None,
                 cache_root: Optional[Path] = None) -> LayoutData:
-    """Read and check the metadata of both splits; raises DataError on the first problem."""
+    """Read and check the metadata of both splits; raises DataError on the first problem.
+
+    ``cache_root``: the results root whose cache holds the vocabulary built from ``text/`` when the data
+    directory has no ``captions.pickle`` (nothing is ever written into the data directory)."""
     per = captions_per_image or spec.captions_per_image
     ddir = check_data_dir(spec, data_dir)
     if not (ddir / spec.image_root).is_dir():
@@ -238,31 +332,15 @@ def read_layout(spec: LayoutSpec, data_dir: Optional[str | Path], *, captions_pe
             for k in keys[s]:
                 if k not in bboxes:
                     raise DataError(f"{s}/filenames.pickle: key {k!r} is not in CUB_200_2011/images.txt")
-    cached_copy = captions_cache_path(cache_root, ddir)
     pickle_path = ddir / "captions.pickle"
-    if not pickle_path.is_file() and cached_copy is not None and cached_copy.is_file():
-        pickle_path = cached_copy
+    dropped: list[str] = []
     if pickle_path.is_file():
-        vocab, captions = read_captions_pickle(pickle_path, keys, per)
+        vocab, captions, dropped = read_captions_pickle(pickle_path, keys, per)
         source = str(pickle_path)
     else:
-        tokens = read_text_captions(spec, ddir, keys, per)
-        vocab = build_vocabulary(tokens)
-        captions = {s: [[vocab.encode_known(c) for c in img] for img in tokens[s]] for s in SPLITS}
-        flat = {s: [c for img in captions[s] for c in img] for s in SPLITS}
-        source = _save_captions_pickle(reference_captions_pickle(vocab, flat), ddir / "captions.pickle", cached_copy)
-    return LayoutData(spec, ddir, keys, class_ids, captions, vocab, bboxes, source)
-
-
-def _save_captions_pickle(obj: Any, path: Path, fallback: Optional[Path]) -> str:
-    try:
-        dump_pickle(obj, path)
-        return f"{path} (built from text/)"
-    except OSError:
-        if fallback is None:
-            return "text/ (not saved: data directory is read-only)"
-        dump_pickle(obj, fallback)
-        return f"{fallback} (built from text/)"
+        vocab, captions, source = build_text_captions(spec, ddir, keys, per, cache_root)
+        dropped = drop_empty_captions(captions, keys, source)
+    return LayoutData(spec, ddir, keys, class_ids, captions, vocab, bboxes, source, dropped)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -293,7 +371,7 @@ class AttnGanDataset(TextImageDataset):
             raise HarnessError(f"unknown split {split!r}; {layout.spec.name} has {', '.join(SPLITS)}")
         super().__init__(split=split, keys=layout.keys[split], class_ids=layout.class_ids[split],
                          captions=layout.captions[split], vocab=layout.vocab, words_num=words_num,
-                         stage_sizes=stage_sizes, captions_per_image=len(layout.captions[split][0])
+                         stage_sizes=stage_sizes, captions_per_image=max(map(len, layout.captions[split]))
                          if layout.captions[split] else layout.spec.captions_per_image, train=train, seed=seed)
         self.name = layout.spec.name
         self.layout = layout

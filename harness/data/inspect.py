@@ -1,5 +1,6 @@
 """``harness datasets inspect NAME [--data-dir DIR] [--json]``: sizes, vocabulary, caption statistics, every
-problem found, and a sample sheet of test images with their first captions."""
+problem found, warnings (empty captions left out, a ``captions.pickle`` older than ``text/``), and a sample sheet
+of test images with their first captions."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 
 from harness.config import DataConfig, stable_hash
-from harness.data.validate import LAYOUT_SPECS, find_problems
+from harness.data.validate import LAYOUT_SPECS, find_problems, find_warnings
 from harness.errors import HarnessError
 
 SHEET_IMAGES = 8
@@ -20,10 +21,12 @@ def inspect_dataset(plugins: Any, name: str, *, data_dir: Optional[str], root: P
     info = plugins.dataset(name)
     cfg = DataConfig(name=name, data_dir=str(data_dir) if data_dir is not None else None)
     report: dict[str, Any] = {"dataset": name, "data_dir": cfg.data_dir, "train_images": None, "test_images": None,
-                              "classes": None, "vocab_size": None, "captions_per_image": None, "problems": []}
+                              "classes": None, "vocab_size": None, "captions_per_image": None, "problems": [],
+                              "warnings": []}
     spec = LAYOUT_SPECS.get(name)
     if spec is not None:
-        report["problems"] = find_problems(spec, data_dir, decode_images=True, cache_root=Path(root))
+        report["problems"] = find_problems(spec, data_dir, decode_images=True)
+        report["warnings"] = find_warnings(spec, data_dir)
     try:
         sets = {s: info.build(cfg, s, train=False, seed=0, cache_root=Path(root)) for s in ("train", "test")}
     except HarnessError as e:
@@ -76,6 +79,10 @@ def format_report(report: dict) -> str:
     if report.get("sample_sheet"):
         lines.append(f"samples    {report['sample_sheet']}")
     problems = report.get("problems") or []
+    warnings = report.get("warnings") or []
+    if warnings:
+        lines.append(f"warnings   {len(warnings)}")
+        lines += [f"  - {w}" for w in warnings]
     lines.append(f"problems   {len(problems) or 'none'}")
     lines += [f"  - {p}" for p in problems]
     return "\n".join(lines)

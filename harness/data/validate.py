@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,7 +19,7 @@ from harness.data.attngan_layout import (
     SPLITS,
     LayoutSpec,
     check_data_dir,
-    captions_cache_path,
+    empty_captions,
     open_image,
     read_bboxes,
     read_caption_file,
@@ -26,6 +27,7 @@ from harness.data.attngan_layout import (
     read_class_info,
     read_filenames,
     read_layout,
+    stale_captions_pickle,
     text_root,
 )
 from harness.data.coco import COCO
@@ -37,7 +39,7 @@ SHOWN_IN_ERROR = 3
 
 
 def find_problems(spec: LayoutSpec, data_dir: Optional[str | Path], *, captions_per_image: Optional[int] = None,
-                  decode_images: bool = True, cache_root: Optional[Path] = None) -> list[str]:
+                  decode_images: bool = True) -> list[str]:
     """Every problem of an AttnGAN-layout directory (empty list: fine)."""
     per = captions_per_image or spec.captions_per_image
     try:
@@ -66,9 +68,6 @@ def find_problems(spec: LayoutSpec, data_dir: Optional[str | Path], *, captions_
             problems += [f"key {k!r} of filenames.pickle is not in CUB_200_2011/images.txt" for k in all_keys
                          if k not in boxes]
     pickle_path = ddir / "captions.pickle"
-    cached_copy = captions_cache_path(cache_root, ddir)
-    if not pickle_path.is_file() and cached_copy is not None and cached_copy.is_file():
-        pickle_path = cached_copy
     if pickle_path.is_file():
         if all(keys[s] is not None for s in SPLITS):
             attempt(read_captions_pickle, pickle_path, keys, per)
@@ -87,6 +86,24 @@ def find_problems(spec: LayoutSpec, data_dir: Optional[str | Path], *, captions_
         elif decode_images:
             attempt(open_image, path)
     return problems
+
+
+def find_warnings(spec: LayoutSpec, data_dir: Optional[str | Path], *,
+                  captions_per_image: Optional[int] = None) -> list[str]:
+    """What is read but deserves a look, one line each: a ``captions.pickle`` older than ``text/`` files, and
+    every empty caption left out (file, split, image key, caption index). Problems are ``find_problems``'s."""
+    per = captions_per_image or spec.captions_per_image
+    try:
+        ddir = check_data_dir(spec, data_dir)
+        warnings = [w for w in [stale_captions_pickle(ddir)] if w]
+        if (ddir / "captions.pickle").is_file():
+            keys = {s: read_filenames(spec, ddir, s) for s in SPLITS}
+            pickle_path = ddir / "captions.pickle"
+            captions = read_captions_pickle(pickle_path, keys, per, drop_empty=False)[1]
+            warnings += empty_captions(captions, keys, pickle_path)[0]  # refused images: find_problems
+    except DataError:  # reported by find_problems
+        return []
+    return warnings
 
 
 def problems_error(name: str, data_dir: Any, problems: list[str]) -> DataError:
@@ -118,20 +135,28 @@ def check_dataset(cfg: Any, root: Path) -> None:
     if spec is None:  # shapes and third-party data sets: nothing on disk to check here
         return
     per = cfg.captions_per_image or spec.captions_per_image
-    try:  # quick metadata pass first; it also builds captions.pickle when absent, before the key is taken
+    try:  # quick metadata pass first; it also builds the vocabulary (into the cache) when there is no captions.pickle
         read_layout(spec, cfg.data_dir, captions_per_image=per, cache_root=root)
     except DataError:
         raise problems_error(cfg.name, cfg.data_dir, find_problems(spec, cfg.data_dir, captions_per_image=per,
-                                                                   decode_images=False, cache_root=root)) from None
+                                                                   decode_images=False)) from None
     ddir = Path(cfg.data_dir).expanduser().resolve()
     description = {"dataset": cfg.name, "data_dir": str(ddir), "captions_per_image": per,
                    "files": file_listing_hash(ddir)}
 
     def build(tmp: Path) -> None:
-        found = find_problems(spec, ddir, captions_per_image=per, decode_images=True, cache_root=root)
-        (tmp / "verdict.json").write_text(json.dumps({"problems": found}, indent=1))
+        found = find_problems(spec, ddir, captions_per_image=per, decode_images=True)
+        warnings = find_warnings(spec, ddir, captions_per_image=per)
+        (tmp / "verdict.json").write_text(json.dumps({"problems": found, "warnings": warnings}, indent=1))
 
     entry = cached(Path(root), "data-validation", description, build)
-    problems = json.loads((entry / "verdict.json").read_text())["problems"]
-    if problems:
-        raise problems_error(cfg.name, cfg.data_dir, problems)
+    verdict = json.loads((entry / "verdict.json").read_text())
+    if verdict["problems"]:
+        raise problems_error(cfg.name, cfg.data_dir, verdict["problems"])
+    warnings = (verdict.get("warnings") or []) if os.environ.get("RANK", "0") == "0" else []  # torchrun: rank 0 only
+    for w in warnings[:SHOWN_IN_ERROR]:
+        print(f"warning: {w}", file=sys.stderr)
+    if warnings:
+        more = f"{len(warnings) - SHOWN_IN_ERROR} more; " if len(warnings) > SHOWN_IN_ERROR else ""
+        print(f"warning: {more}`harness datasets inspect {cfg.name} --data-dir {cfg.data_dir}` lists every "
+              f"warning", file=sys.stderr)

@@ -11,6 +11,24 @@ from typing import Iterable, Mapping, Sequence
 
 from harness.errors import HarnessError
 
+RELEASED_ENCODERS_HINT = ("Released AttnGAN / DM-GAN encoders go with the captions.pickle of AttnGAN's preprocessed "
+                          "metadata (birds.zip for cub: 5,450 words; coco.zip for coco): put it into the data directory")
+
+
+def check_vocabulary_size(model_words: int, dataset: object, model: str) -> None:
+    """Raise HarnessError in one line when ``model`` (e.g. "--text-encoder FILE") embeds ``model_words`` token ids
+    but ``dataset``'s vocabulary (``dataset.vocab``) has another size: its ids would index past the embedding or
+    mean other words. Only sizes can be compared: two vocabularies of one size in another order pass."""
+    n = len(dataset.vocab)  # type: ignore[attr-defined]
+    if n == int(model_words):
+        return
+    name = getattr(dataset, "name", "") or "the data set"
+    source = getattr(getattr(dataset, "layout", None), "captions_source", "")
+    raise HarnessError(f"{model} has a {int(model_words)}-word vocabulary but the {name} data has {n} words"
+                       + (f" (from {source})" if source else "") + "; its token ids would mean other words. "
+                       + RELEASED_ENCODERS_HINT)
+
+
 END_TOKEN = "<end>"
 _WORD = re.compile(r"\w+")
 
@@ -64,6 +82,13 @@ class Vocabulary:
             words = [str(w) for w in ixtoword]
         w2i = {str(w): int(i) for w, i in wordtoix.items()}
         return cls(words, w2i)
+
+    def fingerprint(self) -> str:
+        """sha256 (first 16 hex digits) of the words in id order: two vocabularies of the same size whose words
+        or order differ get different fingerprints (cache keys use it, not the size alone)."""
+        import hashlib
+
+        return hashlib.sha256("\n".join(self.ixtoword).encode("utf-8")).hexdigest()[:16]
 
     def tokens_of(self, caption: str) -> list[str]:
         return tokenize(caption)

@@ -16,13 +16,14 @@ import sys
 import types
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness.metrics.interface import EvalContext, GeneratedBatch, MetricResult, quantize_like_png
+from harness.metrics.interface import EvalContext, GeneratedBatch, MetricResult, check_finite, quantize_like_png
 from harness.metrics.r_precision import RPrecision
 from harness.nn.state_dicts import load_weights_file
 from harness.weights import find_weight, weight_sha256
@@ -74,10 +75,13 @@ class ClipEncoders:
         self.std = torch.tensor(CLIP_STD, device=device).view(1, 3, 1, 1)
         self._last: tuple[int, Tensor] | None = None
 
-    def batch_images(self, batch: GeneratedBatch) -> Tensor:
-        """Image embeddings of a generated batch, computed once however many metrics ask (keyed on its index)."""
+    def batch_images(self, batch: GeneratedBatch, describe: Callable[[int], str]) -> Tensor:
+        """Image embeddings of a generated batch, computed once however many metrics ask (keyed on its index);
+        ``describe(caption_id)`` names the caption of an embedding that is not finite (NonFiniteError)."""
         if self._last is None or self._last[0] != batch.index:
-            self._last = (batch.index, self.images(batch.images_uint8))
+            emb = self.images(batch.images_uint8)
+            check_finite(emb, "CLIP image embedding", lambda r: describe(batch.caption_ids[r]))
+            self._last = (batch.index, emb)
         return self._last[1]
 
     def images(self, images_uint8: Tensor) -> Tensor:
@@ -119,7 +123,12 @@ def bank_texts(ctx: EvalContext) -> list[str]:
 
 
 def _bank_embeddings(ctx: EvalContext, enc: ClipEncoders) -> Tensor:
-    return ctx.share(f"clip-text:{enc.name}", lambda: enc.texts(bank_texts(ctx)))
+    def build() -> Tensor:
+        emb = enc.texts(bank_texts(ctx))
+        check_finite(emb, "CLIP text embedding", ctx.describe_caption)
+        return emb
+
+    return ctx.share(f"clip-text:{enc.name}", build)
 
 
 def make_clip_rp(ctx: EvalContext) -> RPrecision:
@@ -128,7 +137,8 @@ def make_clip_rp(ctx: EvalContext) -> RPrecision:
     variant = (f"{enc.name}, zero-shot; 1 true + {cfg.rp_candidates - 1} other-class captions, cosine, R=1, "
                f"{cfg.rp_folds} folds")
     return RPrecision(ctx, "clip_rp", lambda images: enc.images(quantize_like_png(images)),
-                      _bank_embeddings(ctx, enc), variant=variant, weights=enc.weights, encode_batch=enc.batch_images)
+                      _bank_embeddings(ctx, enc), variant=variant, weights=enc.weights,
+                      encode_batch=lambda batch: enc.batch_images(batch, ctx.describe_caption))
 
 
 class ClipScore:
@@ -142,7 +152,7 @@ class ClipScore:
         self.scores: list[np.ndarray] = []
 
     def update(self, batch: GeneratedBatch) -> None:
-        img = self.enc.batch_images(batch).cpu()
+        img = self.enc.batch_images(batch, self.ctx.describe_caption).cpu()
         txt = self.text[torch.as_tensor(batch.caption_ids, dtype=torch.long)]
         self.scores.append((100.0 * F.cosine_similarity(img, txt, dim=-1).clamp(min=0)).numpy())
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from harness.cache import cached
-from harness.metrics.interface import EvalContext, GeneratedBatch, real_to_uint8
+from harness.metrics.interface import EvalContext, GeneratedBatch, check_finite, real_to_uint8
 
 # uint8 B×3×H×W images (on the evaluation device) → {layer name: B×d features}
 Extract = Callable[[Tensor], dict[str, Tensor]]
@@ -33,13 +33,16 @@ class FeatureStream:
         self._generated: dict[str, list[np.ndarray]] = {k: [] for k in self.layers}
         self._real: dict[str, np.ndarray] | None = None
 
-    def _run(self, images_uint8: Tensor) -> dict[str, np.ndarray]:
+    def _run(self, images_uint8: Tensor, describe: Callable[[int], str]) -> dict[str, np.ndarray]:
+        """Features of a batch; ``describe(row)`` names an image whose feature is not finite (NonFiniteError)."""
         out: dict[str, list[np.ndarray]] = {k: [] for k in self.layers}
         with torch.no_grad():
             for lo in range(0, len(images_uint8), self.batch_size):
                 feats = self.extract(images_uint8[lo: lo + self.batch_size])
                 for k in self.layers:
-                    out[k].append(feats[k].detach().float().cpu().numpy())
+                    v = feats[k].detach().float().cpu().numpy()
+                    check_finite(v, f"{self.name} feature {k!r}", lambda r, lo=lo: describe(lo + r))
+                    out[k].append(v)
         return {k: np.concatenate(v) for k, v in out.items()}
 
     def process(self, batch: GeneratedBatch) -> None:
@@ -47,7 +50,8 @@ class FeatureStream:
         if batch.index in self._seen:
             return
         self._seen.add(batch.index)
-        for k, v in self._run(batch.images_uint8).items():
+        describe = lambda r: self.ctx.describe_caption(batch.caption_ids[r])  # noqa: E731
+        for k, v in self._run(batch.images_uint8, describe).items():
             self._generated[k].append(v)
 
     def generated(self, layer: str) -> np.ndarray:
@@ -61,7 +65,8 @@ class FeatureStream:
             def build(tmp) -> None:
                 chunks: dict[str, list[np.ndarray]] = {k: [] for k in self.layers}
                 for real in self.ctx.real_batches():
-                    for k, v in self._run(real_to_uint8(real.images[-1]).to(self.ctx.device)).items():
+                    describe = lambda r, idx=real.indices: self.ctx.describe_real(int(idx[r]))  # noqa: E731
+                    for k, v in self._run(real_to_uint8(real.images[-1]).to(self.ctx.device), describe).items():
                         chunks[k].append(v)
                 np.savez(tmp / "features.npz", **{k: np.concatenate(v) for k, v in chunks.items()})
 

@@ -14,6 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def _require_finite(x: np.ndarray, what: str) -> np.ndarray:
+    """``x`` unchanged; ValueError naming the first non-finite row (a NaN must never enter a statistic)."""
+    bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1)) if x.size else []
+    if len(bad):
+        raise ValueError(f"{what}: {len(bad)} row(s) hold NaN or inf (first: row {int(bad[0])})")
+    return x
+
+
 @dataclass
 class GaussianStats:
     """Mean and covariance of a feature set (what FID compares; what a pytorch-fid .npz holds)."""
@@ -39,6 +47,7 @@ def gaussian_stats(features: np.ndarray) -> GaussianStats:
     f = np.asarray(features, dtype=np.float64)
     if f.ndim != 2 or f.shape[0] < 2:
         raise ValueError(f"need at least 2 feature vectors (N×d), got shape {f.shape}")
+    _require_finite(f, "features")
     return GaussianStats(f.mean(axis=0), np.cov(f, rowvar=False), f.shape[0])
 
 
@@ -81,8 +90,8 @@ def kernel_distance(real: np.ndarray, fake: np.ndarray, *, subsets: int = 100, s
     The subset size is capped at the size of the smaller set (torch-fidelity refuses instead), and the size used
     is returned so the record can say so.
     """
-    real = np.asarray(real, dtype=np.float64)
-    fake = np.asarray(fake, dtype=np.float64)
+    real = _require_finite(np.asarray(real, dtype=np.float64), "KID real features")
+    fake = _require_finite(np.asarray(fake, dtype=np.float64), "KID generated features")
     size = int(min(subset_size, len(real), len(fake)))
     if size < 2:
         raise ValueError(f"KID needs at least 2 images on each side, got {len(real)} real and {len(fake)} generated")
@@ -102,7 +111,7 @@ def inception_score(logits: np.ndarray, *, splits: int = 10, shuffle: bool = Tru
     ``temperature`` divides the logits before the softmax (TISE's IS*). Splits are the contiguous slices
     ``[i·N/s, (i+1)·N/s)`` after an optional seeded shuffle, as torch-fidelity.
     """
-    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    z = _require_finite(np.asarray(logits, dtype=np.float64), "IS logits") / float(temperature)
     n = len(z)
     if n < splits:
         raise ValueError(f"IS with {splits} splits needs at least {splits} images, got {n}")

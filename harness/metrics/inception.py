@@ -26,6 +26,7 @@ from harness.errors import HarnessError
 from harness.metrics.features import FeatureStream
 from harness.metrics.frechet import GaussianStats, frechet_distance, gaussian_stats, inception_score, kernel_distance
 from harness.metrics.interface import EvalContext, GeneratedBatch, MetricNotApplicable, MetricResult
+from harness.metrics.power import frechet_power, is_power, kid_power
 from harness.nn.state_dicts import load_weights_file
 from harness.weights import find_weight, weight_sha256
 
@@ -78,18 +79,22 @@ def tfid_stream(ctx: EvalContext) -> FeatureStream:
 def make_is(ctx: EvalContext) -> StreamMetric:
     def finish(s: FeatureStream) -> list[MetricResult]:
         splits = ctx.cfg.eval.is_splits
-        mean, std = inception_score(s.generated("logits_unbiased"), splits=splits, seed=FEATURE_SEED)
+        logits = s.generated("logits_unbiased")
+        mean, std = inception_score(logits, splits=splits, seed=FEATURE_SEED)
         return [MetricResult("is", mean, std, "splits", variant=f"{s.name}, 1008-way logits_unbiased, "
-                             f"{splits} splits (ImageNet classifier, not the CUB-fine-tuned one)", weights=s.weights)]
+                             f"{splits} splits (ImageNet classifier, not the CUB-fine-tuned one)", weights=s.weights,
+                             underpowered=is_power(len(logits), splits))]
 
     return StreamMetric(tfid_stream(ctx), finish)
 
 
 def make_fid(ctx: EvalContext) -> StreamMetric:
     def finish(s: FeatureStream) -> list[MetricResult]:
-        value = frechet_distance(gaussian_stats(s.generated("2048")), gaussian_stats(s.real("2048")))
+        fake, real = s.generated("2048"), s.real("2048")
+        value = frechet_distance(gaussian_stats(fake), gaussian_stats(real))
         return [MetricResult("fid", value, variant=f"{s.name}, pool3 2048, vs the real {ctx.split} split "
-                             f"({len(s.real('2048'))} images, cached)", weights=s.weights)]
+                             f"({len(real)} images, cached)", weights=s.weights,
+                             underpowered=frechet_power(len(fake), len(real), fake.shape[1]))]
 
     return StreamMetric(tfid_stream(ctx), finish)
 
@@ -97,10 +102,12 @@ def make_fid(ctx: EvalContext) -> StreamMetric:
 def make_kid(ctx: EvalContext) -> StreamMetric:
     def finish(s: FeatureStream) -> list[MetricResult]:
         subsets = ctx.cfg.eval.kid_subsets
-        mean, std, size = kernel_distance(s.real("2048"), s.generated("2048"), subsets=subsets,
-                                          subset_size=ctx.cfg.eval.kid_subset_size, seed=FEATURE_SEED)
+        real, fake = s.real("2048"), s.generated("2048")
+        mean, std, size = kernel_distance(real, fake, subsets=subsets, subset_size=ctx.cfg.eval.kid_subset_size,
+                                          seed=FEATURE_SEED)
         return [MetricResult("kid", mean, std, "subsets", variant=f"{s.name}, pool3 2048, cubic kernel, "
-                             f"{subsets} subsets of {size}", weights=s.weights, extra={"kid_subset_size": size})]
+                             f"{subsets} subsets of {size}", weights=s.weights, extra={"kid_subset_size": size},
+                             underpowered=kid_power(len(fake), len(real), ctx.cfg.eval.kid_subset_size))]
 
     return StreamMetric(tfid_stream(ctx), finish)
 
@@ -160,7 +167,8 @@ def make_fid_tv(ctx: EvalContext) -> StreamMetric:
     stats_file = ctx.options.fid_stats
 
     def finish(s: FeatureStream) -> list[MetricResult]:
-        fake = gaussian_stats(s.generated("2048"))
+        feats_fake = s.generated("2048")
+        fake = gaussian_stats(feats_fake)
         weights = dict(s.weights)
         if stats_file:
             real, against = GaussianStats.load(stats_file), f"statistics from {Path(stats_file).name}"
@@ -169,7 +177,8 @@ def make_fid_tv(ctx: EvalContext) -> StreamMetric:
             feats = s.real("2048")
             real, against = gaussian_stats(feats), f"the real {ctx.split} split ({len(feats)} images, cached)"
         return [MetricResult("fid_tv", frechet_distance(fake, real), variant=f"{s.name}, pool3 2048, vs {against}",
-                             weights=weights)]
+                             weights=weights, underpowered=frechet_power(len(feats_fake), real.count,
+                                                                         feats_fake.shape[1]))]
 
     if stats_file and not Path(stats_file).is_file():
         raise HarnessError(f"--fid-stats {stats_file}: no such file (a pytorch-fid .npz with mu and sigma)")
@@ -231,9 +240,11 @@ def make_is_ft(ctx: EvalContext) -> StreamMetric:
 
     def finish(s: FeatureStream) -> list[MetricResult]:
         splits = ctx.cfg.eval.is_splits
-        mean, std = inception_score(s.generated("logits"), splits=splits, seed=FEATURE_SEED, temperature=temperature)
+        logits = s.generated("logits")
+        mean, std = inception_score(logits, splits=splits, seed=FEATURE_SEED, temperature=temperature)
         t = f", temperature {temperature:g} (IS*)" if temperature != 1.0 else ""
         return [MetricResult("is_ft", mean, std, "splits", variant=f"{s.name} (user-given, {o.is_classes} classes, "
-                             f"unverified){t}, bilinear 299, {splits} splits", weights=s.weights)]
+                             f"unverified){t}, bilinear 299, {splits} splits", weights=s.weights,
+                             underpowered=is_power(len(logits), splits))]
 
     return StreamMetric(ctx.share(f"is-ft:{path}", build), finish)

@@ -20,6 +20,30 @@ from torch import Tensor
 from harness.errors import HarnessError
 
 
+class NonFiniteError(HarnessError):
+    """A generated image, a feature or an embedding holds NaN or ±inf: no metric may count it (a NaN image is not
+    black pixels, a NaN code is not a retrieval hit). The message names the caption or real image it came from."""
+
+
+def nonfinite_rows(values: Tensor | np.ndarray) -> np.ndarray:
+    """Indices of the rows (first dimension) of ``values`` holding any NaN or ±inf."""
+    t = torch.as_tensor(values)
+    if t.numel() == 0 or not t.is_floating_point():
+        return np.zeros(0, dtype=np.int64)
+    bad = ~torch.isfinite(t.reshape(len(t), -1)).all(dim=1)
+    return bad.nonzero().flatten().cpu().numpy()
+
+
+def check_finite(values: Tensor | np.ndarray, what: str, describe: Callable[[int], str]) -> None:
+    """Raise ``NonFiniteError`` in one line when a row of ``values`` (N×…) is not finite: ``what`` names the
+    quantity (e.g. "generated image"), ``describe(row)`` where the first such row came from."""
+    bad = nonfinite_rows(values)
+    if len(bad):
+        more = f" (and {len(bad) - 1} more in the same batch)" if len(bad) > 1 else ""
+        raise NonFiniteError(f"non-finite (NaN or inf) {what} for {describe(int(bad[0]))}{more}; no metric "
+                             f"counts it")
+
+
 class MetricNotApplicable(HarnessError):
     """The metric needs an option that was not given (e.g. ``is_ft`` without ``--is-classifier``): left out
     of an automatic selection, an error when asked for by name."""
@@ -98,7 +122,10 @@ class GeneratedBatch:
 
 
 def quantize_like_png(images: Tensor) -> Tensor:
-    """[-1, 1] float → uint8 as the reference's PNG save: ``((x + 1) · 127.5).astype(uint8)`` (truncation)."""
+    """[-1, 1] float → uint8 as the reference's PNG save: ``((x + 1) · 127.5).astype(uint8)`` (truncation).
+
+    Raises ``NonFiniteError`` when an image holds NaN or ±inf (they would become black or white pixels)."""
+    check_finite(images, "image", lambda i: f"image {i} of the batch")
     return ((images.detach().float() + 1.0) * 127.5).clamp_(0, 255).to(torch.uint8)
 
 
@@ -125,6 +152,7 @@ class MetricResult:
     weights: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     num_images: Optional[int] = None  # when not the generated images (e.g. rp_real: the real test images)
+    underpowered: Optional[str] = None  # why the value rests on too few images (harness.metrics.power), or None
 
 
 class StreamingMetric(Protocol):
@@ -161,6 +189,17 @@ class EvalContext:
     run: Any = None
     real_batch_size: int = 50
     _shared: dict[str, Any] = field(default_factory=dict)
+
+    def describe_caption(self, caption_id: int) -> str:
+        """Where caption ``caption_id`` of the bank comes from: split, image key, caption index and its words."""
+        image = int(self.bank.owner[int(caption_id)])
+        j = int(caption_id) - int(self.bank.index.offsets[image])
+        words = self.dataset.vocab.decode(self.bank.raw[int(caption_id)]) if self.bank.raw else ""
+        return f"{self.split} image {self.dataset.keys[image]!r} caption {j} ({words!r})"
+
+    def describe_real(self, index: int) -> str:
+        """Real image ``index`` of the evaluation split, by key."""
+        return f"real {self.split} image {self.dataset.keys[int(index)]!r}"
 
     def share(self, key: str, build: Callable[[], Any]) -> Any:
         """One object per key for this evaluation (e.g. a feature extractor several metrics use)."""

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from harness.metrics.interface import MetricNotApplicable
+from harness.metrics.interface import MetricNotApplicable, check_finite, nonfinite_rows
+from harness.metrics.power import rp_power
 
 
 @dataclass
@@ -61,9 +62,15 @@ def draw_mismatched(index: CaptionIndex, query_images: np.ndarray, n: int, rng: 
 
 
 def retrieval_hits(image_codes: Tensor, true_sent: Tensor, mismatched_sent: Tensor) -> Tensor:
-    """Top-1 hits: image codes B×D, true sentence embeddings B×D, mismatched ones B×K×D → B bools."""
+    """Top-1 hits: image codes B×D, true sentence embeddings B×D, mismatched ones B×K×D → B bools.
+
+    Raises ValueError naming the rows whose similarities are not finite (``argmax`` over a NaN row would return
+    index 0, the true caption: a NaN must never count as a hit)."""
     cands = torch.cat([true_sent[:, None, :], mismatched_sent], dim=1)  # B×(K+1)×D, index 0 = truth
     sim = F.cosine_similarity(image_codes[:, None, :].float(), cands.float(), dim=-1)  # B×(K+1)
+    bad = nonfinite_rows(sim)
+    if len(bad):
+        raise ValueError(f"R-precision: non-finite similarities in rows {bad.tolist()} of the batch")
     return sim.argmax(dim=1) == 0
 
 
@@ -106,6 +113,10 @@ class RPrecision:
             with torch.no_grad():
                 codes = self.encode_images(images)
         codes = codes.float().cpu()
+        if self.real:
+            check_finite(codes, f"{self.metric} image code", lambda r: self.ctx.describe_real(image_indices[r]))
+        else:
+            check_finite(codes, f"{self.metric} image code", lambda r: self.ctx.describe_caption(caption_ids[r]))
         wrong = draw_mismatched(self.ctx.bank.index, image_indices, self.candidates - 1, self.rng)
         true = self.sent[torch.as_tensor(caption_ids, dtype=torch.long)]
         mism = self.sent[torch.as_tensor(wrong, dtype=torch.long)]
@@ -129,7 +140,8 @@ class RPrecision:
         mean, std = fold_mean_std(hits, self.folds, self.ctx.seed)
         return [MetricResult(self.metric, mean, std, "folds", variant=self.variant, weights=self.weights,
                              num_images=len(hits) if self.real else None,
-                             extra={"candidates": self.candidates, "folds": self.folds})]
+                             extra={"candidates": self.candidates, "folds": self.folds},
+                             underpowered=rp_power(len(hits), self.folds))]
 
 
 def _bank_sentences(ctx, text_encoder, key: str) -> Tensor:
@@ -137,7 +149,13 @@ def _bank_sentences(ctx, text_encoder, key: str) -> Tensor:
     from harness.metrics.interface import encode_sentences
 
     n = len(ctx.bank.lengths)
-    return ctx.share(f"sentences:{key}", lambda: encode_sentences(text_encoder, ctx.bank, np.arange(n), ctx.device))
+
+    def build() -> Tensor:
+        sent = encode_sentences(text_encoder, ctx.bank, np.arange(n), ctx.device)
+        check_finite(sent, "sentence embedding", ctx.describe_caption)
+        return sent
+
+    return ctx.share(f"sentences:{key}", build)
 
 
 def _damsm_label(cfg, where: str) -> str:

@@ -28,6 +28,7 @@ from harness.metrics.features import FeatureStream
 from harness.metrics.frechet import frechet_distance, gaussian_stats, inception_score
 from harness.metrics.inception import StreamMetric
 from harness.metrics.interface import EvalContext, MetricNotApplicable, MetricResult, real_to_uint8
+from harness.metrics.power import frechet_power, is_power
 
 PROBE_SIZE = 32  # every image is resized to 32² before the probe
 PROBE_VERSION = 1  # bump when the probe's architecture or training changes
@@ -176,9 +177,10 @@ def make_probe_acc(ctx: EvalContext) -> ProbeAccuracy:
 
 def make_probe_fid(ctx: EvalContext) -> StreamMetric:
     def finish(s: FeatureStream) -> list[MetricResult]:
-        value = frechet_distance(gaussian_stats(s.generated("feature")), gaussian_stats(s.real("feature")))
+        fake, real = s.generated("feature"), s.real("feature")
+        value = frechet_distance(gaussian_stats(fake), gaussian_stats(real))
         return [MetricResult("probe_fid", value, variant=f"{LABEL}: FID in its 128-d feature space vs the real "
-                             f"{ctx.split} split")]
+                             f"{ctx.split} split", underpowered=frechet_power(len(fake), len(real), fake.shape[1]))]
 
     return StreamMetric(probe_stream(ctx), finish)
 
@@ -186,8 +188,9 @@ def make_probe_fid(ctx: EvalContext) -> StreamMetric:
 def make_probe_is(ctx: EvalContext) -> StreamMetric:
     def finish(s: FeatureStream) -> list[MetricResult]:
         splits = ctx.cfg.eval.is_splits
-        mean, std = inception_score(s.generated("joint"), splits=splits, seed=ctx.seed)
+        joint = s.generated("joint")
+        mean, std = inception_score(joint, splits=splits, seed=ctx.seed)
         return [MetricResult("probe_is", mean, std, "splits", variant=f"{LABEL}: IS over its joint (colour, shape) "
-                             f"prediction, {splits} splits")]
+                             f"prediction, {splits} splits", underpowered=is_power(len(joint), splits))]
 
     return StreamMetric(probe_stream(ctx), finish)

@@ -32,6 +32,7 @@ from harness.errors import HarnessError
 
 FORMAT = 1
 _NAME = re.compile(r"^step-(\d+)\.pt$")
+_TMP = re.compile(r"^\.step-\d+\.pt\.tmp-[0-9a-f]+$")  # atomic_torch_save's temporary files
 PRETRAINED_FILE = "pretrained.json"
 
 
@@ -71,15 +72,46 @@ def list_checkpoints(run: Any) -> dict[int, Path]:
     return dict(sorted(out.items()))
 
 
+class CheckpointWriteError(HarnessError):
+    """A checkpoint could not be written (e.g. the disk is full); the message names the last good one."""
+
+
+def last_good(run: Any) -> str:
+    """"the last good checkpoint is <path>" (or "no checkpoint was written yet") for messages that stop training."""
+    found = list_checkpoints(run)
+    return f"the last good checkpoint is {found[max(found)]}" if found else "no checkpoint was written yet"
+
+
+def resume_hint(run: Any) -> str:
+    """"the last good checkpoint is …; resume with `harness train --resume RUN`"."""
+    return f"{last_good(run)}; resume with `harness train --resume {Path(run.path)}`"
+
+
+def sweep_temporaries(folder: Path) -> list[Path]:
+    """Delete temporary files left by an interrupted ``atomic_torch_save`` (``.<name>.tmp-<hex>``) in ``folder``;
+    returns them. Only the process that writes the run's checkpoints calls this."""
+    stale = [p for p in Path(folder).iterdir() if _TMP.match(p.name)] if Path(folder).is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def save_checkpoint(run: Any, state: dict, step: int, *, keep: Optional[int] = None) -> Path:
     """Write ``state`` as ``checkpoints/step-<step>.pt`` atomically; with ``keep``, delete all but the ``keep``
-    newest checkpoints afterwards (the one just written is always kept)."""
+    newest checkpoints afterwards (the one just written is always kept). Temporary files of earlier interrupted
+    saves are swept first. A failed write (a full disk) leaves no temporary file and raises
+    ``CheckpointWriteError`` naming the last good checkpoint and how to resume."""
     Path(run.checkpoints).mkdir(parents=True, exist_ok=True)
+    sweep_temporaries(Path(run.checkpoints))
     state = dict(state)
     state.setdefault("format", FORMAT)
     state["step"] = int(step)
     path = checkpoint_path(run, step)
-    atomic_torch_save(state, path)
+    try:
+        atomic_torch_save(state, path)
+    except OSError as e:
+        raise CheckpointWriteError(f"could not write checkpoint {path.name} ({e.strerror or e}); "
+                                   f"{resume_hint(run)} once there is space") from None
     if keep is not None and keep > 0:
         older = [p for s, p in list_checkpoints(run).items() if s != int(step)]
         for p in older[: max(0, len(older) - (keep - 1))]:

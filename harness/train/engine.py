@@ -21,6 +21,7 @@ device except every ``train.log_every`` steps (logging, the non-finite check) an
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import sys
@@ -36,7 +37,8 @@ from harness.config import Config
 from harness.errors import HarnessError
 from harness.nn.item_noise import per_item_draws
 from harness.train.checkpoint import (aux_state, latest_checkpoint, list_checkpoints, load_aux_state,
-                                      load_checkpoint, save_checkpoint, write_pretrained)
+                                      last_good, load_checkpoint, resume_hint, save_checkpoint,
+                                      write_pretrained)
 from harness.train.distributed import (average_across_ranks, convert_sync_bn, init_distributed, is_main, local_slice,
                                        no_sync, on_main, reseed_rank_streams, shard_batches, wrap_ddp, wrap_each)
 from harness.train.ema import ParameterEMA
@@ -359,10 +361,11 @@ class TrainingLoop:
         print(f"resume: {path.name} (step {self.step}, epoch {self.epoch}, batch {self.position})", flush=True)
 
     def _truncate_log(self, step: int) -> None:
-        from harness.results import atomic_write_text
+        from harness.results import atomic_write_text, cut_torn_tail
 
         if not is_main():
             return
+        cut_torn_tail(self.run.log_path)  # a line torn by the interruption is kept beside the log, not dropped
         entries = [e for e in self.run.read_log() if int(e.get("step", 0)) <= step]
         atomic_write_text(self.run.log_path, "".join(json.dumps(e) + "\n" for e in entries))
 
@@ -471,9 +474,8 @@ class TrainingLoop:
         return {**vals, "loss_d": d_total, "loss_g": g_total, "images_per_s": ips}
 
     def _stop_non_finite(self, step: int, term: str, value: float) -> None:
-        found = list_checkpoints(self.run)
-        keep = f"the last good checkpoint is {found[max(found)]}" if found else "no checkpoint was written yet"
-        raise NonFiniteLoss(f"non-finite loss at step {step}: term {term!r} = {value}; training stopped ({keep})")
+        raise NonFiniteLoss(f"non-finite loss at step {step}: term {term!r} = {value}; training stopped "
+                            f"({last_good(self.run)})")
 
     # ---- checkpoints, sheets, evaluation ---------------------------------------------------------------------
     def _checkpoint(self) -> Path:
@@ -533,7 +535,19 @@ class TrainingLoop:
 # ------------------------------------------------------------------------------------------------------
 def train_method(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Path) -> None:
     """Pretrain (cached) and train ``cfg.method`` into ``run`` (``harness train`` and ``harness run`` call this).
-    ``resume`` continues from the run's newest checkpoint."""
+    ``resume`` continues from the run's newest checkpoint. A full disk anywhere (checkpoint, log, sample sheet,
+    pretraining cache) stops it with one line naming the last good checkpoint and how to resume."""
+    try:
+        _train(plugins, cfg, run, resume=resume, root=root)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {e.filename}" if e.filename else ""
+        raise HarnessError(f"disk full{where} while training run {Path(run.path).name} ({e.strerror}); "
+                           f"{resume_hint(run)} once there is space") from None
+
+
+def _train(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Path) -> None:
     from harness.build import build_method
     from harness.train.pretrain import ensure_pretrained
 

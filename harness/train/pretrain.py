@@ -2,7 +2,7 @@
 asks for (``harness_pretrain_stages``), each cached under ``<root>/.cache/<kind>/<key>/``.
 
 The DAMSM stage is shared: its key is the data set's fingerprint, ``cfg.pretrain.damsm`` and the vocabulary
-size, never the method or the run's seed, so every method of a run and every later run on the same data reuse it.
+(its size and a hash of its words in id order), never the method or the run's seed, so every method of a run and every later run on the same data reuse it.
 Images: the data set's last stage (256² for CUB; the ``inception_v3`` encoder resizes to 299, where the reference
 crops 299 from a 355 rescale); captions of ``pretrain.damsm.words_num`` words. Training follows the reference:
 loss w0 + w1 + s0 + s1 (no λ), Adam(β 0.5, 0.999) re-created every epoch, lr × 0.98 per epoch while lr > lr/10,
@@ -47,6 +47,7 @@ def harness_weight_files() -> list[WeightFile]:
         filenames=list(INCEPTION_FILES),
         check="sha256-prefix",
         source="torchvision inception_v3 IMAGENET1K_V1, download.pytorch.org/models/",
+        label="torchvision Inception-v3",
     )]
 
 
@@ -59,7 +60,7 @@ def dataset_fingerprint(cfg: Config) -> dict:
     fp: dict[str, Any] = {
         "name": d.name,
         "data_dir": str(Path(d.data_dir).expanduser().resolve()) if d.data_dir else None,
-        "sizes": stage_sizes(cfg),
+        "image_size": stage_sizes(cfg)[-1],  # the protocol's resolution, not the method's stages
         "words_num": d.words_num,
         "captions_per_image": d.captions_per_image,
     }
@@ -68,26 +69,30 @@ def dataset_fingerprint(cfg: Config) -> dict:
     return fp
 
 
-def damsm_key(cfg: Config, vocab_size: int) -> dict:
+def damsm_key(cfg: Config, vocab_size: int, vocab_hash: Optional[str] = None) -> dict:
+    """The shared DAMSM cache key: data fingerprint, ``pretrain.damsm`` settings, embedding size and the
+    vocabulary's size and ``Vocabulary.fingerprint()`` (equal sizes with other words or order differ)."""
     dc = dataclasses.asdict(cfg.pretrain.damsm)
     dc.pop("text_encoder_file", None)
     dc.pop("image_encoder_file", None)
     return {"stage": "damsm", "version": STAGE_VERSION, "data": dataset_fingerprint(cfg), "damsm": dc,
-            "embedding_dim": cfg.model.embedding_dim, "vocab_size": int(vocab_size)}
+            "embedding_dim": cfg.model.embedding_dim, "vocab_size": int(vocab_size), "vocab_hash": vocab_hash}
 
 
 # ------------------------------------------------------------------------------------------------------
 # The DAMSM stage
 # ------------------------------------------------------------------------------------------------------
-def damsm_stage(cfg: Config, *, vocab_size: Optional[int] = None, inception: Optional[Path] = None) -> PretrainStage:
-    """The shared DAMSM stage. ``vocab_size`` (default: from the training set when it runs) enters the key;
-    ``inception`` is the verified ImageNet Inception file (looked up when needed and not given)."""
+def damsm_stage(cfg: Config, *, vocab_size: Optional[int] = None, inception: Optional[Path] = None,
+                vocab_hash: Optional[str] = None) -> PretrainStage:
+    """The shared DAMSM stage. ``vocab_size`` (default: from the training set when it runs) and ``vocab_hash``
+    enter the key; ``inception`` is the verified ImageNet Inception file (looked up when needed and not given)."""
 
     def train(ctx: PretrainContext) -> None:
         n = vocab_size if vocab_size is not None else len(ctx.train_set.vocab)
         train_damsm(ctx, n, inception)
 
-    return PretrainStage(name="damsm", key=damsm_key(cfg, vocab_size if vocab_size is not None else -1), train=train)
+    return PretrainStage(name="damsm", key=damsm_key(cfg, vocab_size if vocab_size is not None else -1, vocab_hash),
+                         train=train)
 
 
 def _load_imagenet_trunk(image: nn.Module, path: Path) -> None:
@@ -283,6 +288,7 @@ def ensure_pretrained(plugins: Any, cfg: Config, root: Path, train_set: Any, tes
     device = torch.device(device)
     dc = cfg.pretrain.damsm
     vocab_size = len(train_set.vocab)
+    vocab_hash = getattr(train_set.vocab, "fingerprint", lambda: None)()  # None: a vocabulary without words
     pretrained: dict[str, Path] = {}
     if dc.text_encoder_file or dc.image_encoder_file:
         if not (dc.text_encoder_file and dc.image_encoder_file):
@@ -290,13 +296,13 @@ def ensure_pretrained(plugins: Any, cfg: Config, root: Path, train_set: Any, tes
                                "and image_encoder_file")
         pretrained["damsm"] = import_damsm(cfg, dc.text_encoder_file, dc.image_encoder_file, root)
     else:
-        key = damsm_key(cfg, vocab_size)
+        key = damsm_key(cfg, vocab_size, vocab_hash)
         inception = None
         if dc.image_encoder == "inception_v3" and lookup(root, "damsm", key) is None:
             from harness.weights import find_weight
 
             inception = find_weight(plugins, INCEPTION_WEIGHT)  # refuses with one line naming the file
-        stage = damsm_stage(cfg, vocab_size=vocab_size, inception=inception)
+        stage = damsm_stage(cfg, vocab_size=vocab_size, inception=inception, vocab_hash=vocab_hash)
         damsm_set = train_set
         if dc.words_num != cfg.data.words_num and lookup(root, "damsm", key) is None:
             # DAMSM trains on captions of pretrain.damsm.words_num words (e.g. 15 for COCO, 12 for its GAN)
@@ -315,7 +321,7 @@ def ensure_pretrained(plugins: Any, cfg: Config, root: Path, train_set: Any, tes
             if stage.name in pretrained:
                 raise HarnessError(f"method {cfg.method!r}: two pretraining stages are named {stage.name!r}")
             description = {"stage": stage.name, "data": dataset_fingerprint(cfg), "vocab_size": vocab_size,
-                           "damsm": pretrained["damsm"].name, "key": stage.key}
+                           "vocab_hash": vocab_hash, "damsm": pretrained["damsm"].name, "key": stage.key}
             pretrained[stage.name] = run_stage(stage, description, cfg, root, train_set, test_set, damsm,
                                                pretrained, device)
     return pretrained

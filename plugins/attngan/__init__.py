@@ -6,6 +6,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from harness.config import Config, stage_sizes
+from harness.config_rules import reference_gan_problems
 from harness.nn.discriminators import build_discriminators
 from harness.nn.init import reference_init
 from harness.nn.reference_objective import discriminator_terms, generator_terms
@@ -77,3 +78,8 @@ def harness_generator_loss(step: Step) -> dict[str, Tensor]:
 def harness_import_generator_state(cfg: Config, state_dict: dict) -> dict:
     # The generator's module names are the reference G_NET's: the keys map to themselves.
     return {k.removeprefix("module."): v for k, v in state_dict.items()}
+
+
+@hookimpl
+def harness_check_config(cfg: Config) -> list[str]:
+    return reference_gan_problems(cfg)  # stage sides 4·2ⁿ; BatchNorm's two items per process

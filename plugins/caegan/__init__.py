@@ -8,6 +8,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from harness.config import Config
+from harness.config_rules import reference_gan_problems
 from harness.nn.init import reference_init
 from harness.nn.reference_objective import discriminator_terms, generator_terms
 from harness.plugins import hookimpl
@@ -83,3 +84,13 @@ def harness_discriminator_loss(step: Step, stage: int) -> dict[str, Tensor]:
 def harness_generator_loss(step: Step) -> dict[str, Tensor]:
     # L = Σ_i L_Gi + τ1·L_CA + τ2·L_DAMSM, τ1 = loss.kl_weight, τ2 = loss.damsm_lambda
     return generator_terms(step)
+
+
+@hookimpl
+def harness_check_config(cfg: Config) -> list[str]:
+    problems = reference_gan_problems(cfg)  # stage sides 4·2ⁿ; BatchNorm's two items per process
+    m = cfg.model
+    if _uses_encoder(cfg) and m.embedding_dim % m.encoder_heads:
+        problems.append(f"model.encoder_heads={m.encoder_heads} is not allowed; the encoder's width "
+                        f"model.embedding_dim={m.embedding_dim} must split evenly into the heads")
+    return problems

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from harness.config_rules import above, at_least, between, value
 from harness.config import ModelConfig, PretrainConfig
 
 
@@ -23,12 +24,12 @@ class CAEGANModelConfig(ModelConfig):
     """
 
     text_encoder: Literal["cross_attention", "damsm"] = "cross_attention"
-    encoder_heads: int = 4
-    encoder_dropout: float = 0.1
-    bank_entries: int = 512
-    bank_pool: int = 8
-    retrieval_topk: int = 4
-    retrieval_gamma: float = 10.0
+    encoder_heads: int = value(4, at_least(1))
+    encoder_dropout: float = value(0.1, between(0, 1, hi_open=True))
+    bank_entries: int = value(512, at_least(1))
+    bank_pool: int = value(8, at_least(1))
+    retrieval_topk: int = value(4, at_least(1))
+    retrieval_gamma: float = value(10.0, above(0))
 
 
 @dataclass
@@ -43,14 +44,14 @@ class EncoderPretrainConfig:
     seed:               bank clustering and encoder initialisation (the stage is shared by every run seed)
     """
 
-    epochs: int = 30
-    max_steps: Optional[int] = None
-    batch_size: int = 48
-    lr: float = 2e-4
-    gamma3: float = 10.0
-    bank_images: Optional[int] = None
-    kmeans_iterations: int = 25
-    seed: int = 0
+    epochs: int = value(30, at_least(1))
+    max_steps: Optional[int] = value(None, at_least(1))
+    batch_size: int = value(48, at_least(2))
+    lr: float = value(2e-4, above(0))
+    gamma3: float = value(10.0, above(0))
+    bank_images: Optional[int] = value(None, at_least(1))
+    kmeans_iterations: int = value(25, at_least(1))
+    seed: int = value(0, at_least(0))
 
 
 @dataclass

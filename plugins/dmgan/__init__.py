@@ -7,6 +7,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from harness.config import Config
+from harness.config_rules import reference_gan_problems
 from harness.nn.init import reference_init
 from harness.nn.reference_objective import discriminator_terms, generator_terms
 from harness.plugins import hookimpl
@@ -60,3 +61,8 @@ def harness_generator_loss(step: Step) -> dict[str, Tensor]:
 @hookimpl
 def harness_import_generator_state(cfg: Config, state_dict: dict) -> dict:
     return import_reference_generator_state(state_dict)
+
+
+@hookimpl
+def harness_check_config(cfg: Config) -> list[str]:
+    return reference_gan_problems(cfg)  # stage sides 4·2ⁿ; BatchNorm's two items per process

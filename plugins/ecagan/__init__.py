@@ -8,6 +8,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from harness.config import Config
+from harness.config_rules import reference_gan_problems
 from harness.nn.init import reference_init
 from harness.nn.reference_objective import discriminator_terms
 from harness.plugins import hookimpl
@@ -82,3 +83,14 @@ def harness_discriminator_loss(step: Step, stage: int) -> dict[str, Tensor]:
 @hookimpl
 def harness_generator_loss(step: Step) -> dict[str, Tensor]:
     return generator_terms_with_perceptual(step)  # DM-GAN's terms + λ1·L_per per stage
+
+
+@hookimpl
+def harness_check_config(cfg: Config) -> list[str]:
+    problems = reference_gan_problems(cfg)  # stage sides 4·2ⁿ; BatchNorm's two items per process
+    stages = cfg.loss.perceptual.stages
+    outside = [i for i in stages or [] if i >= cfg.data.branch_num]
+    if outside:
+        problems.append(f"loss.perceptual.stages={stages} is not allowed; stage indices run from 0 to "
+                        f"{cfg.data.branch_num - 1} (data.branch_num={cfg.data.branch_num})")
+    return problems

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from harness.config_rules import at_least, free, odd_at_least, value
 from harness.config import LossConfig, ModelConfig
 
 
@@ -17,17 +18,17 @@ from harness.config import LossConfig, ModelConfig
 class CarafeConfig:
     """Content-aware upsampling (CARAFE's standard settings, mmdetection configs/carafe)."""
 
-    k_up: int = 5  # reassembly kernel k_up
-    k_enc: int = 3  # content-encoder kernel k_enc
-    compressed_channels: int = 64  # C_m
+    k_up: int = value(5, odd_at_least(1))  # reassembly kernel k_up
+    k_enc: int = value(3, odd_at_least(1))  # content-encoder kernel k_enc
+    compressed_channels: int = value(64, at_least(1))  # C_m
 
 
 @dataclass
 class EcaConfig:
     """ECA-Net's adaptive kernel rule k = odd(int(|(log2 C + b)/γ|))."""
 
-    gamma: int = 2
-    b: int = 1
+    gamma: int = value(2, at_least(1))
+    b: int = value(1, free("the offset b of ECA-Net's kernel rule"))
 
 
 @dataclass
@@ -42,9 +43,9 @@ class ECAGANModelConfig(ModelConfig):
 class PerceptualConfig:
     """L_per on VGG-16 relu2_2 (ControlGAN's layer)."""
 
-    weight: float = 1.0  # λ1 (0 = off)
+    weight: float = value(1.0, at_least(0))  # λ1 (0 = off)
     weights: Literal["imagenet", "random"] = "imagenet"  # VGG-16 ImageNet file, or untrained (CPU presets only)
-    stages: Optional[list[int]] = None  # stage indices that get L_per; None = every stage (the paper's Σ_i)
+    stages: Optional[list[int]] = value(None, at_least(0))  # stages with L_per; None = every stage (the paper's Σ_i)
 
 
 @dataclass

@@ -1,0 +1,105 @@
+"""``run.json``: what a run is, written when the run directory is created (issue 15), so that ``harness table`` is a
+pure function of records and run directories: it builds no model and reads no preset, and a later preset edit
+never relabels an old run.
+
+    {"version": 1, "method": "ecagan", "dataset": "shapes", "seed": 0,
+     "label": "ecagan (model.upsample=nearest) (deviates: eval.num_images=32)",
+     "ablation": {"model.upsample": "nearest"},                      # MethodInfo.ablation_keys that differ
+     "deviations": {"eval.num_images": {"value": 32, "reason": "--set on the command line"}},
+     "params": {"generator": 123, "discriminators": [..], "other": {"vgg": ..}},   # parameter counts per module
+     "protocol": {"name": "shapes/test", "id": "<12 hex>", "values": {key: value}},
+     "device": "cpu", "precision": "fp32" | "bf16", "started": ISO time, "finished": ISO time or null}
+
+Runs made before run.json existed are labelled from their config.yaml by ``harness.tables.RowLabeller`` and
+their generator counted by building it (the fallback ``harness.tables`` keeps).
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Optional
+
+from harness.protocol import deviation_values, protocol_id, protocol_name, protocol_values
+from harness.results import RunDir, atomic_write_text
+
+RUN_INFO = "run.json"
+VERSION = 1
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def parameter_counts(plugins: Any, cfg: Any) -> dict:
+    """``{"generator": n, "discriminators": [n, ...], "other": {aux name: n}}`` of ``cfg``'s method, built on the
+    meta device where it allows (no weights, no memory); {} when the method cannot be built without data."""
+    from harness.build import count_parameters
+    from harness.inspect_model import DEFAULT_VOCAB_SIZE, build_for_counting
+
+    try:
+        mods = build_for_counting(plugins, cfg, DEFAULT_VOCAB_SIZE)
+    except Exception:  # e.g. a weight file only training needs: the table then shows "–" for params
+        return {}
+    aux = list(mods.aux.values())
+    return {"generator": count_parameters(mods.generator, exclude=aux),
+            "discriminators": [count_parameters(d) for d in mods.discriminators],
+            "other": {name: count_parameters(m) for name, m in mods.aux.items()}}
+
+
+def _device_and_precision(cfg: Any) -> tuple[str, str]:
+    from harness.train.engine import Precision, resolve_device
+
+    try:
+        device = resolve_device(cfg.train.device)
+    except Exception:  # a device this machine lacks: training will say so; record what was asked
+        return str(cfg.train.device), str(cfg.train.amp)
+    return str(device), "bf16" if Precision.from_config(cfg, device).amp else "fp32"
+
+
+def write_run_info(plugins: Any, run: RunDir, cfg: Any) -> dict:
+    """Write ``run.json`` for a new run with the resolved ``cfg``; returns what was written."""
+    from harness.tables import RowLabeller, deviation_label
+
+    d = cfg.to_dict()
+    labeller = RowLabeller(plugins)
+    deviations = deviation_values(d)
+    values = protocol_values(d)
+    device, precision = _device_and_precision(cfg)
+    info = {
+        "version": VERSION, "method": cfg.method, "dataset": cfg.data.name, "seed": cfg.seed,
+        "label": labeller.label(d) + deviation_label(deviations),
+        "ablation": labeller.changed(d),
+        "deviations": {k: {"value": v, "reason": _reason(cfg.deviations, k)} for k, v in deviations.items()},
+        "params": parameter_counts(plugins, cfg),
+        "protocol": {"name": protocol_name(d), "id": protocol_id(values), "values": values},
+        "device": device, "precision": precision, "started": _now(), "finished": None,
+    }
+    atomic_write_text(run.path / RUN_INFO, json.dumps(info, indent=1, default=str))
+    return info
+
+
+def _reason(reasons: dict, key: str) -> str:
+    for k, r in reasons.items():
+        if key == k or key.startswith(k + "."):
+            return r
+    return ""
+
+
+def read_run_info(run: RunDir) -> Optional[dict]:
+    """The run's ``run.json``, or None for a run made before it existed (or an unreadable one)."""
+    path = run.path / RUN_INFO
+    if not path.exists():
+        return None
+    try:
+        info = json.loads(path.read_text())
+    except ValueError:
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def mark_finished(run: RunDir) -> None:
+    """Set ``finished`` in the run's ``run.json`` (nothing for a run without one)."""
+    info = read_run_info(run)
+    if info is not None:
+        info["finished"] = _now()
+        atomic_write_text(run.path / RUN_INFO, json.dumps(info, indent=1, default=str))

@@ -1,0 +1,140 @@
+"""Faults of real data directories (issue 13, items 1 and 10): empty captions in a captions.pickle, a vocabulary
+built from text/ (into the cache, never into the data directory), a captions.pickle older than text/, and the
+shared DAMSM key telling two vocabularies of the same size apart."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.config import Config
+from harness.data.cub import build_cub
+from harness.data.safe_pickle import dump_pickle, load_pickle
+from harness.data.validate import check_dataset
+from harness.data.vocab import Vocabulary
+from harness.data.writer import write_dataset
+from harness.errors import DataError
+from harness.train.pretrain import damsm_key
+from test_data_cub import SMALL, data_plugins, small_cfg
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dataset(data_plugins(), "shapes", tmp_path_factory.mktemp("w") / "cub", layout="cub",
+                         overrides=SMALL)
+
+
+@pytest.fixture
+def cub(written: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(written, tmp_path / "cub"))
+
+
+def _empty_captions(cub: Path, split: str, image: int, which: list[int]) -> list:
+    """Replace captions ``which`` of image ``image`` of ``split`` by [] in captions.pickle; returns the original."""
+    data = load_pickle(cub / "captions.pickle")
+    original = [list(c) for c in data[0 if split == "train" else 1]]
+    flat = data[0 if split == "train" else 1]
+    for j in which:
+        flat[image * 10 + j] = []
+    dump_pickle(data, cub / "captions.pickle")
+    return original
+
+
+def _inspect(cub: Path, root: Path, capsys) -> tuple[int, dict]:
+    rc = main(["datasets", "inspect", "cub", "--data-dir", str(cub), "--json", "--results-dir", str(root)],
+              plugins=data_plugins())
+    return rc, json.loads(capsys.readouterr().out)
+
+
+# ---- empty captions -----------------------------------------------------------------------------------------
+def test_empty_captions_are_left_out_and_listed(cub, tmp_path, capsys):
+    original = _empty_captions(cub, "test", 2, [0, 4, 9])
+    ds = build_cub(small_cfg("cub", cub), "test", train=False)
+    assert ds.captions(2) == [original[20 + j] for j in range(10) if j not in (0, 4, 9)]
+    assert all(len(c) > 0 for i in range(len(ds)) for c in ds.captions(i))
+    assert ds.captions_per_image == 10  # the other images keep all ten
+    key = ds.keys[2]
+    rc, report = _inspect(cub, tmp_path / "r", capsys)
+    assert rc == 0 and report["problems"] == []
+    assert report["caption_length"]["min"] >= 1
+    assert report["warnings"] == [f"{cub / 'captions.pickle'}: test image {key!r} caption {j} is empty (left out)"
+                                  for j in (0, 4, 9)]
+    main(["datasets", "inspect", "cub", "--data-dir", str(cub), "--results-dir", str(tmp_path / "r")],
+         plugins=data_plugins())
+    text = capsys.readouterr().out
+    assert "warnings   3" in text and f"caption 4 is empty" in text
+
+
+def test_training_start_warns_about_empty_captions(cub, tmp_path, capsys):
+    _empty_captions(cub, "train", 0, [3])
+    check_dataset(small_cfg("cub", cub), tmp_path / "r")  # usable: no error
+    err = capsys.readouterr().err
+    assert "caption 3 is empty (left out)" in err and "datasets inspect cub" in err
+
+
+def test_image_without_any_caption_is_refused_in_one_line(cub, tmp_path, capsys):
+    _empty_captions(cub, "train", 5, list(range(10)))
+    key = load_pickle(cub / "train" / "filenames.pickle")[5]
+    with pytest.raises(DataError, match=rf"train image '{key}' has no caption left: all 10") as e:
+        build_cub(small_cfg("cub", cub), "test", train=False)
+    assert "\n" not in str(e.value)
+    with pytest.raises(DataError, match="has no caption left"):
+        check_dataset(small_cfg("cub", cub), tmp_path / "r")
+    rc, report = _inspect(cub, tmp_path / "r2", capsys)
+    assert rc == 1 and any("has no caption left" in p for p in report["problems"])
+
+
+# ---- the vocabulary built from text/ ------------------------------------------------------------------------
+def test_text_edits_count_and_the_data_directory_is_never_written(cub, tmp_path, capsys):
+    (cub / "captions.pickle").unlink()
+    root = tmp_path / "results"
+    before = sorted(p.relative_to(cub) for p in cub.rglob("*"))
+    cfg = small_cfg("cub", cub)
+    check_dataset(cfg, root)
+    rc, _ = _inspect(cub, root, capsys)
+    ds = build_cub(cfg, "train", train=False, cache_root=root)
+    assert rc == 0 and sorted(p.relative_to(cub) for p in cub.rglob("*")) == before
+    assert "zebra" not in ds.vocab.wordtoix
+    text = cub / "text" / f"{ds.keys[0]}.txt"
+    lines = text.read_text().splitlines()
+    text.write_text("\n".join(["a zebra striped bird"] + lines[1:]) + "\n")
+    edited = build_cub(cfg, "train", train=False, cache_root=root)
+    assert edited.caption_text(0, 0) == "a zebra striped bird"  # the edit is seen, not hidden by a stale file
+    assert len(list((root / ".cache" / "data-captions").glob("*/captions.pickle"))) == 2
+
+
+def test_read_only_data_directory(cub, tmp_path):
+    (cub / "captions.pickle").unlink()
+    os.chmod(cub, 0o555)
+    try:
+        ds = build_cub(small_cfg("cub", cub), "train", train=False, cache_root=tmp_path / "r")
+    finally:
+        os.chmod(cub, 0o755)
+    assert len(ds) == 12 and not (cub / "captions.pickle").exists()
+
+
+def test_inspect_warns_when_text_is_newer_than_captions_pickle(cub, tmp_path, capsys):
+    rc, report = _inspect(cub, tmp_path / "r", capsys)
+    assert report["warnings"] == []
+    made = (cub / "captions.pickle").stat().st_mtime_ns
+    edited = next((cub / "text").rglob("*.txt"))
+    os.utime(edited, ns=(made + 10**9, made + 10**9))
+    rc, report = _inspect(cub, tmp_path / "r", capsys)
+    [warning] = report["warnings"]
+    assert rc == 0 and "captions.pickle is older than 1 caption file(s)" in warning
+    assert str(edited.relative_to(cub)) in warning
+
+
+# ---- the shared DAMSM key ------------------------------------------------------------------------------------
+def test_damsm_key_tells_equal_sized_vocabularies_apart():
+    a = Vocabulary.from_words(["red", "bird", "small"])
+    b = Vocabulary.from_words(["bird", "red", "small"])  # same size, same words, other ids
+    c = Vocabulary.from_words(["red", "bird", "tiny"])
+    cfg = Config()
+    keys = [damsm_key(cfg, len(v), v.fingerprint()) for v in (a, b, c)]
+    assert len(a) == len(b) == len(c) and keys[0] != keys[1] and keys[0] != keys[2] and keys[1] != keys[2]
+    assert damsm_key(cfg, len(a), Vocabulary(list(a.ixtoword)).fingerprint()) == keys[0]
