@@ -84,6 +84,8 @@ def import_checkpoint(plugins, method: str, file: Path, *, text_encoder: Optiona
     from harness.build import build_method
     from harness.data.vocab import check_vocabulary_size
     from harness.nn.state_dicts import load_state_strict, load_weights_file, tensor_state
+    from harness.config import parse_override
+    from harness.protocol import declare_deviation
     from harness.run import prepare_config
     from harness.run_info import write_run_info
     from harness.train.checkpoint import save_checkpoint, write_pretrained
@@ -92,11 +94,16 @@ def import_checkpoint(plugins, method: str, file: Path, *, text_encoder: Optiona
 
     file = Path(file).expanduser()
     info = plugins.method(method)
-    reference = ["model.attention_mask=reference"]
-    if info.reference_eval_batch_size:
-        reference.append(f"eval.batch_size={info.reference_eval_batch_size}")
     cfg = prepare_config(plugins, method, dataset=dataset, data_dir=data_dir, preset=preset,
-                         overrides=reference + list(overrides or []), seed=0)
+                         overrides=list(overrides or []), seed=0)
+    # the original's evaluation, declared as deviations from the protocol (README "Protocols"); a --set wins
+    reference = {"model.attention_mask": "reference"}
+    if info.reference_eval_batch_size:
+        reference["eval.batch_size"] = info.reference_eval_batch_size
+    given = {parse_override(o)[0] for o in overrides or []}
+    for key, value in reference.items():
+        if key not in given and cfg.get(key) != value:
+            declare_deviation(cfg, key, value)
     epoch = start_epoch_of(file, start_epoch) if discriminators else 0
     dc = cfg.pretrain.damsm
     text_file = text_encoder or dc.text_encoder_file

@@ -377,9 +377,10 @@ class RowLabeller:
         self.plugins = plugins
         self._baselines: dict[tuple, Any] = {}
 
-    def label(self, cfg: dict) -> str:
+    def label(self, cfg: dict, exclude: Iterable[str] = ()) -> str:
+        """The row label; ablation keys in ``exclude`` (e.g. ones a deviation label names already) are left out."""
         method = str(cfg.get("method", "?"))
-        changed = [f"{key}={_show(value)}" for key, value in self.changed(cfg).items()]
+        changed = [f"{key}={_show(value)}" for key, value in self.changed(cfg).items() if key not in exclude]
         return f"{method} ({', '.join(changed)})" if changed else method
 
     def changed(self, cfg: dict) -> dict[str, Any]:
