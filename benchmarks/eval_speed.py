@@ -99,7 +99,7 @@ def _models(plugins: Any, args: argparse.Namespace, root: Path, device: torch.de
     """(inference models, test split): a trained run's, or the preset's fresh networks."""
     from harness.build import build_method
     from harness.run import prepare_config
-    from harness.train.checkpoint import InferenceModels, load_inference_models
+    from harness.build import InferenceModels, load_inference_models
 
     if args.run:
         from harness.results import resolve_run, results_root

@@ -159,7 +159,7 @@ def compare(args: argparse.Namespace) -> tuple[Table, list[str], str]:
     from harness.cli import main as harness_main
     from harness.plugins import build_plugins
     from harness.results import RunDir
-    from harness.train.checkpoint import load_inference_models
+    from harness.build import load_inference_models
 
     argv = ["import-checkpoint", args.method, str(files["g"]), "--text-encoder", str(files["text"]),
             "--image-encoder", str(files["image"]), "--discriminators", ",".join(map(str, d_files)),

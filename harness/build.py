@@ -1,14 +1,17 @@
 """Builds one method's modules through its component hooks (used by training, evaluation, sampling,
-`inspect` and `import-checkpoint` alike, so every path builds a method the same way)."""
+`inspect` and `import-checkpoint` alike, so every path builds a method the same way), from a config
+(``prepare_config``, ``build_method``, ``build_for_counting``) or from a run directory (``load_inference_models``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import torch
 from torch import nn
 
-from harness.config import Config
+from harness.config import Config, Resolution, resolve_config
+from harness.config_rules import check_config
 from harness.errors import HarnessError
 from harness.types import DamsmEncoders
 
@@ -28,14 +31,12 @@ def build_method(plugins, cfg: Config, vocab_size: int, pretrained: Optional[dic
     """Build the method ``cfg.method``; ``pretrained`` maps pretraining stage names (``damsm`` first) to their
     cache directories. Without it (``inspect``, tests) every module keeps its fresh initialisation. ``training``:
     built for GAN training (passed on to ``harness_auxiliary_modules``)."""
-    from harness.nn.damsm import build_damsm
+    from harness.nn.damsm import build_damsm, load_damsm
     from harness.nn.word_attention import set_attention_mask
 
     pretrained = dict(pretrained or {})
     damsm = build_damsm(cfg, vocab_size)
     if "damsm" in pretrained:
-        from harness.train.pretrain import load_damsm
-
         load_damsm(damsm, pretrained["damsm"])
     hooks = plugins.method_hooks(cfg.method)
     aux = hooks.harness_auxiliary_modules(cfg=cfg, damsm=damsm, pretrained=pretrained, training=training) or {}
@@ -56,3 +57,123 @@ def count_parameters(module: nn.Module, exclude: Optional[list[nn.Module]] = Non
     any module in ``exclude`` (e.g. an auxiliary module the generator holds) are not counted."""
     skip = {id(p) for m in (exclude or []) for p in m.parameters()}
     return sum(p.numel() for p in module.parameters() if id(p) not in skip)
+
+
+def prepare_config(plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
+                   overrides: list[str], seed: int) -> Config:
+    """Resolve one method's config; fails on an unknown method, data set, preset or key, or a value its field or
+    the method does not allow (``harness.config_rules.check_config``), before any work."""
+    cfg = resolve_method_config(plugins, method, dataset=dataset, data_dir=data_dir, preset=preset,
+                                overrides=overrides, seed=seed).cfg
+    check_config(plugins, cfg)  # names the plugins know, the method's own constraints
+    return cfg
+
+
+def resolve_method_config(plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
+                          overrides: list[str], seed: int = 0) -> Resolution:
+    """``prepare_config`` with the source of every value (``harness config``): the data set's protocol presets and
+    the installed methods' presets (for ``extends: other/preset``) come from the plugins."""
+    info = plugins.method(method)
+    ds = plugins.dataset(dataset)
+    return resolve_config(method, info.defaults, preset=preset, dataset=dataset, data_dir=data_dir,
+                          overrides=overrides, seed=seed, section_types=info.config_sections,
+                          protocols=ds.protocols, method_defaults={n: m.defaults for n, m in plugins.methods().items()})
+
+
+DEFAULT_VOCAB_SIZE = 5450  # len(ixtoword) of CUB captions.pickle (REFERENCE.md A, "Vocabulary size")
+
+
+def build_for_counting(plugins, cfg, vocab_size: int) -> MethodModules:
+    """The method's modules for counting parameters: on the meta device (shapes only, no memory, no
+    initialisation cost) when the method allows it, else on the CPU."""
+    try:
+        with torch.device("meta"):
+            return build_method(plugins, cfg, vocab_size)
+    except Exception:  # a method whose construction needs real data (e.g. computes from weights): build on CPU
+        return build_method(plugins, cfg, vocab_size)
+
+
+@dataclass
+class InferenceModels:
+    """A run's models ready for sampling and evaluation: the generator holds the EMA weights and is in eval()."""
+
+    cfg: Any
+    modules: Any  # harness.build.MethodModules
+    vocab_size: int
+    step: int
+    pretrained: dict[str, Path]
+
+
+def load_inference_models(plugins: Any, run: Any, *, step: Optional[int] = None,
+                          device: str | torch.device = "cpu") -> InferenceModels:
+    """Rebuild the run's method from its config, pretrained stages and checkpoint (default: the newest), with the
+    EMA generator, everything in eval() and frozen, on ``device``."""
+    from harness.nn.state_dicts import load_state_strict
+    from harness.checkpoint import (PRETRAINED_FILE, latest_checkpoint, load_aux_state, load_checkpoint,
+                                          read_pretrained)
+
+    cfg = run.load_config(plugins)
+    path = latest_checkpoint(run, step)
+    ckpt = load_checkpoint(path)
+    info = read_pretrained(run)
+    pretrained = {k: Path(v) for k, v in info["stages"].items()}
+    for name, d in pretrained.items():
+        if not Path(d).is_dir():
+            raise HarnessError(f"run {Path(run.path).name}: pretrained stage {name!r} directory {d} is missing "
+                               f"(was the cache deleted?)")
+    vocab_size = ckpt.get("vocab_size") or info.get("vocab_size")
+    if not vocab_size:
+        raise HarnessError(f"run {Path(run.path).name}: neither its checkpoint nor {PRETRAINED_FILE} records the "
+                           f"vocabulary size")
+    modules = build_method(plugins, cfg, int(vocab_size), pretrained)
+    if "generator_ema" not in ckpt:
+        raise HarnessError(f"{path}: no generator_ema in the checkpoint")
+    load_state_strict(modules.generator, ckpt["generator_ema"], source=f"{path} generator_ema")
+    if "discriminators" in ckpt:
+        load_state_strict(modules.discriminators, ckpt["discriminators"], source=f"{path} discriminators")
+    load_aux_state(modules.aux, ckpt.get("aux", {}))
+    device = torch.device(device)
+    for m in _all_modules(modules):
+        m.to(device)
+        m.eval()
+        m.requires_grad_(False)
+    return InferenceModels(cfg, modules, int(vocab_size), int(ckpt.get("step", 0)), pretrained)
+
+
+def _all_modules(modules: Any) -> list[nn.Module]:
+    out = [modules.damsm.text, modules.damsm.image, modules.text_encoder, modules.image_encoder,
+           modules.generator, modules.discriminators, *modules.aux.values()]
+    seen, unique = set(), []
+    for m in out:
+        if id(m) not in seen:
+            seen.add(id(m))
+            unique.append(m)
+    return unique
+
+
+def load_external_damsm(plugins: Plugins, path: str, *, cfg: Config, vocab_size: int,
+                        device: torch.device) -> DamsmEncoders:
+    """A separately trained DAMSM for ``--rp-encoder`` (R-precision ``rp_ext``), frozen in eval() on ``device``:
+    the DAMSM of a run directory (trained on the same data set and vocabulary as ``cfg``'s run, else
+    HarnessError), or a DAMSM cache directory (``text_encoder.pth``, ``image_encoder.pth``) built for
+    ``vocab_size`` words. ``harness.evaluate`` hands it to the metrics as ``EvalContext.load_damsm``."""
+    from harness.results import RunDir
+
+    p = Path(path)
+    if (p / "config.yaml").exists():
+        other = load_inference_models(plugins, RunDir(p), device=str(device))
+        if other.cfg.data.name != cfg.data.name or other.vocab_size != vocab_size:
+            raise HarnessError(f"--rp-encoder {path}: trained on {other.cfg.data.name} with {other.vocab_size} words; "
+                               f"this run is {cfg.data.name} with {vocab_size} words")
+        if "damsm" not in other.pretrained:
+            raise HarnessError(f"--rp-encoder {path}: that run has no trained DAMSM")
+        return other.modules.damsm
+    if not p.is_dir():
+        raise HarnessError(f"--rp-encoder {path}: not a run directory nor a DAMSM cache directory")
+    from harness.nn.damsm import build_damsm, load_damsm
+
+    damsm = build_damsm(cfg, vocab_size)
+    load_damsm(damsm, p)
+    damsm.text.to(device).eval()
+    damsm.image.to(device).eval()
+    return damsm

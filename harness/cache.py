@@ -8,6 +8,7 @@ build the same entry twice and a crash never leaves a half-written entry.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import shutil
 import tempfile
@@ -15,7 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from harness.config import stable_hash
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """The first ``length`` hex digits of the SHA-256 of ``obj`` as canonical JSON (sorted keys; non-JSON values
+    by ``str``): a key that does not change between runs or machines."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
 
 
 def cache_key(description: Any) -> str:

@@ -85,10 +85,10 @@ def import_checkpoint(plugins, method: str, file: Path, *, text_encoder: Optiona
     from harness.data.vocab import check_vocabulary_size
     from harness.nn.state_dicts import load_state_strict, load_weights_file, tensor_state
     from harness.config import parse_override
-    from harness.protocol import declare_deviation
-    from harness.run import prepare_config
+    from harness.config import declare_deviation
+    from harness.build import prepare_config
     from harness.run_info import write_run_info
-    from harness.train.checkpoint import save_checkpoint, write_pretrained
+    from harness.checkpoint import save_checkpoint, write_pretrained
     from harness.train.pretrain import import_damsm, load_damsm
     from harness.weights import weight_sha256
 

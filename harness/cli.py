@@ -265,7 +265,7 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
         return _train(args, plugins)
     if verb == "config":
         from harness.protocol import format_resolution
-        from harness.run import resolve_method_config
+        from harness.build import resolve_method_config
 
         methods = plugins.select_methods(args.plugins)
         if len(methods) != 1:
@@ -361,14 +361,14 @@ def _train(args: argparse.Namespace, plugins) -> int:
         check_config(plugins, cfg)  # a config.yaml edited by hand is checked as a new one is
         _train_interruptible(plugins, cfg, run, resume=True, root=root)
         from harness.run_info import mark_finished
-        from harness.train.distributed import on_main
+        from harness.distributed import on_main
 
         on_main(lambda: mark_finished(run))
         print(run.path)
         return 0
     if not args.plugins:
         raise HarnessError("train needs --plugins METHOD (or --resume RUN)")
-    from harness.run import prepare_config
+    from harness.build import prepare_config
 
     methods = plugins.select_methods(args.plugins)
     if len(methods) != 1:
@@ -378,7 +378,7 @@ def _train(args: argparse.Namespace, plugins) -> int:
                          preset=_default_preset(args.preset, args.dataset), overrides=args.overrides, seed=args.seed)
     from harness.results import RunDir, run_stem
     from harness.run_info import mark_finished, write_run_info
-    from harness.train.distributed import on_main
+    from harness.distributed import on_main
 
     def create() -> RunDir:  # torchrun: rank 0 creates the run directory, every rank gets its path
         run = RunDir.create(root, stem=run_stem(method.name, cfg.data.name, cfg.seed))
@@ -394,13 +394,12 @@ def _train(args: argparse.Namespace, plugins) -> int:
 
 
 def _train_interruptible(plugins, cfg, run, *, resume: bool, root: Path) -> None:
-    """``train_method``; Ctrl-C names the run and the command that continues it."""
-    from harness.run import Interrupted
-    from harness.train.checkpoint import resume_hint
-    from harness.train.engine import train_method
+    """``harness.run.train_run``; Ctrl-C names the run and the command that continues it."""
+    from harness.run import Interrupted, train_run
+    from harness.checkpoint import resume_hint
 
     try:
-        train_method(plugins, cfg, run, resume=resume, root=root)
+        train_run(plugins, cfg, run, resume=resume, root=root)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted: run {run.path}; {resume_hint(run)}") from None
 

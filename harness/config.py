@@ -33,11 +33,8 @@ import yaml
 
 from harness.config_rules import (above, at_least, between, check_fields, leaf_fields, even_at_least, existing_file, free, installed,
                                   matches, one_of, value)
-from harness.errors import HarnessError
-
-
-class ConfigError(HarnessError, ValueError):
-    """A bad config key, value or preset; the message is one line meant for the user."""
+from harness.cache import stable_hash  # noqa: F401  (re-exported: harness.config.stable_hash)
+from harness.errors import ConfigError, HarnessError  # noqa: F401  (ConfigError: re-exported)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -192,11 +189,6 @@ class Config:
 SECTIONS = ("data", "model", "pretrain", "train", "loss", "eval")
 
 
-def stable_hash(obj: Any, length: int = 16) -> str:
-    blob = json.dumps(obj, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:length]
-
-
 # ------------------------------------------------------------------------------------------------------
 # Type-checked assignment
 # ------------------------------------------------------------------------------------------------------
@@ -311,6 +303,19 @@ def set_key(cfg: Any, dotted: str, value: Any, *, _prefix: str = "") -> None:
     if rest:
         raise ConfigError(f"unknown config key {full + '.' + rest!r}: {full} is a value, not a section")
     setattr(cfg, head, _coerce(value, _hints(cfg)[head], full))
+
+
+def declare_deviation(cfg: Any, key: str, value: Any, reason: Optional[str] = None) -> None:
+    """Set ``key`` of a resolved config to ``value`` and record it as a deviation with ``reason``: code that
+    changes how a run is measured after resolution says so (e.g. ``import-checkpoint`` setting the original's
+    evaluation batch or ``model.attention_mask``; ``reason`` defaults to
+    ``harness.protocol.ORIGINAL_EVALUATION``). The run's row is then labelled ``(deviates: key=value)``.
+    Raises ConfigError for an unknown key or a bad value."""
+    from harness.protocol import ORIGINAL_EVALUATION
+
+    set_key(cfg, key, value)
+    reason = ORIGINAL_EVALUATION if reason is None else reason
+    cfg.deviations = {**cfg.deviations, key: reason}
 
 
 def merge(cfg: Any, values: dict, prefix: str = "") -> None:

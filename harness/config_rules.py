@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
+from harness.errors import ConfigError
+
 RULE = "rule"  # the metadata key of a field's Rule
 
 
@@ -137,8 +139,6 @@ def field_problem(key: str, v: Any, rule: Optional[Rule]) -> Optional[str]:
 
 def check_fields(cfg: Any) -> None:
     """Check every field against its rule (metadata); raises ``ConfigError`` on the first violation."""
-    from harness.config import ConfigError
-
     for key, owner, f in leaf_fields(cfg):
         problem = field_problem(key, getattr(owner, f.name), f.metadata.get(RULE))
         if problem:
@@ -148,8 +148,6 @@ def check_fields(cfg: Any) -> None:
 def check_config(plugins: Any, cfg: Any) -> None:
     """The whole check of a resolved config, before any work: field rules, names the installed plugins must know,
     then the method's own ``harness_check_config`` hook. Raises ``ConfigError`` (one line) on the first problem."""
-    from harness.config import ConfigError
-
     check_fields(cfg)
     known = {"datasets": plugins.datasets, "metrics": plugins.metrics, "methods": plugins.methods}
     for key, owner, f in leaf_fields(cfg):

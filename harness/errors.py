@@ -5,6 +5,11 @@ class HarnessError(Exception):
     """A problem the user can fix (bad name, bad key, missing file); the message says how."""
 
 
+class ConfigError(HarnessError, ValueError):
+    """A bad config key, value or preset; the message is one line meant for the user (re-exported by
+    ``harness.config``, where it was first defined)."""
+
+
 class UnknownNameError(HarnessError):
     """An unknown plugin, data set, metric or preset name; the message lists the valid ones."""
 

@@ -126,7 +126,7 @@ def library_versions() -> dict[str, str]:
 def _damsm_protocol(models: Any) -> dict:
     if models is None or "damsm" not in (models.pretrained or {}):
         return {}
-    from harness.train.pretrain import damsm_info
+    from harness.nn.damsm import damsm_info
 
     return damsm_info(models.pretrained["damsm"])
 
@@ -151,8 +151,8 @@ def evaluate_run(plugins: Any, run: Any, *, metrics: str | None = None, num_imag
                  is_classes: Optional[int] = None, is_temperature: Optional[float] = None,
                  clip_model: Optional[str] = None, root: Path, step: Optional[int] = None) -> list[dict]:
     """Evaluate the run's EMA generator; appends the records to ``run.records_path`` and returns them."""
-    from harness.train.checkpoint import load_inference_models
-    from harness.train.distributed import init_distributed
+    from harness.build import load_inference_models
+    from harness.distributed import init_distributed
 
     if step is None and checkpoint is not None:
         try:
@@ -181,6 +181,8 @@ def evaluate_run(plugins: Any, run: Any, *, metrics: str | None = None, num_imag
 def make_context(plugins: Any, models: Any, dataset: Any, *, split: str, device: torch.device | str, root: Path,
                  num_images: int, options: Optional[EvalOptions] = None, run: Any = None) -> EvalContext:
     """The evaluation context (caption bank included) for ``models`` on ``dataset``."""
+    from harness.build import load_external_damsm
+
     cfg = models.cfg
     least = max(2, cfg.eval.rp_folds, cfg.eval.is_splits)
     if num_images < least:
@@ -190,7 +192,8 @@ def make_context(plugins: Any, models: Any, dataset: Any, *, split: str, device:
     return EvalContext(plugins=plugins, cfg=cfg, dataset=dataset, split=split, device=torch.device(device),
                        root=Path(root), bank=bank, resolution=int(dataset.stage_sizes[-1]), num_images=num_images,
                        seed=cfg.eval.seed, options=options or EvalOptions(), models=models, run=run,
-                       real_batch_size=cfg.eval.batch_size)
+                       real_batch_size=cfg.eval.batch_size, load_damsm=lambda path: load_external_damsm(
+                           plugins, path, cfg=cfg, vocab_size=models.vocab_size, device=torch.device(device)))
 
 
 def build_metrics(ctx: EvalContext, names: list[str], *, explicit: bool,
@@ -223,7 +226,7 @@ def evaluate_models(plugins: Any, models: Any, dataset: Any, *, names: list[str]
     seed = cfg.eval.seed
     ctx = make_context(plugins, models, dataset, split=split, device=device, root=root, num_images=num_images,
                        options=options, run=run)
-    from harness.train.distributed import broadcast_object, finish_metrics, is_main
+    from harness.distributed import broadcast_object, finish_metrics, is_main
 
     eval_id = broadcast_object(new_eval_id())  # one id on every rank
     computers, skipped = build_metrics(ctx, names, explicit=explicit, strict=strict)
@@ -269,7 +272,7 @@ def generate_into(ctx: EvalContext, modules: Any, computers: list[Any], *, save_
     of the loop (generation and every metric's per-batch work)."""
     from harness.data.captions import sort_by_length
     from harness.progress import tqdm
-    from harness.train.distributed import batch_rng, is_main, owned_batches
+    from harness.distributed import batch_rng, is_main, owned_batches
 
     images_idx, caption_ids = generation_schedule(ctx.bank.index, ctx.num_images, ctx.seed)
     noise_gen = torch.Generator().manual_seed(ctx.seed)

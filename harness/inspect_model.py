@@ -8,21 +8,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
-
-from harness.build import MethodModules, build_method, count_parameters
-
-DEFAULT_VOCAB_SIZE = 5450  # len(ixtoword) of CUB captions.pickle (REFERENCE.md A, "Vocabulary size")
-
-
-def build_for_counting(plugins, cfg, vocab_size: int) -> MethodModules:
-    """The method's modules for counting parameters: on the meta device (shapes only, no memory, no
-    initialisation cost) when the method allows it, else on the CPU."""
-    try:
-        with torch.device("meta"):
-            return build_method(plugins, cfg, vocab_size)
-    except Exception:  # a method whose construction needs real data (e.g. computes from weights): build on CPU
-        return build_method(plugins, cfg, vocab_size)
+# DEFAULT_VOCAB_SIZE and build_for_counting moved to harness.build (imported here as before)
+from harness.build import DEFAULT_VOCAB_SIZE, build_for_counting, count_parameters, prepare_config  # noqa: F401
 
 
 def inspect_method(plugins, method: str, *, preset: str = "paper", dataset: str = "cub",
@@ -32,8 +19,6 @@ def inspect_method(plugins, method: str, *, preset: str = "paper", dataset: str 
 
     Counts are ``parameters()`` totals (frozen ones included; "trainable" = requires_grad as constructed);
     the generator's count leaves out auxiliary modules it holds (listed under ``other``)."""
-    from harness.run import prepare_config
-
     cfg = prepare_config(plugins, method, dataset=dataset, data_dir=None, preset=preset,
                          overrides=list(overrides or []), seed=0)
     modules = build_for_counting(plugins, cfg, vocab_size or DEFAULT_VOCAB_SIZE)

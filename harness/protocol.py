@@ -27,7 +27,8 @@ from typing import Any, Mapping, Optional, Union
 
 import yaml
 
-from harness.config import ConfigError, stable_hash
+from harness.cache import stable_hash
+from harness.errors import ConfigError
 
 # The exact list of protocol keys (README "Protocols" repeats it; tests/test_protocol.py checks both).
 PROTOCOL_KEYS: tuple[str, ...] = (
@@ -185,17 +186,6 @@ def _declared(key: str, deviations: Mapping[str, str]) -> Optional[str]:
         if key == k or key.startswith(k + "."):
             return reason
     return None
-
-
-def declare_deviation(cfg: Any, key: str, value: Any, reason: str = ORIGINAL_EVALUATION) -> None:
-    """Set ``key`` of a resolved config to ``value`` and record it as a deviation with ``reason``: code that
-    changes how a run is measured after resolution says so (e.g. ``import-checkpoint`` setting the original's
-    evaluation batch or ``model.attention_mask``). The run's row is then labelled ``(deviates: key=value)``.
-    Raises ConfigError for an unknown key or a bad value."""
-    from harness.config import set_key
-
-    set_key(cfg, key, value)
-    cfg.deviations = {**cfg.deviations, key: reason}
 
 
 def deviation_values(cfg: Mapping[str, Any]) -> dict[str, Any]:

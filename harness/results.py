@@ -359,3 +359,19 @@ def readable_runs(runs: Iterable[RunDir], plugins: Any) -> list[RunDir]:
             continue
         out.append(run)
     return out
+
+
+# ``run.json`` (written by harness.run_info.write_run_info; read here so that tables need not import it)
+RUN_INFO = "run.json"
+
+
+def read_run_info(run: "RunDir") -> Optional[dict]:
+    """The run's ``run.json``, or None for a run made before it existed (or an unreadable one)."""
+    path = run.path / RUN_INFO
+    if not path.exists():
+        return None
+    try:
+        info = json.loads(path.read_text())
+    except ValueError:
+        return None
+    return info if isinstance(info, dict) else None

@@ -8,30 +8,23 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from harness.config import Config, Resolution, resolve_config
+from harness.build import prepare_config, resolve_method_config  # noqa: F401  (moved to harness.build)
+from harness.config import Config
+from harness.plugins import Plugins
+from harness.results import RunDir
 
 
-def prepare_config(plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
-                   overrides: list[str], seed: int) -> Config:
-    """Resolve one method's config; fails on an unknown method, data set, preset or key, or a value its field or
-    the method does not allow (``harness.config_rules.check_config``), before any work."""
-    from harness.config_rules import check_config
+def train_run(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root: Path) -> None:
+    """``harness.train.engine.train_method`` with periodic evaluation (every ``eval.every`` steps:
+    ``harness.evaluate.evaluate_run`` of that step's checkpoint, non-strict); ``harness train`` and ``harness run``
+    train through this."""
+    from harness.evaluate import evaluate_run
+    from harness.train.engine import train_method
 
-    cfg = resolve_method_config(plugins, method, dataset=dataset, data_dir=data_dir, preset=preset,
-                                overrides=overrides, seed=seed).cfg
-    check_config(plugins, cfg)  # names the plugins know, the method's own constraints
-    return cfg
+    def evaluate(step: int) -> None:
+        evaluate_run(plugins, run, strict=False, root=root, step=step)
 
-
-def resolve_method_config(plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
-                          overrides: list[str], seed: int = 0) -> Resolution:
-    """``prepare_config`` with the source of every value (``harness config``): the data set's protocol presets and
-    the installed methods' presets (for ``extends: other/preset``) come from the plugins."""
-    info = plugins.method(method)
-    ds = plugins.dataset(dataset)
-    return resolve_config(method, info.defaults, preset=preset, dataset=dataset, data_dir=data_dir,
-                          overrides=overrides, seed=seed, section_types=info.config_sections,
-                          protocols=ds.protocols, method_defaults={n: m.defaults for n, m in plugins.methods().items()})
+    train_method(plugins, cfg, run, resume=resume, root=root, evaluate=evaluate)
 
 
 SESSION_FILE = "session.json"  # what a `harness run` was asked to do, and which runs finished
@@ -46,7 +39,7 @@ def run_benchmark(plugins, *, methods: str, dataset: str, data_dir: Optional[str
     """Train and evaluate every (method, seed); returns the session directory holding the runs and tables.
     The request is saved as ``session.json`` so that ``resume_benchmark`` can continue an interrupted session."""
     from harness.results import new_session_dir
-    from harness.train.distributed import on_main
+    from harness.distributed import on_main
 
     request = {"methods": [m.name for m in plugins.select_methods(methods)], "dataset": dataset,
                "data_dir": data_dir, "preset": preset, "seeds": list(seeds), "overrides": list(overrides),
@@ -86,8 +79,7 @@ def _run_session(plugins, session: Path, request: dict, configs: list[Config], r
     from harness.results import RunDir
     from harness.run_info import mark_finished
     from harness.tables import write_table
-    from harness.train.distributed import is_main, on_main
-    from harness.train.engine import train_method
+    from harness.distributed import is_main, on_main
 
     runs = []
     for i, cfg in enumerate(configs):
@@ -102,13 +94,13 @@ def _run_session(plugins, session: Path, request: dict, configs: list[Config], r
         print(f"== {cfg.method} seed {cfg.seed} on {cfg.data.name} (protocol {cfg.protocol}, preset {cfg.preset})"
               f"{' (resumed)' if resume else ''} -> {run.path}", flush=True)
         try:
-            train_method(plugins, run.load_config(plugins) if resume else cfg, run, resume=resume, root=root)
+            train_run(plugins, run.load_config(plugins) if resume else cfg, run, resume=resume, root=root)
             if request["evaluate"]:
                 from harness.evaluate import evaluate_run
 
                 evaluate_run(plugins, run, metrics=request["metrics"], strict=False, root=root)
         except KeyboardInterrupt:
-            from harness.train.checkpoint import last_good
+            from harness.checkpoint import last_good
 
             later = ", ".join(f"({c.method}, {c.seed})" for c in configs[i + 1:]
                               if _run_name(c) not in request["done"]) or "none"

@@ -20,9 +20,8 @@ import time
 from typing import Any, Optional
 
 from harness.protocol import deviation_values, protocol_id, protocol_name, protocol_values
-from harness.results import RunDir, atomic_write_text
+from harness.results import RUN_INFO, RunDir, atomic_write_text, read_run_info  # noqa: F401  (moved to results)
 
-RUN_INFO = "run.json"
 VERSION = 1
 
 
@@ -33,8 +32,7 @@ def _now() -> str:
 def parameter_counts(plugins: Any, cfg: Any) -> dict:
     """``{"generator": n, "discriminators": [n, ...], "other": {aux name: n}}`` of ``cfg``'s method, built on the
     meta device where it allows (no weights, no memory); {} when the method cannot be built without data."""
-    from harness.build import count_parameters
-    from harness.inspect_model import DEFAULT_VOCAB_SIZE, build_for_counting
+    from harness.build import DEFAULT_VOCAB_SIZE, build_for_counting, count_parameters
 
     try:
         mods = build_for_counting(plugins, cfg, DEFAULT_VOCAB_SIZE)
@@ -47,7 +45,7 @@ def parameter_counts(plugins: Any, cfg: Any) -> dict:
 
 
 def _device_and_precision(cfg: Any) -> tuple[str, str]:
-    from harness.train.engine import Precision, resolve_device
+    from harness.runtime import Precision, resolve_device
 
     try:
         device = resolve_device(cfg.train.device)
@@ -83,18 +81,6 @@ def _reason(reasons: dict, key: str) -> str:
         if key == k or key.startswith(k + "."):
             return r
     return ""
-
-
-def read_run_info(run: RunDir) -> Optional[dict]:
-    """The run's ``run.json``, or None for a run made before it existed (or an unreadable one)."""
-    path = run.path / RUN_INFO
-    if not path.exists():
-        return None
-    try:
-        info = json.loads(path.read_text())
-    except ValueError:
-        return None
-    return info if isinstance(info, dict) else None
 
 
 def mark_finished(run: RunDir) -> None:

@@ -60,8 +60,8 @@ def sample_sheet(plugins: Any, runs: list, captions: list[str], *, seed: int, ou
     from harness.metrics.interface import check_finite
     from harness.sample_sheet import save_sheet
     from harness.tables import RowLabeller
-    from harness.train.checkpoint import load_inference_models
-    from harness.train.engine import resolve_device
+    from harness.build import load_inference_models
+    from harness.runtime import resolve_device
 
     if not runs:
         raise HarnessError("sample needs at least one run")

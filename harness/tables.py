@@ -250,7 +250,7 @@ def _collect(plugins: Any, runs: list[RunDir]) -> tuple[pd.DataFrame, list[dict]
     (``protocol.base``: the protocol as evaluated) and the metric's (``protocol.id``); older records take the
     run's."""
     from harness.protocol import protocol_id, protocol_values
-    from harness.run_info import read_run_info
+    from harness.results import read_run_info
 
     lines, run_rows, datasets = [], [], []
     values_of: dict[str, dict] = {}
@@ -405,7 +405,7 @@ class RowLabeller:
 
     def _baseline(self, info: Any, cfg: dict) -> Any:
         from harness.config import new_config
-        from harness.run import resolve_method_config
+        from harness.build import resolve_method_config
 
         dataset = str((cfg.get("data") or {}).get("name", ""))
         preset = str(cfg.get("preset") or "")  # the method's preset: paper-<x> → protocol paper, else the same name
@@ -662,7 +662,7 @@ def _params(plugins: Any, run: RunDir) -> Optional[float]:
     """Generator parameters: ``params.json`` (``{"generator": n}``) or a log entry ``params_generator`` if the
     run recorded them, else counted by building the generator from the run's config (fresh weights; the
     generator's size does not depend on the vocabulary)."""
-    from harness.run_info import read_run_info
+    from harness.results import read_run_info
 
     n = ((read_run_info(run) or {}).get("params") or {}).get("generator")
     if n is not None:
@@ -679,8 +679,7 @@ def _params(plugins: Any, run: RunDir) -> Optional[float]:
         if "params_generator" in entry:
             return float(entry["params_generator"])
     try:
-        from harness.build import count_parameters
-        from harness.inspect_model import build_for_counting
+        from harness.build import build_for_counting, count_parameters
 
         cfg = run.load_config(plugins)
         mods = build_for_counting(plugins, cfg, 64)

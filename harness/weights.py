@@ -117,11 +117,19 @@ def locate(w: WeightFile) -> tuple[Optional[WeightCheck], list[WeightCheck]]:
 
 
 def find_weight(plugins, name: str) -> Path:
-    """The path of weight file ``name``, verified; raises MissingWeightsError with one line saying what to do."""
+    """The path of weight file ``name`` (announced by a plugin), verified; raises UnknownNameError (the announced
+    names listed) or MissingWeightsError with one line saying what to do."""
     files = plugins.weight_files()
     if name not in files:
         raise UnknownNameError("weight file", name, list(files))
-    w = files[name]
+    return require_weight(files[name])
+
+
+def require_weight(w: WeightFile) -> Path:
+    """The path of the weight file ``w`` describes, verified, for code that holds its own ``WeightFile`` (no
+    plugin manager needed); raises MissingWeightsError with one line: the file that fails its check and what to
+    put where, or where the missing file goes."""
+    name = w.name
     found, wrong = locate(w)
     if found is not None:
         return found.path

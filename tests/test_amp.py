@@ -15,7 +15,7 @@ from harness.build import build_method
 from harness.config import build_config, stage_sizes
 from harness.plugins import build_plugins
 from harness.train.engine import GanTrainer, Precision
-from harness.train.seed import sample_noise
+from harness.seed import sample_noise
 from harness.types import Batch
 
 TOLERANCE = 0.02

@@ -49,7 +49,7 @@ def test_import_creates_run_with_identical_generator(released, results_root, cap
     assert main(_argv(files), plugins=plugins) == 0
     run = RunDir(Path(capsys.readouterr().out.strip().splitlines()[-1]))
     assert run.path.parent == results_root and (run.checkpoints / "step-0.pt").is_file()
-    from harness.train.checkpoint import load_inference_models
+    from harness.build import load_inference_models
 
     models = load_inference_models(plugins, run)
     assert models.vocab_size == VOCAB

@@ -19,7 +19,7 @@ from harness.data.shapes import ShapesDataset
 from harness.plugins import build_plugins
 from harness.results import RunDir
 from harness.run import prepare_config
-from harness.train.checkpoint import load_inference_models
+from harness.build import load_inference_models
 from harness.train.engine import train_method
 
 _real_images = ShapesDataset._images

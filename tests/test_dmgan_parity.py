@@ -148,7 +148,7 @@ def test_import_checkpoint_cli_end_to_end(plugins, tmp_path, results_root):
     generator equals the file; a wrong shape exits with one line naming the key."""
     from harness.cli import main
     from harness.nn.damsm import build_damsm
-    from harness.train.checkpoint import latest_checkpoint, load_checkpoint
+    from harness.checkpoint import latest_checkpoint, load_checkpoint
     from harness.results import RunDir
 
     info = plugins.method("dmgan")

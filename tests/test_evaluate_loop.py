@@ -65,7 +65,7 @@ def setup(tmp_path_factory):
     """A run of the fake method: config, a DAMSM "stage" directory, an EMA checkpoint."""
     from harness.nn.damsm import build_damsm
     from harness.run import prepare_config
-    from harness.train.checkpoint import save_checkpoint, write_pretrained
+    from harness.checkpoint import save_checkpoint, write_pretrained
 
     torch.manual_seed(0)
     tmp = tmp_path_factory.mktemp("eval")

@@ -37,7 +37,7 @@ def test_sheet_same_noise_side_by_side(setup, tmp_path):  # noqa: F811
 
 def test_generation_is_seeded_and_order_free(setup):  # noqa: F811
     from harness.sample import generate_for_captions
-    from harness.train.checkpoint import load_inference_models
+    from harness.build import load_inference_models
 
     plugins, run, root = setup
     models = load_inference_models(plugins, run)

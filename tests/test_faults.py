@@ -13,7 +13,7 @@ import torch
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.results import RunDir, make_record, read_jsonl, resolve_run
-from harness.train import checkpoint as ck
+from harness import checkpoint as ck
 from test_tables import ALPHA, make_plugins, write_run
 
 

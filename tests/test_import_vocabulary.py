@@ -11,7 +11,7 @@ from harness.errors import HarnessError
 from harness.evaluate import evaluate_run
 from harness.nn.damsm import RNNTextEncoder
 from harness.results import RunDir
-from harness.train.checkpoint import save_checkpoint, write_pretrained
+from harness.checkpoint import save_checkpoint, write_pretrained
 from test_attngan_import import _argv, released  # noqa: F401  (fixture)
 from test_evaluate_loop import ColourGenerator, _no_weights, _one_thread, setup  # noqa: F401  (fixtures)
 

@@ -10,9 +10,9 @@ import yaml
 
 from core_tiny_method import TinyMethod, TinyRegistry
 from harness.cli import main
-from harness.config import ConfigError, leaf_keys, new_config
+from harness.config import ConfigError, declare_deviation, leaf_keys, new_config
 from harness.plugins import build_plugins
-from harness.protocol import (NOT_PROTOCOL_KEYS, PROTOCOL_KEYS, declare_deviation, evaluated_values, flatten,
+from harness.protocol import (NOT_PROTOCOL_KEYS, PROTOCOL_KEYS, evaluated_values, flatten,
                               protocol_name, protocol_values, record_protocol)
 from harness.results import RunDir, make_record, new_eval_id
 from harness.run import prepare_config

@@ -7,8 +7,8 @@ import torch
 
 from harness.errors import HarnessError
 from harness.results import RunDir
-from harness.train import checkpoint as ck
-from harness.train.seed import rng_state
+from harness import checkpoint as ck
+from harness.seed import rng_state
 
 
 @pytest.fixture

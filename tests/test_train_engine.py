@@ -13,7 +13,8 @@ from harness.errors import HarnessError
 from harness.plugins import build_plugins, hookimpl
 from harness.results import RunDir
 from harness.run import prepare_config
-from harness.train.checkpoint import list_checkpoints, load_checkpoint, load_inference_models
+from harness.build import load_inference_models
+from harness.checkpoint import list_checkpoints, load_checkpoint
 from harness.train.engine import train_method
 
 pytest.importorskip("plugins.attngan")

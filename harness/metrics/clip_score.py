@@ -144,7 +144,7 @@ def make_clip_rp(ctx: EvalContext) -> RPrecision:
 class ClipScore:
     """Mean of 100 · max(cos(image, its caption), 0) over the generated images."""
 
-    distributed_state = ("scores",)  # (harness.train.distributed)
+    distributed_state = ("scores",)  # (harness.distributed)
 
     def __init__(self, ctx: EvalContext):
         self.ctx, self.enc = ctx, clip_encoders(ctx)

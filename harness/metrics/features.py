@@ -23,7 +23,7 @@ class FeatureStream:
     weights:  {file name: sha256} of the extractor's weights (part of the cache key and of the records)
     """
 
-    distributed_state = ("_generated",)  # per-batch features, gathered across ranks (harness.train.distributed)
+    distributed_state = ("_generated",)  # per-batch features, gathered across ranks (harness.distributed)
 
     def __init__(self, ctx: EvalContext, name: str, extract: Extract, layers: list[str], weights: dict[str, str],
                  batch_size: int = 64):

@@ -38,7 +38,7 @@ FEATURE_SEED = 2020  # torch-fidelity's default rng_seed (IS shuffle, KID subset
 class StreamMetric:
     """A metric that feeds a shared ``FeatureStream`` and computes its value from it at the end."""
 
-    distributed_state = ("stream",)  # (harness.train.distributed)
+    distributed_state = ("stream",)  # (harness.distributed)
 
     def __init__(self, stream: FeatureStream, finish: Callable[[FeatureStream], list[MetricResult]]):
         self.stream, self._finish = stream, finish

@@ -167,11 +167,13 @@ class StreamingMetric(Protocol):
 class EvalContext:
     """Everything a metric factory may need for one evaluation.
 
-    models:      the run's inference models (``harness.train.checkpoint.InferenceModels``; ``models.modules``
+    models:      the run's inference models (``harness.build.InferenceModels``; ``models.modules``
                  has the DAMSM encoders used in training), or None in tests that do not need them
     dataset:     the evaluation split (deterministic transform)
     resolution:  the generated images' size (last stage)
     real_batch_size: batch size for passes over real images
+    load_damsm:  ``path -> DamsmEncoders``: a separately trained DAMSM for ``--rp-encoder`` (a run or a DAMSM
+                 cache directory); ``harness.evaluate`` sets it to ``harness.build.load_external_damsm``
     """
 
     plugins: Any
@@ -188,6 +190,7 @@ class EvalContext:
     models: Any = None
     run: Any = None
     real_batch_size: int = 50
+    load_damsm: Optional[Callable[[str], Any]] = None
     _shared: dict[str, Any] = field(default_factory=dict)
 
     def describe_caption(self, caption_id: int) -> str:

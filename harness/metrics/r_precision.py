@@ -94,7 +94,7 @@ class RPrecision:
     caption_embeddings: Ncap×D sentence embeddings of every caption of the caption bank (same encoder family)
     """
 
-    distributed_state = ("hits",)  # (harness.train.distributed)
+    distributed_state = ("hits",)  # (harness.distributed)
 
     def __init__(self, ctx, metric: str, encode_images, caption_embeddings: Tensor, *, variant: str,
                  weights: dict | None = None, real: bool = False, encode_batch=None):
@@ -177,36 +177,6 @@ def _training_damsm(ctx):
     return ctx.models.modules.damsm
 
 
-def load_external_damsm(ctx, path: str):
-    """A separately trained DAMSM for ``--rp-encoder``: a run directory (its DAMSM) or a DAMSM cache directory."""
-    from pathlib import Path
-
-    from harness.errors import HarnessError
-    from harness.results import RunDir
-
-    p = Path(path)
-    if (p / "config.yaml").exists():
-        from harness.train.checkpoint import load_inference_models
-
-        other = load_inference_models(ctx.plugins, RunDir(p), device=str(ctx.device))
-        if other.cfg.data.name != ctx.cfg.data.name or other.vocab_size != ctx.models.vocab_size:
-            raise HarnessError(f"--rp-encoder {path}: trained on {other.cfg.data.name} with {other.vocab_size} words; "
-                               f"this run is {ctx.cfg.data.name} with {ctx.models.vocab_size} words")
-        if "damsm" not in other.pretrained:
-            raise HarnessError(f"--rp-encoder {path}: that run has no trained DAMSM")
-        return other.modules.damsm
-    if not p.is_dir():
-        raise HarnessError(f"--rp-encoder {path}: not a run directory nor a DAMSM cache directory")
-    from harness.nn.damsm import build_damsm
-    from harness.train.pretrain import load_damsm
-
-    damsm = build_damsm(ctx.cfg, ctx.models.vocab_size)
-    load_damsm(damsm, p)
-    damsm.text.to(ctx.device).eval()
-    damsm.image.to(ctx.device).eval()
-    return damsm
-
-
 def _rp_with(ctx, metric: str, damsm, key: str, where: str, *, real: bool) -> RPrecision:
     sent = _bank_sentences(ctx, damsm.text, key)
     return RPrecision(ctx, metric, lambda x: damsm.image(x)[1], sent, variant=_damsm_label(ctx.cfg, where), real=real)
@@ -226,5 +196,7 @@ def make_rp_ext(ctx) -> RPrecision:
     """``rp_ext``: generated images scored with a separately trained DAMSM (``--rp-encoder``)."""
     if not ctx.options.rp_encoder:
         raise MetricNotApplicable("rp_ext needs --rp-encoder RUN_OR_DIR (a separately trained DAMSM)")
-    damsm = ctx.share(f"damsm-ext:{ctx.options.rp_encoder}", lambda: load_external_damsm(ctx, ctx.options.rp_encoder))
+    if ctx.load_damsm is None:
+        raise MetricNotApplicable("rp_ext needs a DAMSM loader in the evaluation context (harness.evaluate sets it)")
+    damsm = ctx.share(f"damsm-ext:{ctx.options.rp_encoder}", lambda: ctx.load_damsm(ctx.options.rp_encoder))
     return _rp_with(ctx, "rp_ext", damsm, "damsm-ext", f"independent encoder {ctx.options.rp_encoder}", real=False)

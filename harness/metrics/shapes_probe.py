@@ -146,7 +146,7 @@ def probe_stream(ctx: EvalContext) -> FeatureStream:
 class ProbeAccuracy(StreamMetric):
     """Per-attribute accuracy of the generated images against their caption's image attributes."""
 
-    distributed_state = ("stream", "targets")  # (harness.train.distributed)
+    distributed_state = ("stream", "targets")  # (harness.distributed)
 
     def __init__(self, ctx: EvalContext):
         self.ctx = ctx

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -204,3 +205,20 @@ def load_image_encoder_file(encoder: nn.Module, path: str | Path) -> None:
     possibly without BatchNorm ``num_batches_tracked``)."""
     state = tensor_state(load_weights_file(path, what="DAMSM image encoder file"), path)
     load_state_strict(encoder, state, source=str(path))
+
+
+# DAMSM cache entries (trained here by harness.train.pretrain, or released files imported as they are)
+TEXT_FILE, IMAGE_FILE, INFO_FILE = "text_encoder.pth", "image_encoder.pth", "info.json"
+
+
+def load_damsm(damsm: DamsmEncoders, path: Path) -> None:
+    """Load a DAMSM cache entry (trained here, or released files imported as they are) into freshly built
+    encoders, strictly (``weights_only=True``)."""
+    load_text_encoder_file(damsm.text, Path(path) / TEXT_FILE)
+    load_image_encoder_file(damsm.image, Path(path) / IMAGE_FILE)
+
+
+def damsm_info(path: Path) -> dict:
+    """The ``info.json`` of a DAMSM cache entry ("trained here" or "imported", steps, Inception file)."""
+    f = Path(path) / INFO_FILE
+    return json.loads(f.read_text()) if f.is_file() else {}

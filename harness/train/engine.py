@@ -10,7 +10,7 @@ One iteration, exactly the reference order (REFERENCE.md A3 "Per-iteration order
    backward → step;
 5. EMA of the generator's parameters; ``harness_on_step_end``.
 
-Determinism: data order, noise and every other random draw are reproducible (``harness.train.seed``), and
+Determinism: data order, noise and every other random draw are reproducible (``harness.seed``), and
 checkpoints hold every state, so ``harness train --resume`` continues bit for bit on CPU.
 
 Device: CUDA when available (bf16 autocast around the networks and the loss hooks, which compute their losses in
@@ -36,57 +36,16 @@ from torch import Tensor, nn
 from harness.config import Config
 from harness.errors import HarnessError
 from harness.nn.item_noise import per_item_draws
-from harness.train.checkpoint import (aux_state, latest_checkpoint, list_checkpoints, load_aux_state,
+from harness.runtime import Precision, batch_loader, resolve_device  # noqa: F401  (moved to harness.runtime)
+from harness.checkpoint import (aux_state, latest_checkpoint, list_checkpoints, load_aux_state,
                                       last_good, load_checkpoint, resume_hint, save_checkpoint,
                                       write_pretrained)
-from harness.train.distributed import (average_across_ranks, convert_sync_bn, init_distributed, is_main, local_slice,
+from harness.distributed import (average_across_ranks, convert_sync_bn, init_distributed, is_main, local_slice,
                                        no_sync, on_main, reseed_rank_streams, shard_batches, wrap_ddp, wrap_each)
 from harness.train.ema import ParameterEMA
-from harness.train.seed import (epoch_batches, fixed_noise, preserved_rng, rng_state, sample_noise,
+from harness.seed import (epoch_batches, fixed_noise, preserved_rng, rng_state, sample_noise,
                                 seed_everything, set_rng_state)
 from harness.types import Batch, Step, TextFeatures
-
-
-# ------------------------------------------------------------------------------------------------------
-# Device and precision
-# ------------------------------------------------------------------------------------------------------
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU; otherwise the named device (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise HarnessError(f"train.device={name}: CUDA is not available on this machine (use auto or cpu)")
-    return device
-
-
-@dataclass
-class Precision:
-    """How the networks run: bf16 autocast or fp32; channels_last or NCHW; fused Adam; compiled G."""
-
-    device: torch.device
-    amp: bool = False
-    channels_last: bool = False
-    fused_adam: bool = False
-    compile: bool = False
-
-    @classmethod
-    def from_config(cls, cfg: Config, device: torch.device) -> "Precision":
-        cuda = device.type == "cuda"
-        amp = cfg.train.amp == "bf16" or (cfg.train.amp == "auto" and cuda)
-        # fused Adam: one pass per tensor on CUDA and on the CPU (≈3× faster than the CPU's default
-        # per-tensor loop on AttnGAN's 98M discriminator parameters); same update rule
-        return cls(device=device, amp=amp, channels_last=bool(cfg.train.channels_last and cuda), fused_adam=True,
-                   compile=bool(cfg.train.compile))
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast for the networks (the loss hooks cast their losses to fp32)."""
-        if not self.amp:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-
-    def images(self, x: Tensor) -> Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -282,17 +241,6 @@ def _build_datasets(plugins: Any, cfg: Config, root: Path) -> tuple[Any, Any]:
     return train_set, test_set
 
 
-def batch_loader(dataset: Any, batches: list[list[int]], num_workers: int = 0, pin_memory: bool = False) -> Any:
-    """Batches of the given item indices, collated by ``dataset.collate``, loaded by ``num_workers`` processes
-    (in page-locked memory with ``pin_memory``, for a GPU). Item randomness comes from the data set's (seed,
-    epoch, index) generators; creating the iterator draws nothing from the global torch generator (an explicit
-    one is given)."""
-    from torch.utils.data import DataLoader
-
-    return DataLoader(dataset, batch_sampler=batches, collate_fn=dataset.collate, num_workers=num_workers,
-                      generator=torch.Generator(), pin_memory=pin_memory)
-
-
 def _caption_words(dataset: Any, batch: Batch) -> list[list[str]]:
     """The words of each caption of a batch (token ids when the vocabulary has no ``ixtoword``)."""
     words = getattr(dataset.vocab, "ixtoword", None)
@@ -302,11 +250,14 @@ def _caption_words(dataset: Any, batch: Batch) -> list[list[str]]:
 
 class TrainingLoop:
     """Runs ``GanTrainer`` over the data for ``total_steps``, with logging, sample sheets, checkpoints,
-    periodic evaluation and resume."""
+    periodic evaluation (``evaluate(step)``, a callback from ``harness.run``: training never imports the
+    evaluation) and resume."""
 
     def __init__(self, plugins: Any, cfg: Config, run: Any, trainer: GanTrainer, train_set: Any, test_set: Any,
-                 *, root: Path, vocab_size: int, pretrained: dict[str, Path]):
+                 *, root: Path, vocab_size: int, pretrained: dict[str, Path],
+                 evaluate: Optional[Callable[[int], None]] = None):
         self.plugins, self.cfg, self.run, self.trainer = plugins, cfg, run, trainer
+        self.evaluate = evaluate  # periodic evaluation (every eval.every steps), given by the caller
         self.train_set, self.test_set, self.root = train_set, test_set, root
         self.vocab_size, self.pretrained = vocab_size, pretrained
         t = cfg.train
@@ -518,14 +469,12 @@ class TrainingLoop:
         return path
 
     def _evaluate(self) -> None:
-        try:
-            from harness.evaluate import evaluate_run
-        except ImportError:  # pragma: no cover - written separately
+        if self.evaluate is None:
             return
         if self.step not in list_checkpoints(self.run):
             self._checkpoint()
         with preserved_rng():
-            evaluate_run(self.plugins, self.run, strict=False, root=self.root, step=self.step)
+            self.evaluate(self.step)
         self.trainer.generator.train()
         self.trainer.discriminators.train()
 
@@ -533,12 +482,14 @@ class TrainingLoop:
 # ------------------------------------------------------------------------------------------------------
 # Entry point
 # ------------------------------------------------------------------------------------------------------
-def train_method(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Path) -> None:
-    """Pretrain (cached) and train ``cfg.method`` into ``run`` (``harness train`` and ``harness run`` call this).
-    ``resume`` continues from the run's newest checkpoint. A full disk anywhere (checkpoint, log, sample sheet,
+def train_method(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Path,
+                 evaluate: Optional[Callable[[int], None]] = None) -> None:
+    """Pretrain (cached) and train ``cfg.method`` into ``run`` (``harness train`` and ``harness run`` call this,
+    through ``harness.run.train_run``). ``resume`` continues from the run's newest checkpoint. ``evaluate(step)``
+    runs every ``eval.every`` steps after a checkpoint of that step (None: no periodic evaluation). A full disk anywhere (checkpoint, log, sample sheet,
     pretraining cache) stops it with one line naming the last good checkpoint and how to resume."""
     try:
-        _train(plugins, cfg, run, resume=resume, root=root)
+        _train(plugins, cfg, run, resume=resume, root=root, evaluate=evaluate)
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
@@ -547,7 +498,8 @@ def train_method(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Pat
                            f"{resume_hint(run)} once there is space") from None
 
 
-def _train(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Path) -> None:
+def _train(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Path,
+           evaluate: Optional[Callable[[int], None]]) -> None:
     from harness.build import build_method
     from harness.train.pretrain import ensure_pretrained
 
@@ -560,7 +512,7 @@ def _train(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Path) -> 
     modules = build_method(plugins, cfg, vocab_size, pretrained, training=True)
     trainer = GanTrainer(plugins, cfg, modules, device)
     loop = TrainingLoop(plugins, cfg, run, trainer, train_set, test_set, root=root, vocab_size=vocab_size,
-                        pretrained=pretrained)
+                        pretrained=pretrained, evaluate=evaluate)
     if resume:
         loop.resume()
     print(f"training {cfg.method} on {cfg.data.name} ({device}, {'bf16' if trainer.precision.amp else 'fp32'}): "

@@ -30,25 +30,32 @@ from harness.cache import cached, lookup
 from harness.config import Config, stage_sizes
 from harness.errors import HarnessError
 from harness.plugins import hookimpl
-from harness.train.seed import epoch_batches, preserved_rng, seed_everything
+from harness.seed import epoch_batches, preserved_rng, seed_everything
+from harness.nn.damsm import IMAGE_FILE, INFO_FILE, TEXT_FILE, damsm_info, load_damsm  # noqa: F401  (moved to harness.nn.damsm)
+from harness.runtime import Precision, batch_loader
 from harness.types import DamsmEncoders, PretrainContext, PretrainStage, WeightFile
 
 INCEPTION_WEIGHT = "damsm_inception_v3"
 INCEPTION_FILES = ["inception_v3_google-0cc3c7bd.pth", "inception_v3_google-1a9a5a14.pth"]
-TEXT_FILE, IMAGE_FILE, INFO_FILE = "text_encoder.pth", "image_encoder.pth", "info.json"
 STAGE_VERSION = 1  # bump when the DAMSM training code changes what an entry holds
 
 
 @hookimpl
 def harness_weight_files() -> list[WeightFile]:
-    return [WeightFile(
+    return [inception_weight_file()]
+
+
+def inception_weight_file() -> WeightFile:
+    """The ImageNet Inception-v3 file the DAMSM image encoder's trunk starts from (announced to ``harness
+    weights`` by ``harness_weight_files``)."""
+    return WeightFile(
         name=INCEPTION_WEIGHT,
         purpose="ImageNet Inception-v3 trunk of the DAMSM image encoder (pretrain.damsm.image_encoder=inception_v3)",
         filenames=list(INCEPTION_FILES),
         check="sha256-prefix",
         source="torchvision inception_v3 IMAGENET1K_V1, download.pytorch.org/models/",
         label="torchvision Inception-v3",
-    )]
+    )
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -116,8 +123,6 @@ def _damsm_loss(damsm: DamsmEncoders, batch: Any, cfg: Config) -> tuple[torch.Te
 
 
 def _batches(dataset: Any, seed: int, epoch: int, batch_size: int, num_workers: int = 0):
-    from harness.train.engine import batch_loader
-
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
     return batch_loader(dataset, epoch_batches(seed, epoch, len(dataset), batch_size), num_workers)
@@ -143,14 +148,11 @@ def train_damsm(ctx: PretrainContext, vocab_size: int, inception: Optional[Path]
     inception_info = None
     if dc.image_encoder == "inception_v3":
         if inception is None:
-            from harness.plugins import build_plugins
-            from harness.weights import find_weight
+            from harness.weights import require_weight
 
-            inception = find_weight(build_plugins(), INCEPTION_WEIGHT)
+            inception = require_weight(inception_weight_file())
         _load_imagenet_trunk(damsm.image, Path(inception))
         inception_info = {"file": Path(inception).name, "sha256": weight_sha256(Path(inception))}
-    from harness.train.engine import Precision
-
     prec = Precision.from_config(cfg, device)  # bf16 autocast and channels_last on CUDA; fp32 on the CPU
     damsm.text.to(device).train()
     damsm.image.to(device).train()  # the reference trains in train(): the trunk's BN statistics drift
@@ -222,15 +224,6 @@ def _evaluate_damsm(damsm: DamsmEncoders, test_set: Any, cfg: Config, batch_size
 # ------------------------------------------------------------------------------------------------------
 # Loading, importing, orchestrating
 # ------------------------------------------------------------------------------------------------------
-def load_damsm(damsm: DamsmEncoders, path: Path) -> None:
-    """Load a DAMSM cache entry (trained here, or released files imported as they are) into freshly built
-    encoders, strictly (``weights_only=True``)."""
-    from harness.nn.damsm import load_image_encoder_file, load_text_encoder_file
-
-    load_text_encoder_file(damsm.text, Path(path) / TEXT_FILE)
-    load_image_encoder_file(damsm.image, Path(path) / IMAGE_FILE)
-
-
 def import_damsm(cfg: Config, text_file: str | Path, image_file: str | Path, root: Path) -> Path:
     """Put released DAMSM encoders (``text_encoder200.pth`` / ``image_encoder200.pth``) into a cache entry keyed
     by their sha256; both are checked to load with ``weights_only=True`` first."""
@@ -329,12 +322,6 @@ def ensure_pretrained(plugins: Any, cfg: Config, root: Path, train_set: Any, tes
 
 def run_pretrained(run: Any) -> dict[str, Path]:
     """The pretraining stages a run used (``<run>/pretrained.json``), ``{stage name: cache directory}``."""
-    from harness.train.checkpoint import read_pretrained
+    from harness.checkpoint import read_pretrained
 
     return {k: Path(v) for k, v in read_pretrained(run)["stages"].items()}
-
-
-def damsm_info(path: Path) -> dict:
-    """The ``info.json`` of a DAMSM cache entry ("trained here" or "imported", steps, Inception file)."""
-    f = Path(path) / INFO_FILE
-    return json.loads(f.read_text()) if f.is_file() else {}

@@ -30,7 +30,7 @@ from torch import Tensor
 from harness.config import Config
 from harness.errors import HarnessError
 from harness.nn.damsm_loss import sent_loss
-from harness.train.seed import epoch_batches
+from harness.seed import epoch_batches
 from harness.types import Batch, DamsmEncoders, PretrainContext, PretrainStage
 from plugins.caegan.cross_attention_encoder import CrossAttentionEncoder
 from plugins.caegan.region_bank import RegionBank

@@ -83,10 +83,9 @@ class VGGPerceptualFeatures(nn.Module):
 
 def imagenet_vgg16_file() -> Path:
     """The verified local ``vgg16-397923af.pth``; raises MissingWeightsError (one line: where to put it)."""
-    from harness.plugins import build_plugins
-    from harness.weights import find_weight
+    from harness.weights import require_weight
 
-    return find_weight(build_plugins(), VGG16_IMAGENET.name)
+    return require_weight(VGG16_IMAGENET)
 
 
 def perceptual_loss(phi: nn.Module, fake: Tensor, real: Tensor) -> Tensor:

@@ -9,10 +9,10 @@ reads it and a file that needs arbitrary code is refused):
     discriminators                  the ModuleList's state dict
     opt_g, opt_d                    optimiser state dicts (opt_d: one per discriminator)
     aux                             {name: state} of auxiliary modules that have buffers or trainable parameters
-    rng                             harness.train.seed.rng_state()
+    rng                             harness.seed.rng_state()
     pretrained                      {stage name: directory}
 
-``load_inference_models`` needs only ``generator_ema`` and ``vocab_size`` (``import-checkpoint`` writes such a
+``harness.build.load_inference_models`` needs only ``generator_ema`` and ``vocab_size`` (``import-checkpoint`` writes such a
 minimal checkpoint with ``save_checkpoint``).
 """
 from __future__ import annotations
@@ -196,59 +196,3 @@ def read_pretrained(run: Any) -> dict:
 # ------------------------------------------------------------------------------------------------------
 # Inference
 # ------------------------------------------------------------------------------------------------------
-@dataclass
-class InferenceModels:
-    """A run's models ready for sampling and evaluation: the generator holds the EMA weights and is in eval()."""
-
-    cfg: Any
-    modules: Any  # harness.build.MethodModules
-    vocab_size: int
-    step: int
-    pretrained: dict[str, Path]
-
-
-def load_inference_models(plugins: Any, run: Any, *, step: Optional[int] = None,
-                          device: str | torch.device = "cpu") -> InferenceModels:
-    """Rebuild the run's method from its config, pretrained stages and checkpoint (default: the newest), with the
-    EMA generator, everything in eval() and frozen, on ``device``."""
-    from harness.build import build_method
-
-    from harness.nn.state_dicts import load_state_strict
-
-    cfg = run.load_config(plugins)
-    path = latest_checkpoint(run, step)
-    ckpt = load_checkpoint(path)
-    info = read_pretrained(run)
-    pretrained = {k: Path(v) for k, v in info["stages"].items()}
-    for name, d in pretrained.items():
-        if not Path(d).is_dir():
-            raise HarnessError(f"run {Path(run.path).name}: pretrained stage {name!r} directory {d} is missing "
-                               f"(was the cache deleted?)")
-    vocab_size = ckpt.get("vocab_size") or info.get("vocab_size")
-    if not vocab_size:
-        raise HarnessError(f"run {Path(run.path).name}: neither its checkpoint nor {PRETRAINED_FILE} records the "
-                           f"vocabulary size")
-    modules = build_method(plugins, cfg, int(vocab_size), pretrained)
-    if "generator_ema" not in ckpt:
-        raise HarnessError(f"{path}: no generator_ema in the checkpoint")
-    load_state_strict(modules.generator, ckpt["generator_ema"], source=f"{path} generator_ema")
-    if "discriminators" in ckpt:
-        load_state_strict(modules.discriminators, ckpt["discriminators"], source=f"{path} discriminators")
-    load_aux_state(modules.aux, ckpt.get("aux", {}))
-    device = torch.device(device)
-    for m in _all_modules(modules):
-        m.to(device)
-        m.eval()
-        m.requires_grad_(False)
-    return InferenceModels(cfg, modules, int(vocab_size), int(ckpt.get("step", 0)), pretrained)
-
-
-def _all_modules(modules: Any) -> list[nn.Module]:
-    out = [modules.damsm.text, modules.damsm.image, modules.text_encoder, modules.image_encoder,
-           modules.generator, modules.discriminators, *modules.aux.values()]
-    seen, unique = set(), []
-    for m in out:
-        if id(m) not in seen:
-            seen.add(id(m))
-            unique.append(m)
-    return unique

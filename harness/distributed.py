@@ -10,10 +10,10 @@ metric states, records) always travel through a gloo group.
 
 Training (results independent of the number of ranks):
 
-* ``train.batch_size`` is the **global** batch; each step's item indices (``harness.train.seed.epoch_batches``)
+* ``train.batch_size`` is the **global** batch; each step's item indices (``harness.seed.epoch_batches``)
   are split into N contiguous equal slices, rank r loading slice r (``shard_batches``);
 * an item's caption choice, subsample, crop and flip come from ``(seed, epoch, item index)`` (the data set),
-  and its noise z from ``(seed, step, item index)`` (``harness.train.seed.sample_noise``), so a sample is the
+  and its noise z from ``(seed, step, item index)`` (``harness.seed.sample_noise``), so a sample is the
   same whichever rank draws it; DDP averages the gradients over ranks, so a loss that is a mean of per-sample
   terms gives the gradient of the global batch's mean;
 * what the generator draws inside (conditioning augmentation ε) comes from ``(seed, step, item index)`` too
@@ -87,7 +87,7 @@ def launched_distributed() -> bool:
 
 
 def _device_for(name: str, local_rank: int, distributed: bool) -> torch.device:
-    from harness.train.engine import resolve_device
+    from harness.runtime import resolve_device
 
     device = resolve_device(name)
     if distributed and device.type == "cuda" and name in ("auto", "cuda"):
@@ -226,7 +226,7 @@ def reseed_rank_streams(seed: int, step: int, info: Optional[DistInfo] = None) -
     info = info or current()
     if not info.enabled:
         return
-    from harness.train.seed import rank_stream_seed, seed_everything
+    from harness.seed import rank_stream_seed, seed_everything
 
     seed_everything(rank_stream_seed(seed, step, info.rank))
 
@@ -380,7 +380,7 @@ def batch_rng(seed: int, index: int, device: torch.device) -> Iterator[None]:
     """Inside the block the global torch generators (CPU and ``device``) are seeded from (seed, batch index),
     so what a generator draws internally (conditioning augmentation ε) is the same on whichever rank runs the
     batch; the generators are restored afterwards."""
-    from harness.train.seed import rank_stream_seed
+    from harness.seed import rank_stream_seed
 
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, device_type="cuda"):
