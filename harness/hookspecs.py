@@ -162,14 +162,33 @@ def harness_discriminators(cfg: Config) -> nn.ModuleList:
     """
 
 
+# The loss contract (both loss hooks; ``types.Step`` repeats it; harness.train.engine.GanTrainer.train_step):
+#   precision   each loss hook runs under bf16 autocast when the run's precision is bf16 (``train.amp=bf16``, or
+#               ``auto`` on CUDA): the networks it calls return bf16 activations. It must still return fp32:
+#               take ``.float()`` of network outputs before the loss arithmetic.
+#   returns     a non-empty ``{name: tensor}``; every tensor is a 0-dim fp32 scalar that is part of the graph
+#               (the engine sums them, back-propagates the sum and logs each term; anything else stops
+#               training with one line naming the term, ``check_loss_terms``).
+#   D loss      called once per stage, in stage order, with gradients on for every module; only
+#               ``step.discriminators[stage]``'s optimiser steps afterwards. Detach the fakes yourself.
+#   G loss      called after every discriminator has stepped, with the discriminators' parameters at
+#               ``requires_grad=False`` (``GanTrainer(skip_d_weight_grads=True)``, as training builds it: their
+#               weight gradients would be discarded anyway; gradients still flow through them into G) and, under
+#               torchrun, with DDP's gradient synchronisation of the discriminators off (``no_sync``): only the
+#               generator's gradients are all-reduced.
+#   randomness  the generator ran under ``harness.nn.item_noise.per_item_draws``; a loss that draws random
+#               numbers uses the global generator (seeded per run, per rank).
+
+
 @hookspec(firstresult=True)
 def harness_discriminator_loss(step: Step, stage: int) -> dict[str, Tensor]:
     """The loss of discriminator ``stage`` for this iteration.
 
     Receives: the ``Step`` (real batch, text features, generator output — detach the fakes yourself) and the
-    stage index. Returns: named scalar terms, e.g. ``{"d_64": t}``; the harness sums them, back-propagates
+    stage index. Returns: named 0-dim fp32 terms, e.g. ``{"d_64": t}``; the harness sums them, back-propagates
     into ``step.discriminators[stage]``, steps its optimiser, and logs every term. Called once per stage per
-    iteration, in stage order, before the generator step. firstresult.
+    iteration, in stage order, before the generator step, under bf16 autocast when the run is bf16 (the loss
+    contract above). firstresult.
     """
 
 
@@ -178,8 +197,10 @@ def harness_generator_loss(step: Step) -> dict[str, Tensor]:
     """The generator's loss for this iteration.
 
     Receives: the ``Step``, after every discriminator has stepped. Returns: named scalar terms (e.g.
-    ``{"g_adv_64": t, ..., "damsm_words": t, "damsm_sent": t, "kl": t}``), already weighted; the harness sums
-    them, back-propagates, steps the generator optimiser, updates the EMA, and logs each term. firstresult.
+    ``{"g_adv_64": t, ..., "damsm_words": t, "damsm_sent": t, "kl": t}``), already weighted, 0-dim fp32; the
+    harness sums them, back-propagates, steps the generator optimiser, updates the EMA, and logs each term. Runs
+    under bf16 autocast when the run is bf16, with the discriminators' parameters frozen (requires_grad off)
+    and their DDP synchronisation off (the loss contract above). firstresult.
     """
 
 

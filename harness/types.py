@@ -284,6 +284,12 @@ class Step:
     aux:            the method's auxiliary modules (harness_auxiliary_modules)
     cfg:            the resolved config
     iteration:      the global step number
+
+    The loss contract (``harness/hookspecs.py`` has it in full): a loss hook receiving a Step runs under bf16
+    autocast when the run's precision is bf16, so ``output`` and what ``discriminators``/``image_encoder``/``aux``
+    return may be bf16; it returns non-empty ``{name: 0-dim fp32 tensor}``. During the generator loss the
+    discriminators' parameters have ``requires_grad=False`` (gradients still flow through them into the
+    generator) and, under torchrun, their DDP gradient synchronisation is off.
     """
 
     batch: Batch

@@ -94,13 +94,13 @@ class DistMethod:
     def harness_discriminator_loss(self, step, stage):
         d = step.discriminators[stage]
         real, fake = step.batch.images[stage], step.output.images[stage].detach()
-        return {f"d_{stage}": F.softplus(-d(real)).mean() + F.softplus(d(fake)).mean()}
+        return {f"d_{stage}": F.softplus(-d(real).float()).mean() + F.softplus(d(fake).float()).mean()}
 
     @hookimpl
     def harness_generator_loss(self, step):
-        terms = {f"g_adv_{i}": F.softplus(-d(x)).mean()
+        terms = {f"g_adv_{i}": F.softplus(-d(x).float()).mean()
                  for i, (d, x) in enumerate(zip(step.discriminators, step.output.images))}
-        mu, logvar = step.output.mu, step.output.logvar
+        mu, logvar = step.output.mu.float(), step.output.logvar.float()
         terms["kl"] = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).mean()
         return terms
 

@@ -127,8 +127,7 @@ class GanTrainer:
             opt.zero_grad(set_to_none=True)
             with prec.autocast():
                 d_terms = self.hooks.harness_discriminator_loss(step=step, stage=i)
-            if not d_terms:
-                raise HarnessError(f"method {self.cfg.method!r}: harness_discriminator_loss returned no term")
+            check_loss_terms(self.cfg.method, "harness_discriminator_loss", d_terms)
             total = _sum_terms(d_terms)
             total.backward()
             opt.step()
@@ -139,8 +138,7 @@ class GanTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         with self._d_weights_frozen(), no_sync(self.d_parallel), prec.autocast():
             g_terms = self.hooks.harness_generator_loss(step=step)
-        if not g_terms:
-            raise HarnessError(f"method {self.cfg.method!r}: harness_generator_loss returned no term")
+        check_loss_terms(self.cfg.method, "harness_generator_loss", g_terms)
         g_total = _sum_terms(g_terms)
         g_total.backward()
         self.opt_g.step()
@@ -202,6 +200,18 @@ class GanTrainer:
         load_state_strict(self.generator, state["generator"], source=f"{source} generator")
         load_state_strict(self.discriminators, state["discriminators"], source=f"{source} discriminators")
         self.ema.load_from(state["generator_ema"])
+
+
+def check_loss_terms(method: str, hook: str, terms: Optional[dict[str, Tensor]]) -> None:
+    """The loss contract's return value (``harness.hookspecs``, ``types.Step``): at least one named term, each a
+    0-dim fp32 tensor, also under bf16 autocast. Raises HarnessError naming the method, the hook and the term."""
+    if not terms:
+        raise HarnessError(f"method {method!r}: {hook} returned no term")
+    for name, value in terms.items():
+        if not isinstance(value, Tensor) or value.dim() != 0 or value.dtype != torch.float32:
+            got = f"{value.dtype} of shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+            raise HarnessError(f"method {method!r}: {hook} term {name!r} is {got}; a loss term is a 0-dim fp32 tensor "
+                               f"(under train.amp=bf16 too: compute it from .float() values)")
 
 
 def _sum_terms(terms: dict[str, Tensor]) -> Tensor:
