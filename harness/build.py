@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -14,6 +14,10 @@ from harness.config import Config, Resolution, resolve_config
 from harness.config_rules import check_config
 from harness.errors import HarnessError
 from harness.types import DamsmEncoders
+
+if TYPE_CHECKING:  # type hints only
+    from harness.plugins import Plugins
+    from harness.results import RunDir
 
 
 @dataclass
@@ -26,7 +30,7 @@ class MethodModules:
     discriminators: nn.ModuleList
 
 
-def build_method(plugins, cfg: Config, vocab_size: int, pretrained: Optional[dict[str, Path]] = None, *,
+def build_method(plugins: Plugins, cfg: Config, vocab_size: int, pretrained: Optional[dict[str, Path]] = None, *,
                  training: bool = False) -> MethodModules:
     """Build the method ``cfg.method``; ``pretrained`` maps pretraining stage names (``damsm`` first) to their
     cache directories. Without it (``inspect``, tests) every module keeps its fresh initialisation. ``training``:
@@ -59,7 +63,7 @@ def count_parameters(module: nn.Module, exclude: Optional[list[nn.Module]] = Non
     return sum(p.numel() for p in module.parameters() if id(p) not in skip)
 
 
-def prepare_config(plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
+def prepare_config(plugins: Plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
                    overrides: list[str], seed: int) -> Config:
     """Resolve one method's config; fails on an unknown method, data set, preset or key, or a value its field or
     the method does not allow (``harness.config_rules.check_config``), before any work."""
@@ -69,7 +73,7 @@ def prepare_config(plugins, method: str, *, dataset: str, data_dir: Optional[str
     return cfg
 
 
-def resolve_method_config(plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
+def resolve_method_config(plugins: Plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
                           overrides: list[str], seed: int = 0) -> Resolution:
     """``prepare_config`` with the source of every value (``harness config``): the data set's protocol presets and
     the installed methods' presets (for ``extends: other/preset``) come from the plugins."""
@@ -83,7 +87,7 @@ def resolve_method_config(plugins, method: str, *, dataset: str, data_dir: Optio
 DEFAULT_VOCAB_SIZE = 5450  # len(ixtoword) of CUB captions.pickle (REFERENCE.md A, "Vocabulary size")
 
 
-def build_for_counting(plugins, cfg, vocab_size: int) -> MethodModules:
+def build_for_counting(plugins: Plugins, cfg, vocab_size: int) -> MethodModules:
     """The method's modules for counting parameters: on the meta device (shapes only, no memory, no
     initialisation cost) when the method allows it, else on the CPU."""
     try:
@@ -97,14 +101,14 @@ def build_for_counting(plugins, cfg, vocab_size: int) -> MethodModules:
 class InferenceModels:
     """A run's models ready for sampling and evaluation: the generator holds the EMA weights and is in eval()."""
 
-    cfg: Any
-    modules: Any  # harness.build.MethodModules
+    cfg: Config
+    modules: MethodModules
     vocab_size: int
     step: int
     pretrained: dict[str, Path]
 
 
-def load_inference_models(plugins: Any, run: Any, *, step: Optional[int] = None,
+def load_inference_models(plugins: Plugins, run: RunDir, *, step: Optional[int] = None,
                           device: str | torch.device = "cpu") -> InferenceModels:
     """Rebuild the run's method from its config, pretrained stages and checkpoint (default: the newest), with the
     EMA generator, everything in eval() and frozen, on ``device``."""
@@ -140,7 +144,7 @@ def load_inference_models(plugins: Any, run: Any, *, step: Optional[int] = None,
     return InferenceModels(cfg, modules, int(vocab_size), int(ckpt.get("step", 0)), pretrained)
 
 
-def _all_modules(modules: Any) -> list[nn.Module]:
+def _all_modules(modules: MethodModules) -> list[nn.Module]:
     out = [modules.damsm.text, modules.damsm.image, modules.text_encoder, modules.image_encoder,
            modules.generator, modules.discriminators, *modules.aux.values()]
     seen, unique = set(), []

@@ -23,12 +23,15 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:  # type hints only
+    from harness.results import RunDir
 
 FORMAT = 1
 _NAME = re.compile(r"^step-(\d+)\.pt$")
@@ -39,7 +42,7 @@ PRETRAINED_FILE = "pretrained.json"
 # ------------------------------------------------------------------------------------------------------
 # Writing and finding
 # ------------------------------------------------------------------------------------------------------
-def checkpoint_path(run: Any, step: int) -> Path:
+def checkpoint_path(run: RunDir, step: int) -> Path:
     return Path(run.checkpoints) / f"step-{int(step)}.pt"
 
 
@@ -59,7 +62,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         raise
 
 
-def list_checkpoints(run: Any) -> dict[int, Path]:
+def list_checkpoints(run: RunDir) -> dict[int, Path]:
     """{step: path} of the run's checkpoints (temporary files ignored)."""
     folder = Path(run.checkpoints)
     if not folder.is_dir():
@@ -76,13 +79,13 @@ class CheckpointWriteError(HarnessError):
     """A checkpoint could not be written (e.g. the disk is full); the message names the last good one."""
 
 
-def last_good(run: Any) -> str:
+def last_good(run: RunDir) -> str:
     """"the last good checkpoint is <path>" (or "no checkpoint was written yet") for messages that stop training."""
     found = list_checkpoints(run)
     return f"the last good checkpoint is {found[max(found)]}" if found else "no checkpoint was written yet"
 
 
-def resume_hint(run: Any) -> str:
+def resume_hint(run: RunDir) -> str:
     """"the last good checkpoint is …; resume with `harness train --resume RUN`"."""
     return f"{last_good(run)}; resume with `harness train --resume {Path(run.path)}`"
 
@@ -96,7 +99,7 @@ def sweep_temporaries(folder: Path) -> list[Path]:
     return stale
 
 
-def save_checkpoint(run: Any, state: dict, step: int, *, keep: Optional[int] = None) -> Path:
+def save_checkpoint(run: RunDir, state: dict, step: int, *, keep: Optional[int] = None) -> Path:
     """Write ``state`` as ``checkpoints/step-<step>.pt`` atomically; with ``keep``, delete all but the ``keep``
     newest checkpoints afterwards (the one just written is always kept). Temporary files of earlier interrupted
     saves are swept first. A failed write (a full disk) leaves no temporary file and raises
@@ -119,7 +122,7 @@ def save_checkpoint(run: Any, state: dict, step: int, *, keep: Optional[int] = N
     return path
 
 
-def latest_checkpoint(run: Any, step: Optional[int] = None) -> Path:
+def latest_checkpoint(run: RunDir, step: Optional[int] = None) -> Path:
     """The checkpoint of ``step`` (default: the newest); a missing one raises HarnessError naming what exists."""
     found = list_checkpoints(run)
     if step is not None:
@@ -173,7 +176,7 @@ def load_aux_state(aux: dict[str, nn.Module], state: dict[str, dict]) -> None:
 # ------------------------------------------------------------------------------------------------------
 # pretrained.json: the pretraining stages a run used, and its vocabulary size
 # ------------------------------------------------------------------------------------------------------
-def write_pretrained(run: Any, pretrained: dict[str, Path], vocab_size: int) -> Path:
+def write_pretrained(run: RunDir, pretrained: dict[str, Path], vocab_size: int) -> Path:
     """``<run>/pretrained.json``: {"stages": {name: directory}, "vocab_size": N}."""
     from harness.results import atomic_write_text
 
@@ -183,7 +186,7 @@ def write_pretrained(run: Any, pretrained: dict[str, Path], vocab_size: int) -> 
     return path
 
 
-def read_pretrained(run: Any) -> dict:
+def read_pretrained(run: RunDir) -> dict:
     path = Path(run.path) / PRETRAINED_FILE
     if not path.is_file():
         return {"stages": {}, "vocab_size": None}

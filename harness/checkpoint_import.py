@@ -28,6 +28,7 @@ from harness.errors import HarnessError
 from harness.results import RunDir, run_stem
 
 if TYPE_CHECKING:  # pragma: no cover
+    from harness.plugins import Plugins
     from torch import nn
 
 
@@ -73,7 +74,7 @@ def load_reference_discriminators(discs: "nn.ModuleList", files: Sequence[str | 
     return {k: v.detach().clone() for k, v in discs.state_dict().items()}
 
 
-def import_checkpoint(plugins, method: str, file: Path, *, text_encoder: Optional[str] = None,
+def import_checkpoint(plugins: Plugins, method: str, file: Path, *, text_encoder: Optional[str] = None,
                       image_encoder: Optional[str] = None, dataset: str = "cub", data_dir: Optional[str] = None,
                       preset: str = "paper", overrides: Optional[list[str]] = None, root: Path,
                       discriminators: Optional[Sequence[str]] = None, start_epoch: Optional[int] = None) -> RunDir:

@@ -20,9 +20,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, TYPE_CHECKING
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:  # type hints only
+    from harness.plugins import Plugins
+    from harness.results import RunDir
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -179,7 +183,7 @@ def _set_weights_dir(args: argparse.Namespace) -> None:
         os.environ["HARNESS_WEIGHTS_DIR"] = str(args.weights_dir)
 
 
-def main(argv: Optional[Sequence[str]] = None, *, plugins=None) -> int:
+def main(argv: Optional[Sequence[str]] = None, *, plugins: Plugins | None = None) -> int:
     """Entry point; ``plugins`` lets tests pass a plugin manager with out-of-tree plugins."""
     args = build_parser().parse_args(argv)
     try:
@@ -193,7 +197,7 @@ def main(argv: Optional[Sequence[str]] = None, *, plugins=None) -> int:
         return 130
 
 
-def _dispatch(args: argparse.Namespace, plugins) -> int:
+def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.plugins import build_plugins
     from harness.results import results_root
 
@@ -347,7 +351,7 @@ def _session_path(arg: str, root: Path) -> Path:
     return p if p.is_dir() else check_run_id(arg, root)
 
 
-def _train(args: argparse.Namespace, plugins) -> int:
+def _train(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.results import resolve_run, results_root
 
     root = results_root(args.results_dir, create=bool(args.resume))  # a new run: its config is checked first
@@ -393,7 +397,7 @@ def _train(args: argparse.Namespace, plugins) -> int:
     return 0
 
 
-def _train_interruptible(plugins, cfg, run, *, resume: bool, root: Path) -> None:
+def _train_interruptible(plugins: Plugins, cfg, run: RunDir, *, resume: bool, root: Path) -> None:
     """``harness.run.train_run``; Ctrl-C names the run and the command that continues it."""
     from harness.run import Interrupted, train_run
     from harness.checkpoint import resume_hint
@@ -404,7 +408,7 @@ def _train_interruptible(plugins, cfg, run, *, resume: bool, root: Path) -> None
         raise Interrupted(f"interrupted: run {run.path}; {resume_hint(run)}") from None
 
 
-def _datasets(args: argparse.Namespace, plugins) -> int:
+def _datasets(args: argparse.Namespace, plugins: Plugins) -> int:
     if args.datasets_verb is None:
         for name, d in sorted(plugins.datasets().items()):
             print(f"{name:8s} {d.description}")

@@ -19,9 +19,12 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, TYPE_CHECKING
 
 from harness.errors import ConfigError
+
+if TYPE_CHECKING:  # type hints only
+    from harness.plugins import Plugins
 
 RULE = "rule"  # the metadata key of a field's Rule
 
@@ -145,7 +148,7 @@ def check_fields(cfg: Any) -> None:
             raise ConfigError(problem)
 
 
-def check_config(plugins: Any, cfg: Any) -> None:
+def check_config(plugins: Plugins, cfg: Any) -> None:
     """The whole check of a resolved config, before any work: field rules, names the installed plugins must know,
     then the method's own ``harness_check_config`` hook. Raises ``ConfigError`` (one line) on the first problem."""
     check_fields(cfg)

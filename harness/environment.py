@@ -19,7 +19,10 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TYPE_CHECKING
+
+if TYPE_CHECKING:  # type hints only
+    from harness.plugins import Plugins
 
 NOT_INSTALLED = "not installed"
 
@@ -102,7 +105,7 @@ def _torchvision_version() -> str:
     return torchvision.__version__
 
 
-def _weights_report(plugins: Any) -> dict[str, Any]:
+def _weights_report(plugins: Plugins) -> dict[str, Any]:
     from harness.weights import search_dirs, weight_status
 
     files = {r["name"]: {"status": r["status"], "path": r["path"], "filenames": r["filenames"]}
@@ -110,7 +113,7 @@ def _weights_report(plugins: Any) -> dict[str, Any]:
     return {"searched": [str(d) for d in search_dirs()], "files": files}
 
 
-def collect_environment(plugins: Any = None) -> dict[str, Any]:
+def collect_environment(plugins: Plugins | None = None) -> dict[str, Any]:
     """The ``harness env`` report as a JSON-ready dict.
 
     plugins: a plugin set (``harness.plugins.build_plugins``) whose weight registry and methods are listed; None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -37,6 +37,11 @@ from harness.metrics.interface import (
 )
 from harness.results import make_record, new_eval_id
 
+if TYPE_CHECKING:  # type hints only
+    from harness.build import InferenceModels, MethodModules
+    from harness.plugins import Plugins
+    from harness.results import RunDir
+
 CAPTIONS_POLICY = "one random caption per test image per pass, seeded shuffled passes until num_images"
 
 
@@ -50,7 +55,7 @@ def _parse(metrics: str | list[str] | None) -> list[str]:
     return [m.strip() for m in items if m.strip() and m.strip() != "auto"]
 
 
-def check_metric_names(plugins: Any, metrics: str | None) -> None:
+def check_metric_names(plugins: Plugins, metrics: str | None) -> None:
     """Fail before any work when ``metrics`` (comma-separated ids, or None / "auto") names an unknown metric."""
     available = plugins.metrics()
     for name in _parse(metrics):
@@ -58,7 +63,7 @@ def check_metric_names(plugins: Any, metrics: str | None) -> None:
             raise UnknownNameError("metric", name, list(available))
 
 
-def select_metrics(plugins: Any, metrics: str | list[str] | None, dataset: str) -> tuple[list[str], bool]:
+def select_metrics(plugins: Plugins, metrics: str | list[str] | None, dataset: str) -> tuple[list[str], bool]:
     """The metric ids to compute and whether they were named explicitly (else: every metric that applies)."""
     check_metric_names(plugins, ",".join(_parse(metrics)) or None)
     names = _parse(metrics)
@@ -123,7 +128,7 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _damsm_protocol(models: Any) -> dict:
+def _damsm_protocol(models: InferenceModels) -> dict:
     if models is None or "damsm" not in (models.pretrained or {}):
         return {}
     from harness.nn.damsm import damsm_info
@@ -144,7 +149,7 @@ def resolve_rp_encoder(arg: str, root: Path) -> str:
     return str(resolve_run(arg, root).path)
 
 
-def evaluate_run(plugins: Any, run: Any, *, metrics: str | None = None, num_images: Optional[int] = None,
+def evaluate_run(plugins: Plugins, run: RunDir, *, metrics: str | None = None, num_images: Optional[int] = None,
                  split: Optional[str] = None, checkpoint: Optional[str | int] = None,
                  save_images: Optional[str] = None, strict: bool, rp_encoder: Optional[str] = None,
                  fid_stats: Optional[str] = None, is_classifier: Optional[str] = None,
@@ -178,8 +183,8 @@ def evaluate_run(plugins: Any, run: Any, *, metrics: str | None = None, num_imag
                            options=options, run=run, save_images=save_images)
 
 
-def make_context(plugins: Any, models: Any, dataset: Any, *, split: str, device: torch.device | str, root: Path,
-                 num_images: int, options: Optional[EvalOptions] = None, run: Any = None) -> EvalContext:
+def make_context(plugins: Plugins, models: InferenceModels, dataset: Any, *, split: str, device: torch.device | str, root: Path,
+                 num_images: int, options: Optional[EvalOptions] = None, run: RunDir | None = None) -> EvalContext:
     """The evaluation context (caption bank included) for ``models`` on ``dataset``."""
     from harness.build import load_external_damsm
 
@@ -218,9 +223,9 @@ def build_metrics(ctx: EvalContext, names: list[str], *, explicit: bool,
     return computers, skipped
 
 
-def evaluate_models(plugins: Any, models: Any, dataset: Any, *, names: list[str], explicit: bool, strict: bool,
+def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: Any, *, names: list[str], explicit: bool, strict: bool,
                     num_images: int, split: str, device: torch.device, root: Path, options: EvalOptions,
-                    run: Any = None, save_images: Optional[str] = None, progress: bool = True) -> list[dict]:
+                    run: RunDir | None = None, save_images: Optional[str] = None, progress: bool = True) -> list[dict]:
     """The evaluation itself, on already built models and data (the benchmark and tests call this directly)."""
     cfg = models.cfg
     seed = cfg.eval.seed
@@ -266,7 +271,7 @@ def evaluate_models(plugins: Any, models: Any, dataset: Any, *, names: list[str]
     return records
 
 
-def generate_into(ctx: EvalContext, modules: Any, computers: list[Any], *, save_images: Optional[str] = None,
+def generate_into(ctx: EvalContext, modules: MethodModules, computers: list[Any], *, save_images: Optional[str] = None,
                   progress: bool = True) -> float:
     """Generate ``ctx.num_images`` images batch by batch and hand each batch to every metric; returns images/s
     of the loop (generation and every metric's per-batch work)."""

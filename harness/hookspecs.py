@@ -21,7 +21,7 @@ Types are in ``harness.types``; the config in ``harness.config``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import pluggy
 from torch import Tensor, nn
@@ -36,6 +36,9 @@ from harness.types import (
     Step,
     WeightFile,
 )
+
+if TYPE_CHECKING:  # type hints only
+    from harness.results import RunDir
 
 PROJECT = "harness"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -235,7 +238,7 @@ def harness_check_config(cfg: Config) -> list[str]:
 # Lifecycle: all implementations called, results ignored.
 # ------------------------------------------------------------------------------------------------------
 @hookspec
-def harness_on_step_end(run: Any, step: Step, logs: dict[str, float]) -> None:
+def harness_on_step_end(run: RunDir, step: Step, logs: dict[str, float]) -> None:
     """Called after every training iteration (after the EMA update).
 
     Receives: the run (``harness.results.RunDir``), the iteration's ``Step`` and the logged scalars
@@ -246,7 +249,7 @@ def harness_on_step_end(run: Any, step: Step, logs: dict[str, float]) -> None:
 
 
 @hookspec
-def harness_on_evaluated(run: Any, records: list[dict]) -> None:
+def harness_on_evaluated(run: RunDir, records: list[dict]) -> None:
     """Called after an evaluation has written its records.
 
     Receives: the run (``harness.results.RunDir``) and the new records (DESIGN.md §10 record schema).

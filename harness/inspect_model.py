@@ -6,13 +6,16 @@ initialisation cost: the paper-size discriminators' orthogonal init alone takes 
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, TYPE_CHECKING
 
 # DEFAULT_VOCAB_SIZE and build_for_counting moved to harness.build (imported here as before)
 from harness.build import DEFAULT_VOCAB_SIZE, build_for_counting, count_parameters, prepare_config  # noqa: F401
 
+if TYPE_CHECKING:  # type hints only
+    from harness.plugins import Plugins
 
-def inspect_method(plugins, method: str, *, preset: str = "paper", dataset: str = "cub",
+
+def inspect_method(plugins: Plugins, method: str, *, preset: str = "paper", dataset: str = "cub",
                    vocab_size: Optional[int] = None, overrides: Optional[list[str]] = None) -> dict:
     """Parameter counts of ``method`` under ``preset``: ``{"method", "text_encoder", "image_encoder",
     "image_encoder_trainable", "generator", "discriminators": [...], "other": {name: n}}``.

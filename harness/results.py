@@ -20,11 +20,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, TYPE_CHECKING
 
 import yaml
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:  # type hints only
+    from harness.plugins import Plugins
 
 RECORD_FIELDS = ("method", "dataset", "seed", "metric", "value", "std", "std_over", "status", "reason",
                  "eval_id", "protocol")
@@ -130,7 +133,7 @@ class RunDir:
                                  f"got {type(d).__name__})")
         return d
 
-    def load_config(self, plugins: Any) -> Any:
+    def load_config(self, plugins: Plugins) -> Any:
         """The resolved config, with the method's own section types; a config.yaml that does not fit them raises
         ``RunConfigError`` naming the file and the key."""
         from harness.config import ConfigError, config_from_dict
@@ -347,7 +350,7 @@ def find_runs(paths: Iterable[str | Path]) -> list[RunDir]:
     return runs
 
 
-def readable_runs(runs: Iterable[RunDir], plugins: Any) -> list[RunDir]:
+def readable_runs(runs: Iterable[RunDir], plugins: Plugins) -> list[RunDir]:
     """The runs whose config.yaml loads; each other one is skipped with a warning line naming its file and why
     (``harness table --all`` on a results root where one run was damaged)."""
     out = []

@@ -34,7 +34,7 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C, with a message naming what was interrupted and how to continue (printed by the CLI)."""
 
 
-def run_benchmark(plugins, *, methods: str, dataset: str, data_dir: Optional[str], preset: str, seeds: list[int],
+def run_benchmark(plugins: Plugins, *, methods: str, dataset: str, data_dir: Optional[str], preset: str, seeds: list[int],
                   overrides: list[str], root: Path, metrics: Optional[str] = None, evaluate: bool = True) -> Path:
     """Train and evaluate every (method, seed); returns the session directory holding the runs and tables.
     The request is saved as ``session.json`` so that ``resume_benchmark`` can continue an interrupted session."""
@@ -55,7 +55,7 @@ def run_benchmark(plugins, *, methods: str, dataset: str, data_dir: Optional[str
     return _run_session(plugins, session, request, configs, root)
 
 
-def resume_benchmark(plugins, session: Path, *, root: Path) -> Path:
+def resume_benchmark(plugins: Plugins, session: Path, *, root: Path) -> Path:
     """Continue an interrupted `harness run` session: finished runs are kept, the interrupted one resumes from
     its last checkpoint, the runs not started are made, then the tables are written. Raises HarnessError (one
     line) when ``session`` is not a session directory."""
@@ -64,7 +64,7 @@ def resume_benchmark(plugins, session: Path, *, root: Path) -> Path:
     return _run_session(plugins, session, request, configs, root)
 
 
-def _session_configs(plugins, request: dict) -> list[Config]:
+def _session_configs(plugins: Plugins, request: dict) -> list[Config]:
     configs = [prepare_config(plugins, m, dataset=request["dataset"], data_dir=request["data_dir"],
                               preset=request["preset"], overrides=request["overrides"], seed=s)
                for m in request["methods"] for s in request["seeds"]]
@@ -75,7 +75,7 @@ def _session_configs(plugins, request: dict) -> list[Config]:
     return configs
 
 
-def _run_session(plugins, session: Path, request: dict, configs: list[Config], root: Path) -> Path:
+def _run_session(plugins: Plugins, session: Path, request: dict, configs: list[Config], root: Path) -> Path:
     from harness.results import RunDir
     from harness.run_info import mark_finished
     from harness.tables import write_table
@@ -148,7 +148,7 @@ def _read_session(session: Path) -> dict:
     return request
 
 
-def _new_run(plugins, session: Path, cfg: Config):
+def _new_run(plugins: Plugins, session: Path, cfg: Config):
     from harness.results import RunDir
     from harness.run_info import write_run_info
 

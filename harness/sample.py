@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:  # type hints only
+    from harness.build import InferenceModels
+    from harness.plugins import Plugins
 
 MIN_CELL = 128  # pixels per image on the sheet
 
@@ -35,11 +39,11 @@ def read_captions(captions: list[str], file: str | None) -> list[str]:
     return out
 
 
-def _dataset(plugins: Any, cfg: Any, root: Optional[Path]) -> Any:
+def _dataset(plugins: Plugins, cfg: Any, root: Optional[Path]) -> Any:
     return plugins.dataset(cfg.data.name).build(cfg.data, cfg.eval.split, train=False, seed=cfg.seed, cache_root=root)
 
 
-def generate_for_captions(models: Any, token_lists: list[list[int]], noise: torch.Tensor, *, words_num: int,
+def generate_for_captions(models: InferenceModels, token_lists: list[list[int]], noise: torch.Tensor, *, words_num: int,
                           seed: int, device: torch.device) -> torch.Tensor:
     """Last-stage images (B×3×H×W in [−1, 1], on the CPU) for the captions, in their order."""
     from harness.data.captions import encode_caption_batch
@@ -53,7 +57,7 @@ def generate_for_captions(models: Any, token_lists: list[list[int]], noise: torc
     return out
 
 
-def sample_sheet(plugins: Any, runs: list, captions: list[str], *, seed: int, out: Optional[str | Path],
+def sample_sheet(plugins: Plugins, runs: list, captions: list[str], *, seed: int, out: Optional[str | Path],
                  checkpoint: Optional[str | int]) -> Path:
     """Draw the sheet and return its path (default: ``<first run>/samples/sheet-s<seed>-<time>.png``)."""
     from harness.data.vocab import check_vocabulary_size

@@ -50,7 +50,7 @@ import math
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence, TYPE_CHECKING
 
 import pandas as pd
 
@@ -58,6 +58,9 @@ from harness.errors import HarnessError
 from harness.results import RunDir, atomic_write_text
 from harness.table_text import join_reasons, scrub, short_reason
 from harness.types import MetricFormat
+
+if TYPE_CHECKING:  # type hints only
+    from harness.plugins import Plugins
 
 # DESIGN.md §10 metric ids, in table order (``rp_real`` becomes the ``real images`` row under ``rp``).
 METRIC_ORDER = ("is", "is_ft", "fid", "fid_tv", "kid", "rp", "rp_real", "clip_rp", "clip_score", "probe_acc",
@@ -127,7 +130,7 @@ class ResultsTable:
 # ------------------------------------------------------------------------------------------------------
 # Public entry points
 # ------------------------------------------------------------------------------------------------------
-def write_table(plugins: Any, runs: Sequence[RunDir], *, fmt: str = "markdown", with_paper_numbers: bool = False,
+def write_table(plugins: Plugins, runs: Sequence[RunDir], *, fmt: str = "markdown", with_paper_numbers: bool = False,
                 columns: Iterable[str] = (), out: Optional[Path | str] = None,
                 metrics: Optional[Sequence[str]] = None, caption: Optional[str] = None,
                 label: Optional[str] = None, siunitx: bool = False) -> str:
@@ -155,7 +158,7 @@ def write_table(plugins: Any, runs: Sequence[RunDir], *, fmt: str = "markdown", 
     return text
 
 
-def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: bool = False,
+def build_table(plugins: Plugins, runs: Sequence[RunDir], *, with_paper_numbers: bool = False,
                 columns: Iterable[str] = (), metrics: Optional[Sequence[str]] = None) -> ResultsTable:
     """Collect, aggregate and mark: the table independent of its format.
 
@@ -241,7 +244,7 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
 # ------------------------------------------------------------------------------------------------------
 # Collection
 # ------------------------------------------------------------------------------------------------------
-def _collect(plugins: Any, runs: list[RunDir]) -> tuple[pd.DataFrame, list[dict], list[str], dict[str, dict]]:
+def _collect(plugins: Plugins, runs: list[RunDir]) -> tuple[pd.DataFrame, list[dict], list[str], dict[str, dict]]:
     """One long DataFrame with a line per (run, column) of the latest evaluation, each run's row, the data sets
     and the protocol values of every protocol id met.
 
@@ -373,7 +376,7 @@ def _num(v: Any) -> Optional[float]:
 class RowLabeller:
     """``method`` or ``method (key=value, ...)`` for runs that change the method's ablation switches."""
 
-    def __init__(self, plugins: Any):
+    def __init__(self, plugins: Plugins):
         self.plugins = plugins
         self._baselines: dict[tuple, Any] = {}
 
@@ -516,7 +519,7 @@ def _order_rows(rows: list[Row], method_of: dict[str, str]) -> list[Row]:
     return reproduced + [r for r in rows if r.kind == "real"]
 
 
-def _add_reported_rows(plugins: Any, rows: list[Row], method_of: dict[str, str], datasets: list[str],
+def _add_reported_rows(plugins: Plugins, rows: list[Row], method_of: dict[str, str], datasets: list[str],
                        multi: bool) -> list[Row]:
     """Insert ``<method> (reported)`` after each method's reproduced rows."""
     out: list[Row] = []
@@ -560,7 +563,7 @@ def _plain_number(cell: Cell) -> str:
     return f"{cell.value:g}" + (f" ± {cell.std:g}" if cell.std is not None else "")
 
 
-def _order_columns(plugins: Any, columns: list[str]) -> list[str]:
+def _order_columns(plugins: Plugins, columns: list[str]) -> list[str]:
     try:
         registered = list(plugins.metrics())
     except Exception:  # a broken metrics registry must not hide the table
@@ -578,14 +581,14 @@ def _order_columns(plugins: Any, columns: list[str]) -> list[str]:
     return sorted(columns, key=lambda c: (position(c), c))
 
 
-def _registry(plugins: Any) -> dict[str, Any]:
+def _registry(plugins: Plugins) -> dict[str, Any]:
     try:
         return dict(plugins.metrics())
     except Exception:  # a broken metrics registry must not hide the table
         return {}
 
 
-def _direction(plugins: Any, column: str) -> Optional[str]:
+def _direction(plugins: Plugins, column: str) -> Optional[str]:
     d = getattr(_registry(plugins).get(column), "direction", None)
     return d if d in ("higher", "lower") else None
 
@@ -631,7 +634,7 @@ def _mark_best(rows: list[Row], directions: dict[str, Optional[str]], formats: d
 # ------------------------------------------------------------------------------------------------------
 # Extra columns: params, speed, probe attributes
 # ------------------------------------------------------------------------------------------------------
-def _extra_value(plugins: Any, column: str, runs: list[RunDir]) -> Optional[float]:
+def _extra_value(plugins: Plugins, column: str, runs: list[RunDir]) -> Optional[float]:
     if column == "params":
         found = (_params(plugins, r) for r in runs)
     elif column.startswith(ATTRIBUTE_PREFIX):
@@ -658,7 +661,7 @@ def _probe_attribute(run: RunDir, attribute: str) -> Optional[float]:
     return _num(_latest_probe(run).get(attribute))
 
 
-def _params(plugins: Any, run: RunDir) -> Optional[float]:
+def _params(plugins: Plugins, run: RunDir) -> Optional[float]:
     """Generator parameters: ``params.json`` (``{"generator": n}``) or a log entry ``params_generator`` if the
     run recorded them, else counted by building the generator from the run's config (fresh weights; the
     generator's size does not depend on the vocabulary)."""

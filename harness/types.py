@@ -245,7 +245,7 @@ class PretrainContext:
     cfg: "Config"
     train_set: Any
     test_set: Any
-    damsm: Any
+    damsm: Optional[DamsmEncoders]
     pretrained: dict[str, Path]
     out_dir: Path
     device: torch.device

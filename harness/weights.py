@@ -19,10 +19,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TYPE_CHECKING
 
 from harness.errors import MissingWeightsError, UnknownNameError
 from harness.types import WeightFile
+
+if TYPE_CHECKING:  # type hints only
+    from harness.plugins import Plugins
 
 CHECKS = ("sha256", "sha256-prefix", "md5", "none")
 # torch.hub's naming convention: ``name-<first hex digits of the sha256>.ext``
@@ -116,7 +119,7 @@ def locate(w: WeightFile) -> tuple[Optional[WeightCheck], list[WeightCheck]]:
     return None, wrong
 
 
-def find_weight(plugins, name: str) -> Path:
+def find_weight(plugins: Plugins, name: str) -> Path:
     """The path of weight file ``name`` (announced by a plugin), verified; raises UnknownNameError (the announced
     names listed) or MissingWeightsError with one line saying what to do."""
     files = plugins.weight_files()
@@ -146,7 +149,7 @@ def weight_sha256(path: Path) -> str:
     return file_digest(Path(path), "sha256")
 
 
-def weight_status(plugins) -> list[dict]:
+def weight_status(plugins: Plugins) -> list[dict]:
     """One dict per announced weight file: name, purpose, filenames, locations, check, digest, status, path."""
     out = []
     for name, w in sorted(plugins.weight_files().items()):
@@ -164,7 +167,7 @@ def weight_status(plugins) -> list[dict]:
     return out
 
 
-def describe_weights(plugins) -> str:
+def describe_weights(plugins: Plugins) -> str:
     """The text of ``harness weights``."""
     rows = weight_status(plugins)
     lines = ["search order: " + ", ".join(str(d) for d in search_dirs()), ""]

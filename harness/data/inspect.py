@@ -4,7 +4,7 @@ of test images with their first captions."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -13,10 +13,13 @@ from harness.config import DataConfig, stable_hash
 from harness.data.validate import LAYOUT_SPECS, find_problems, find_warnings
 from harness.errors import HarnessError
 
+if TYPE_CHECKING:  # type hints only
+    from harness.plugins import Plugins
+
 SHEET_IMAGES = 8
 
 
-def inspect_dataset(plugins: Any, name: str, *, data_dir: Optional[str], root: Path) -> dict:
+def inspect_dataset(plugins: Plugins, name: str, *, data_dir: Optional[str], root: Path) -> dict:
     """The report of data set ``name``: counts, caption statistics, ``problems`` and the sample sheet path."""
     info = plugins.dataset(name)
     cfg = DataConfig(name=name, data_dir=str(data_dir) if data_dir is not None else None)

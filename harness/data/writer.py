@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -28,6 +28,9 @@ from harness.data.safe_pickle import dump_pickle
 from harness.data.shapes import BACKGROUNDS, ShapesDataset, render_scene
 from harness.data.transforms import bbox_crop_box, load_size
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:  # type hints only
+    from harness.plugins import Plugins
 
 LAYOUTS = ("cub", "coco")
 JPEG_QUALITY = 95
@@ -48,7 +51,7 @@ def _split_sets(cfg: Config) -> dict[str, ShapesDataset]:
     return {s: ShapesDataset(cfg.data, s, train=False) for s in SPLITS}
 
 
-def write_dataset(plugins: Any, name: str, out_dir: Path, *, layout: str, overrides: list[str],
+def write_dataset(plugins: Plugins, name: str, out_dir: Path, *, layout: str, overrides: list[str],
                   image_size: int | None = None) -> Path:
     """Write data set ``name`` (only generated ones: shapes) into ``out_dir`` in ``layout``; returns out_dir.
 

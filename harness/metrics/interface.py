@@ -11,13 +11,20 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:  # type hints only
+    from harness.build import InferenceModels
+    from harness.config import Config
+    from harness.plugins import Plugins
+    from harness.results import RunDir
+    from harness.types import DamsmEncoders
 
 
 class NonFiniteError(HarnessError):
@@ -176,8 +183,8 @@ class EvalContext:
                  cache directory); ``harness.evaluate`` sets it to ``harness.build.load_external_damsm``
     """
 
-    plugins: Any
-    cfg: Any
+    plugins: Plugins
+    cfg: Config
     dataset: Any
     split: str
     device: torch.device
@@ -187,10 +194,10 @@ class EvalContext:
     num_images: int
     seed: int
     options: EvalOptions = field(default_factory=EvalOptions)
-    models: Any = None
-    run: Any = None
+    models: Optional[InferenceModels] = None
+    run: Optional[RunDir] = None
     real_batch_size: int = 50
-    load_damsm: Optional[Callable[[str], Any]] = None
+    load_damsm: Optional[Callable[[str], DamsmEncoders]] = None
     _shared: dict[str, Any] = field(default_factory=dict)
 
     def describe_caption(self, caption_id: int) -> str:

@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -47,6 +47,11 @@ from harness.seed import (epoch_batches, fixed_noise, preserved_rng, rng_state, 
                                 seed_everything, set_rng_state)
 from harness.types import Batch, Step, TextFeatures
 
+if TYPE_CHECKING:  # type hints only
+    from harness.build import MethodModules
+    from harness.plugins import Plugins
+    from harness.results import RunDir
+
 
 # ------------------------------------------------------------------------------------------------------
 # One iteration
@@ -63,7 +68,7 @@ class GanTrainer:
     mathematics, less work. The benchmark's baseline mode turns it off.
     """
 
-    def __init__(self, plugins: Any, cfg: Config, modules: Any, device: torch.device, *,
+    def __init__(self, plugins: Plugins, cfg: Config, modules: MethodModules, device: torch.device, *,
                  precision: Optional[Precision] = None, skip_d_weight_grads: bool = True):
         self.plugins, self.cfg, self.modules, self.device = plugins, cfg, modules, device
         self.precision = precision or Precision.from_config(cfg, device)
@@ -238,7 +243,7 @@ class NonFiniteLoss(HarnessError):
     """A loss term became NaN or infinite; training stopped."""
 
 
-def _build_datasets(plugins: Any, cfg: Config, root: Path) -> tuple[Any, Any]:
+def _build_datasets(plugins: Plugins, cfg: Config, root: Path) -> tuple[Any, Any]:
     try:
         from harness.data.validate import check_dataset
     except ImportError:  # pragma: no cover - the data module is written separately
@@ -263,7 +268,7 @@ class TrainingLoop:
     periodic evaluation (``evaluate(step)``, a callback from ``harness.run``: training never imports the
     evaluation) and resume."""
 
-    def __init__(self, plugins: Any, cfg: Config, run: Any, trainer: GanTrainer, train_set: Any, test_set: Any,
+    def __init__(self, plugins: Plugins, cfg: Config, run: RunDir, trainer: GanTrainer, train_set: Any, test_set: Any,
                  *, root: Path, vocab_size: int, pretrained: dict[str, Path],
                  evaluate: Optional[Callable[[int], None]] = None):
         self.plugins, self.cfg, self.run, self.trainer = plugins, cfg, run, trainer
@@ -492,7 +497,7 @@ class TrainingLoop:
 # ------------------------------------------------------------------------------------------------------
 # Entry point
 # ------------------------------------------------------------------------------------------------------
-def train_method(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Path,
+def train_method(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root: Path,
                  evaluate: Optional[Callable[[int], None]] = None) -> None:
     """Pretrain (cached) and train ``cfg.method`` into ``run`` (``harness train`` and ``harness run`` call this,
     through ``harness.run.train_run``). ``resume`` continues from the run's newest checkpoint. ``evaluate(step)``
@@ -508,7 +513,7 @@ def train_method(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Pat
                            f"{resume_hint(run)} once there is space") from None
 
 
-def _train(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Path,
+def _train(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root: Path,
            evaluate: Optional[Callable[[int], None]]) -> None:
     from harness.build import build_method
     from harness.train.pretrain import ensure_pretrained

@@ -21,7 +21,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -34,6 +34,10 @@ from harness.seed import epoch_batches, preserved_rng, seed_everything
 from harness.nn.damsm import IMAGE_FILE, INFO_FILE, TEXT_FILE, damsm_info, load_damsm  # noqa: F401  (moved to harness.nn.damsm)
 from harness.runtime import Precision, batch_loader
 from harness.types import DamsmEncoders, PretrainContext, PretrainStage, WeightFile
+
+if TYPE_CHECKING:  # type hints only
+    from harness.plugins import Plugins
+    from harness.results import RunDir
 
 INCEPTION_WEIGHT = "damsm_inception_v3"
 INCEPTION_FILES = ["inception_v3_google-0cc3c7bd.pth", "inception_v3_google-1a9a5a14.pth"]
@@ -272,7 +276,7 @@ def run_stage(stage: PretrainStage, description: dict, cfg: Config, root: Path, 
     return cached(root, stage.name, description, build)
 
 
-def ensure_pretrained(plugins: Any, cfg: Config, root: Path, train_set: Any, test_set: Any,
+def ensure_pretrained(plugins: Plugins, cfg: Config, root: Path, train_set: Any, test_set: Any,
                       device: torch.device | str) -> dict[str, Path]:
     """Run (or find in the cache) the DAMSM stage, then the method's own stages in order; returns
     ``{stage name: cache directory}`` with ``damsm`` first."""
@@ -320,7 +324,7 @@ def ensure_pretrained(plugins: Any, cfg: Config, root: Path, train_set: Any, tes
     return pretrained
 
 
-def run_pretrained(run: Any) -> dict[str, Path]:
+def run_pretrained(run: RunDir) -> dict[str, Path]:
     """The pretraining stages a run used (``<run>/pretrained.json``), ``{stage name: cache directory}``."""
     from harness.checkpoint import read_pretrained
 
