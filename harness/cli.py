@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the full reasons of what was not computed and each column's protocol")
     _add_common(p)
 
-    _add_common(sub.add_parser("plugins", help="installed methods"))
+    p = sub.add_parser("plugins", help="installed methods (--hooks: the hooks each plugin implements)")
+    p.add_argument("--hooks", action="store_true", help="list every plugin with the hooks it implements")
+    _add_common(p)
     p = sub.add_parser("datasets", help="data sets: list, write, inspect")
     _add_common(p)
     dsub = p.add_subparsers(dest="datasets_verb")
@@ -210,6 +212,11 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
     verb = args.verb
 
     if verb == "plugins":
+        if args.hooks:
+            from harness.hook_trace import format_hooks
+
+            print(format_hooks(plugins.pm))
+            return 0
         for name, info in sorted(plugins.methods().items()):
             print(f"{name:10s} {info.paper}")
         return 0

@@ -18,6 +18,7 @@ import pluggy
 
 from harness import hookspecs
 from harness.errors import HarnessError, UnknownNameError
+from harness.hook_trace import install_tracing, trace_mode
 from harness.types import DatasetInfo, MethodInfo, MetricInfo, WeightFile
 
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
@@ -128,6 +129,8 @@ def build_plugins(extra: Iterable[Any] = (), *, entry_points: bool = True) -> Pl
     """Build the plugin manager.
 
     extra: plugin objects or modules to register as well (tests use this for out-of-tree plugins).
+    With ``HARNESS_TRACE_HOOKS=1`` or ``all`` every hook answer is traced to stderr (``harness.hook_trace``);
+    another value raises HarnessError.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -156,4 +159,14 @@ def build_plugins(extra: Iterable[Any] = (), *, entry_points: bool = True) -> Pl
                 raise HarnessError(f"plugin {plugin!r} announces {len(infos)} methods; a method plugin announces one")
             pm.register(plugin, name=name)
     pm.check_pending()
+    mode = _trace_mode()
+    if mode is not None:
+        install_tracing(pm, mode)
     return Plugins(pm, method_plugins)
+
+
+def _trace_mode() -> Optional[str]:
+    try:
+        return trace_mode()
+    except ValueError as e:
+        raise HarnessError(str(e)) from None
