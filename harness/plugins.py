@@ -105,6 +105,15 @@ def _flatten(results: list[Optional[list]]) -> list:
     return [item for r in results if r for item in r]
 
 
+def plugin_object(candidate: Any) -> Any:
+    """What to register for a plugin candidate: a module's ``plugin`` attribute when it has one (a method
+    written as a class, e.g. ``plugins.dmgan.plugin = DMGAN()``), else the candidate itself (a module-style
+    plugin of hook functions, or an object)."""
+    if isinstance(candidate, ModuleType):
+        return getattr(candidate, "plugin", candidate)
+    return candidate
+
+
 def _import_source_plugins() -> list[ModuleType]:
     """The packages under ``plugins/`` (a source checkout run without installation)."""
     try:
@@ -128,7 +137,9 @@ def _entry_point_plugins() -> list[tuple[str, Any]]:
 def build_plugins(extra: Iterable[Any] = (), *, entry_points: bool = True) -> Plugins:
     """Build the plugin manager.
 
-    extra: plugin objects or modules to register as well (tests use this for out-of-tree plugins).
+    extra: plugin objects or modules to register as well (tests use this for out-of-tree plugins). A module
+    with a ``plugin`` attribute registers that object (``plugin_object``), as the source tree's packages and
+    entry points to a module do.
     With ``HARNESS_TRACE_HOOKS=1`` or ``all`` every hook answer is traced to stderr (``harness.hook_trace``);
     another value raises HarnessError.
     """
@@ -142,7 +153,8 @@ def build_plugins(extra: Iterable[Any] = (), *, entry_points: bool = True) -> Pl
 
     method_plugins: dict[str, Any] = {}
     seen: set[int] = set()
-    for name, plugin in candidates:
+    for name, candidate in candidates:
+        plugin = plugin_object(candidate)
         if id(plugin) in seen or pm.is_registered(plugin):
             continue
         seen.add(id(plugin))

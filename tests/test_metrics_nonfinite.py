@@ -146,7 +146,7 @@ class PoisonedText(nn.Module):
 
 
 def test_evaluation_refuses_a_nan_image_naming_its_caption(setup, tmp_path, monkeypatch):
-    import harness.checkpoint as ckpt
+    import harness.build as ckpt
 
     plugins, run, root = setup
     load = ckpt.load_inference_models
@@ -174,7 +174,7 @@ def test_evaluation_refuses_a_nan_image_naming_its_caption(setup, tmp_path, monk
 
 
 def test_sample_sheet_refuses_a_nan_image_naming_its_caption(setup, tmp_path, monkeypatch):
-    import harness.checkpoint as ckpt
+    import harness.build as ckpt
     from harness.sample import sample_sheet
 
     plugins, run, root = setup

@@ -1,4 +1,6 @@
-"""AttnGAN plugin: hook implementations only (networks in ``model.py``, shared blocks in ``harness.nn``)."""
+"""AttnGAN plugin: module-level hook implementations (a module-style plugin; networks in ``model.py``, shared
+blocks in ``harness.nn``). The text and image encoders and the pretraining stages are the harness's defaults
+(the shared DAMSM ones; no stage of its own)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +13,7 @@ from harness.nn.discriminators import build_discriminators
 from harness.nn.init import reference_init
 from harness.nn.reference_objective import discriminator_terms, generator_terms
 from harness.plugins import hookimpl
-from harness.types import DamsmEncoders, MethodInfo, PretrainStage, ReportedNumber, Step
+from harness.types import MethodInfo, ReportedNumber, Step
 
 from .model import AttnGANGenerator
 
@@ -34,21 +36,6 @@ def harness_methods() -> list[MethodInfo]:
         reference_eval_batch_size=100,  # TRAIN.BATCH_SIZE of the original cfg/eval_*.yml
         description="DAMSM + conditioning augmentation + 3-stage generator with word attention + 3 discriminators",
     )]
-
-
-@hookimpl
-def harness_pretrain_stages(cfg: Config) -> list[PretrainStage]:
-    return []  # only the shared DAMSM stage
-
-
-@hookimpl
-def harness_text_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
-    return damsm.text
-
-
-@hookimpl
-def harness_image_encoder(cfg: Config, damsm: DamsmEncoders) -> nn.Module:
-    return damsm.image
 
 
 @hookimpl
