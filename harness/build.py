@@ -43,7 +43,7 @@ def build_method(plugins: Plugins, cfg: Config, vocab_size: int, pretrained: Opt
     if "damsm" in pretrained:
         load_damsm(damsm, pretrained["damsm"])
     hooks = plugins.method_hooks(cfg.method)
-    aux = hooks.harness_auxiliary_modules(cfg=cfg, damsm=damsm, pretrained=pretrained, training=training) or {}
+    aux = hooks.harness_auxiliary_modules(cfg=cfg, damsm=damsm, pretrained=pretrained, training=training)
     text_encoder = hooks.harness_text_encoder(cfg=cfg, damsm=damsm) or damsm.text
     image_encoder = hooks.harness_image_encoder(cfg=cfg, damsm=damsm) or damsm.image
     generator = hooks.harness_generator(cfg=cfg, aux=aux)

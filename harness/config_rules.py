@@ -191,12 +191,19 @@ def core_problems(cfg: Any) -> list[str]:
 # ------------------------------------------------------------------------------------------------------
 # Constraints shared by the built-in methods (their harness_check_config hooks call these)
 # ------------------------------------------------------------------------------------------------------
+def doublings_from_4x4(size: int) -> Optional[int]:
+    """n with ``size`` = 4·2ⁿ (n ≥ 0), or None when ``size`` is not such a side: a generator starts from a 4×4 map
+    and doubles it n times; a stage discriminator halves its input down to 4×4."""
+    n = int(round(math.log2(size / 4))) if size >= 4 else -1
+    return n if n >= 0 and 4 * 2 ** n == size else None
+
+
 def stage_size_problems(cfg: Any, min_doublings: int = 1) -> list[str]:
     """The first stage's side must be 4·2ⁿ (n ≥ ``min_doublings``): the generator starts from a 4×4 map and
     doubles it; each discriminator halves its input down to 4×4."""
     size = cfg.data.base_size
-    n = int(round(math.log2(size / 4))) if size >= 4 else -1
-    if n < min_doublings or 4 * 2 ** n != size:
+    n = doublings_from_4x4(size)
+    if n is None or n < min_doublings:
         allowed = ", ".join(str(4 * 2 ** k) for k in range(min_doublings, min_doublings + 5))
         d = cfg.data
         stages = f"data.image_size={d.image_size} over data.branch_num={d.branch_num} stages starts at "

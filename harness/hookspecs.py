@@ -97,8 +97,8 @@ def harness_pretrain_stages(cfg: Config) -> list[PretrainStage]:
     """Pretraining stages this method needs *besides* the shared DAMSM stage (which the harness always runs
     first), e.g. CAE-GAN's cross-attention encoder.
 
-    Receives: the resolved config. Returns: a list of ``PretrainStage`` (possibly empty; not implementing the
-    hook means none). Called once per run before any module is built; each stage's result is cached under
+    Receives: the resolved config. Returns: a list of ``PretrainStage``. Optional: a method without a stage of
+    its own does not implement it (the harness's default, ``harness.plugins.OPTIONAL_HOOK_DEFAULTS``, is []). Called once per run before any module is built; each stage's result is cached under
     ``<root>/.cache/<stage.name>/<key>/`` and
     its directory is passed on as ``pretrained[stage.name]``. firstresult.
     """
@@ -114,7 +114,7 @@ def harness_auxiliary_modules(cfg: Config, damsm: DamsmEncoders, pretrained: dic
     ``training``: True when the modules are built for GAN training, False for evaluation, sampling and
     ``inspect`` (so a module that only serves a training loss, e.g. ECAGAN's VGG, needs its weight file only
     then).
-    Returns: ``{name: module}`` (may be empty; not implementing the hook means none). Called once when the
+    Returns: ``{name: module}``. Optional: not implementing it (or answering None) means none (default {}). Called once when the
     method is built, before ``harness_generator``; the same instances are passed to ``harness_generator`` and
     are in ``Step.aux``.
     Their parameters are listed under ``other`` by ``harness inspect``; modules with trainable parameters are

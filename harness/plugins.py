@@ -12,7 +12,7 @@ import importlib.metadata
 import pkgutil
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import pluggy
 
@@ -34,8 +34,31 @@ CORE_PLUGIN_MODULES = (
 SOURCE_PLUGIN_PACKAGE = "plugins"
 
 
+# Optional component hooks and what they mean when the method does not implement them (or answers None), so that
+# no plugin answers [] or {} to say "nothing": no pretraining stage of its own, no auxiliary module.
+OPTIONAL_HOOK_DEFAULTS: dict[str, Callable[[], Any]] = {
+    "harness_pretrain_stages": list,
+    "harness_auxiliary_modules": dict,
+}
+
+
+class _WithDefault:
+    """A hook caller whose None answer (no implementation answered) becomes the hook's default."""
+
+    def __init__(self, caller: Any, default: Callable[[], Any]):
+        self._caller, self._default = caller, default
+
+    def __call__(self, **kwargs: Any) -> Any:
+        result = self._caller(**kwargs)
+        return self._default() if result is None else result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._caller, name)
+
+
 class _MethodHooks:
-    """Component hooks of one method: ``hooks.harness_generator(cfg=..., aux=...)``."""
+    """Component hooks of one method: ``hooks.harness_generator(cfg=..., aux=...)``; an optional hook no
+    implementation answers returns its default (``OPTIONAL_HOOK_DEFAULTS``)."""
 
     def __init__(self, pm: pluggy.PluginManager, remove: list[Any]):
         self._pm, self._remove = pm, remove
@@ -43,7 +66,8 @@ class _MethodHooks:
     def __getattr__(self, name: str) -> Any:
         if not name.startswith("harness_"):
             raise AttributeError(name)
-        return self._pm.subset_hook_caller(name, remove_plugins=self._remove)
+        caller = self._pm.subset_hook_caller(name, remove_plugins=self._remove)
+        return _WithDefault(caller, OPTIONAL_HOOK_DEFAULTS[name]) if name in OPTIONAL_HOOK_DEFAULTS else caller
 
 
 @dataclass

@@ -76,4 +76,4 @@ def test_methods_without_a_stage_of_their_own_leave_the_hook_to_its_default():
         assert "harness_pretrain_stages" not in hooks[name], name
     assert not {"harness_text_encoder", "harness_image_encoder"} & set(hooks["attngan"])
     cfg = prepare_config(PLUGINS, "ecagan", dataset="shapes", data_dir=None, preset="test", overrides=[], seed=0)
-    assert PLUGINS.method_hooks("ecagan").harness_pretrain_stages(cfg=cfg) is None  # the harness's default applies
+    assert PLUGINS.method_hooks("ecagan").harness_pretrain_stages(cfg=cfg) == []  # the harness's default applies

@@ -18,12 +18,12 @@ Variants:
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
+from harness.config_rules import doublings_from_4x4
 from harness.nn.spectral_norm import reference_spectral_norm
 
 
@@ -88,8 +88,8 @@ class StageDiscriminator(nn.Module):
 
     def __init__(self, df_dim: int, embedding_dim: int = 256, image_size: int = 64, *, spectral: bool = False):
         super().__init__()
-        n = int(round(math.log2(image_size / 4)))
-        if 4 * 2 ** n != image_size or n < 1:
+        n = doublings_from_4x4(image_size)
+        if n is None or n < 1:
             raise ValueError(f"discriminator image size must be 4·2^n (n ≥ 1), got {image_size}")
         self.image_size = image_size
         self.img_code_s16 = encode_image(df_dim, min(n, 4), spectral=spectral)

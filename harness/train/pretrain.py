@@ -308,7 +308,7 @@ def ensure_pretrained(plugins: Plugins, cfg: Config, root: Path, train_set: Any,
                                                              cache_root=root)
         pretrained["damsm"] = run_stage(stage, key, cfg, root, damsm_set, test_set, None, pretrained, device)
 
-    stages = plugins.method_hooks(cfg.method).harness_pretrain_stages(cfg=cfg) or []
+    stages = plugins.method_hooks(cfg.method).harness_pretrain_stages(cfg=cfg)  # [] when not implemented
     if stages:
         damsm = build_damsm(cfg, vocab_size)
         load_damsm(damsm, pretrained["damsm"])

@@ -15,11 +15,10 @@ Discriminators are DM-GAN's (``build_dmgan_discriminators``).
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
-from torch import nn
-
-from harness.nn.generator_blocks import InitStageG
+from harness.nn.generator_blocks import ImageHead
 from harness.nn.init import reference_init
 from plugins.dmgan.model import DMGANGenerator, build_dmgan_discriminators
 from plugins.ecagan.channel_attention import ChannelAttentionConv
@@ -28,21 +27,13 @@ from plugins.ecagan.content_aware_upsample import CAUPBlock, KernelPredictor
 if TYPE_CHECKING:  # pragma: no cover
     from harness.config import Config
 
-__all__ = ["ECAGANGenerator", "use_content_aware_upsampling", "build_ecagan_generator",
+__all__ = ["ECAGANGenerator", "build_ecagan_generator",
            "build_dmgan_discriminators"]
 
 
-def use_content_aware_upsampling(stage: InitStageG, k_up: int = 5, k_enc: int = 3,
-                                 compressed_channels: int = 64) -> InitStageG:
-    """Replace every upBlock of a first stage by a CAUPBlock of the same channels (in place; returns it)."""
-    for i in range(stage.num_upsamples):
-        in_channels, out_channels = stage.ngf // 2 ** i, stage.ngf // 2 ** (i + 1)
-        setattr(stage, f"upsample{i + 1}", CAUPBlock(in_channels, out_channels, k_up, k_enc, compressed_channels))
-    return stage
-
-
 class ECAGANGenerator(DMGANGenerator):
-    """ECAGAN's generator: ``forward(noise B×z, text) -> GenOutput``, as DM-GAN's (inherited).
+    """ECAGAN's generator: ``forward(noise B×z, text) -> GenOutput``, as DM-GAN's (inherited), composed through
+    DM-GAN's constructor: CAUPBlocks as F_0's ``up_block`` and ECA-then-head as ``image_head``.
 
     upsample:          "carafe" (CAUPBlocks in F_0) or "nearest" (DM-GAN's upBlocks)
     channel_attention: "eca" (ECA before every image head) or "none"
@@ -56,21 +47,14 @@ class ECAGANGenerator(DMGANGenerator):
             raise ValueError(f"upsample must be carafe or nearest, got {upsample!r}")
         if channel_attention not in ("eca", "none"):
             raise ValueError(f"channel_attention must be eca or none, got {channel_attention!r}")
-        # plain attributes, set before DM-GAN's constructor because its call of first_stage() reads them
-        self.upsample, self.channel_attention = upsample, channel_attention
-        self.carafe_sizes = dict(k_up=k_up, k_enc=k_enc, compressed_channels=compressed_channels)
+        if upsample == "carafe":  # F_0's doubling blocks: CARAFE ×2 → conv → BN → GLU
+            dmgan_kwargs["up_block"] = partial(CAUPBlock, k_up=k_up, k_enc=k_enc,
+                                               compressed_channels=compressed_channels)
+        if channel_attention == "eca":  # I_k = head(ECA(R_k))
+            dmgan_kwargs["image_head"] = lambda channels: ChannelAttentionConv(channels, ImageHead(channels),
+                                                                               eca_gamma, eca_b)
         super().__init__(**dmgan_kwargs)
-        if channel_attention == "eca":  # I_k = head(ECA(R_k)): wrap DM-GAN's image heads
-            for k in range(1, self.branch_num + 1):
-                head = getattr(self, f"img_net{k}")
-                setattr(self, f"img_net{k}", ChannelAttentionConv(self.gf_dim, head, eca_gamma, eca_b))
-
-    def first_stage(self) -> nn.Module:
-        """F_0: DM-GAN's first stage, with CAUPBlocks in place of its upBlocks when upsample = carafe."""
-        stage = super().first_stage()
-        if self.upsample == "carafe":
-            use_content_aware_upsampling(stage, **self.carafe_sizes)
-        return stage
+        self.upsample, self.channel_attention = upsample, channel_attention
 
     @classmethod
     def from_config(cls, cfg: "Config", **kwargs) -> "ECAGANGenerator":
