@@ -1,7 +1,7 @@
 """Module-level parity of this harness with the original AttnGAN / DM-GAN code, for the same weights and inputs.
 
     python benchmarks/reference_parity.py --ref-root DIR --method attngan|dmgan [--batch 6] [--tol 1e-5]
-                                          [--threads 2] [--vocab-size N] [--preset paper] [--dataset shapes]
+                                          [--threads 2] [--vocab-size N] [--preset paper-cub] [--dataset shapes]
                                           [--data-dir DIR] [--set KEY=VALUE]...
 
 The import checks the text encoder's vocabulary against the data set's, so the original encoder is built with the
@@ -358,7 +358,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--vocab-size", type=int, default=None, help="default: the data set's vocabulary size")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--preset", default="paper")
+    ap.add_argument("--preset", default="paper-cub", help="protocol paper + the method's paper-cub preset")
     ap.add_argument("--dataset", default="shapes")
     ap.add_argument("--data-dir", default=None, help="the data set's directory (cub, coco)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
