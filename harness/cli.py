@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", default="", help="extra columns: params,speed,probe_attributes")
     _add_common(p)
 
+    p = sub.add_parser("report", help="one self-contained HTML page: table, sheets, curves, runs")
+    p.add_argument("runs", nargs="+", metavar="SESSION | RUN", help="a session directory, or runs (paths or ids)")
+    p.add_argument("--out", default=None, help="HTML path (default: <session>/report.html; required when the "
+                                                "runs come from several sessions)")
+    _add_common(p)
+
     _add_common(sub.add_parser("plugins", help="installed methods"))
     p = sub.add_parser("datasets", help="data sets: list, write, inspect")
     _add_common(p)
@@ -243,6 +249,11 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
         return 0
     if verb == "train":
         return _train(args, plugins)
+    if verb == "report":
+        from harness.report import report_command
+
+        print(report_command(plugins, args.runs, results_root(args.results_dir, create=False), args.out))
+        return 0
     if verb == "config":
         from harness.protocol import format_resolution
         from harness.run import resolve_method_config

@@ -442,7 +442,7 @@ class TrainingLoop:
         now = time.perf_counter()
         ips = pend.window_images / max(now - pend.window_start, 1e-9)
         entry = {"step": s, "epoch": e, "terms": vals, "loss_d": d_total, "loss_g": g_total,
-                 "images_per_s": round(ips, 3)}
+                 "images_per_s": round(ips, 3), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         if is_main():
             self.run.append_log(entry)
         if self.tb is not None:
