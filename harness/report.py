@@ -200,9 +200,17 @@ def _results_section(plugins: Any, runs: list[ReportRun]) -> dict:
 
     evaluated = any(r.run.records_path.is_file() and r.run.records_path.stat().st_size > 0 for r in runs)
     if not evaluated:
-        return {"evaluated": False, "table": None, "markdown": ""}
-    text = write_table(plugins, [r.run for r in runs], fmt="markdown", columns=TABLE_COLUMNS)
-    return {"evaluated": True, "table": markdown_table_html(text), "markdown": text}
+        return {"evaluated": False, "table": None, "markdown": "", "note": None}
+    note = None
+    try:
+        text = write_table(plugins, [r.run for r in runs], fmt="markdown", columns=TABLE_COLUMNS)
+    except HarnessError as e:  # a table code that cannot take image runs yet: the trained runs alone
+        trained = [r.run for r in runs if not r.is_images]
+        if len(trained) == len(runs) or not trained:
+            raise
+        text = write_table(plugins, trained, fmt="markdown", columns=TABLE_COLUMNS)
+        note = f"image runs left out of the table ({e})"
+    return {"evaluated": True, "table": markdown_table_html(text), "markdown": text, "note": note}
 
 
 # ------------------------------------------------------------------------------------------------------
