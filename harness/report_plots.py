@@ -94,13 +94,8 @@ def curves_figure(runs: Sequence[tuple[str, Sequence[dict]]], *, weight: float =
             ax.plot(steps, values, color=colour, alpha=RAW_ALPHA, linewidth=1)
             ax.plot(steps, debiased_ema(values, weight), color=colour, linewidth=1.6, label=label,
                     gid=f"smoothed:{name}:{label}")
-        ax.set_title("images/s" if name == SPEED_KEY else name, fontsize=10)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    if len(per_run) > 1:
-        axes[0].legend(fontsize=7)
-    return fig
+        _style(ax, "images/s" if name == SPEED_KEY else name)
+    return _legend(fig, axes, len(per_run))
 
 
 def metric_series(records: Sequence[dict]) -> dict[str, tuple[list[int], list[float]]]:
@@ -128,11 +123,20 @@ def metric_figure(runs: Sequence[tuple[str, Sequence[dict]]]):
         for i, (label, series) in enumerate(per_run):
             if name in series:
                 ax.plot(*series[name], marker="o", markersize=3, color=f"C{i % 10}", label=label)
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    if len(per_run) > 1:
+        _style(ax, name)
+    return _legend(fig, axes, len(per_run))
+
+
+def _style(ax, title: str) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("step", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+
+
+def _legend(fig, axes, n_runs: int):
+    """A legend in the first panel when several runs are overlaid; returns the figure."""
+    if n_runs > 1:
         axes[0].legend(fontsize=7)
     return fig
 
