@@ -7,8 +7,8 @@ The page holds, in this order (section ids in brackets):
    footnotes, protocol notes), or "not evaluated" when no run has records;
 2. ``comparison``: per data set, the same captions (the first test captions) and noise through every trained run's
    final EMA generator (``harness.sample.sample_sheet``, what `harness sample` draws), the attention maps of the
-   last training sheet for methods that have them, and for image runs (``run.json`` kind ``images``) their images
-   of the same captions where their manifest lists them;
+   first 3 of those captions for methods whose generator returns them, and for image runs (``run.json`` kind
+   ``images``) their images of the same captions where their manifest lists them;
 3. ``curves``: per method, every logged loss term, the totals and images/s over steps, debiased-EMA smoothed
    (``harness.report_plots``), seeds overlaid; metric-over-step curves where ``eval.every`` evaluated in training;
 4. ``samples``: the first, a middle and the last ``samples/step-*.png`` of each run;
@@ -38,6 +38,7 @@ REPORT_FILE = "report.html"
 SECTIONS = ("results", "comparison", "curves", "samples", "runs")
 TABLE_COLUMNS = ["probe_attributes"]  # as `harness run` writes table.md
 NUM_CAPTIONS = 6  # captions of the comparison sheet
+ATTENTION_CAPTIONS = 3  # of which the first ones get attention maps
 SAMPLE_SEED = 0  # noise seed of the comparison sheet (`harness sample --seed`)
 MAX_IMAGE_WIDTH = 1400  # embedded sheets wider than this are scaled down (pixels)
 MAX_ATTENTION_WIDTH = 800  # attention sheets (a column per word) are scaled down further: they are a glance
@@ -216,9 +217,9 @@ def _results_section(plugins: Any, runs: list[ReportRun]) -> dict:
 # ------------------------------------------------------------------------------------------------------
 # 2. Comparison sheets
 # ------------------------------------------------------------------------------------------------------
-def comparison_captions(plugins: Any, run: ReportRun, n: int = NUM_CAPTIONS) -> list[str]:
+def comparison_captions(plugins: Any, run: ReportRun, n: int = NUM_CAPTIONS) -> tuple[list[str], Any]:
     """The first ``n`` captions of the run's evaluation split, as the vocabulary spells them (so every trained
-    run of the data set can encode them)."""
+    run of the data set can encode them), and that split's data set (its ``vocab``)."""
     from harness.sample import _dataset
     from harness.train.engine import _caption_words
 
@@ -228,16 +229,45 @@ def comparison_captions(plugins: Any, run: ReportRun, n: int = NUM_CAPTIONS) -> 
         ds.set_epoch(0)
     n = min(n, len(ds))
     batch = ds.collate([ds[i] for i in range(n)])
-    return [" ".join(words) for words in _caption_words(ds, batch)]
+    return [" ".join(words) for words in _caption_words(ds, batch)], ds
 
 
-def _latest_sheet(run: RunDir, attention: bool) -> Optional[Path]:
-    sheets = _training_sheets(run, attention)
-    return sheets[-1] if sheets else None
+def final_attention_sheet(plugins: Any, run: RunDir, captions: Sequence[str], vocab: Any, *, seed: int,
+                          count: int = ATTENTION_CAPTIONS) -> Optional[bytes]:
+    """PNG bytes of the attention sheet (``harness.train.samples.write_training_sheets``: each caption's image
+    and each word's map over it, last attention stage) of the run's final EMA generator for the first ``count``
+    of ``captions``, with the noise and caption subsampling of the comparison sheet (`harness sample`); None
+    for a method whose generator returns no attention maps."""
+    import numpy as np
+    import torch
+
+    from harness.data.captions import encode_caption_batch
+    from harness.train.checkpoint import load_inference_models
+    from harness.train.engine import resolve_device
+    from harness.train.samples import write_training_sheets
+
+    cfg = run.load_config(plugins)
+    device = resolve_device(cfg.train.device)
+    models = load_inference_models(plugins, run, device=device)
+    noise = torch.randn(len(captions), models.cfg.model.z_dim, generator=torch.Generator().manual_seed(seed))
+    tokens, lengths, order = encode_caption_batch([vocab.encode(c) for c in captions], models.cfg.eval.words_num,
+                                                  np.random.default_rng(seed))
+    with torch.no_grad():
+        text = models.modules.text_encoder(tokens.to(device), lengths.to(device))
+        out = models.modules.generator(noise[order].to(device), text)
+    if not out.attn:
+        return None
+    rows = [int((order == i).nonzero()[0, 0]) for i in range(min(count, len(captions)))]  # sorted row of caption i
+    words = [[vocab.ixtoword[t] for t in tokens[k, :lengths[k]].tolist()] for k in rows]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "final.png"
+        write_training_sheets([x[rows].float().cpu() for x in out.images], [captions[i] for i in range(len(rows))],
+                              words, [a[rows].float().cpu() for a in out.attn], path)
+        return _png_file(path.with_name("final-attn.png"), MAX_ATTENTION_WIDTH)
 
 
-def _training_sheets(run: RunDir, attention: bool = False) -> list[Path]:
-    pattern = re.compile(r"^step-(\d+)-attn\.png$" if attention else r"^step-(\d+)\.png$")
+def _training_sheets(run: RunDir) -> list[Path]:
+    pattern = re.compile(r"^step-(\d+)\.png$")
     found = [(int(m.group(1)), p) for p in Path(run.samples).glob("step-*.png") if (m := pattern.match(p.name))]
     return [p for _, p in sorted(found)]
 
@@ -309,21 +339,22 @@ def _comparison_section(plugins: Any, runs: list[ReportRun]) -> list[dict]:
             entry["note"] = "no trained run of this data set has a checkpoint"
         else:
             try:
-                captions = comparison_captions(plugins, trained[0])
+                captions, ds = comparison_captions(plugins, trained[0])
                 entry["captions"] = captions
                 with tempfile.TemporaryDirectory() as tmp:
                     path = sample_sheet(plugins, [r.run for r in trained], captions, seed=SAMPLE_SEED,
                                         out=Path(tmp) / "sheet.png", checkpoint=None)
                     entry["sheet"] = png_data_uri(_png_file(path))
+                seen = set()
+                for r in trained:
+                    if r.label in seen:  # one seed per method
+                        continue
+                    seen.add(r.label)
+                    png = final_attention_sheet(plugins, r.run, captions, ds.vocab, seed=SAMPLE_SEED)
+                    if png is not None:
+                        entry["attention"].append({"label": f"{r.label} (seed {r.seed})", "uri": png_data_uri(png)})
             except HarnessError as e:
                 entry["note"] = f"comparison sheet not drawn: {e}"
-        seen = set()
-        for r in trained:
-            attn = _latest_sheet(r.run, attention=True)
-            if attn is not None and r.label not in seen:
-                seen.add(r.label)
-                entry["attention"].append({"label": f"{r.label} (seed {r.seed}, {attn.name})",
-                                           "uri": png_data_uri(_png_file(attn, MAX_ATTENTION_WIDTH))})
         for r in group:
             if r.is_images:
                 images = image_run_images(r, entry["captions"])

@@ -128,7 +128,10 @@ def metric_figure(runs: Sequence[tuple[str, Sequence[dict]]]):
 
 
 def _style(ax, title: str) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_title(title, fontsize=10)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps
     ax.set_xlabel("step", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
