@@ -432,21 +432,33 @@ def _environment(r: ReportRun) -> dict[str, str]:
 
 
 def _weight_files(r: ReportRun) -> list[dict]:
-    from harness.train.checkpoint import read_pretrained
+    """The run's latest checkpoint and pretrained stage files (hashed here), and the weight files its latest
+    records name with their hashes (``protocol.weights``)."""
+    from harness.train.checkpoint import list_checkpoints, read_pretrained
 
-    files = []
-    ckpts = sorted(Path(r.run.checkpoints).glob("*.pt")) if Path(r.run.checkpoints).is_dir() else []
+    files: list[tuple[str, Path]] = []
+    ckpts = list_checkpoints(r.run)
     if ckpts:
-        files.append(ckpts[-1])
+        files.append((f"checkpoint (step {max(ckpts)}, the latest)", ckpts[max(ckpts)]))
     try:
         stages = read_pretrained(r.run).get("stages", {})
     except ValueError:
         stages = {}
-    for d in stages.values():
+    for stage, d in stages.items():
         d = Path(d)
-        files += sorted(p for p in d.glob("*") if p.is_file() and p.suffix in (".pt", ".pth", ".bin", ".npz")) \
+        found = sorted(p for p in d.glob("*") if p.is_file() and p.suffix in (".pt", ".pth", ".bin", ".npz")) \
             if d.is_dir() else ([d] if d.is_file() else [])
-    return [{"path": str(p), "size": f"{p.stat().st_size / 1e6:.2f} MB", "sha256": sha256_file(p)} for p in files]
+        files += [(f"pretrained {stage}", p) for p in found]
+    out = [{"role": role, "path": str(p), "size": f"{p.stat().st_size / 1e6:.2f} MB", "sha256": sha256_file(p)}
+           for role, p in files]
+    named: dict[str, dict] = {}
+    for rec in r.run.read_records():
+        weights = (rec.get("protocol") or {}).get("weights") if isinstance(rec.get("protocol"), dict) else None
+        if isinstance(weights, dict):
+            for file, digest in weights.items():
+                named[str(file)] = {"role": f"evaluation ({rec.get('metric')})", "path": str(file), "size": "",
+                                    "sha256": str(digest)}
+    return out + list(named.values())
 
 
 def _wall_time(r: ReportRun) -> dict[str, str]:
