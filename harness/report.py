@@ -233,11 +233,12 @@ def comparison_captions(plugins: Any, run: ReportRun, n: int = NUM_CAPTIONS) -> 
 
 
 def final_attention_sheet(plugins: Any, run: RunDir, captions: Sequence[str], vocab: Any, *, seed: int,
-                          count: int = ATTENTION_CAPTIONS) -> Optional[bytes]:
+                          count: int = ATTENTION_CAPTIONS, models: Any = None) -> Optional[bytes]:
     """PNG bytes of the attention sheet (``harness.train.samples.write_training_sheets``: each caption's image
     and each word's map over it, last attention stage) of the run's final EMA generator for the first ``count``
     of ``captions``, with the noise and caption subsampling of the comparison sheet (`harness sample`); None
-    for a method whose generator returns no attention maps."""
+    for a method whose generator returns no attention maps. ``models``: the run's loaded ``InferenceModels``
+    (loaded here when None)."""
     import numpy as np
     import torch
 
@@ -246,9 +247,9 @@ def final_attention_sheet(plugins: Any, run: RunDir, captions: Sequence[str], vo
     from harness.train.engine import resolve_device
     from harness.train.samples import write_training_sheets
 
-    cfg = run.load_config(plugins)
-    device = resolve_device(cfg.train.device)
-    models = load_inference_models(plugins, run, device=device)
+    if models is None:
+        models = load_inference_models(plugins, run, device=resolve_device(run.load_config(plugins).train.device))
+    device = next(models.modules.generator.parameters()).device
     noise = torch.randn(len(captions), models.cfg.model.z_dim, generator=torch.Generator().manual_seed(seed))
     tokens, lengths, order = encode_caption_batch([vocab.encode(c) for c in captions], models.cfg.eval.words_num,
                                                   np.random.default_rng(seed))
@@ -341,16 +342,18 @@ def _comparison_section(plugins: Any, runs: list[ReportRun]) -> list[dict]:
             try:
                 captions, ds = comparison_captions(plugins, trained[0])
                 entry["captions"] = captions
+                loaded: dict = {}
                 with tempfile.TemporaryDirectory() as tmp:
                     path = sample_sheet(plugins, [r.run for r in trained], captions, seed=SAMPLE_SEED,
-                                        out=Path(tmp) / "sheet.png", checkpoint=None)
+                                        out=Path(tmp) / "sheet.png", checkpoint=None, loaded=loaded)
                     entry["sheet"] = png_data_uri(_png_file(path))
                 seen = set()
                 for r in trained:
                     if r.label in seen:  # one seed per method
                         continue
                     seen.add(r.label)
-                    png = final_attention_sheet(plugins, r.run, captions, ds.vocab, seed=SAMPLE_SEED)
+                    png = final_attention_sheet(plugins, r.run, captions, ds.vocab, seed=SAMPLE_SEED,
+                                                models=loaded.get(r.run.path))
                     if png is not None:
                         entry["attention"].append({"label": f"{r.label} (seed {r.seed})", "uri": png_data_uri(png)})
             except HarnessError as e:

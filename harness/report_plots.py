@@ -61,9 +61,11 @@ def _figure(n_panels: int, ncols: int = 4):
 
     ncols = max(1, min(ncols, n_panels))
     nrows = -(-n_panels // ncols)
-    fig = Figure(figsize=(3.2 * ncols, 2.4 * nrows), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(3.2 * ncols, 2.4 * nrows), dpi=DPI)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    axes = fig.subplots(nrows, ncols, squeeze=False,  # fixed margins: a layout engine costs ~1 s a figure
+                        gridspec_kw={"left": 0.06, "right": 0.98, "bottom": 0.5 / (2.4 * nrows) + 0.02,
+                                     "top": 1 - 0.35 / (2.4 * nrows), "wspace": 0.3, "hspace": 0.55}).ravel()
     for ax in axes[n_panels:]:
         ax.set_visible(False)
     return fig, axes[:n_panels]
