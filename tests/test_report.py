@@ -259,3 +259,19 @@ def test_chromium_renders_a_test_session_report(session, tmp_path):
     colours = im.getcolors(maxcolors=im.width * im.height)
     common = max(colours)[0]
     assert 1 - common / (im.width * im.height) > 0.01
+
+
+def test_metric_curves_from_records_of_evaluations_during_training():
+    from harness.report_plots import metric_figure
+
+    records = [{"metric": "rp", "step": 10, "value": 0.2, "status": "ok"},
+               {"metric": "fid", "step": 10, "value": None, "status": "skipped"},
+               {"metric": "rp", "step": 20, "value": 0.5, "status": "ok"},
+               {"metric": "rp", "step": 20, "value": 0.6, "status": "ok"},  # re-evaluated: the later one counts
+               {"metric": "probe_acc", "step": 20, "value": 40.0, "status": "ok"}]  # one step: no curve
+    fig = metric_figure([("m s0", records)])
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    assert ax.get_title() == "rp"
+    (line,) = ax.get_lines()
+    assert list(line.get_xdata()) == [10, 20] and list(line.get_ydata()) == [0.2, 0.6]
+    assert metric_figure([("m s0", records[1:2] + records[4:])]) is None
