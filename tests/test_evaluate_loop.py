@@ -165,7 +165,8 @@ def test_save_images(setup, tmp_path):
     evaluate_run(plugins, run, metrics="probe_acc", num_images=5, strict=True, root=root,
                  save_images=str(tmp_path / "png"))
     assert len(list((tmp_path / "png").glob("*.png"))) == 5
-    assert len((tmp_path / "png" / "captions.tsv").read_text().splitlines()) == 5
+    lines = (tmp_path / "png" / "manifest.csv").read_text().splitlines()
+    assert lines[0] == "file,image_key,caption_index,caption,caption_tokens" and len(lines) == 1 + 5
 
 
 @pytest.mark.slow
