@@ -529,6 +529,7 @@ def train_method(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Pat
 
 def _train(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Path) -> None:
     from harness.build import build_method
+    from harness.data.vocab import VOCAB_FILE, save_vocabulary
     from harness.train.pretrain import ensure_pretrained
 
     device = init_distributed(cfg.train.device).device  # torchrun: joins the group, cuda:LOCAL_RANK
@@ -536,6 +537,7 @@ def _train(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Path) -> 
     vocab_size = len(train_set.vocab)
     pretrained = ensure_pretrained(plugins, cfg, root, train_set, test_set, device)
     on_main(lambda: write_pretrained(run, pretrained, vocab_size), share=False)
+    on_main(lambda: save_vocabulary(train_set.vocab, Path(run.path) / VOCAB_FILE), share=False)  # harness.api
     seed_everything(cfg.seed)  # after pretraining: a cache hit or miss must not change the GAN's initialisation
     modules = build_method(plugins, cfg, vocab_size, pretrained, training=True)
     trainer = GanTrainer(plugins, cfg, modules, device)
