@@ -90,7 +90,12 @@ def generate(run: LoadedRun, captions: Sequence[str], seed: int = 0, stage: int 
         captions = [captions]
     if not captions:
         raise HarnessError("generate needs at least one caption")
-    tokens = [run.vocab.encode(c) for c in captions]  # unknown words: HarnessError naming them
+    unknown = {w: i for i, c in reversed(list(enumerate(captions))) for w in run.vocab.tokens_of(c)
+               if w not in run.vocab.wordtoix}
+    if unknown:
+        words = ", ".join(f"{w} (caption {i})" for w, i in sorted(unknown.items(), key=lambda x: x[1]))
+        raise HarnessError(f"words not in the vocabulary of run {run.path.name} ({len(run.vocab)} words): {words}")
+    tokens = [run.vocab.encode(c) for c in captions]  # an empty caption: HarnessError
     import numpy as np
 
     caps, lengths, order = encode_caption_batch(tokens, run.cfg.eval.words_num, np.random.default_rng(seed))
