@@ -20,7 +20,8 @@ from harness.evaluate_images import evaluate_images, export_captions
 from harness.manifest import FIELDS, read_manifest
 from harness.plugins import build_plugins, hookimpl
 from harness.results import RunDir
-from harness.types import GenOutput, MethodInfo
+from harness.types import GenOutput
+from test_evaluate_loop import FakeMethod, random_inception
 
 DEFAULTS = """
 test:
@@ -43,21 +44,12 @@ class NoisyGenerator(nn.Module):
         return GenOutput(images, text.sent[:, :2], text.sent[:, :2], [])
 
 
-class FakeMethod:
-    def __init__(self, defaults: Path):
-        self.defaults = defaults
-
-    @hookimpl
-    def harness_methods(self):
-        return [MethodInfo("fakegan", "test method", self.defaults)]
+class NoisyMethod(FakeMethod):
+    """test_evaluate_loop's fake method with the per-pixel generator."""
 
     @hookimpl
     def harness_generator(self, cfg, aux):
         return NoisyGenerator(cfg)
-
-    @hookimpl
-    def harness_discriminators(self, cfg):
-        return nn.ModuleList([nn.Identity()])
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +68,7 @@ def setup(tmp_path_factory):
     torch.manual_seed(0)
     tmp = tmp_path_factory.mktemp("images")
     (tmp / "defaults.yaml").write_text(DEFAULTS)
-    plugins = build_plugins([FakeMethod(tmp / "defaults.yaml")], entry_points=False)
+    plugins = build_plugins([NoisyMethod(tmp / "defaults.yaml")], entry_points=False)
     cfg = prepare_config(plugins, "fakegan", dataset="shapes", data_dir=None, preset="test", seed=0, overrides=[])
     assert not cfg.deviations
     root = tmp / "results"
@@ -167,18 +159,7 @@ def test_round_trip_gives_the_same_numbers_and_a_table_row(setup):
 
 @pytest.mark.slow
 def test_round_trip_inception_metrics_with_a_test_extractor(setup, tmp_path, monkeypatch):
-    import torch_fidelity.feature_extractor_inceptionv3 as fe
-
-    import harness.metrics.inception as inc
-
-    monkeypatch.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, *a, **k: None)
-    monkeypatch.setattr(fe, "load_state_dict_from_url", lambda *a, **k: None)
-    net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    monkeypatch.undo()
-    monkeypatch.setattr(fe.FeatureExtractorInceptionV3, "INPUT_IMAGE_SIZE", 75)
-    path = tmp_path / "random-inception.pth"
-    torch.save(net.state_dict(), path)
-    monkeypatch.setattr(inc, "find_weight", lambda plugins, name: path)
+    random_inception(tmp_path, monkeypatch)
     plugins, run, root, _, _ = setup
     folder = tmp_path / "png"
     a = _values(evaluate_run(plugins, run, metrics="is,fid,kid", strict=True, root=root, save_images=str(folder)))
