@@ -44,12 +44,37 @@ class NoisyGenerator(nn.Module):
         return GenOutput(images, text.sent[:, :2], text.sent[:, :2], [])
 
 
+class PixelSpy:
+    """A metric that keeps the float images it is handed (``SEEN``) and scores their mean square."""
+
+    SEEN: list = []
+
+    def __init__(self, ctx):
+        self.images = []
+
+    def update(self, batch):
+        self.images.append(batch.images.detach().double().cpu())
+
+    def finish(self):
+        from harness.metrics.interface import MetricResult
+
+        x = torch.cat(self.images)
+        PixelSpy.SEEN.append(x)
+        return [MetricResult("pixels", float(x.pow(2).mean()))]
+
+
 class NoisyMethod(FakeMethod):
-    """test_evaluate_loop's fake method with the per-pixel generator."""
+    """test_evaluate_loop's fake method with the per-pixel generator, and the ``pixels`` spy metric."""
 
     @hookimpl
     def harness_generator(self, cfg, aux):
         return NoisyGenerator(cfg)
+
+    @hookimpl
+    def harness_metrics(self):
+        from harness.types import MetricInfo
+
+        return [MetricInfo("pixels", "higher", "test spy: mean square of the float images", factory=PixelSpy)]
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +105,7 @@ def setup(tmp_path_factory):
     write_pretrained(run, {"damsm": damsm}, len(train.vocab))
     save_checkpoint(run, {"generator_ema": NoisyGenerator(cfg).state_dict(), "vocab_size": len(train.vocab)}, 5)
     folder = tmp / "png"
-    records = evaluate_run(plugins, run, metrics="rp,probe_acc,probe_fid", strict=True, root=root,
+    records = evaluate_run(plugins, run, metrics="rp,probe_acc,probe_fid,pixels", strict=True, root=root,
                            save_images=str(folder))
     return plugins, run, root, folder, records
 
@@ -134,9 +159,15 @@ def test_round_trip_gives_the_same_numbers_and_a_table_row(setup):
 
     plugins, run, root, folder, records = setup
     image_run, recs = evaluate_images(plugins, folder, dataset="shapes", preset="test", name="Saved GAN",
-                                      metrics="rp,probe_acc,probe_fid", root=root, device="cpu", progress=False)
+                                      metrics="rp,probe_acc,probe_fid,pixels", root=root, device="cpu",
+                                      progress=False)
     a, b = _values(records), _values(recs)
-    assert set(a) == set(b) == {"rp", "probe_acc", "probe_fid"}
+    assert set(a) == set(b) == {"rp", "probe_acc", "probe_fid", "pixels"}
+    # every metric is handed the saved 8-bit image (read back as the data transform reads a PNG), in one order
+    run_images, folder_images = PixelSpy.SEEN[0], PixelSpy.SEEN[-1]
+    assert torch.equal(run_images, folder_images)
+    assert torch.equal(((run_images + 1) * 127.5).round(), ((run_images + 1) * 127.5).round().clamp(0, 255))
+    assert (((run_images + 1) * 127.5) - ((run_images + 1) * 127.5).round()).abs().max() < 1e-4  # on the 8-bit grid
     for m in a:
         assert b[m] == pytest.approx(a[m], abs=1e-6), m
     info = json.loads((image_run.path / "run.json").read_text())
@@ -262,3 +293,4 @@ def test_label_of_an_installed_method_is_refused(setup):
     plugins, run, root, folder, _ = setup
     with pytest.raises(HarnessError, match="installed method"):
         _evaluate(plugins, root, folder, name="fakegan")
+
