@@ -293,3 +293,17 @@ def test_label_of_an_installed_method_is_refused(setup):
     with pytest.raises(HarnessError, match="installed method"):
         _evaluate(plugins, root, folder, name="fakegan")
 
+
+
+def test_cli_prints_the_line_and_writes_nothing(setup, tmp_path, capsys):
+    from harness.cli import main
+
+    plugins, run, root, folder, _ = setup
+    d = _copy(folder, tmp_path)
+    (d / "000000.png").unlink()
+    before = sorted(p.name for p in root.iterdir())
+    assert main(["evaluate-images", str(d), "--dataset", "shapes", "--preset", "test", "--name", "ext",
+                 "--metrics", "probe_acc", "--results-dir", str(root)], plugins=plugins) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("harness: error: ") and "000000.png is missing" in err
+    assert sorted(p.name for p in root.iterdir()) == before
