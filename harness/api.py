@@ -80,8 +80,10 @@ def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, st
 def generate(run: LoadedRun, captions: Sequence[str], seed: int = 0, stage: int = -1) -> Tensor:
     """Images for ``captions`` (N texts) from the run's EMA generator: N×3×H×W float in [-1, 1] on the CPU, H = W
     the resolution of generator stage ``stage`` (default the last). The same (captions, seed) give the same
-    images. Raises HarnessError naming the words the run's vocabulary does not know, or for an empty caption
-    list or a stage the generator does not have."""
+    images. Under ``model.attention_mask=per_sample`` (the default) an image does not depend on the other captions
+    of the call (to fp32 rounding); under ``reference`` (runs made by ``import-checkpoint``) it does, as in the
+    original code (README "Released weights"). Raises HarnessError naming the words the run's vocabulary does not
+    know, or for an empty caption list or a stage the generator does not have."""
     from harness.data.captions import encode_caption_batch
     from harness.nn.item_noise import per_item_draws
     from harness.train.seed import sample_noise

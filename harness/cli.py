@@ -6,13 +6,15 @@
     harness evaluate  RUN [--metrics is,fid,...] [--num-images N] [--split test] [--checkpoint STEP]
     harness sample    RUN... --caption "..." | --captions FILE [--seed S]
     harness table     [RUNS... | --all] --format markdown|latex|csv [--out FILE] [--with-paper-numbers]
+                      [--metrics is,fid,rp] [--caption TEXT] [--label tab:x] [--latex-siunitx] [--explain]
     harness plugins | datasets | metrics | weights
     harness datasets  write NAME DIR --layout cub|coco  |  inspect NAME [--data-dir DIR] [--json]
     harness datasets  captions NAME [--data-dir DIR] --preset P --out captions.csv   the protocol's captions
     harness evaluate-images DIR --dataset D --preset P --name LABEL [--metrics ...] [--manifest FILE] [--allow-fewer]
     harness inspect   --plugins M [--preset paper] [--dataset cub] [--vocab-size N] [--json]
     harness config    --plugins M --dataset D [--preset P] [--set k=v]... [--json]     resolved config + sources
-    harness import-checkpoint METHOD FILE [--text-encoder F --image-encoder F] --dataset D --data-dir DIR
+    harness import-checkpoint METHOD FILE [--text-encoder F --image-encoder F] [--discriminators D0,D1,D2]
+                              [--start-epoch N] --dataset D --data-dir DIR
 """
 from __future__ import annotations
 
@@ -115,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.add_argument("--with-paper-numbers", action="store_true")
     p.add_argument("--columns", default="", help="extra columns: params,speed,probe_attributes")
+    p.add_argument("--metrics", default="", help="metric columns to show, in this order, e.g. is,fid,rp "
+                   "(default: every metric with a computed value)")
+    p.add_argument("--caption", default=None, help="LaTeX caption (the protocol sentence follows it)")
+    p.add_argument("--label", default=None, help="LaTeX label (default tab:results)")
+    p.add_argument("--latex-siunitx", action="store_true", help="align numbers on the decimal point (siunitx S)")
+    p.add_argument("--explain", action="store_true",
+                   help="print the full reasons of what was not computed and each column's protocol")
     _add_common(p)
 
     _add_common(sub.add_parser("plugins", help="installed methods"))
@@ -171,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--text-encoder", default=None)
     p.add_argument("--image-encoder", default=None)
+    p.add_argument("--discriminators", default=None, metavar="D0,D1,D2",
+                   help="the original's netD0.pth,netD1.pth,... (low → high): the run can be resumed with train")
+    p.add_argument("--start-epoch", type=int, default=None,
+                   help="epoch a resumed run starts at (default N+1 from netG_epoch_N.pth)")
     p.add_argument("--dataset", default="cub")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--preset", default="paper")
@@ -258,8 +271,15 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
                 if named:
                     found[0].load_config(plugins)  # a run named alone: its broken config is the error
                 runs += found
-        text = write_table(plugins, runs, fmt=args.format, with_paper_numbers=args.with_paper_numbers,
-                           columns=[c for c in args.columns.split(",") if c], out=args.out)
+        options = dict(with_paper_numbers=args.with_paper_numbers, columns=[c for c in args.columns.split(",") if c],
+                       metrics=[m for m in args.metrics.split(",") if m] or None)
+        if args.explain:
+            from harness.tables import build_table, explain_table
+
+            print(explain_table(build_table(plugins, runs, **options)))
+            return 0
+        text = write_table(plugins, runs, fmt=args.format, out=args.out, caption=args.caption, label=args.label,
+                           siunitx=args.latex_siunitx, **options)
         if not args.out:
             print(text)
         else:
@@ -342,7 +362,9 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
 
         run = import_checkpoint(plugins, args.method, Path(args.file), text_encoder=args.text_encoder,
                                 image_encoder=args.image_encoder, dataset=args.dataset, data_dir=args.data_dir,
-                                preset=args.preset, overrides=args.overrides, root=results_root(args.results_dir))
+                                preset=args.preset, overrides=args.overrides, root=results_root(args.results_dir),
+                                discriminators=args.discriminators.split(",") if args.discriminators else None,
+                                start_epoch=args.start_epoch)
         print(run.path)
         return 0
     raise HarnessError(f"unknown verb {verb}")  # argparse prevents this

@@ -244,6 +244,8 @@ def evaluate_models(plugins: Any, models: Any, dataset: Any, *, names: list[str]
     common = {"split": split, "captions_policy": CAPTIONS_POLICY, "seed": seed,
               "damsm_image_encoder": cfg.pretrain.damsm.image_encoder, "damsm": _damsm_protocol(models),
               "versions": library_versions(), "words_num": cfg.eval.words_num,
+              # under attention_mask=reference an image depends on its batch: both are part of the protocol
+              "attention_mask": cfg.model.attention_mask, "batch_size": cfg.eval.batch_size,
               # the method's ablation switches as trained (e.g. ECAGAN's loss.perceptual.weights=random)
               "method_config": {k: cfg.get(k) for k in plugins.method(cfg.method).ablation_keys}}
     records = make_records(cfg, results, skipped, base=base, common=common, num_images=num_images, split=split,

@@ -72,3 +72,17 @@ def test_not_a_run_and_lazy_import(tmp_path):
     code = "import sys, harness; assert 'harness.api' not in sys.modules; harness.generate; " \
            "assert 'harness.api' in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_under_the_reference_mask_an_image_depends_on_its_batch(trained):
+    """Under model.attention_mask=reference (imported released weights) the original's padding-mask pattern gives
+    an image's pixels the masks of other captions of the call; under per_sample (the default) it does not."""
+    from harness.nn.word_attention import set_attention_mask
+
+    run = harness.load_run(trained, device="cpu")
+    caps = ["a red circle", "a small green square on a white background at the top left"]  # unequal lengths
+    alone = harness.generate(run, caps[:1], seed=3)[0]
+    torch.testing.assert_close(harness.generate(run, caps, seed=3)[0], alone, atol=1e-5, rtol=0)
+    set_attention_mask(run.generator, "reference")
+    assert torch.equal(harness.generate(run, caps[:1], seed=3)[0], alone)  # one caption: no other mask to take
+    assert (harness.generate(run, caps, seed=3)[0] - alone).abs().max() > 1e-3

@@ -116,6 +116,9 @@ def test_auto_metrics_skip_missing_weights_and_record_protocol(setup):
     assert recs["rp_real"]["protocol"]["num_images"] == 24  # the real test images
     assert rp["protocol"]["split"] == "test" and rp["protocol"]["seed"] == 100
     assert "torch" in rp["protocol"]["versions"] and rp["protocol"]["damsm_image_encoder"] == "small_cnn"
+    # under attention_mask=reference an image depends on its batch: both are part of the protocol
+    assert rp["protocol"]["attention_mask"] == "per_sample"
+    assert rp["protocol"]["batch_size"] == run.load_config(plugins).eval.batch_size
     per = recs["probe_acc"]["per_attribute"]
     assert set(per) == {"colour", "shape", "size", "position", "background"}
     assert recs["probe_acc"]["value"] == pytest.approx(np.mean(list(per.values())))

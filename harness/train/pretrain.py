@@ -47,6 +47,7 @@ def harness_weight_files() -> list[WeightFile]:
         filenames=list(INCEPTION_FILES),
         check="sha256-prefix",
         source="torchvision inception_v3 IMAGENET1K_V1, download.pytorch.org/models/",
+        label="torchvision Inception-v3",
     )]
 
 
