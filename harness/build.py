@@ -29,6 +29,7 @@ def build_method(plugins, cfg: Config, vocab_size: int, pretrained: Optional[dic
     cache directories. Without it (``inspect``, tests) every module keeps its fresh initialisation. ``training``:
     built for GAN training (passed on to ``harness_auxiliary_modules``)."""
     from harness.nn.damsm import build_damsm
+    from harness.nn.word_attention import set_attention_mask
 
     pretrained = dict(pretrained or {})
     damsm = build_damsm(cfg, vocab_size)
@@ -43,6 +44,7 @@ def build_method(plugins, cfg: Config, vocab_size: int, pretrained: Optional[dic
     generator = hooks.harness_generator(cfg=cfg, aux=aux)
     if generator is None:
         raise HarnessError(f"method {cfg.method!r} does not implement harness_generator")
+    set_attention_mask(generator, cfg.model.attention_mask)  # word attention / memory addressing padding mask
     discriminators = hooks.harness_discriminators(cfg=cfg)
     if discriminators is None:
         raise HarnessError(f"method {cfg.method!r} does not implement harness_discriminators")

@@ -6,11 +6,15 @@
     harness evaluate  RUN [--metrics is,fid,...] [--num-images N] [--split test] [--checkpoint STEP]
     harness sample    RUN... --caption "..." | --captions FILE [--seed S]
     harness table     [RUNS... | --all] --format markdown|latex|csv [--out FILE] [--with-paper-numbers]
+                      [--metrics is,fid,rp] [--caption TEXT] [--label tab:x] [--latex-siunitx] [--explain]
     harness plugins | datasets | metrics | weights
     harness datasets  write NAME DIR --layout cub|coco  |  inspect NAME [--data-dir DIR] [--json]
+    harness datasets  captions NAME [--data-dir DIR] --preset P --out captions.csv   the protocol's captions
+    harness evaluate-images DIR --dataset D --preset P --name LABEL [--metrics ...] [--manifest FILE] [--allow-fewer]
     harness inspect   --plugins M [--preset paper] [--dataset cub] [--vocab-size N] [--json]
     harness config    --plugins M --dataset D [--preset P] [--set k=v]... [--json]     resolved config + sources
-    harness import-checkpoint METHOD FILE [--text-encoder F --image-encoder F] --dataset D --data-dir DIR
+    harness import-checkpoint METHOD FILE [--text-encoder F --image-encoder F] [--discriminators D0,D1,D2]
+                              [--start-epoch N] --dataset D --data-dir DIR
 """
 from __future__ import annotations
 
@@ -81,6 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-model", default=None, metavar="FILE")
     _add_common(p)
 
+    p = sub.add_parser("evaluate-images", help="evaluate a folder of images (any model's) under a protocol")
+    p.add_argument("folder", metavar="DIR")
+    p.add_argument("--dataset", required=True, help="data set of the protocol")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--preset", required=True, help="protocol preset of the data set (paper, smoke, test)")
+    p.add_argument("--name", required=True, metavar="LABEL", help="the table row's label (not a method's name)")
+    p.add_argument("--metrics", default=None, help="comma-separated metric ids (default: every one that applies)")
+    p.add_argument("--manifest", default=None, metavar="FILE", help="default DIR/manifest.csv")
+    p.add_argument("--allow-fewer", action="store_true",
+                   help="evaluate fewer images than the protocol's count (records marked underpowered)")
+    p.add_argument("--ignore-extra", action="store_true", help="ignore images the manifest does not list")
+    p.add_argument("--rp-encoder", default=None, metavar="RUN_OR_DIR",
+                   help="score R-precision with this DAMSM (a run or a cache directory) instead of the protocol's")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto)")
+    _add_common(p)
+
     p = sub.add_parser("sample", help="draw a sample sheet (several runs side by side)")
     p.add_argument("runs", nargs="+")
     p.add_argument("--caption", action="append", default=[])
@@ -97,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.add_argument("--with-paper-numbers", action="store_true")
     p.add_argument("--columns", default="", help="extra columns: params,speed,probe_attributes")
+    p.add_argument("--metrics", default="", help="metric columns to show, in this order, e.g. is,fid,rp "
+                   "(default: every metric with a computed value)")
+    p.add_argument("--caption", default=None, help="LaTeX caption (the protocol sentence follows it)")
+    p.add_argument("--label", default=None, help="LaTeX label (default tab:results)")
+    p.add_argument("--latex-siunitx", action="store_true", help="align numbers on the decimal point (siunitx S)")
+    p.add_argument("--explain", action="store_true",
+                   help="print the full reasons of what was not computed and each column's protocol")
     _add_common(p)
 
     p = sub.add_parser("report", help="one self-contained HTML page: table, sheets, curves, runs")
@@ -121,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--data-dir", default=None)
     i.add_argument("--json", action="store_true")
     _add_common(i)
+    c = dsub.add_parser("captions", help="the manifest of the captions a protocol evaluates (CSV)")
+    c.add_argument("name")
+    c.add_argument("--data-dir", default=None)
+    c.add_argument("--preset", required=True, help="protocol preset (paper, smoke, test)")
+    c.add_argument("--out", required=True, metavar="FILE", help="CSV to write (replaced)")
+    _add_common(c)
     _add_common(sub.add_parser("metrics", help="available metrics"))
     p = sub.add_parser("weights", help="pretrained weight files: where they go, whether they are present")
     _add_common(p)
@@ -153,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--text-encoder", default=None)
     p.add_argument("--image-encoder", default=None)
+    p.add_argument("--discriminators", default=None, metavar="D0,D1,D2",
+                   help="the original's netD0.pth,netD1.pth,... (low → high): the run can be resumed with train")
+    p.add_argument("--start-epoch", type=int, default=None,
+                   help="epoch a resumed run starts at (default N+1 from netG_epoch_N.pth)")
     p.add_argument("--dataset", default="cub")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--preset", default="paper")
@@ -240,8 +277,15 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
                 if named:
                     found[0].load_config(plugins)  # a run named alone: its broken config is the error
                 runs += found
-        text = write_table(plugins, runs, fmt=args.format, with_paper_numbers=args.with_paper_numbers,
-                           columns=[c for c in args.columns.split(",") if c], out=args.out)
+        options = dict(with_paper_numbers=args.with_paper_numbers, columns=[c for c in args.columns.split(",") if c],
+                       metrics=[m for m in args.metrics.split(",") if m] or None)
+        if args.explain:
+            from harness.tables import build_table, explain_table
+
+            print(explain_table(build_table(plugins, runs, **options)))
+            return 0
+        text = write_table(plugins, runs, fmt=args.format, out=args.out, caption=args.caption, label=args.label,
+                           siunitx=args.latex_siunitx, **options)
         if not args.out:
             print(text)
         else:
@@ -300,11 +344,18 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
                                rp_encoder=args.rp_encoder, fid_stats=args.fid_stats,
                                is_classifier=args.is_classifier, is_classes=args.is_classes,
                                is_temperature=args.is_temperature, clip_model=args.clip_model, root=root)
-        for r in records:
-            val = "skipped: " + str(r["reason"]) if r["status"] != "ok" else (
-                f"{r['value']:.4g}" + (f" ± {r['std']:.2g} ({r['std_over']})" if r.get("std") is not None else ""))
-            power = f"  (underpowered: {r['underpowered']})" if r.get("underpowered") else ""
-            print(f"{r['metric']:11s} {val}{power}")
+        _print_records(records)
+        print(run.path)
+        return 0
+    if verb == "evaluate-images":
+        from harness.evaluate_images import evaluate_images
+
+        run, records = evaluate_images(plugins, args.folder, dataset=args.dataset, preset=args.preset, name=args.name,
+                                       data_dir=args.data_dir, metrics=args.metrics, manifest=args.manifest,
+                                       allow_fewer=args.allow_fewer, ignore_extra=args.ignore_extra,
+                                       rp_encoder=args.rp_encoder, root=results_root(args.results_dir),
+                                       device=args.device)
+        _print_records(records)
         print(run.path)
         return 0
     if verb == "sample":
@@ -322,10 +373,20 @@ def _dispatch(args: argparse.Namespace, plugins) -> int:
 
         run = import_checkpoint(plugins, args.method, Path(args.file), text_encoder=args.text_encoder,
                                 image_encoder=args.image_encoder, dataset=args.dataset, data_dir=args.data_dir,
-                                preset=args.preset, overrides=args.overrides, root=results_root(args.results_dir))
+                                preset=args.preset, overrides=args.overrides, root=results_root(args.results_dir),
+                                discriminators=args.discriminators.split(",") if args.discriminators else None,
+                                start_epoch=args.start_epoch)
         print(run.path)
         return 0
     raise HarnessError(f"unknown verb {verb}")  # argparse prevents this
+
+
+def _print_records(records: list[dict]) -> None:
+    for r in records:
+        val = "skipped: " + str(r["reason"]) if r["status"] != "ok" else (
+            f"{r['value']:.4g}" + (f" ± {r['std']:.2g} ({r['std_over']})" if r.get("std") is not None else ""))
+        power = f"  (underpowered: {r['underpowered']})" if r.get("underpowered") else ""
+        print(f"{r['metric']:11s} {val}{power}")
 
 
 def _session_path(arg: str, root: Path) -> Path:
@@ -412,6 +473,14 @@ def _datasets(args: argparse.Namespace, plugins) -> int:
         report = inspect_dataset(plugins, args.name, data_dir=args.data_dir, root=results_root(args.results_dir))
         print(json.dumps(report, indent=1) if args.json else format_report(report))
         return 0 if not report.get("problems") else 1
+    if args.datasets_verb == "captions":
+        from harness.evaluate_images import export_captions
+        from harness.results import results_root
+
+        out, n = export_captions(plugins, args.name, args.preset, args.out, data_dir=args.data_dir,
+                                 root=results_root(args.results_dir))
+        print(f"{out} ({n} captions)")
+        return 0
     raise HarnessError(f"unknown datasets verb {args.datasets_verb}")
 
 

@@ -77,6 +77,9 @@ class ModelConfig:
     gf_dim: int = value(32, at_least(1))
     df_dim: int = value(64, at_least(1))
     r_num: int = value(2, at_least(0))  # residual blocks per refinement stage
+    # padding mask of word attention / memory addressing: each caption's own (per_sample), or the original
+    # code's mask.repeat(queryL, 1) row pattern (reference: released weights; harness.nn.word_attention)
+    attention_mask: Literal["per_sample", "reference"] = "per_sample"
 
 
 @dataclass

@@ -71,7 +71,8 @@ def harness_metrics() -> list[MetricInfo]:
     """Announce the metrics this plugin provides.
 
     Receives: nothing. Returns: a list of ``MetricInfo`` (metric id, direction, weight files it needs,
-    factory). Called for ``harness metrics``, ``--metrics`` validation and at evaluation.
+    factory, and optionally a ``MetricFormat``: the display name, LaTeX form and decimals the results tables
+    use). Called for ``harness metrics``, ``--metrics`` validation, at evaluation and by ``harness table``.
     Collected from every plugin.
     """
 

@@ -274,23 +274,14 @@ def _training_sheets(run: RunDir) -> list[Path]:
 
 
 def find_manifest(run: ReportRun) -> Optional[Path]:
-    """An image run's manifest CSV: the path run.json names (``manifest`` as a path), else a manifest file in its
-    source folder (``source``/``folder``/``images``); None when there is none."""
+    """An image run's manifest CSV (``harness evaluate-images``): the path its run.json records
+    (``manifest.path``), else ``manifest.csv``/``captions.csv`` in its source folder (``source``); None when there
+    is none."""
     info = run.info
-    candidates = []
-    for key in ("manifest", "manifest_path"):
-        v = info.get(key)
-        if isinstance(v, dict):
-            v = v.get("path") or v.get("file")
-        if isinstance(v, str):
-            candidates.append(Path(v))
-    for key in ("source", "folder", "images", "source_folder"):
-        v = info.get(key)
-        if isinstance(v, dict):
-            v = v.get("path") or v.get("folder")
-        if isinstance(v, str):
-            candidates += [Path(v) / name for name in MANIFEST_NAMES]
-    candidates += [run.run.path / name for name in MANIFEST_NAMES]
+    manifest = info.get("manifest")
+    candidates = [Path(manifest["path"])] if isinstance(manifest, dict) and manifest.get("path") else []
+    if isinstance(info.get("source"), str):
+        candidates += [Path(info["source"]) / name for name in MANIFEST_NAMES]
     return next((p for p in candidates if p.is_file()), None)
 
 

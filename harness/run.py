@@ -122,8 +122,9 @@ def _run_session(plugins, session: Path, request: dict, configs: list[Config], r
         runs.append(run)
     if is_main():
         for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
+            # the CSV keeps everything: per-attribute probe columns where a probe ran (shapes)
             write_table(plugins, runs, fmt=fmt, out=session / f"table.{ext}",
-                        columns=["probe_attributes"])  # per-attribute probe columns where a probe ran (shapes)
+                        columns=["probe_attributes"] if fmt == "csv" else [])
         print((session / "table.md").read_text())
         _write_report(plugins, session, runs)
     return session

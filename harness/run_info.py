@@ -69,7 +69,7 @@ def write_run_info(plugins: Any, run: RunDir, cfg: Any) -> dict:
     device, precision = _device_and_precision(cfg)
     info = {
         "version": VERSION, "method": cfg.method, "dataset": cfg.data.name, "seed": cfg.seed,
-        "label": labeller.label(d) + deviation_label(deviations),
+        "label": labeller.label(d, exclude=deviations) + deviation_label(deviations),
         "ablation": labeller.changed(d),
         "deviations": {k: {"value": v, "reason": _reason(cfg.deviations, k)} for k, v in deviations.items()},
         "params": parameter_counts(plugins, cfg),

@@ -14,21 +14,30 @@ How the table is made
   the table, for the data sets in the table), each number in its own metric's column only.
 * **Columns.** Metric ids in the order of DESIGN.md §10 (is, is_ft, fid, fid_tv, kid, rp, clip_rp,
   clip_score, probe_acc, probe_fid, probe_is); another id of the same family right after it (``rp_ext`` after
-  ``rp``), any other in registry order. The protocol each column was measured with (the records'
-  ``variant`` text) is listed below the table. Optional extra columns: ``params``
+  ``rp``), any other in registry order; ``metrics`` (``--metrics``) picks and orders them instead. The CSV has
+  every one; Markdown and LaTeX only those with a computed value (``ResultsTable.shown``), and a line under
+  the table names the others with a short reason (``harness.table_text``: no paths, URLs or search paths; the
+  full reasons are in the CSV and ``explain_table``, which also lists the protocol each column was measured
+  with, the records' ``variant`` texts). Optional extra columns: ``params``
   (generator parameters), ``speed`` (training images/s, median over the run's ``log.jsonl``) and
   ``probe_attributes`` (one column ``probe_acc.<attribute>`` per attribute of the shapes probe: the accuracy in %
   on that attribute alone, from the latest ``probe_acc`` record's ``per_attribute``; mean over the row's runs).
 * **Cells.** With several runs of a row: mean ± sample standard deviation (ddof = 1) over them ("seeds" when
   the runs have distinct seeds, else "runs"). With one run: the record's value ± its own std, which is over
-  what the record says (``std_over``: folds, splits). Every ± carries a footnote marker saying what it is over.
-  A cell whose every record was skipped reads ``skipped`` with the reason as a footnote.
+  what the record says (``std_over``: folds, splits). In Markdown and LaTeX, headers are the metrics' display
+  names (``MetricInfo.format``, a ``MetricFormat``: name, unit, LaTeX form, decimals, scale) with ↑/↓; numbers
+  have the metric's fixed decimals; what ± is over is one footnote on the header (the column's most common
+  basis) and a footnote on each cell whose basis differs. A skipped cell in a shown column reads "–" with a
+  short reason as a footnote.
+* **LaTeX.** booktabs; a ``table`` up to ``ONE_COLUMN_MAX`` columns, else a ``table*``, shrunk to
+  ``\\columnwidth`` / ``\\textwidth`` only when wider; caption + the protocol sentence, label; optional siunitx
+  ``S`` columns.
 * **Best.** Per column, among the reproduced rows only (reported and real-image rows never), the lowest mean
   for metrics whose ``MetricInfo.direction`` is ``lower`` (FID, KID), the highest otherwise; values equal at
   the printed precision are all marked; metrics without a registered direction are not marked. Markdown:
   ``**x**``; LaTeX: ``\\textbf{x}``; CSV: the column ``<metric>_best`` holds ``*``.
 
-CSV layout: ``row, kind`` (reproduced | reported | real), then for each metric ``<m>, <m>_std, <m>_over,
+CSV layout (metric ids, never display names): ``row, kind`` (reproduced | reported | real), then for each metric ``<m>, <m>_std, <m>_over,
 <m>_n, <m>_best, <m>_note`` (numbers at full precision; ``<m>_note`` holds a skip reason or a relative claim),
 then the extra columns asked for (``params``, ``speed``, ``probe_acc.<attribute>``).
 """
@@ -47,6 +56,8 @@ import pandas as pd
 
 from harness.errors import HarnessError
 from harness.results import RunDir, atomic_write_text
+from harness.table_text import join_reasons, scrub, short_reason
+from harness.types import MetricFormat
 
 # DESIGN.md §10 metric ids, in table order (``rp_real`` becomes the ``real images`` row under ``rp``).
 METRIC_ORDER = ("is", "is_ft", "fid", "fid_tv", "kid", "rp", "rp_real", "clip_rp", "clip_score", "probe_acc",
@@ -75,6 +86,9 @@ class Cell:
     note: Optional[str] = None  # skip reason(s), or a relative claim ("+2.53 % vs dmgan (reported)")
     best: bool = False
     reported: bool = False  # a published number (its ± is as published)
+    reasons: list[str] = field(default_factory=list)  # the full skip reasons (CSV, --explain)
+    skipped_runs: int = 0  # of total_runs, were skipped
+    total_runs: int = 0
     underpowered: Optional[str] = None  # the records' reasons (harness.metrics.power): footnoted, never best
 
 
@@ -84,6 +98,7 @@ class Row:
     kind: str  # reproduced | reported | real
     cells: dict[str, Cell] = field(default_factory=dict)
     extras: dict[str, Optional[float]] = field(default_factory=dict)  # params, speed
+    sources: list[str] = field(default_factory=list)  # reported rows: where the numbers were published
 
 
 @dataclass
@@ -94,6 +109,11 @@ class ResultsTable:
     directions: dict[str, Optional[str]]  # column -> "higher" | "lower" | None
     datasets: list[str]
     protocols: dict[str, list[str]] = field(default_factory=dict)  # column -> the records' protocol texts
+    shown: list[str] = field(default_factory=list)  # metric columns of the Markdown and LaTeX tables
+    formats: dict[str, MetricFormat] = field(default_factory=dict)  # column (metric or extra) -> how it is shown
+    weight_labels: dict[str, str] = field(default_factory=dict)  # weight file name -> its short label
+    splits: list[str] = field(default_factory=list)  # the evaluations' splits and image counts (the protocol)
+    num_images: list[int] = field(default_factory=list)
     protocol_notes: list[str] = field(default_factory=list)  # rows of one method measured under other protocols
 
     def frame(self) -> pd.DataFrame:
@@ -108,16 +128,26 @@ class ResultsTable:
 # Public entry points
 # ------------------------------------------------------------------------------------------------------
 def write_table(plugins: Any, runs: Sequence[RunDir], *, fmt: str = "markdown", with_paper_numbers: bool = False,
-                columns: Iterable[str] = (), out: Optional[Path | str] = None) -> str:
+                columns: Iterable[str] = (), out: Optional[Path | str] = None,
+                metrics: Optional[Sequence[str]] = None, caption: Optional[str] = None,
+                label: Optional[str] = None, siunitx: bool = False) -> str:
     """Render the results of ``runs`` as ``fmt`` (markdown | latex | csv); write it to ``out`` when given.
 
-    Returns the text. ``columns`` adds extra columns (``params``, ``speed``). Raises HarnessError for an unknown
-    format or extra column, or when there is no run.
+    Returns the text. ``columns`` adds extra columns (``params``, ``speed``, ``probe_attributes``); ``metrics``
+    picks and orders the metric columns (ids, e.g. ``["is", "fid", "rp"]``; default: every metric with a
+    computed value in Markdown and LaTeX, every metric in the CSV). ``caption``, ``label`` and ``siunitx`` are
+    for LaTeX (the caption also heads the Markdown). Raises HarnessError for an unknown format, extra column or
+    metric, or when there is no run.
     """
     if fmt not in FORMATS:
         raise HarnessError(f"unknown table format {fmt!r}; valid: {', '.join(FORMATS)}")
-    table = build_table(plugins, runs, with_paper_numbers=with_paper_numbers, columns=columns)
-    text = {"markdown": render_markdown, "latex": render_latex, "csv": render_csv}[fmt](table)
+    table = build_table(plugins, runs, with_paper_numbers=with_paper_numbers, columns=columns, metrics=metrics)
+    if fmt == "markdown":
+        text = render_markdown(table, caption=caption)
+    elif fmt == "latex":
+        text = render_latex(table, caption=caption, label=label, siunitx=siunitx)
+    else:
+        text = render_csv(table)
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -126,12 +156,22 @@ def write_table(plugins: Any, runs: Sequence[RunDir], *, fmt: str = "markdown", 
 
 
 def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: bool = False,
-                columns: Iterable[str] = ()) -> ResultsTable:
-    """Collect, aggregate and mark: the table independent of its format."""
+                columns: Iterable[str] = (), metrics: Optional[Sequence[str]] = None) -> ResultsTable:
+    """Collect, aggregate and mark: the table independent of its format.
+
+    ``metrics`` (ids) picks and orders the metric columns of every format; without it ``columns`` holds every
+    metric with a record and ``shown`` those with at least one number (or reported claim). Raises HarnessError
+    for an unknown extra column or metric id, or when there is no run.
+    """
     extra = [c.strip() for c in columns if c and c.strip()]
     for c in extra:
         if c not in EXTRA_COLUMNS:
             raise HarnessError(f"unknown table column {c!r}; valid: {', '.join(EXTRA_COLUMNS)}")
+    picked = [m.strip() for m in metrics or () if m and m.strip()]
+    registry = _registry(plugins)
+    unknown = [m for m in picked if m not in registry]
+    if unknown:
+        raise HarnessError(f"unknown metric {unknown[0]!r} in --metrics; installed: {', '.join(sorted(registry))}")
     runs = list(runs)
     if not runs:
         raise HarnessError("no run directories to tabulate (give RUN paths or ids, or a results root that holds runs)")
@@ -166,8 +206,15 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
         if c not in metric_columns:
             metric_columns.append(c)
     metric_columns = _order_columns(plugins, metric_columns)
+    if picked:
+        metric_columns = list(dict.fromkeys(picked))
+        shown = list(metric_columns)
+    else:
+        shown = [c for c in metric_columns if any(c in r.cells and r.cells[c].status == "ok" for r in ordered)]
     directions = {c: _direction(plugins, c) for c in metric_columns}
-    _mark_best(ordered, directions)
+    formats = {c: _metric_format(registry.get(c), c, [r.cells[c].value for r in ordered if c in r.cells])
+               for c in metric_columns}
+    _mark_best(ordered, directions, formats)
     protocols = _protocols(long, metric_columns)
     notes = _protocol_notes(run_rows, long, protocol_values, multi)
 
@@ -179,7 +226,16 @@ def build_table(plugins: Any, runs: Sequence[RunDir], *, with_paper_numbers: boo
             if row.kind == "reproduced":
                 for c in extra:
                     row.extras[c] = _extra_value(plugins, c, by_label.get(row.label, []))
-    return ResultsTable(metric_columns, extra, ordered, directions, datasets, protocols, notes)
+    formats.update({c: _extra_format(c) for c in extra})
+    ok = long[(long["status"] == "ok") & (long["kind"] == "reproduced")] if not long.empty else long
+    try:
+        weight_labels = {n: w.label for n, w in plugins.weight_files().items() if getattr(w, "label", "")}
+    except Exception:  # a broken weights registry must not hide the table
+        weight_labels = {}
+    return ResultsTable(metric_columns, extra, ordered, directions, datasets, protocols, protocol_notes=notes, shown=shown,
+                        formats=formats, weight_labels=weight_labels,
+                        splits=[str(x) for x in dict.fromkeys(ok["split"].dropna())] if not ok.empty else [],
+                        num_images=[int(x) for x in dict.fromkeys(ok["num_images"].dropna())] if not ok.empty else [])
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -230,6 +286,8 @@ def _collect(plugins: Any, runs: list[RunDir]) -> tuple[pd.DataFrame, list[dict]
                 "column": column, "metric_id": str(rec["metric"]), "value": _num(rec.get("value")),
                 "std": _num(rec.get("std")), "std_over": rec.get("std_over"), "status": rec.get("status", "ok"),
                 "reason": rec.get("reason"), "variant": rec.get("variant") or (rec.get("protocol") or {}).get("variant"),
+                "split": (rec.get("protocol") or {}).get("split"),
+                "num_images": (rec.get("protocol") or {}).get("num_images"),
                 "underpowered": rec.get("underpowered") or None,
                 "pid": pid, "rid": protocol.get("id"), "method": method,
             })
@@ -237,8 +295,8 @@ def _collect(plugins: Any, runs: list[RunDir]) -> tuple[pd.DataFrame, list[dict]
         if len(evaluated) == 1:  # the row of a run is that of the protocol it was evaluated under
             run_rows[-1]["pid"] = evaluated.pop()
     long = pd.DataFrame(lines, columns=["row", "kind", "dataset", "run", "seed", "column", "metric_id", "value",
-                                        "std", "std_over", "status", "reason", "variant", "underpowered", "pid", "rid",
-                                        "method"])
+                                        "std", "std_over", "status", "reason", "variant", "split", "num_images",
+                                        "underpowered", "pid", "rid", "method"])
     _key_by_protocol(run_rows, long)
     return long, run_rows, datasets, values_of
 
@@ -283,7 +341,7 @@ def _protocol_notes(run_rows: list[dict], long: pd.DataFrame, values_of: dict[st
             continue
         diff = differing_keys([values_of.get(p, {}) for p in pids])
         labels = {p: [label for label, q in rows.items() if q == p] for p in pids}
-        parts = [f"{key} = " + " | ".join(f"{_show(v)} ({', '.join(labels[p])})" for p, v in zip(pids, vals))
+        parts = [f"{key} = " + " vs ".join(f"{_show(v)} ({', '.join(labels[p])})" for p, v in zip(pids, vals))
                  for key, vals in diff.items()]
         notes.append(f"{group}: rows measured under different protocols; they differ in "
                      + ("; ".join(parts) if parts else "settings not recorded"))
@@ -319,9 +377,10 @@ class RowLabeller:
         self.plugins = plugins
         self._baselines: dict[tuple, Any] = {}
 
-    def label(self, cfg: dict) -> str:
+    def label(self, cfg: dict, exclude: Iterable[str] = ()) -> str:
+        """The row label; ablation keys in ``exclude`` (e.g. ones a deviation label names already) are left out."""
         method = str(cfg.get("method", "?"))
-        changed = [f"{key}={_show(value)}" for key, value in self.changed(cfg).items()]
+        changed = [f"{key}={_show(value)}" for key, value in self.changed(cfg).items() if key not in exclude]
         return f"{method} ({', '.join(changed)})" if changed else method
 
     def changed(self, cfg: dict) -> dict[str, Any]:
@@ -408,27 +467,30 @@ def _aggregate(group: pd.DataFrame, *, dedupe: bool) -> Cell:
     """One cell from the records of one row and column (one per run)."""
     ok = group[(group["status"] == "ok") & group["value"].notna()]
     skipped = group[group["status"] != "ok"]
-    reasons = "; ".join(dict.fromkeys(str(r) for r in skipped["reason"] if r is not None and str(r)))
+    full = list(dict.fromkeys(str(r) for r in skipped["reason"] if r is not None and str(r)))
+    reasons = "; ".join(full)
     if dedupe:  # real-image records repeat in every run of a data set: count each distinct result once
         ok = ok.drop_duplicates(subset=["value", "std", "std_over"])
     if ok.empty:
         if skipped.empty:
             return Cell()
-        return Cell(status="skipped", note=reasons or "skipped", n=0)
+        return Cell(status="skipped", note=reasons or "skipped", n=0, reasons=full or ["skipped"],
+                    skipped_runs=len(group), total_runs=len(group))
     n = len(ok)
     note = f"{len(skipped)} of {len(group)} runs skipped: {reasons}" if len(skipped) else None
+    counts = {"reasons": full, "skipped_runs": len(skipped), "total_runs": len(group)}
     weak = "; ".join(dict.fromkeys(str(r) for r in ok["underpowered"] if isinstance(r, str) and r)) or None
     if n == 1:
         rec = ok.iloc[0]
         std = _num(rec["std"])
         return Cell(value=float(rec["value"]), std=std, over=(rec["std_over"] or None) if std is not None else None,
-                    n=1, status="ok", note=note, underpowered=weak)
+                    n=1, status="ok", note=note, underpowered=weak, **counts)
     values = ok["value"].astype(float)
     seeds = ok["seed"].tolist()
     distinct_seeds = len(set(map(str, seeds))) == n and not dedupe
     over = f"{n} {'seeds' if distinct_seeds else 'runs'}"
     return Cell(value=float(values.mean()), std=float(values.std(ddof=1)), over=over, n=n, status="ok", note=note,
-                underpowered=weak)
+                underpowered=weak, **counts)
 
 
 def _protocols(long: pd.DataFrame, columns: list[str]) -> dict[str, list[str]]:
@@ -471,6 +533,7 @@ def _add_reported_rows(plugins: Any, rows: list[Row], method_of: dict[str, str],
             if not numbers:
                 continue
             row = Row(_with_dataset(f"{method} (reported)", dataset, multi), "reported")
+            row.sources = list(dict.fromkeys(n.source for n in numbers if n.source))
             for num in numbers:
                 cell = _reported_cell(num)
                 if num.metric in row.cells:  # two published numbers for one metric: keep both, as text
@@ -494,7 +557,7 @@ def _reported_cell(num: Any) -> Cell:
 def _plain_number(cell: Cell) -> str:
     if cell.value is None:
         return ""
-    return _fmt_value(cell.value, cell.std)
+    return f"{cell.value:g}" + (f" ± {cell.std:g}" if cell.std is not None else "")
 
 
 def _order_columns(plugins: Any, columns: list[str]) -> list[str]:
@@ -515,16 +578,42 @@ def _order_columns(plugins: Any, columns: list[str]) -> list[str]:
     return sorted(columns, key=lambda c: (position(c), c))
 
 
-def _direction(plugins: Any, column: str) -> Optional[str]:
+def _registry(plugins: Any) -> dict[str, Any]:
     try:
-        info = plugins.metrics().get(column)
-    except Exception:
-        info = None
-    d = getattr(info, "direction", None)
+        return dict(plugins.metrics())
+    except Exception:  # a broken metrics registry must not hide the table
+        return {}
+
+
+def _direction(plugins: Any, column: str) -> Optional[str]:
+    d = getattr(_registry(plugins).get(column), "direction", None)
     return d if d in ("higher", "lower") else None
 
 
-def _mark_best(rows: list[Row], directions: dict[str, Optional[str]]) -> None:
+def _metric_format(info: Any, column: str, values: list[Optional[float]]) -> MetricFormat:
+    """The metric's registered ``MetricFormat``; without one, its id with decimals for the column's typical
+    magnitude (two from 1 up, three significant digits below)."""
+    fmt = getattr(info, "format", None)
+    if isinstance(fmt, MetricFormat):
+        return fmt
+    numbers = sorted(abs(v) for v in values if v is not None)
+    return MetricFormat(column, decimals=_decimals(numbers[len(numbers) // 2]) if numbers else 2)
+
+
+def _extra_format(column: str) -> MetricFormat:
+    if column == "params":
+        return MetricFormat("Params", unit="M", decimals=2, scale=1e-6)
+    if column == "speed":
+        return MetricFormat("Speed", unit="img/s", decimals=1)
+    return MetricFormat(f"{column[len(ATTRIBUTE_PREFIX):]} acc.", unit="%", decimals=1)  # a probe attribute
+
+
+def _shown_value(value: float, fmt: MetricFormat) -> float:
+    """The number as printed (scaled, rounded to the column's decimals)."""
+    return round(value * fmt.scale, fmt.decimals)
+
+
+def _mark_best(rows: list[Row], directions: dict[str, Optional[str]], formats: dict[str, MetricFormat]) -> None:
     for column, direction in directions.items():
         if direction is None:
             continue
@@ -533,7 +622,7 @@ def _mark_best(rows: list[Row], directions: dict[str, Optional[str]]) -> None:
                  and not r.cells[column].underpowered]  # too few images: never the best
         if not cells:
             continue
-        shown = [round(c.value, _decimals(c.value)) for c in cells]  # ties as printed are all marked
+        shown = [_shown_value(c.value, formats[column]) for c in cells]  # ties as printed are all marked
         best = min(shown) if direction == "lower" else max(shown)
         for c, v in zip(cells, shown):
             c.best = v == best
@@ -624,28 +713,26 @@ def _decimals(v: float) -> int:
     return min(6, 2 - math.floor(math.log10(a)))
 
 
-def _fmt_value(value: float, std: Optional[float], pm: str = "±") -> str:
-    d = _decimals(value)
-    text = f"{value:.{d}f}"
-    if std is not None:
-        text += f" {pm} {std:.{d}f}"
-    return text
+def _number(value: float, fmt: MetricFormat) -> str:
+    """``value`` as the column prints it: scaled, with the column's fixed decimals."""
+    return f"{value * fmt.scale:.{fmt.decimals}f}"
 
 
 def _over_text(over: str, reported: bool = False) -> str:
     if reported:
-        return f"reported: ± as published, over {over}"
+        return f"± as published, over {over}"
     if over.endswith("seeds") or over.endswith("runs"):
-        return f"mean ± sample std (ddof=1) over {over}"
-    return f"a single evaluation: ± is the std over its {over}"
+        return f"mean ± sample std over {over}"
+    return f"one evaluation: ± is the std over its {over}"
 
 
-def _fmt_extra(column: str, v: Optional[float]) -> str:
-    if v is None:
-        return "–"
-    if column == "params":
-        return f"{v / 1e6:.2f} M"
-    return f"{v:.1f}"
+def _pm_note(cell: Cell) -> Optional[str]:
+    """What a cell's ± is over (the footnote text), or None when it has no ±."""
+    if cell.value is None or cell.std is None:
+        return None
+    if cell.over:
+        return _over_text(cell.over, cell.reported)
+    return "± as published (over what is not stated)" if cell.reported else "± as recorded (over what is not stated)"
 
 
 class _Notes:
@@ -666,75 +753,143 @@ class _Notes:
         return letters
 
 
-def _cell_parts(cell: Cell, notes: _Notes) -> tuple[str, Optional[str], bool]:
-    """(text, footnote marker, best) for a cell, independent of the format."""
-    if cell.status == "skipped":
-        return "skipped", notes.marker(f"skipped: {cell.note}"), False
-    if cell.value is None:
-        return (cell.note or "–"), None, False
-    text = _fmt_value(cell.value, cell.std)
-    marker = notes.marker(_over_text(cell.over, cell.reported)) if cell.std is not None and cell.over else None
-    if cell.std is not None and not cell.over:
-        marker = notes.marker("± as published (the source does not say what it is over)" if cell.reported
-                              else "± as recorded (the record does not say what it is over)")
-    if cell.note:  # some runs skipped
-        m2 = notes.marker(cell.note)
-        marker = f"{marker},{m2}" if marker else m2
-    if cell.underpowered:
-        m3 = notes.marker(f"underpowered (too few images; computed anyway, never marked best): {cell.underpowered}")
-        marker = f"{marker},{m3}" if marker else m3
-    return text, marker, cell.best and not cell.underpowered
+@dataclass
+class _Shown:
+    """One cell as Markdown and LaTeX print it: a number (± std) or a text, its best mark and footnotes."""
+
+    value: Optional[str] = None
+    std: Optional[str] = None
+    text: str = "–"
+    best: bool = False
+    markers: list[str] = field(default_factory=list)
 
 
-def _header(column: str, direction: Optional[str], arrows: tuple[str, str]) -> str:
-    if direction == "higher":
-        return f"{column} {arrows[0]}"
-    if direction == "lower":
-        return f"{column} {arrows[1]}"
-    return column
+@dataclass
+class _Layout:
+    """The format-independent content of a Markdown or LaTeX table (only ``table.shown`` metric columns)."""
+
+    columns: list[str]  # shown metric columns, then the extra columns
+    header_markers: dict[str, str]
+    rows: list[tuple[Row, list[str], list[_Shown]]]  # row, its label's markers, its cells
+    notes: _Notes
+    legend: list[str]  # plain-text sentences under the footnotes (`code` in backticks)
+    protocol: str
+
+
+def _short(cell: Cell, labels: dict[str, str]) -> tuple[str, str]:
+    """(short reason, hint) of a cell's skips, distinct reasons joined."""
+    shorts = [short_reason(r, labels) for r in cell.reasons or ["skipped"]]
+    text = ", ".join(dict.fromkeys(t for t, _ in shorts))
+    hint = "; ".join(dict.fromkeys(h for _, h in shorts if h))
+    return text, hint
+
+
+def _layout(table: ResultsTable) -> _Layout:
+    notes = _Notes()
+    labels = table.weight_labels
+    shared: dict[str, str] = {}  # column -> what its ± is over, said once on the header
+    for c in table.shown:  # the most common basis; cells with another carry their own marker
+        texts = [t for t in (_pm_note(r.cells[c]) for r in table.rows if c in r.cells) if t]
+        if texts:
+            shared[c] = max(dict.fromkeys(texts), key=texts.count)
+    header_markers = {c: notes.marker(t) for c, t in shared.items()}
+    rows = []
+    for row in table.rows:
+        label_markers = []
+        if row.kind == "reported" and row.sources:
+            label_markers.append(notes.marker("reported: " + "; ".join(scrub(s) for s in row.sources)))
+        cells = []
+        for c in table.shown:
+            cell = row.cells.get(c, Cell())
+            fmt = table.formats[c]
+            out = _Shown(best=cell.best and not cell.underpowered)
+            if cell.status == "skipped":
+                text, hint = _short(cell, labels)
+                out.markers.append(notes.marker(f"not computed: {text}" + (f" ({hint})" if hint else "")))
+            elif cell.value is None:
+                # a reported relative claim; the row already says "reported"
+                out.text = scrub(cell.note).replace(" (reported)", "") if cell.note else "–"
+            else:
+                out.value = _number(cell.value, fmt)
+                out.std = _number(cell.std, fmt) if cell.std is not None else None
+                pm = _pm_note(cell)
+                if pm and pm != shared.get(c):
+                    out.markers.append(notes.marker(pm))
+                if cell.underpowered:
+                    out.markers.append(notes.marker("underpowered (too few images; computed anyway, never marked "
+                                                    f"best): {scrub(cell.underpowered)}"))
+                if cell.skipped_runs:
+                    text, hint = _short(cell, labels)
+                    out.markers.append(notes.marker(f"{cell.skipped_runs} of {cell.total_runs} runs not computed: "
+                                                    f"{text}" + (f" ({hint})" if hint else "")))
+            cells.append(out)
+        for c in table.extra_columns:
+            v = row.extras.get(c)
+            cells.append(_Shown(value=_number(v, table.formats[c])) if v is not None else _Shown())
+        rows.append((row, label_markers, cells))
+    return _Layout(table.shown + table.extra_columns, header_markers, rows, notes, _legend(table), _protocol(table))
 
 
 def _legend(table: ResultsTable) -> list[str]:
+    """Sentences under the table: best marks, the real-image row, what was not computed and why."""
     lines = []
-    if any(d for d in table.directions.values()):
-        lines.append("best per column in bold (↑ higher is better, ↓ lower is better); reported and real-image "
-                     "rows are never marked")
+    if any(r.cells[c].best for r in table.rows for c in table.shown if c in r.cells):
+        kinds = {r.kind for r in table.rows}
+        others = [name for kind, name in (("reported", "reported"), ("real", "real-image")) if kind in kinds]
+        lines.append("Bold: best per column (↑ higher, ↓ lower is better)"
+                     + (f"; {' and '.join(others)} rows are not ranked" if others else "") + ".")
     if any(r.kind == "real" for r in table.rows):
-        lines.append("real images: the metric computed on real test images (e.g. rp_real under rp), a reference, "
-                     "not a ceiling")
-    if table.extra_columns:
-        parts = {"params": "params: generator parameters (millions)",
-                 "speed": "speed: training images/s (median over the run's log)"}
-        lines += [parts[c] for c in table.extra_columns if c in parts]
-        attributes = [c[len(ATTRIBUTE_PREFIX):] for c in table.extra_columns if c.startswith(ATTRIBUTE_PREFIX)]
-        if attributes:
-            lines.append(f"probe_acc.<attribute>: the shapes probe's accuracy (%) on one attribute "
-                         f"({', '.join(attributes)}); mean over the row's runs")
-    lines += [f"protocol of {name}: {' | '.join(texts)}" for name, texts in table.protocols.items()]
+        lines.append("Real images: the metric on the real test images, a reference.")
+    groups: dict[tuple[str, str], list[str]] = {}
+    for c in table.columns:
+        if c in table.shown:
+            continue
+        cells = [r.cells[c] for r in table.rows if c in r.cells and r.cells[c].status == "skipped"]
+        if cells:
+            merged = Cell(reasons=list(dict.fromkeys(x for cell in cells for x in cell.reasons)))
+            groups.setdefault(_short(merged, table.weight_labels), []).append(table.formats[c].name)
+    if groups:
+        lines.append("Not computed: " + join_reasons([(names, t, h) for (t, h), names in groups.items()]) + ".")
     lines += table.protocol_notes
-    lines.append(f"data set: {', '.join(table.datasets)}")
     return lines
 
 
-def render_markdown(table: ResultsTable) -> str:
-    notes = _Notes()
-    head = ["method"] + [_header(c, table.directions.get(c), ("↑", "↓")) for c in table.columns] + table.extra_columns
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-    for row in table.rows:
-        cells = [_md_escape(row.label)]
-        for c in table.columns:
-            text, marker, best = _cell_parts(row.cells.get(c, Cell()), notes)
-            text = _md_escape(text)
-            if best:
-                text = f"**{text}**"
-            cells.append(text + (f" [{marker}]" if marker else ""))
-        cells += [_fmt_extra(c, row.extras.get(c)) for c in table.extra_columns]
-        lines.append("| " + " | ".join(cells) + " |")
+def _protocol(table: ResultsTable) -> str:
+    """One sentence: data set(s), split, images generated per evaluation."""
+    parts = [f"{' or '.join(table.splits)} split"] if table.splits else []
+    if table.num_images:
+        parts.append(f"{' or '.join(f'{n:,}' for n in table.num_images)} generated images per evaluation")
+    return f"Evaluated on {', '.join(table.datasets)}" + (f" ({', '.join(parts)})" if parts else "") + "."
+
+
+def _arrow(direction: Optional[str]) -> str:
+    return {"higher": "↑", "lower": "↓"}.get(direction or "", "")
+
+
+def render_markdown(table: ResultsTable, *, caption: Optional[str] = None) -> str:
+    """The table as GitHub Markdown: display names with arrows, fixed decimals, **best**, footnotes [a], the
+    legend and the protocol sentence; no paths or URLs (see ``harness.table_text``)."""
+    lay = _layout(table)
+    head = ["Method"]
+    for c in lay.columns:
+        h = " ".join(x for x in (table.formats[c].header(), _arrow(table.directions.get(c))) if x)
+        head.append(h + (f" [{lay.header_markers[c]}]" if c in lay.header_markers else ""))
+    lines = [f"**{_md_escape(caption)}**", ""] if caption else []
+    lines += ["| " + " | ".join(_md_escape(h) for h in head) + " |",
+              "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for row, label_markers, cells in lay.rows:
+        out = [_md_escape(row.label) + (f" [{','.join(label_markers)}]" if label_markers else "")]
+        for cell in cells:
+            if cell.value is None:
+                text = _md_escape(cell.text)
+            else:
+                text = cell.value + (f" ± {cell.std}" if cell.std is not None else "")
+                text = f"**{text}**" if cell.best else text
+            out.append(text + (f" [{','.join(cell.markers)}]" if cell.markers else ""))
+        lines.append("| " + " | ".join(out) + " |")
     lines.append("")
-    lines += [f"[{notes.marker(t)}] {_md_escape(t)}" for t in notes.texts]
-    if notes.texts:
-        lines.append("")
-    lines += _legend(table)
+    lines += [f"[{lay.notes.marker(t)}] {_md_escape(t)}" for t in lay.notes.texts]
+    lines += [_md_escape(t) for t in lay.legend] + [lay.protocol]
     return "\n".join(lines) + "\n"
 
 
@@ -746,7 +901,7 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "→": r"$\to$", "×": r"$\times$",
                   "≤": r"$\leq$", "≥": r"$\geq$", "·": r"$\cdot$", "–": "--", "—": "---", "…": r"\dots{}",
-                  "<": r"\textless{}", ">": r"\textgreater{}"}
+                  "<": r"\textless{}", ">": r"\textgreater{}", "³": r"$^{3}$", "²": r"$^{2}$"}
 
 
 def latex_escape(text: str) -> str:
@@ -762,31 +917,122 @@ def latex_escape(text: str) -> str:
     return "".join(out)
 
 
-def render_latex(table: ResultsTable) -> str:
-    notes = _Notes()
-    ncols = 1 + len(table.columns) + len(table.extra_columns)
-    head = ["method"] + [_header(c, table.directions.get(c), ("↑", "↓")) for c in table.columns] + table.extra_columns
-    lines = [r"% t2i-harness results table; needs \usepackage{booktabs}",
-             r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * (ncols - 1) + "}", r"\toprule",
-             " & ".join(latex_escape(h) for h in head) + r" \\", r"\midrule"]
+def _latex_text(text: str) -> str:
+    """Escaped text whose `code` spans become \\texttt."""
+    parts = text.split("`")
+    return "".join(rf"\texttt{{{latex_escape(p)}}}" if i % 2 else latex_escape(p) for i, p in enumerate(parts))
+
+
+def _sup(markers: list[str]) -> str:
+    return rf"\textsuperscript{{{','.join(markers)}}}" if markers else ""
+
+
+# Metric columns up to which a LaTeX table is a one-column ``table`` at \columnwidth; beyond, ``table*``.
+ONE_COLUMN_MAX = 3
+
+
+def render_latex(table: ResultsTable, *, caption: Optional[str] = None, label: Optional[str] = None,
+                 siunitx: bool = False) -> str:
+    """The table as a LaTeX float (booktabs; graphicx; siunitx with ``siunitx``).
+
+    Up to ``ONE_COLUMN_MAX`` columns (metrics and extras) a ``table`` no wider than ``\\columnwidth``, beyond a
+    ``table*`` no wider than ``\\textwidth`` (shrunk only if its natural width exceeds that). The caption is
+    ``caption`` (default "Text-to-image results.") followed by the protocol sentence; ``label`` defaults to
+    ``tab:results``. With ``siunitx`` the number columns are ``S`` columns aligned on the decimal point.
+    """
+    lay = _layout(table)
+    wide = len(lay.columns) > ONE_COLUMN_MAX
+    env, width = ("table*", r"\textwidth") if wide else ("table", r"\columnwidth")
+    packages = "booktabs,graphicx" + (",siunitx" if siunitx else "")
+    heads = []
+    for c in lay.columns:  # "R-precision" over "(%) ↑ᵃ": a header no wider than its longest part
+        fmt = table.formats[c]
+        name = fmt.latex or latex_escape(fmt.name)
+        if fmt.unit:
+            name += f" ({fmt.latex_unit or latex_escape(fmt.unit)})"
+        arrow = latex_escape(_arrow(table.directions.get(c)))
+        h = name + (f" {arrow}" if arrow else "") + _sup([lay.header_markers[c]] if c in lay.header_markers else [])
+        first, sep, rest = h.partition(" (")
+        if sep and "(" not in first and "$" not in first:
+            h = rf"\begin{{tabular}}[b]{{@{{}}r@{{}}}}{first}\\({rest}\end{{tabular}}"
+        heads.append(f"{{{h}}}" if siunitx else h)
+    spec = "l" + "".join(_siunitx_spec(lay, i) if siunitx else "r" for i in range(len(lay.columns)))
+    lines = [f"% t2i-harness results table; needs \\usepackage{{{packages}}}",
+             rf"\begin{{{env}}}[t]", r"\centering",
+             rf"\caption{{{latex_escape(caption or 'Text-to-image results.')} {latex_escape(lay.protocol)}}}",
+             rf"\label{{{label or 'tab:results'}}}", r"\small", r"\setlength{\tabcolsep}{4pt}",
+             rf"\resizebox{{\ifdim\width>{width}{width}\else\width\fi}}{{!}}{{%",
+             rf"\begin{{tabular}}{{@{{}}{spec}@{{}}}}", r"\toprule",
+             " & ".join(["Method"] + heads) + r" \\", r"\midrule"]
     previous_kind = None
-    for row in table.rows:
-        if row.kind == "real" and previous_kind not in (None, "real"):
+    for row, label_markers, cells in lay.rows:
+        if previous_kind is not None and row.kind != previous_kind and "real" in (row.kind, previous_kind):
             lines.append(r"\midrule")
         previous_kind = row.kind
-        cells = [latex_escape(row.label)]
-        for c in table.columns:
-            text, marker, best = _cell_parts(row.cells.get(c, Cell()), notes)
-            text = latex_escape(text)
-            if best:
-                text = rf"\textbf{{{text}}}"
-            cells.append(text + (rf"$^{{\mathrm{{{marker}}}}}$" if marker else ""))
-        cells += [latex_escape(_fmt_extra(c, row.extras.get(c))) for c in table.extra_columns]
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    foot = [rf"$^{{\mathrm{{{notes.marker(t)}}}}}$\,{latex_escape(t)}" for t in notes.texts]
-    foot += [latex_escape(t).replace("in bold", r"in \textbf{bold}") for t in _legend(table)]
-    lines += [r"\par\smallskip", r"{\footnotesize"] + [f + r"\par" for f in foot] + ["}", r"\end{table}"]
+        out = [latex_escape(row.label) + _sup(label_markers)]
+        for cell in cells:
+            out.append(_latex_cell(cell, siunitx))
+        lines.append(" & ".join(out) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}}"]
+    foot = [rf"\textsuperscript{{{lay.notes.marker(t)}}}\,{_latex_text(t)}." for t in lay.notes.texts]
+    foot += [_latex_text(t).replace("Bold:", r"\textbf{Bold}:") for t in lay.legend]
+    if foot:
+        lines += [r"\par\smallskip", r"{\footnotesize\raggedright " + " ".join(foot) + r"\par}"]
+    lines.append(rf"\end{{{env}}}")
+    return "\n".join(lines) + "\n"
+
+
+def _latex_cell(cell: _Shown, siunitx: bool) -> str:
+    marks = _sup(cell.markers)
+    if cell.value is None:
+        text = latex_escape(cell.text)
+        return f"{{{text}{marks}}}" if siunitx else text + marks
+    if siunitx:  # S column: the number (and its uncertainty) parsed by siunitx; the marker as text after it
+        number = cell.value + (rf" \pm {cell.std}" if cell.std is not None else "")
+        return (r"\bfseries " if cell.best else "") + number + (f"{{{marks}}}" if marks else "")
+    number = cell.value + (rf"\,$\pm$\,{cell.std}" if cell.std is not None else "")
+    return (rf"\textbf{{{number}}}" if cell.best else number) + marks
+
+
+def _siunitx_spec(lay: _Layout, i: int) -> str:
+    """``S[table-format=I.D(J.D)]`` wide enough for every number of column ``i`` (J.D: its ±, printed as
+    "± x"), bold by ``\bfseries``, with room after the numbers for the column's widest footnote marker."""
+    cells = [cells[i] for _, _, cells in lay.rows if cells[i].value is not None]
+    values = [c.value for c in cells]
+    digits = max([len(v.lstrip("-").split(".")[0]) for v in values] or [1])
+    decimals = max([len(v.split(".")[1]) if "." in v else 0 for v in values] or [0])
+    spec = ("-" if any(v.startswith("-") for v in values) else "") + f"{digits}" + (f".{decimals}" if decimals else "")
+    stds = [c.std for c in cells if c.std is not None]
+    if stds:
+        std_digits = max(len(s.split(".")[0]) for s in stds)
+        spec += f"({std_digits}" + (f".{decimals})" if decimals else ")")
+    options = [f"table-format={spec}", "detect-weight"]
+    if stds:  # "± 0.00" stays printed, as in the plain table
+        options += ["uncertainty-mode=separate", "retain-zero-uncertainty"]
+    marks = [",".join(c.markers) for c in cells if c.markers]
+    if marks:
+        options.append(rf"table-space-text-post={{{_sup([max(marks, key=len)])}}}")
+    return f"S[{', '.join(options)}]"
+
+
+def explain_table(table: ResultsTable) -> str:
+    """The text of ``harness table --explain``: for each metric column, the full reasons of every skip (with
+    the rows they concern) and the protocol texts of its records; paths and URLs included."""
+    lines = []
+    for c in table.columns:
+        fmt = table.formats[c]
+        state = "shown" if c in table.shown else "not shown (no computed value)"
+        lines.append(f"{c} ({fmt.header()}): {state}")
+        reasons: dict[str, list[str]] = {}
+        for row in table.rows:
+            cell = row.cells.get(c)
+            for reason in (cell.reasons if cell else []):
+                reasons.setdefault(reason, []).append(row.label)
+        for reason, labels in reasons.items():
+            lines.append(f"    skipped for {', '.join(labels)}: {reason}")
+        for name in (c, f"{c} ({REAL_ROW})"):
+            for text in table.protocols.get(name, []):
+                lines.append(f"    protocol{' (' + REAL_ROW + ')' if name != c else ''}: {text}")
     return "\n".join(lines) + "\n"
 
 

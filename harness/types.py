@@ -130,6 +130,8 @@ class MethodInfo:
     config_sections: optional dataclass types replacing a config section for this method (e.g. a ModelConfig
                      subclass with the method's own switches); keys: data, model, pretrain, train, loss, eval
     ablation_keys:   dotted config keys whose non-default values name a variant in the table's row label
+    reference_eval_batch_size: the original code's evaluation batch (``harness import-checkpoint`` sets
+                     ``eval.batch_size`` to it, with ``model.attention_mask=reference``); None: no released weights
     """
 
     name: str
@@ -139,6 +141,7 @@ class MethodInfo:
     config_sections: dict[str, type] = field(default_factory=dict)
     ablation_keys: list[str] = field(default_factory=list)
     description: str = ""
+    reference_eval_batch_size: Optional[int] = None
 
 
 @dataclass
@@ -176,6 +179,32 @@ class WeightFile:
     check: str = "none"
     digest: Optional[str] = None
     source: str = ""  # where a user can get it (shown in the missing-file line)
+    label: str = ""  # a few words for tables' "not computed" line, e.g. "Inception"; "" → the name
+
+
+@dataclass(frozen=True)
+class MetricFormat:
+    """How a results table shows a metric in Markdown and LaTeX (ids stay in the CSV and JSON).
+
+    name:       display name, e.g. "FID (torchvision)", "R-precision", "CLIP-R"; also used in the "not
+                computed" line
+    unit:       what the shown numbers are in, after the name in the header: "%", "×10³" ("" = none)
+    decimals:   fixed decimal places of every number in the column (its ± too)
+    scale:      shown number = recorded value × scale (e.g. 1000 for KID shown as ×10³); the CSV keeps the value
+    latex:      the name in LaTeX ("" = the name, escaped); e.g. "CLIP-R", "$\\text{IS}^{*}$"
+    latex_unit: the unit in LaTeX ("" = the unit, escaped), e.g. "$\\times 10^{3}$"
+    """
+
+    name: str
+    unit: str = ""
+    decimals: int = 2
+    scale: float = 1.0
+    latex: str = ""
+    latex_unit: str = ""
+
+    def header(self) -> str:
+        """The plain-text header without arrow: ``KID (×10³)``."""
+        return f"{self.name} ({self.unit})" if self.unit else self.name
 
 
 @dataclass
@@ -188,6 +217,7 @@ class MetricInfo:
     weights:    names of the WeightFile entries it needs
     factory:    builds the metric for one evaluation (the evaluation module defines the call)
     datasets:   data sets the metric applies to (None = all)
+    format:     display name, LaTeX form and decimals in tables (None = the id, decimals from the values)
     """
 
     name: str
@@ -196,6 +226,7 @@ class MetricInfo:
     weights: list[str] = field(default_factory=list)
     factory: Optional[Callable[..., Any]] = None
     datasets: Optional[list[str]] = None
+    format: Optional[MetricFormat] = None
 
 
 @dataclass

@@ -89,3 +89,30 @@ def test_import_needs_encoders(released, capsys):
     assert main(["import-checkpoint", "attngan", str(files["g"]), "--dataset", "shapes", "--preset", "test"],
                 plugins=plugins) == 2
     assert "--text-encoder" in capsys.readouterr().err
+
+
+def test_import_declares_the_original_evaluation_as_deviations(released, results_root, capsys):
+    """import-checkpoint sets the original's padding mask and evaluation batch (issue 14) and declares both as
+    deviations from the protocol with the reason "the original's evaluation" (issue 15): run.json, label, config."""
+    import json
+
+    from harness.protocol import ORIGINAL_EVALUATION
+
+    plugins, cfg, g, files = released
+    assert main(_argv(files), plugins=plugins) == 0
+    run = RunDir(Path(capsys.readouterr().out.strip().splitlines()[-1]))
+    info = json.loads((run.path / "run.json").read_text())
+    assert info["deviations"] == {"eval.batch_size": {"value": 100, "reason": ORIGINAL_EVALUATION},
+                                  "model.attention_mask": {"value": "reference", "reason": ORIGINAL_EVALUATION}}
+    # named once, as a deviation (model.attention_mask is an ablation key too)
+    assert info["label"] == "attngan (deviates: eval.batch_size=100, model.attention_mask=reference)"
+    saved = run.load_config(plugins)
+    assert saved.model.attention_mask == "reference" and saved.eval.batch_size == 100
+    assert set(saved.deviations) == {"eval.batch_size", "model.attention_mask"}
+
+    # a value the user sets wins and is their own deviation
+    assert main(_argv(files) + ["--set", "eval.batch_size=4"], plugins=plugins) == 0
+    run = RunDir(Path(capsys.readouterr().out.strip().splitlines()[-1]))
+    info = json.loads((run.path / "run.json").read_text())
+    assert info["deviations"]["eval.batch_size"]["value"] == 4
+    assert info["deviations"]["eval.batch_size"]["reason"] != ORIGINAL_EVALUATION

@@ -125,7 +125,7 @@ def test_inspect_lists_encoder_under_other():
 
 def test_method_info(plugins):
     info = plugins.method("caegan")
-    assert info.ablation_keys == ["model.text_encoder"]
+    assert info.ablation_keys == ["model.text_encoder", "model.attention_mask"]
     rep = {r.metric: r for r in info.reported if r.dataset == "cub"}
     assert rep["is_ft"].value == 2.53 and rep["is_ft"].relative_to == "dmgan"
     assert rep["fid_tv"].value == -15.10 and rep["fid_tv"].relative_to == "dmgan"

@@ -153,7 +153,7 @@ def test_two_runs_with_other_eval_num_images_make_two_rows_and_a_footnote(tmp_pa
     assert rows == {"tinygan": 40.0, "tinygan (deviates: eval.num_images=32)": 60.0}
     text = render_markdown(table)
     (note,) = [line for line in text.splitlines() if "different protocols" in line]
-    assert "eval.num_images = 30000 (tinygan) | 32 (tinygan (deviates: eval.num_images=32))" in note
+    assert "eval.num_images = 30000 (tinygan) vs 32 (tinygan (deviates: eval.num_images=32))" in note
 
 
 def test_one_label_evaluated_under_two_protocols_is_never_averaged(tmp_path):
@@ -164,7 +164,7 @@ def test_one_label_evaluated_under_two_protocols_is_never_averaged(tmp_path):
     rows = [r for r in table.rows if r.kind == "reproduced"]
     assert len(rows) == 2 and sorted(r.cells["rp"].value for r in rows) == [40.0, 60.0]
     assert all(re.fullmatch(r"tinygan \[protocol [0-9a-f]{6}\]", r.label) for r in rows)
-    assert any("eval.num_images = 30000" in n and "| 24" in n for n in table.protocol_notes)
+    assert any("eval.num_images = 30000" in n and "vs 24" in n for n in table.protocol_notes)
     # the same protocol: one row, averaged over both runs
     c = _run(tmp_path, plugins, "c", value=60.0)
     (row,) = [r for r in build_table(plugins, [a, c]).rows if r.kind == "reproduced"]

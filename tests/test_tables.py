@@ -16,9 +16,9 @@ from core_tiny_method import TinyMethod, TinyRegistry
 from harness.cli import main
 from harness.run import prepare_config
 from harness.errors import HarnessError
-from harness.plugins import build_plugins
+from harness.plugins import build_plugins, hookimpl
 from harness.results import RunDir, make_record, new_eval_id
-from harness.tables import build_table, latex_escape, write_table
+from harness.tables import build_table, explain_table, latex_escape, write_table
 from harness.types import ReportedNumber
 
 DIRECTIONS = {"is": "higher", "fid": "lower", "fid_tv": "lower", "kid": "lower", "rp": "higher"}
@@ -77,6 +77,10 @@ def write_run(parent: Path, plugins, method: str, seed: int, metrics: dict, *, o
 
 @pytest.fixture
 def table_runs(tmp_path: Path):
+    return table_runs_for(tmp_path)
+
+
+def table_runs_for(tmp_path: Path):
     plugins = make_plugins(tmp_path)
     session = tmp_path / "session"
     runs = []
@@ -153,10 +157,11 @@ def _md_rows(text: str) -> tuple[list[str], dict[str, list[str]], dict[str, str]
     split = [[c.strip() for c in re.split(r"(?<!\\)\|", l)[1:-1]] for l in lines]
     header, body = split[0], split[2:]
     notes = dict(re.findall(r"^\[([a-z]+)\] (.*)$", text, flags=re.M))
-    return header, {r[0]: r[1:] for r in body}, notes
+    return header, {re.sub(r" \[[a-z,]+\]$", "", r[0]): r[1:] for r in body}, notes  # label without its marker
 
 
 def _parse_cell(cell: str) -> tuple[float | None, float | None, bool, list[str]]:
+    """(value, ±, bold, footnote markers) of a Markdown cell."""
     best = cell.startswith("**")
     markers = re.findall(r"\[([a-z,]+)\]\s*$", cell)
     m = re.match(r"^\**(-?\d+\.\d+)(?: ± (\d+\.\d+))?\**", cell)
@@ -170,32 +175,48 @@ def _close(printed: float, exact: float, text_decimals: int) -> bool:
     return abs(printed - exact) <= 0.5 * 10 ** -text_decimals + 1e-12
 
 
+def _header_markers(header: list[str]) -> dict[str, list[str]]:
+    """display name (without arrow) -> the header's footnote markers"""
+    out = {}
+    for h in header[1:]:
+        m = re.fullmatch(r"(.*?)(?: [↑↓])?(?: \[([a-z,]+)\])?", h)
+        out[m.group(1)] = m.group(2).split(",") if m.group(2) else []
+    return out
+
+
 def test_markdown_cells_best_marks_and_footnotes(table_runs):
     plugins, runs = table_runs
     text = write_table(plugins, runs, fmt="markdown", with_paper_numbers=True)
     header, rows, notes = _md_rows(text)
-    assert header == ["method", "is ↑", "fid ↓", "fid_tv ↓", "kid ↓", "rp ↑"]
-    col = {h.split()[0]: i for i, h in enumerate(header[1:])}
+    # display names from the registry, canonical order; kid (skipped for every row) is left out
+    names = {"is": "IS", "fid": "FID", "fid_tv": "FID (torchvision)", "rp": "R-precision (%)"}
+    assert [re.sub(r" [↑↓].*", "", h) for h in header] == ["Method", *names.values()]
+    assert [h.split(" [")[0] for h in header[1:]] == ["IS ↑", "FID ↓", "FID (torchvision) ↓", "R-precision (%) ↑"]
+    col = {m: i for i, m in enumerate(names)}
+    on_header = _header_markers(header)
     for label, table in (("alpha", ALPHA), ("beta", BETA)):
         for metric in ("is", "fid", "rp"):
             mean, std = mean_std([table[s][metric][0] for s in table])
             value, pm, best, markers = _parse_cell(rows[label][col[metric]])
-            decimals = 2 if mean >= 1 else 3
-            assert _close(value, mean, decimals) and _close(pm, std, decimals), (label, metric)
+            assert _close(value, mean, 2) and _close(pm, std, 2), (label, metric)  # 2 decimals: the registry's
             assert best == ((label, metric) in {("beta", "is"), ("alpha", "fid"), ("beta", "rp")})
-            assert notes[markers[0]] == f"mean ± sample std (ddof=1) over {len(table)} seeds"
+            over = markers or on_header[names[metric]]  # a cell's own marker, else the header's (shared ±)
+            assert [notes[m] for m in over] == [f"mean ± sample std over {len(table)} seeds"], (label, metric)
+    # IS: most cells are over 3 seeds -> the header says so once, alpha's cells carry no marker
+    assert notes[on_header["IS"][0]] == "mean ± sample std over 3 seeds" and _parse_cell(rows["alpha"][0])[3] == []
     value, pm, best, markers = _parse_cell(rows["alpha (reported)"][col["is"]])
-    assert (value, pm, best) == (4.75, 0.07, False) and "splits" in notes[markers[0]]
-    assert rows["alpha (reported)"][col["rp"]] == "+2.53 % vs beta (reported)"
+    assert (value, pm, best) == (4.75, 0.07, False) and notes[markers[0]] == "± as published, over splits"
+    assert rows["alpha (reported)"][col["rp"]] == "+2.53 % vs beta"  # the row says "reported"
     assert rows["alpha (reported)"][col["fid"]] == "–"
     assert _parse_cell(rows["alpha (reported)"][col["fid_tv"]])[:3] == (16.09, None, False)
     value, pm, best, markers = _parse_cell(rows["alpha (model.gf_dim=16)"][col["fid"]])
     assert (value, pm, markers) == (30.0, None, [])
-    skipped = rows["beta"][col["kid"]]
-    m = re.fullmatch(r"skipped \[([a-z]+)\]", skipped)
-    assert m and notes[m.group(1)] == f"skipped: {SKIP_REASON}"
     assert _parse_cell(rows["real images"][col["rp"]])[:3] == (0.52, 0.02, False)
-    assert "data set: tinyset" in text
+    source = re.search(r"^\| alpha \(reported\) \[([a-z])\] \|", text, flags=re.M).group(1)
+    assert notes[source] == "reported: alpha paper, Table 1; alpha paper, Table 2"
+    # the note line names what was not computed, in a few words
+    assert "Not computed: KID: missing weight file pt_inception-2015-12-05." in text.splitlines()
+    assert "Evaluated on tinyset." in text.splitlines()
 
 
 def test_latex_uses_booktabs_and_escapes(table_runs, tmp_path):
@@ -204,26 +225,91 @@ def test_latex_uses_booktabs_and_escapes(table_runs, tmp_path):
     assert (tmp_path / "t" / "table.tex").read_text() == tex
     for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
         assert rule in tex
-    assert r"fid\_tv" in tex and r"alpha (model.gf\_dim=16)" in tex
-    assert r"+2.53 \% vs beta (reported)" in tex
+    assert r"FID\\(torchvision) $\downarrow$" in tex and r"alpha (model.gf\_dim=16)" in tex
+    assert r"fid\_tv" not in tex and "kid" not in tex.lower().replace("not computed: kid", "")
+    assert r"+2.53 \% vs beta \\" in tex
     assert "±" not in tex and r"$\pm$" in tex
     mean, std = mean_std([BETA[s]["is"][0] for s in BETA])
-    assert rf"\textbf{{{mean:.2f} $\pm$ {std:.2f}}}" in tex
+    assert rf"\textbf{{{mean:.2f}\,$\pm$\,{std:.2f}}}" in tex
+    assert r"\begin{table*}" in tex  # 4 metric columns
+    assert r"\caption{Text-to-image results. Evaluated on tinyset.}" in tex and r"\label{tab:results}" in tex
     assert r"\textbf{4.75" not in tex  # reported never marked
     assert tex.encode("ascii")  # pdflatex-safe
 
 
-def test_latex_compiles_with_pdflatex(table_runs, tmp_path):
-    if shutil.which("pdflatex") is None:
-        pytest.skip("pdflatex not installed")
-    plugins, runs = table_runs
-    write_table(plugins, runs, fmt="latex", with_paper_numbers=True, columns=["speed"], out=tmp_path / "table.tex")
-    (tmp_path / "doc.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
-                                      "\\input{table.tex}\n\\end{document}\n")
-    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+needs_pdflatex = pytest.mark.skipif(shutil.which("pdflatex") is None,
+                                    reason="pdflatex not installed (Debian: texlive-latex-base, "
+                                           "texlive-latex-recommended)")
+FILLER = "Text of the paper around the table. " * 30
+
+
+def compile_in_article(directory: Path, tex: str, *, twocolumn: bool, natural: bool = False,
+                       packages: str = "booktabs,graphicx") -> str:
+    """pdflatex the table inside an ``article`` (one or two columns) between paragraphs; returns the log.
+
+    ``natural``: \\resizebox does nothing, so the table keeps its natural width and an overfull box shows
+    that the content itself is too wide (the shrink-only-if-too-wide fallback would hide it)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "table.tex").write_text(tex)
+    neutral = "\\renewcommand{\\resizebox}[3]{#3}\n" if natural else ""
+    (directory / "doc.tex").write_text(
+        f"\\documentclass{{{'[twocolumn]' if twocolumn else ''}article}}".replace("{[twocolumn]", "[twocolumn]{")
+        + f"\n\\usepackage{{{packages}}}\n{neutral}\\begin{{document}}\n{FILLER}\n\n\\input{{table.tex}}\n"
+        f"{FILLER * 4}\n\\end{{document}}\n")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=directory,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert (tmp_path / "doc.pdf").exists()
+    assert (directory / "doc.pdf").exists()
+    return (directory / "doc.log").read_text(errors="replace")
+
+
+def small_runs(tmp_path: Path, metrics: dict[str, tuple[float, float]]) -> tuple:
+    """Two methods × 3 seeds with the given metrics (value, seed-to-seed spread), kid skipped."""
+    plugins = make_plugins(tmp_path)
+    runs = []
+    for method, offset in (("alpha", 0.0), ("beta", 1.0)):
+        for seed in range(3):
+            values = {m: (v + offset + 0.37 * seed * spread, None, None) for m, (v, spread) in metrics.items()}
+            runs.append(write_run(tmp_path / "s", plugins, method, seed, values, real=None))
+    return plugins, runs
+
+
+@needs_pdflatex
+def test_three_metric_table_fits_one_and_two_column_articles(tmp_path):
+    plugins, runs = small_runs(tmp_path, {"is": (4.123, 0.2), "fid": (21.456, 1.7), "rp": (61.789, 2.1)})
+    tex = write_table(plugins, runs, fmt="latex")
+    assert r"\begin{table}[t]" in tex and r"\columnwidth" in tex and "table*" not in tex
+    for twocolumn in (False, True):
+        for natural in (False, True):
+            log = compile_in_article(tmp_path / f"doc-{twocolumn}-{natural}", tex, twocolumn=twocolumn,
+                                     natural=natural)
+            assert "Overfull \\hbox" not in log, (twocolumn, natural)
+
+
+@needs_pdflatex
+def test_six_metric_table_is_a_table_star_that_fits_the_text_width(tmp_path):
+    pytest.importorskip("harness.metrics.registry")
+    plugins, runs = small_runs(tmp_path, {"is": (4.123, 0.2), "fid": (21.456, 1.7), "fid_tv": (25.5, 2.0),
+                                          "rp": (61.789, 2.1), "clip_rp": (33.3, 1.0), "clip_score": (24.1, 0.4)})
+    tex = write_table(plugins, runs, fmt="latex", with_paper_numbers=True, caption="Shapes benchmark.",
+                      label="tab:shapes")
+    assert tex.count(r"\begin{table*}[t]") == 1 and r"\textwidth" in tex
+    assert r"\caption{Shapes benchmark. Evaluated on tinyset.}" in tex and r"\label{tab:shapes}" in tex
+    for natural in (False, True):
+        log = compile_in_article(tmp_path / f"doc-{natural}", tex, twocolumn=True, natural=natural)
+        assert "Overfull \\hbox" not in log, natural
+
+
+@needs_pdflatex
+def test_siunitx_columns_compile(tmp_path):
+    if subprocess.run(["kpsewhich", "siunitx.sty"], capture_output=True, text=True).stdout.strip() == "":
+        pytest.skip("siunitx.sty not installed (Debian: texlive-science)")
+    plugins, runs = table_runs_for(tmp_path)
+    tex = write_table(plugins, runs, fmt="latex", with_paper_numbers=True, siunitx=True)
+    assert "S[table-format=1.2(1.2), detect-weight, uncertainty-mode=separate, retain-zero-uncertainty" in tex
+    assert r"\bfseries 4.45 \pm 0.07" in tex and "{--}" in tex
+    log = compile_in_article(tmp_path / "doc", tex, twocolumn=True, packages="booktabs,graphicx,siunitx")
+    assert "Overfull \\hbox" not in log
 
 
 def test_variant_label_compares_with_the_preset_not_the_dataclass_default(tmp_path):
@@ -264,7 +350,7 @@ def test_speed_and_params_columns(tmp_path):
     assert float(rows["beta"]["params"]) == 1234567
     assert rows["real images"]["speed"] == ""
     md = write_table(plugins, runs, fmt="markdown", columns=["params", "speed"])
-    assert "| 1.23 M | 35.0 |" in md
+    assert "| Params (M) | Speed (img/s) |" in md and "| 1.23 | 35.0 |" in md
 
 
 def test_params_counted_from_the_config_when_not_recorded(tmp_path):
@@ -299,7 +385,7 @@ def test_table_cli_prints_or_writes(table_runs, tmp_path, capsys):
     out = tmp_path / "t.md"
     assert main(["table", "--all", "--results-dir", str(session), "--out", str(out)], plugins=plugins) == 0
     assert capsys.readouterr().out.strip() == str(out)
-    assert out.read_text().startswith("| method |")
+    assert out.read_text().startswith("| Method |")
     assert main(["table", "--all", "--results-dir", str(tmp_path / "empty")], plugins=plugins) == 2
     assert "no run" in capsys.readouterr().err
 
@@ -326,7 +412,11 @@ def test_protocol_texts_are_listed_not_split_into_columns(tmp_path):
     assert table.protocols == {"rp": ["DAMSM small_cnn; 1 true + 99 captions"],
                                "rp (real images)": ["real images; DAMSM small_cnn"]}
     md = write_table(plugins, [run], fmt="markdown")
-    assert "protocol of rp: DAMSM small_cnn; 1 true + 99 captions" in md
+    assert "DAMSM" not in md  # the protocol texts are for --explain; the table says the protocol in one sentence
+    explained = explain_table(table)
+    assert "    protocol: DAMSM small_cnn; 1 true + 99 captions" in explained
+    assert "    protocol (real images): real images; DAMSM small_cnn" in explained
+    assert "fid (FID): not shown (no computed value)\n    skipped for beta: r\n" in explained
 
 
 def test_values_equal_as_printed_are_all_marked(tmp_path):
@@ -357,8 +447,174 @@ def test_probe_attribute_columns(tmp_path):
     assert float(rows["beta"]["probe_acc.size"]) == pytest.approx(40.0)  # only the run that reports it
     assert rows["alpha"]["probe_acc.colour"] == ""
     md = write_table(plugins, [*runs, other], fmt="markdown", columns=["probe_attributes"])
-    header = next(line for line in md.splitlines() if line.startswith("| method"))
-    assert header.rstrip(" |").endswith("probe_acc.colour | probe_acc.shape | probe_acc.size")
+    header = next(line for line in md.splitlines() if line.startswith("| Method"))
+    assert header.rstrip(" |").endswith("colour acc. (%) | shape acc. (%) | size acc. (%)")
+    assert "| 75.0 | 25.0 | 40.0 |" in md  # one decimal
     # no probe record anywhere: the group adds no column
     plain = parse_csv(write_table(plugins, [other], fmt="csv", columns=["probe_attributes"]))
     assert not any(k.startswith("probe_acc.") for k in plain["alpha"])
+
+
+# ------------------------------------------------------------------------------------------------------
+# Tables that go into a paper as they are (issue 19)
+# ------------------------------------------------------------------------------------------------------
+def weight_reasons(tmp_path: Path, monkeypatch) -> dict[str, str]:
+    """The real skip reasons (MissingWeightsError messages) with every weight missing, CLIP's with a wrong hash."""
+    from harness.errors import MissingWeightsError
+    from harness.weights import find_weight
+
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    (wdir / "ViT-B-32.pt").write_bytes(b"not the CLIP weights")
+    monkeypatch.setenv("HARNESS_WEIGHTS_DIR", str(wdir))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    plugins = build_plugins()
+    reasons = {}
+    for name in ("inception_tf_fid", "damsm_inception_v3", "clip_vit_b32"):
+        with pytest.raises(MissingWeightsError) as e:
+            find_weight(plugins, name)
+        reasons[name] = str(e.value)
+    assert str(wdir) in reasons["inception_tf_fid"] and "github.com" in reasons["inception_tf_fid"]
+    return reasons
+
+
+NEEDS = {"is": "inception_tf_fid", "fid": "inception_tf_fid", "kid": "inception_tf_fid",
+         "fid_tv": "damsm_inception_v3", "clip_rp": "clip_vit_b32", "clip_score": "clip_vit_b32"}
+PATH_LIKE = re.compile(r"(?<![\w.])(?:~|\.{0,2}/)[\w.-]|://|www\.|\.(?:com|org|net|io)/")
+
+
+def test_no_machine_details_in_markdown_or_latex(tmp_path, monkeypatch, capsys):
+    reasons = weight_reasons(tmp_path, monkeypatch)
+    plugins = make_plugins(tmp_path)
+    runs = []
+    for method, seed in (("alpha", 0), ("alpha", 1), ("beta", 0)):
+        run = write_run(tmp_path / "session", plugins, method, seed, {"rp": (60.0 + seed, 1.0, "folds")}, real=None,
+                        skipped=())
+        eid = new_eval_id()
+        run.append_records([make_record(method=method, dataset="tinyset", seed=seed, metric=m, status="skipped",
+                                        reason=reasons[w], eval_id=eid) for m, w in NEEDS.items()]
+                           + [make_record(method=method, dataset="tinyset", seed=seed, metric="rp", value=60.0 + seed,
+                                          std=1.0, std_over="folds", eval_id=eid)])
+        runs.append(run)
+    md = write_table(plugins, runs, fmt="markdown")
+    tex = write_table(plugins, runs, fmt="latex")
+    for text in (md, tex):
+        for machine in (str(tmp_path), str(Path.home()), "/root", "http", "github", "HARNESS_WEIGHTS", "searched"):
+            assert machine not in text, machine
+        assert not PATH_LIKE.search(text), PATH_LIKE.search(text)
+    # only rp was computed: the skipped columns are left out, the note line names them with a short reason
+    header, rows, _ = _md_rows(md)
+    assert [h.split(" [")[0] for h in header] == ["Method", "R-precision (%) ↑"]
+    assert ("Not computed: IS, FID, KID: Inception weights not installed; FID (torchvision): torchvision "
+            "Inception-v3 weights not installed; CLIP-R, CLIPScore: CLIP ViT-B/32 weights fail their check "
+            "(see `harness weights`).") in md.splitlines()
+    assert r"(see \texttt{harness weights})" in tex and r"\begin{table}[t]" in tex
+    # the CSV keeps every column and the full reasons
+    csv_rows = parse_csv(write_table(plugins, runs, fmt="csv"))
+    for metric, weight in NEEDS.items():
+        assert csv_rows["alpha"][metric] == "" and csv_rows["alpha"][f"{metric}_note"] == f"skipped: {reasons[weight]}"
+    # harness table --explain prints them
+    assert main(["table", str(tmp_path / "session"), "--explain"], plugins=plugins) == 0
+    explained = capsys.readouterr().out
+    assert f"kid (KID (×10³)): not shown (no computed value)\n    skipped for alpha, beta: {reasons[NEEDS['kid']]}\n" \
+        in explained
+
+
+def test_short_reasons_and_scrubbing():
+    from harness.table_text import scrub, short_reason
+
+    labels = {"inception_tf_fid": "Inception"}
+    assert short_reason("weight file 'inception_tf_fid' (IS) is missing: put x.pth into /root/w", labels) == (
+        "Inception weights not installed", "see `harness weights`")
+    assert short_reason("weight file 'other': /w/o.pt fails its sha256 check (expected a, got b)", labels) == (
+        "other weights fail their check", "see `harness weights`")
+    assert short_reason("no probe checkpoint under ~/.cache/harness/probe (run pretrain first)", {}) == (
+        "no probe checkpoint", "")
+    text = scrub("get it from https://x.org/a.pt or github.com/o/r/releases into $HOME/w, C:\\w or ../w; "
+                 "see I/O and owner/repo, doi 10.19678/j.issn")
+    assert text.startswith("get it") and text.endswith("; see I/O and owner/repo, doi 10.19678/j.issn")
+    for machine in ("x.org", "github", "releases", "HOME", "C:", "../", "w,"):
+        assert machine not in text, machine
+
+
+class DisplayRegistry:
+    """A plugin metric with its own display format, and one without."""
+
+    @hookimpl
+    def harness_metrics(self) -> list:
+        from harness.types import MetricFormat, MetricInfo
+
+        return [MetricInfo("sharpness", "higher", "a plugin metric",
+                           format=MetricFormat("Sharpness", unit="px", decimals=3, latex=r"$S_\mathrm{edge}$")),
+                MetricInfo("plain_score", "lower", "a plugin metric without a format")]
+
+
+def test_display_names_and_decimals_come_from_the_registry(tmp_path):
+    pytest.importorskip("harness.metrics.registry")
+    alpha, beta = TinyMethod(tmp_path / "a", "alpha"), TinyMethod(tmp_path / "b", "beta")
+    plugins = build_plugins(extra=[alpha, beta, TinyRegistry(datasets=("tinyset",)), DisplayRegistry()])
+    values = {"alpha": {"sharpness": (1.23456, None, None), "kid": (0.0123461, None, None),
+                        "plain_score": (0.0123456, None, None)},
+              "beta": {"sharpness": (1.2, None, None), "kid": (0.0123459, None, None),
+                       "plain_score": (0.02, None, None)}}
+    runs = [write_run(tmp_path / "s", plugins, m, 0, v, real=None, skipped=()) for m, v in values.items()]
+    md = write_table(plugins, runs, fmt="markdown")
+    header, rows, _ = _md_rows(md)
+    assert header == ["Method", "KID (×10³) ↓", "Sharpness (px) ↑", "plain_score ↓"]  # canonical ids first
+    # KID ×10³ with 2 decimals: 12.35 for both, so both are best as printed; Sharpness: the registered 3 decimals;
+    # an unregistered metric: three significant digits of its typical value, the same for the whole column
+    assert rows["alpha"] == ["**12.35**", "**1.235**", "**0.0123**"]
+    assert rows["beta"] == ["**12.35**", "1.200", "0.0200"]
+    tex = write_table(plugins, runs, fmt="latex")
+    assert r"$S_\mathrm{edge}$ (px) $\uparrow$" in tex.replace("\\\\(", " (")
+    assert r"KID\\($\times 10^{3}$) $\downarrow$" in tex and r"plain\_score $\downarrow$" in tex
+    assert r"\begin{table}[t]" in tex  # three metric columns
+    # the CSV keeps ids and values at full precision
+    csv_rows = parse_csv(write_table(plugins, runs, fmt="csv"))
+    assert float(csv_rows["alpha"]["kid"]) == 0.0123461 and "sharpness" in csv_rows["alpha"]
+
+
+def test_metrics_option_picks_and_orders_columns(table_runs, capsys):
+    plugins, runs = table_runs
+    header, rows, notes = _md_rows(write_table(plugins, runs, fmt="markdown", metrics=["rp", "is", "kid"]))
+    assert [h.split(" [")[0] for h in header] == ["Method", "R-precision (%) ↑", "IS ↑", "KID (×10³) ↓"]
+    m = re.fullmatch(r"– \[([a-z]+)\]", rows["beta"][2])  # asked for by name: shown although skipped everywhere
+    assert m and notes[m.group(1)] == "not computed: missing weight file pt_inception-2015-12-05"
+    csv_header = next(csv.reader(io.StringIO(write_table(plugins, runs, fmt="csv", metrics=["rp", "is"]))))
+    assert [h for h in csv_header if h in ("is", "fid", "rp", "kid")] == ["rp", "is"]
+    with pytest.raises(HarnessError, match=r"unknown metric 'ips' in --metrics; installed: .*\bis\b"):
+        write_table(plugins, runs, fmt="markdown", metrics=["is", "ips"])
+    session = runs[0].path.parent
+    assert main(["table", str(session), "--metrics", "fid,is", "--format", "markdown"], plugins=plugins) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("| Method | FID ↓") and "IS ↑" in first and "R-precision" not in first
+    assert main(["table", str(session), "--metrics", "ips"], plugins=plugins) == 2
+    assert "unknown metric 'ips'" in capsys.readouterr().err
+
+
+def test_probe_attribute_columns_only_when_asked(tmp_path):
+    plugins = make_plugins(tmp_path)
+    run = write_run(tmp_path / "s", plugins, "beta", 0, BETA[0])
+    run.append_records([make_record(method="beta", dataset="tinyset", seed=0, metric="probe_acc", value=50.0,
+                                    eval_id=new_eval_id(), per_attribute={"colour": 70.0, "shape": 30.0})])
+    header, _, _ = _md_rows(write_table(plugins, [run], fmt="markdown"))
+    assert not any("acc." in h and "Probe" not in h for h in header) and "Probe acc. (%) ↑" in header
+    header, _, _ = _md_rows(write_table(plugins, [run], fmt="markdown", columns=["probe_attributes"]))
+    assert header[-2:] == ["colour acc. (%)", "shape acc. (%)"]
+
+
+def test_a_partly_skipped_cell_says_so_in_a_few_words(tmp_path):
+    plugins = make_plugins(tmp_path)
+    reason = "weight file 'inception_tf_fid' (IS) is missing: put x.pth into /home/someone/.cache (searched: /a)"
+    runs = [write_run(tmp_path / "s", plugins, "alpha", s, {"is": (v, None, None)}, real=None, skipped=())
+            for s, v in ((0, 4.0), (1, 5.0))]
+    runs.append(write_run(tmp_path / "s", plugins, "alpha", 2, {}, real=None, skipped=()))
+    runs[-1].append_records([make_record(method="alpha", dataset="tinyset", seed=2, metric="is", status="skipped",
+                                         reason=reason, eval_id=new_eval_id())])
+    md = write_table(plugins, runs, fmt="markdown")
+    _, rows, notes = _md_rows(md)
+    value, pm, _, markers = _parse_cell(rows["alpha"][0])
+    assert (value, pm) == (4.5, round(statistics.stdev([4.0, 5.0]), 2))
+    assert notes[markers[0]] == "1 of 3 runs not computed: Inception weights not installed (see `harness weights`)"
+    assert "/home" not in md and "searched" not in md
+    assert parse_csv(write_table(plugins, runs, fmt="csv"))["alpha"]["is_note"] == f"1 of 3 runs skipped: {reason}"

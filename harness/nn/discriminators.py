@@ -12,8 +12,9 @@ probabilities; the losses in ``harness.nn.gan_losses`` apply the same BCE to the
 
 Variants:
 * ``spectral=False`` (AttnGAN): convs without bias, BatchNorm (none on the first layer), LeakyReLU(0.2).
-* ``spectral=True`` (DM-GAN): every conv except ``outlogits`` is spectral-normalised (one power iteration per
-  call, u and v buffers: ``torch.nn.utils.parametrizations.spectral_norm``) with bias, no BatchNorm.
+* ``spectral=True`` (DM-GAN): every conv except ``outlogits`` is spectral-normalised with the original
+  algorithm (one power iteration per call in train and eval, u and v buffers:
+  ``harness.nn.spectral_norm.reference_spectral_norm``) with bias, no BatchNorm.
 """
 from __future__ import annotations
 
@@ -22,14 +23,15 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import spectral_norm
+
+from harness.nn.spectral_norm import reference_spectral_norm
 
 
 def _conv_block(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int, *, spectral: bool,
                 batch_norm: bool) -> list[nn.Module]:
     """conv → [BN] → LeakyReLU(0.2); spectral: SN(conv with bias) → LeakyReLU, never BN."""
     if spectral:
-        return [spectral_norm(nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=True)),
+        return [reference_spectral_norm(nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=True)),
                 nn.LeakyReLU(0.2, inplace=True)]
     layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=False)]
     if batch_norm:

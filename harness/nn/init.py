@@ -2,8 +2,8 @@
 
 * Conv* and Linear weights: orthogonal (gain 1); Linear bias: 0; conv biases keep PyTorch's default.
 * BatchNorm: γ ~ N(1, 0.02), β = 0.
-* A spectrally normalised conv (``torch.nn.utils.parametrizations.spectral_norm``) gets the orthogonal init on
-  its raw weight (the reference ``weight_bar``).
+* A spectrally normalised conv (a ``torch.nn.utils.parametrize`` parametrisation, e.g. ``harness.nn.spectral_norm``)
+  gets the orthogonal init on its raw weight (the reference ``weight_bar``).
 """
 from __future__ import annotations
 

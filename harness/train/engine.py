@@ -232,6 +232,18 @@ class GanTrainer:
             opt.load_state_dict(sd)
         load_aux_state(self.modules.aux, state.get("aux", {}))
 
+    def load_imported(self, state: dict, source: str) -> None:
+        """Start from an ``import-checkpoint`` run made with the original's discriminators, as the original
+        resumes: the saved (averaged) G as the live G and as its EMA, the Ds, fresh optimisers."""
+        from harness.nn.state_dicts import load_state_strict
+
+        if "discriminators" not in state:
+            raise HarnessError(f"{source}: imported without the original's discriminators, so it cannot be trained "
+                               f"further; import it again with --discriminators netD0.pth,netD1.pth,...")
+        load_state_strict(self.generator, state["generator"], source=f"{source} generator")
+        load_state_strict(self.discriminators, state["discriminators"], source=f"{source} discriminators")
+        self.ema.load_from(state["generator_ema"])
+
 
 def _sum_terms(terms: dict[str, Tensor]) -> Tensor:
     values = [v.float() for v in terms.values()]
@@ -334,6 +346,14 @@ class TrainingLoop:
             return
         path = latest_checkpoint(self.run)
         state = load_checkpoint(path)
+        if "imported" in state and "opt_g" not in state:  # harness import-checkpoint: the original resumes
+            self.trainer.load_imported(state, str(path))
+            self.epoch, self.position = int(state["epoch"]), 0
+            self.step = self.epoch * self.per_epoch
+            self._truncate_log(self.step)
+            print(f"resume: imported {state['imported'].get('file')} (epoch {self.epoch}, step {self.step}, fresh "
+                  f"optimisers)", flush=True)
+            return
         self.trainer.load_state(state, str(path))
         self.step, self.epoch, self.position = int(state["step"]), int(state["epoch"]), int(state["position"])
         self._rng = state["rng"]
@@ -529,6 +549,7 @@ def train_method(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Pat
 
 def _train(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Path) -> None:
     from harness.build import build_method
+    from harness.data.vocab import VOCAB_FILE, save_vocabulary
     from harness.train.pretrain import ensure_pretrained
 
     device = init_distributed(cfg.train.device).device  # torchrun: joins the group, cuda:LOCAL_RANK
@@ -536,6 +557,7 @@ def _train(plugins: Any, cfg: Config, run: Any, *, resume: bool, root: Path) -> 
     vocab_size = len(train_set.vocab)
     pretrained = ensure_pretrained(plugins, cfg, root, train_set, test_set, device)
     on_main(lambda: write_pretrained(run, pretrained, vocab_size), share=False)
+    on_main(lambda: save_vocabulary(train_set.vocab, Path(run.path) / VOCAB_FILE), share=False)  # harness.api
     seed_everything(cfg.seed)  # after pretraining: a cache hit or miss must not change the GAN's initialisation
     modules = build_method(plugins, cfg, vocab_size, pretrained, training=True)
     trainer = GanTrainer(plugins, cfg, modules, device)

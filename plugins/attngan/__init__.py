@@ -30,6 +30,8 @@ def harness_methods() -> list[MethodInfo]:
             ReportedNumber(metric="rp", value=67.82, std=4.43, std_over="folds", source=_SOURCE),
             ReportedNumber(metric="fid_tv", value=23.98, source=_SOURCE),
         ],
+        ablation_keys=["model.attention_mask"],
+        reference_eval_batch_size=100,  # TRAIN.BATCH_SIZE of the original cfg/eval_*.yml
         description="DAMSM + conditioning augmentation + 3-stage generator with word attention + 3 discriminators",
     )]
 

@@ -43,7 +43,7 @@ def harness_methods() -> list[MethodInfo]:
             ReportedNumber(metric="fid_tv", value=-5.54, relative_to="dmgan", source=_SOURCE, dataset="coco"),
         ],
         config_sections={"model": CAEGANModelConfig, "pretrain": CAEGANPretrainConfig},
-        ablation_keys=["model.text_encoder"],
+        ablation_keys=["model.text_encoder", "model.attention_mask"],
         description="DM-GAN whose first stage is conditioned on a Transformer cross-attention encoder between "
                     "DAMSM words and image regions (retrieved from a training-set prototype bank at generation)",
     )]

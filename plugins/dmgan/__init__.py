@@ -31,6 +31,8 @@ def harness_methods() -> list[MethodInfo]:
             ReportedNumber(metric="rp", value=72.31, std=0.91, std_over="folds", source=_SOURCE),
             ReportedNumber(metric="fid_tv", value=16.09, source=_SOURCE),
         ],
+        ablation_keys=["model.attention_mask"],
+        reference_eval_batch_size=10,  # TRAIN.BATCH_SIZE of the original cfg/eval_*.yml
         description="AttnGAN's first stage; refinement by a dynamic memory (writing gate, key addressing, "
                     "response gate); spectral-norm discriminators",
     )]

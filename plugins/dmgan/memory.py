@@ -8,6 +8,7 @@ Symbols (paper → code): w_i word features (``words``, B×D×T); R the image fe
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness.nn.word_attention import masked_word_softmax
@@ -24,15 +25,18 @@ class DynamicMemory(nn.Module):
     ``forward(h, words, mask) -> (h_new, attn)``:
       h:     B×C×H×W image features of the previous stage (C = ``image_dim``, the generator's GF_DIM)
       words: B×D×T word features (D = ``word_dim``)
-      mask:  B×T bool, True = padding (masked out of the addressing), or None
+      mask:  B×T bool, True = padding (masked out of the addressing), or None; whose padding each pixel uses is
+             ``attention_mask`` (``per_sample`` | ``reference``, see ``harness.nn.word_attention``)
       h_new: B×C×H×W, the response-gated features h′ = (1−g^r)·h + g^r·o
       attn:  B×T×H×W, the addressing weights α (softmax over words)
 
     Sizes of the reference (GF_DIM 64, D 256): memory 2·C = 128 channels, key/value C = 64 channels.
     """
 
-    def __init__(self, image_dim: int = 64, word_dim: int = 256, memory_dim: int | None = None):
+    def __init__(self, image_dim: int = 64, word_dim: int = 256, memory_dim: int | None = None,
+                 attention_mask: str = "per_sample"):
         super().__init__()
+        self.attention_mask = attention_mask
         memory_dim = 2 * image_dim if memory_dim is None else memory_dim
         self.image_dim, self.word_dim, self.memory_dim = image_dim, word_dim, memory_dim
         self.A = nn.Linear(word_dim, 1, bias=False)  # writing gate, word side
@@ -46,11 +50,15 @@ class DynamicMemory(nn.Module):
     # --- the three steps, separately callable for inspection and tests -------------------------------------
     def write(self, h: Tensor, words: Tensor) -> Tensor:
         """Memory writing → memory slots m, B×M×T."""
-        r = h.mean(dim=(2, 3)).detach()  # r̄ = AvgPool(R), detached (reference), B×C
+        # r̄ = AvgPool(R), detached (reference), B×C; avg_pool2d as the original's AvgPool2d(size), which sums in
+        # another order than mean() (up to ~3e-6 apart for 64² features, enough to show in the 256² image)
+        r = F.avg_pool2d(h, kernel_size=tuple(h.shape[-2:])).flatten(1).detach()
         g = torch.sigmoid(self.A(words.transpose(1, 2)) + self.B(r).unsqueeze(1))  # g^w_i, B×T×1
         g = g.transpose(1, 2)  # B×1×T
         m_w = self.M_w(words)  # ReLU(M_w w_i), B×M×T
-        m_r = self.M_r(r.unsqueeze(2))  # ReLU(M_r r̄), B×M×1 (the same for every slot)
+        # ReLU(M_r r̄) for every slot, B×M×T: r̄ is repeated over the T slots before the 1×1 conv, as the original
+        # does (a length-1 input takes another conv kernel on one thread: 2e-7 apart, 1e-5 in the 256² image)
+        m_r = self.M_r(r.unsqueeze(2).expand(-1, -1, words.shape[2]))
         return m_w * g + m_r * (1 - g)  # m_i = g^w_i·M_w(w_i) + (1−g^w_i)·M_r(r̄)
 
     def read(self, h: Tensor, memory: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -58,7 +66,7 @@ class DynamicMemory(nn.Module):
         b, c, height, width = h.shape
         key, value = self.key(memory), self.value(memory)  # B×C×T each
         logits = torch.bmm(h.reshape(b, c, height * width).transpose(1, 2), key)  # h_j·k_i, no 1/√d, B×N×T
-        alpha = masked_word_softmax(logits, mask)  # α_{j,i}: softmax over words i, padding at −∞
+        alpha = masked_word_softmax(logits, mask, self.attention_mask)  # α_{j,i}: softmax over words i, padding at −∞
         o = torch.bmm(value, alpha.transpose(1, 2))  # o_j = Σ_i α_{j,i} v_i, B×C×N
         return o.reshape(b, c, height, width), alpha.transpose(1, 2).reshape(b, -1, height, width)
 

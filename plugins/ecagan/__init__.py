@@ -36,7 +36,7 @@ def harness_methods() -> list[MethodInfo]:
         ],
         config_sections={"model": ECAGANModelConfig, "loss": ECAGANLossConfig},
         ablation_keys=["model.upsample", "model.channel_attention", "loss.perceptual.weight",
-                       "loss.perceptual.weights"],
+                       "loss.perceptual.weights", "model.attention_mask"],
         description="DM-GAN + content-aware upsampling (CARAFE) in the first stage + ECA channel attention "
                     "before each image convolution + VGG-16 relu2_2 perceptual loss",
     )]
