@@ -142,6 +142,9 @@ def import_checkpoint(plugins: Plugins, method: str, file: Path, *, text_encoder
     run.save_config(cfg)
     write_run_info(plugins, run, cfg)
     write_pretrained(run, pretrained, vocab_size)
+    from harness.data.vocab import VOCAB_FILE, save_vocabulary
+
+    save_vocabulary(train_set.vocab, run.path / VOCAB_FILE)
     imported = {"file": file.name, "sha256": weight_sha256(file)}
     ckpt = {"method": method, "vocab_size": vocab_size, "generator_ema": state, "generator": state,
             "imported": imported, "epoch": epoch, "position": 0}

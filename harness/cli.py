@@ -9,6 +9,8 @@
                       [--metrics is,fid,rp] [--caption TEXT] [--label tab:x] [--latex-siunitx] [--explain]
     harness plugins | datasets | metrics | weights
     harness datasets  write NAME DIR --layout cub|coco  |  inspect NAME [--data-dir DIR] [--json]
+    harness datasets  captions NAME [--data-dir DIR] --preset P --out captions.csv   the protocol's captions
+    harness evaluate-images DIR --dataset D --preset P --name LABEL [--metrics ...] [--manifest FILE] [--allow-fewer]
     harness inspect   --plugins M [--preset paper] [--dataset cub] [--vocab-size N] [--json]
     harness config    --plugins M --dataset D [--preset P] [--set k=v]... [--json]     resolved config + sources
     harness import-checkpoint METHOD FILE [--text-encoder F --image-encoder F] [--discriminators D0,D1,D2]
@@ -87,6 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-model", default=None, metavar="FILE")
     _add_common(p)
 
+    p = sub.add_parser("evaluate-images", help="evaluate a folder of images (any model's) under a protocol")
+    p.add_argument("folder", metavar="DIR")
+    p.add_argument("--dataset", required=True, help="data set of the protocol")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--preset", required=True, help="protocol preset of the data set (paper, smoke, test)")
+    p.add_argument("--name", required=True, metavar="LABEL", help="the table row's label (not a method's name)")
+    p.add_argument("--metrics", default=None, help="comma-separated metric ids (default: every one that applies)")
+    p.add_argument("--manifest", default=None, metavar="FILE", help="default DIR/manifest.csv")
+    p.add_argument("--allow-fewer", action="store_true",
+                   help="evaluate fewer images than the protocol's count (records marked underpowered)")
+    p.add_argument("--ignore-extra", action="store_true", help="ignore images the manifest does not list")
+    p.add_argument("--rp-encoder", default=None, metavar="RUN_OR_DIR",
+                   help="score R-precision with this DAMSM (a run or a cache directory) instead of the protocol's")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto)")
+    _add_common(p)
+
     p = sub.add_parser("sample", help="draw a sample sheet (several runs side by side)")
     p.add_argument("runs", nargs="+")
     p.add_argument("--caption", action="append", default=[])
@@ -112,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the full reasons of what was not computed and each column's protocol")
     _add_common(p)
 
+    p = sub.add_parser("report", help="one self-contained HTML page: table, sheets, curves, runs")
+    p.add_argument("runs", nargs="+", metavar="SESSION | RUN", help="a session directory, or runs (paths or ids)")
+    p.add_argument("--out", default=None, help="HTML path (default: <session>/report.html; required when the "
+                                                "runs come from several sessions)")
+    _add_common(p)
+
     p = sub.add_parser("plugins", help="installed methods (--hooks: the hooks each plugin implements)")
     p.add_argument("--hooks", action="store_true", help="list every plugin with the hooks it implements")
     _add_common(p)
@@ -130,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--data-dir", default=None)
     i.add_argument("--json", action="store_true")
     _add_common(i)
+    c = dsub.add_parser("captions", help="the manifest of the captions a protocol evaluates (CSV)")
+    c.add_argument("name")
+    c.add_argument("--data-dir", default=None)
+    c.add_argument("--preset", required=True, help="protocol preset (paper, smoke, test)")
+    c.add_argument("--out", required=True, metavar="FILE", help="CSV to write (replaced)")
+    _add_common(c)
     _add_common(sub.add_parser("metrics", help="available metrics"))
     p = sub.add_parser("weights", help="pretrained weight files: where they go, whether they are present")
     _add_common(p)
@@ -274,6 +304,11 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
         return 0
     if verb == "train":
         return _train(args, plugins)
+    if verb == "report":
+        from harness.report import report_command
+
+        print(report_command(plugins, args.runs, results_root(args.results_dir, create=False), args.out))
+        return 0
     if verb == "config":
         from harness.protocol import format_resolution
         from harness.build import resolve_method_config
@@ -320,11 +355,18 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
                                rp_encoder=args.rp_encoder, fid_stats=args.fid_stats,
                                is_classifier=args.is_classifier, is_classes=args.is_classes,
                                is_temperature=args.is_temperature, clip_model=args.clip_model, root=root)
-        for r in records:
-            val = "skipped: " + str(r["reason"]) if r["status"] != "ok" else (
-                f"{r['value']:.4g}" + (f" ± {r['std']:.2g} ({r['std_over']})" if r.get("std") is not None else ""))
-            power = f"  (underpowered: {r['underpowered']})" if r.get("underpowered") else ""
-            print(f"{r['metric']:11s} {val}{power}")
+        _print_records(records)
+        print(run.path)
+        return 0
+    if verb == "evaluate-images":
+        from harness.evaluate_images import evaluate_images
+
+        run, records = evaluate_images(plugins, args.folder, dataset=args.dataset, preset=args.preset, name=args.name,
+                                       data_dir=args.data_dir, metrics=args.metrics, manifest=args.manifest,
+                                       allow_fewer=args.allow_fewer, ignore_extra=args.ignore_extra,
+                                       rp_encoder=args.rp_encoder, root=results_root(args.results_dir),
+                                       device=args.device)
+        _print_records(records)
         print(run.path)
         return 0
     if verb == "sample":
@@ -348,6 +390,14 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
         print(run.path)
         return 0
     raise HarnessError(f"unknown verb {verb}")  # argparse prevents this
+
+
+def _print_records(records: list[dict]) -> None:
+    for r in records:
+        val = "skipped: " + str(r["reason"]) if r["status"] != "ok" else (
+            f"{r['value']:.4g}" + (f" ± {r['std']:.2g} ({r['std_over']})" if r.get("std") is not None else ""))
+        power = f"  (underpowered: {r['underpowered']})" if r.get("underpowered") else ""
+        print(f"{r['metric']:11s} {val}{power}")
 
 
 def _session_path(arg: str, root: Path) -> Path:
@@ -433,6 +483,14 @@ def _datasets(args: argparse.Namespace, plugins: Plugins) -> int:
         report = inspect_dataset(plugins, args.name, data_dir=args.data_dir, root=results_root(args.results_dir))
         print(json.dumps(report, indent=1) if args.json else format_report(report))
         return 0 if not report.get("problems") else 1
+    if args.datasets_verb == "captions":
+        from harness.evaluate_images import export_captions
+        from harness.results import results_root
+
+        out, n = export_captions(plugins, args.name, args.preset, args.out, data_dir=args.data_dir,
+                                 root=results_root(args.results_dir))
+        print(f"{out} ({n} captions)")
+        return 0
     raise HarnessError(f"unknown datasets verb {args.datasets_verb}")
 
 

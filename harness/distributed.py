@@ -34,6 +34,7 @@ dicts of lists, or objects that declare their own), so a 2-rank evaluation equal
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import os
@@ -125,6 +126,9 @@ def init_distributed(device: str = "auto", *, quiet: bool = True) -> DistInfo:
                                    f"--nproc_per_node N -m harness ...")
         backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend, rank=rank, world_size=world, timeout=_TIMEOUT)
+        # leave the group before the interpreter tears down: a gloo group still alive at exit can abort the
+        # process ("terminate called without an active exception") after all work is done
+        atexit.register(_leave_group)
     if _OBJECT_GROUP is None:
         backend = str(dist.get_backend())
         _OBJECT_GROUP = dist.group.WORLD if backend == "gloo" else dist.new_group(backend="gloo", timeout=_TIMEOUT)
@@ -132,6 +136,12 @@ def init_distributed(device: str = "auto", *, quiet: bool = True) -> DistInfo:
     if quiet and rank != 0 and not isinstance(sys.stdout, _Silent):
         sys.stdout = _Silent()
     return _INFO
+
+
+def _leave_group() -> None:
+    """``destroy_process_group`` at exit, for the group ``init_distributed`` created."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 class _Silent:

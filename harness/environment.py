@@ -120,11 +120,11 @@ def collect_environment(plugins: Plugins | None = None) -> dict[str, Any]:
     builds the installed one (a failure to build it is reported, not raised).
     Keys: harness, harness_path, python, python_executable, platform, torch, torchvision, cuda, cuda_available,
     cudnn, devices, bf16, packages, optional, plugins, weights, environment."""
-    import harness
+    from harness.version import __version__
 
     report: dict[str, Any] = {
-        "harness": harness.__version__,
-        "harness_path": str(Path(harness.__file__).resolve().parent),
+        "harness": __version__,
+        "harness_path": str(Path(__file__).resolve().parent),
         "python": platform.python_version(),
         "python_executable": sys.executable,
         "platform": platform.platform(),

@@ -7,12 +7,13 @@ Protocol (recorded with every number):
   per image, until exactly ``num_images`` images (DM-GAN's 30,000 ≈ 10.2 passes over CUB's 2,933 test images);
   captions padded, or order-keeping subsampled once per caption (seeded), to ``eval.words_num`` words;
 * noise: N(0, I) from a CPU generator seeded with ``eval.seed`` (the same images on every device);
-* images: the last stage, quantised as the reference saves PNGs (truncating ``(x + 1)·127.5`` to uint8) for the
-  image-statistics metrics; R-precision scores the float image, as DM-GAN does in its sampling loop.
+* images: the last stage, quantised as the reference saves PNGs (truncating ``(x + 1)·127.5`` to uint8), for every
+  metric: the float image a metric sees (R-precision's) is that uint8 image read back as the data transform reads a
+  PNG (``x / 127.5 − 1``), so ``harness evaluate-images`` on the saved folder gives the same numbers (issue 17).
 
 A metric whose weight file is missing is recorded as ``skipped`` with the one-line reason, unless it was named
 explicitly with ``strict=True`` (``harness evaluate --metrics X``), which raises. No PNG is written unless
-``save_images`` is given.
+``save_images`` is given; then ``<dir>/<schedule position>.png`` and ``<dir>/manifest.csv`` (``harness.manifest``).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from harness.metrics.interface import (
     MetricNotApplicable,
     MetricResult,
     check_finite,
+    dequantize_png,
     quantize_like_png,
 )
 from harness.results import make_record, new_eval_id
@@ -115,9 +117,9 @@ def generation_schedule(index: Any, num_images: int, seed: int) -> tuple[np.ndar
 def library_versions() -> dict[str, str]:
     import torchvision
 
-    import harness
+    from harness.version import __version__
 
-    out = {"harness": harness.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+    out = {"harness": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
            "numpy": np.__version__}
     try:
         import torch_fidelity
@@ -167,6 +169,11 @@ def evaluate_run(plugins: Plugins, run: RunDir, *, metrics: str | None = None, n
     if rp_encoder:
         rp_encoder = resolve_rp_encoder(rp_encoder, root)
     cfg0 = run.load_config(plugins)
+    from harness.results import IMAGE_RUN_METHOD
+
+    if cfg0.method == IMAGE_RUN_METHOD:
+        raise HarnessError(f"{run.path} is an image run (no generator); evaluate its folder again with "
+                           f"`harness evaluate-images`")
     names, explicit = select_metrics(plugins, metrics or (cfg0.eval.metrics if cfg0.eval.metrics != ["auto"]
                                                           else None), cfg0.data.name)
     device = init_distributed(cfg0.train.device).device  # torchrun: joins the group, cuda:LOCAL_RANK
@@ -249,25 +256,35 @@ def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: Any, *, 
               "attention_mask": cfg.model.attention_mask, "batch_size": cfg.eval.batch_size,
               # the method's ablation switches as trained (e.g. ECAGAN's loss.perceptual.weights=random)
               "method_config": {k: cfg.get(k) for k in plugins.method(cfg.method).ablation_keys}}
-    records = []
+    records = make_records(cfg, results, skipped, base=base, common=common, num_images=num_images, split=split,
+                           step=models.step)
+    if run is not None and is_main():
+        run.append_records(records)
+        plugins.pm.hook.harness_on_evaluated(run=run, records=records)
+    return records
+
+
+def make_records(cfg: Any, results: list[MetricResult], skipped: list[tuple[str, str]], *, base: dict,
+                 common: dict, num_images: int, split: str, step: Optional[int], **extra: Any) -> list[dict]:
+    """The records of one evaluation: one per result, one ``skipped`` record per (metric, reason); ``base`` holds
+    the record's identity (method, dataset, seed, eval_id), ``common`` the protocol fields every record shares,
+    ``extra`` further record fields (e.g. an image run's ``label``)."""
     from harness.protocol import evaluated_values, protocol_name, record_protocol
 
     values = evaluated_values(cfg, num_images=num_images, split=split)  # the protocol as this evaluation ran it
     pname = protocol_name(cfg.to_dict())
+    records = []
     for r in results:
         protocol = dict(common, num_images=r.num_images or num_images, variant=r.variant, weights=r.weights,
                         **record_protocol(values, name=pname, variant=r.variant, weights=r.weights))
         power = {"underpowered": r.underpowered} if r.underpowered else {}  # harness.metrics.power
         records.append(make_record(**base, metric=r.metric, value=r.value, std=r.std, std_over=r.std_over,
-                                   protocol=protocol, step=models.step, variant=r.variant, **power, **r.extra))
+                                   protocol=protocol, step=step, variant=r.variant, **power, **extra, **r.extra))
     for name, reason in skipped:
         protocol = dict(common, num_images=num_images, variant="", weights={},
                         **record_protocol(values, name=pname, variant="", weights={}))
         records.append(make_record(**base, metric=name, status="skipped", reason=reason, protocol=protocol,
-                                   step=models.step))
-    if run is not None and is_main():
-        run.append_records(records)
-        plugins.pm.hook.harness_on_evaluated(run=run, records=records)
+                                   step=step, **extra))
     return records
 
 
@@ -275,7 +292,6 @@ def generate_into(ctx: EvalContext, modules: MethodModules, computers: list[Any]
                   progress: bool = True) -> float:
     """Generate ``ctx.num_images`` images batch by batch and hand each batch to every metric; returns images/s
     of the loop (generation and every metric's per-batch work)."""
-    from harness.data.captions import sort_by_length
     from harness.progress import tqdm
     from harness.distributed import batch_rng, is_main, owned_batches
 
@@ -286,16 +302,17 @@ def generate_into(ctx: EvalContext, modules: MethodModules, computers: list[Any]
     out_dir = Path(save_images) if save_images else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir is not None and is_main():  # the manifest, in schedule order, replacing any earlier one
+        from harness.manifest import MANIFEST_NAME, schedule_rows, write_manifest
+
+        write_manifest(out_dir / MANIFEST_NAME, schedule_rows(ctx.dataset, ctx.bank, images_idx, caption_ids))
     amp = ctx.device.type == "cuda" and ctx.cfg.train.amp != "off"  # the generator in bf16 on CUDA
     mine = owned_batches(-(-ctx.num_images // bs))  # N ranks: a contiguous block of batches each
     bar = tqdm(total=ctx.num_images, unit="img", desc="evaluate", disable=not (progress and is_main()), file=sys.stderr)
     start = time.perf_counter()
     for k, lo in enumerate(range(0, ctx.num_images, bs)):
-        img_i, cap_i = images_idx[lo: lo + bs], caption_ids[lo: lo + bs]
-        captions, lengths = ctx.bank.batch(cap_i)
-        order = sort_by_length(lengths)
-        captions, lengths = captions[order], lengths[order]
-        img_i, cap_i = img_i[order.numpy()], cap_i[order.numpy()]
+        captions, lengths, img_i, cap_i, order = schedule_batch(ctx.bank, images_idx[lo: lo + bs],
+                                                                caption_ids[lo: lo + bs])
         noise = torch.randn(len(cap_i), z_dim, generator=noise_gen).to(ctx.device)
         if k not in mine:  # another rank's batch (its noise was drawn above: the stream stays aligned)
             continue
@@ -304,26 +321,45 @@ def generate_into(ctx: EvalContext, modules: MethodModules, computers: list[Any]
             with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):  # extractors: fp32
                 images = modules.generator(noise, text).images[-1].float()
         check_finite(images, "generated image", lambda r: ctx.describe_caption(cap_i[r]))
-        batch = GeneratedBatch(images=images, images_uint8=quantize_like_png(images), captions=captions,
-                               lengths=lengths, caption_ids=cap_i, image_indices=img_i,
-                               class_ids=ctx.bank.index.class_ids[img_i], index=k)
-        for c in computers:
-            c.update(batch)
+        images_uint8 = quantize_like_png(images)  # every metric scores what a saved PNG holds
+        feed_batch(ctx, computers, images_uint8, captions, lengths, img_i, cap_i, k)
         if out_dir is not None:
-            _save_pngs(batch, ctx, out_dir, lo)
+            _save_pngs(images_uint8, out_dir, lo + order.numpy())
         bar.update(len(cap_i))
     bar.close()
     return ctx.num_images / max(time.perf_counter() - start, 1e-9)
 
 
-def _save_pngs(batch: GeneratedBatch, ctx: EvalContext, out_dir: Path, offset: int) -> None:
+def schedule_batch(bank: CaptionBank, image_indices: np.ndarray,
+                   caption_ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray, torch.Tensor]:
+    """One batch of the schedule sorted by caption length (descending, stable) as the generator and the
+    metrics see it: ``(captions B×T, lengths B, image indices, caption ids, order)``; sorted row ``j`` is the
+    batch's input position ``order[j]``."""
+    from harness.data.captions import sort_by_length
+
+    captions, lengths = bank.batch(caption_ids)
+    order = sort_by_length(lengths)
+    return (captions[order], lengths[order], np.asarray(image_indices)[order.numpy()],
+            np.asarray(caption_ids)[order.numpy()], order)
+
+
+def feed_batch(ctx: EvalContext, computers: list[Any], images_uint8: torch.Tensor, captions: torch.Tensor,
+               lengths: torch.Tensor, image_indices: np.ndarray, caption_ids: np.ndarray, index: int) -> None:
+    """Hand batch ``index`` (B×3×H×W uint8 images on the evaluation device, sorted as ``schedule_batch`` sorts)
+    to every metric: the float images are the uint8 ones read back as the data transform reads a PNG, so a run's
+    own evaluation and the evaluation of its saved folder (``harness evaluate-images``) give the same numbers."""
+    batch = GeneratedBatch(images=dequantize_png(images_uint8), images_uint8=images_uint8, captions=captions,
+                           lengths=lengths, caption_ids=caption_ids, image_indices=image_indices,
+                           class_ids=ctx.bank.index.class_ids[image_indices], index=index)
+    for c in computers:
+        c.update(batch)
+
+
+def _save_pngs(images_uint8: torch.Tensor, out_dir: Path, positions: np.ndarray) -> None:
+    """Save each image as ``<schedule position>.png`` (``harness.manifest.image_file_name``)."""
     from PIL import Image
 
-    lines = []
-    for j, im in enumerate(batch.images_uint8.cpu().permute(0, 2, 3, 1).numpy()):
-        name = f"{offset + j:06d}.png"
-        Image.fromarray(im).save(out_dir / name)
-        lines.append(f"{name}\t{ctx.dataset.keys[int(batch.image_indices[j])]}\t"
-                     f"{ctx.dataset.vocab.decode(ctx.bank.raw[int(batch.caption_ids[j])])}\n")
-    with open(out_dir / "captions.tsv", "a") as f:
-        f.writelines(lines)
+    from harness.manifest import image_file_name
+
+    for im, pos in zip(images_uint8.cpu().permute(0, 2, 3, 1).numpy(), positions):
+        Image.fromarray(im).save(out_dir / image_file_name(int(pos)))

@@ -66,6 +66,9 @@ def new_session_dir(root: Path) -> Path:
     return _exclusive_dir(root, time.strftime("%Y%m%d-%H%M%S"))
 
 
+IMAGE_RUN_METHOD = "images"  # the ``method`` of an image run (``harness evaluate-images``; no installed method)
+
+
 @dataclass
 class RunDir:
     """One run: one method, one data set, one seed."""
@@ -134,14 +137,15 @@ class RunDir:
         return d
 
     def load_config(self, plugins: Plugins) -> Any:
-        """The resolved config, with the method's own section types; a config.yaml that does not fit them raises
-        ``RunConfigError`` naming the file and the key."""
+        """The resolved config, with the method's own section types (an image run's, ``method: images``, has the
+        default sections); a config.yaml that does not fit them raises ``RunConfigError`` naming the file and the
+        key."""
         from harness.config import ConfigError, config_from_dict
 
         d = self.config_dict()
-        info = plugins.method(d["method"])
+        sections = None if d["method"] == IMAGE_RUN_METHOD else plugins.method(d["method"]).config_sections
         try:
-            return config_from_dict(d, info.config_sections)
+            return config_from_dict(d, sections)
         except ConfigError as e:
             raise RunConfigError(f"{self.config_path}: {e}") from None
 

@@ -118,7 +118,22 @@ def _run_session(plugins: Plugins, session: Path, request: dict, configs: list[C
             write_table(plugins, runs, fmt=fmt, out=session / f"table.{ext}",
                         columns=["probe_attributes"] if fmt == "csv" else [])
         print((session / "table.md").read_text())
+        _write_report(plugins, session, runs)
     return session
+
+
+def _write_report(plugins, session: Path, runs: list) -> None:
+    """``report.html`` beside table.md; a failure to draw it is a warning (training and tables are kept) naming
+    how to draw it again."""
+    from harness.errors import HarnessError
+    from harness.report import REPORT_FILE, write_report
+    from harness.results import warn
+
+    try:
+        print(write_report(plugins, runs, session / REPORT_FILE, title=f"t2i-harness report: {session.name}"),
+              flush=True)
+    except (HarnessError, OSError) as e:
+        warn(f"report not written ({e}); write it with `harness report {session}`")
 
 
 def _run_name(cfg: Config) -> str:

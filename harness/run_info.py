@@ -8,7 +8,9 @@ never relabels an old run.
      "deviations": {"eval.num_images": {"value": 32, "reason": "--set on the command line"}},
      "params": {"generator": 123, "discriminators": [..], "other": {"vgg": ..}},   # parameter counts per module
      "protocol": {"name": "shapes/test", "id": "<12 hex>", "values": {key: value}},
-     "device": "cpu", "precision": "fp32" | "bf16", "started": ISO time, "finished": ISO time or null}
+     "device": "cpu", "precision": "fp32" | "bf16", "started": ISO time, "finished": ISO time or null,
+     "environment": {"python": .., "harness": .., "torch": .., "torchvision": .., "numpy": .., "platform": ..,
+                     "device_name": ..}}                               # issue 18: the report's environment
 
 Runs made before run.json existed are labelled from their config.yaml by ``harness.tables.RowLabeller`` and
 their generator counted by building it (the fallback ``harness.tables`` keeps).
@@ -74,9 +76,30 @@ def write_run_info(plugins: Plugins, run: RunDir, cfg: Any) -> dict:
         "params": parameter_counts(plugins, cfg),
         "protocol": {"name": protocol_name(d), "id": protocol_id(values), "values": values},
         "device": device, "precision": precision, "started": _now(), "finished": None,
+        "environment": run_environment(device),
     }
     atomic_write_text(run.path / RUN_INFO, json.dumps(info, indent=1, default=str))
     return info
+
+
+def run_environment(device: str) -> dict[str, str]:
+    """Versions and machine of a run (``run.json`` ``environment``): Python, the harness, torch, torchvision,
+    numpy, the platform and the name of ``device`` (the GPU's name for a CUDA device, else the CPU's)."""
+    import platform
+
+    from harness.environment import _cpu_name, package_version
+
+    name = _cpu_name()
+    if device.startswith("cuda"):
+        try:
+            import torch
+
+            name = torch.cuda.get_device_name(torch.device(device))
+        except Exception as e:  # noqa: BLE001 - recorded, never fatal
+            name = f"unknown ({type(e).__name__})"
+    return {"python": platform.python_version(), "harness": package_version("t2i-harness"),
+            "torch": package_version("torch"), "torchvision": package_version("torchvision"),
+            "numpy": package_version("numpy"), "platform": platform.platform(), "device_name": name}
 
 
 def _reason(reasons: dict, key: str) -> str:

@@ -58,8 +58,9 @@ def generate_for_captions(models: InferenceModels, token_lists: list[list[int]],
 
 
 def sample_sheet(plugins: Plugins, runs: list, captions: list[str], *, seed: int, out: Optional[str | Path],
-                 checkpoint: Optional[str | int]) -> Path:
-    """Draw the sheet and return its path (default: ``<first run>/samples/sheet-s<seed>-<time>.png``)."""
+                 checkpoint: Optional[str | int], loaded: Optional[dict] = None) -> Path:
+    """Draw the sheet and return its path (default: ``<first run>/samples/sheet-s<seed>-<time>.png``).
+    ``loaded``, when given, receives each run's ``InferenceModels`` by run path (the HTML report reuses them)."""
     from harness.data.vocab import check_vocabulary_size
     from harness.metrics.interface import check_finite
     from harness.sample_sheet import save_sheet
@@ -81,6 +82,8 @@ def sample_sheet(plugins: Plugins, runs: list, captions: list[str], *, seed: int
             datasets[key] = _dataset(plugins, cfg, None)
         tokens = [datasets[key].vocab.encode(c) for c in captions]  # unknown words: HarnessError naming them
         models = load_inference_models(plugins, run, step=step, device=device)
+        if loaded is not None:
+            loaded[run.path] = models
         check_vocabulary_size(models.vocab_size, datasets[key], f"run {run.path.name}'s text encoder")
         noise = torch.randn(len(captions), models.cfg.model.z_dim, generator=torch.Generator().manual_seed(seed))
         images = generate_for_captions(models, tokens, noise, words_num=models.cfg.eval.words_num, seed=seed,

@@ -150,3 +150,23 @@ def test_padding_content_is_ignored(fill):
     words2[1, :, 3:] = fill
     out2, _ = mem(h, words2, mask)
     torch.testing.assert_close(out, out2)
+
+
+def test_image_memory_term_is_computed_on_the_repeated_vector_as_the_original():
+    """The original repeats r̄ over the T word slots before M_r (a 1×1 Conv1d); on one thread a length-1 input
+    takes another conv kernel (2e-7 apart, 1e-5 in DM-GAN's train-mode 256² image). Bit-equal to the original's
+    order of operations at the paper sizes (64 image channels, 256-d words, 18 words, batch 6)."""
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        mem = DynamicMemory(image_dim=64, word_dim=256)
+        h, words = torch.randn(6, 64, 64, 64), torch.randn(6, 256, 18)
+        with torch.no_grad():
+            r = torch.nn.functional.avg_pool2d(h, kernel_size=(64, 64)).flatten(1)
+            g = torch.sigmoid(mem.A(words.transpose(1, 2)) + mem.B(r).unsqueeze(1)).transpose(1, 2)
+            m_r = mem.M_r(r.unsqueeze(2).repeat(1, 1, 18))  # the original: repeat, then the conv
+            expected = mem.M_w(words) * g + m_r * (1 - g)
+            assert torch.equal(mem.write(h, words), expected)
+    finally:
+        torch.set_num_threads(threads)

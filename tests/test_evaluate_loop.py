@@ -168,12 +168,13 @@ def test_save_images(setup, tmp_path):
     evaluate_run(plugins, run, metrics="probe_acc", num_images=5, strict=True, root=root,
                  save_images=str(tmp_path / "png"))
     assert len(list((tmp_path / "png").glob("*.png"))) == 5
-    assert len((tmp_path / "png" / "captions.tsv").read_text().splitlines()) == 5
+    lines = (tmp_path / "png" / "manifest.csv").read_text().splitlines()
+    assert lines[0] == "file,image_key,caption_index,caption,caption_tokens" and len(lines) == 1 + 5
 
 
-@pytest.mark.slow
-def test_inception_metrics_with_a_random_extractor(setup, tmp_path, monkeypatch):
-    """The torch-fidelity path end to end (random weights made here, only to exercise the plumbing)."""
+def random_inception(tmp_path, monkeypatch) -> Path:
+    """torch-fidelity's Inception with random weights saved to a file the metrics find (75² input: fast); only
+    to exercise the plumbing. Returns the file."""
     import torch_fidelity.feature_extractor_inceptionv3 as fe
 
     import harness.metrics.inception as inc
@@ -186,6 +187,13 @@ def test_inception_metrics_with_a_random_extractor(setup, tmp_path, monkeypatch)
     path = tmp_path / "random-inception.pth"
     torch.save(net.state_dict(), path)
     monkeypatch.setattr(inc, "find_weight", lambda plugins, name: path)
+    return path
+
+
+@pytest.mark.slow
+def test_inception_metrics_with_a_random_extractor(setup, tmp_path, monkeypatch):
+    """The torch-fidelity path end to end (random weights made here, only to exercise the plumbing)."""
+    path = random_inception(tmp_path, monkeypatch)
     plugins, run, root = setup
     recs = _by_metric(evaluate_run(plugins, run, metrics="is,fid,kid", num_images=12, strict=True, root=root))
     assert recs["is"]["value"] >= 1.0 and recs["is"]["std_over"] == "splits"

@@ -195,7 +195,7 @@ def write_parity_checkouts(root: Path, mask: str = "reference") -> Path:
 
 def run_parity(root: Path, method: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPT), "--ref-root", str(root), "--method", method, "--threads", "1",
-                           "--vocab-size", "40", "--preset", "test", "--dataset", "shapes",
+                           "--preset", "test", "--dataset", "shapes",
                            "--set", "pretrain.damsm.image_encoder=small_cnn"],
                           capture_output=True, text=True, timeout=600, cwd=ROOT,
                           env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})

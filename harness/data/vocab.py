@@ -111,3 +111,32 @@ class Vocabulary:
     def decode(self, ids: Iterable[int]) -> str:
         """Words of the ids, padding (0) skipped."""
         return " ".join(self.ixtoword[int(i)] for i in ids if int(i) != 0)
+
+
+VOCAB_FILE = "vocab.json"  # a run's vocabulary (``harness.api``: a copied run generates without its data set)
+
+
+def save_vocabulary(vocab: Vocabulary, path: "str | object") -> None:
+    """Write ``{"ixtoword": [...], "fingerprint": ...}`` to ``path`` (JSON, replaced atomically)."""
+    import json
+    from pathlib import Path
+
+    from harness.results import atomic_write_text
+
+    atomic_write_text(Path(path), json.dumps({"ixtoword": list(vocab.ixtoword), "fingerprint": vocab.fingerprint()}))
+
+
+def load_vocabulary(path: "str | object") -> Vocabulary:
+    """The vocabulary ``save_vocabulary`` wrote. Raises HarnessError (one line) for a file that is not one, or
+    whose words do not match its fingerprint."""
+    import json
+    from pathlib import Path
+
+    try:
+        blob = json.loads(Path(path).read_text())
+        vocab = Vocabulary([str(w) for w in blob["ixtoword"]])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise HarnessError(f"{path}: not a vocabulary file ({type(e).__name__}: {e})") from None
+    if blob.get("fingerprint") not in (None, vocab.fingerprint()):
+        raise HarnessError(f"{path}: its words do not match its fingerprint (edited or damaged)")
+    return vocab

@@ -109,7 +109,8 @@ def encode_sentences(text_encoder: torch.nn.Module, bank: CaptionBank, caption_i
 class GeneratedBatch:
     """One batch of generated images with what they were generated from (sorted by caption length, desc).
 
-    images:        final stage, B×3×H×W float in [-1, 1] (on the evaluation device)
+    images:        final stage, B×3×H×W float in [-1, 1] (on the evaluation device): ``images_uint8`` read back
+                   (``dequantize_png``), so every metric scores what a saved PNG holds
     images_uint8:  the same quantised as the reference saves PNGs: truncating (x + 1)·127.5, B×3×H×W uint8
     captions, lengths: the captions the generator was given
     caption_ids:   their ids in the caption bank
@@ -134,6 +135,12 @@ def quantize_like_png(images: Tensor) -> Tensor:
     Raises ``NonFiniteError`` when an image holds NaN or ±inf (they would become black or white pixels)."""
     check_finite(images, "image", lambda i: f"image {i} of the batch")
     return ((images.detach().float() + 1.0) * 127.5).clamp_(0, 255).to(torch.uint8)
+
+
+def dequantize_png(images_uint8: Tensor) -> Tensor:
+    """uint8 B×3×H×W → float in [-1, 1] as the data transform reads a PNG (``x / 127.5 − 1``,
+    ``harness.data.transforms``): what every metric sees of a generated image (issue 17)."""
+    return images_uint8.float().div(127.5).sub_(1.0)
 
 
 def real_to_uint8(images: Tensor) -> Tensor:
@@ -220,8 +227,10 @@ class EvalContext:
     def dataset_key(self) -> dict:
         """What identifies the real images of this evaluation (part of every real-statistics cache key)."""
         d = dataclasses.asdict(self.cfg.data)
+        # the method's stages (base_size, branch_num) do not change the real images at ``resolution``: a run and
+        # the folder of its saved images (``harness evaluate-images``) share the real statistics and the probe
         keep = {k: v for k, v in d.items() if k not in ("num_workers", "words_num", "eval_words_num",
-                                                        "captions_per_image")}
+                                                        "captions_per_image", "base_size", "branch_num")}
         if keep.get("data_dir"):
             keep["data_dir"] = str(Path(keep["data_dir"]).expanduser().resolve())
         return {"data": keep, "split": self.split, "resolution": self.resolution}

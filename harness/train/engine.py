@@ -428,7 +428,7 @@ class TrainingLoop:
         now = time.perf_counter()
         ips = pend.window_images / max(now - pend.window_start, 1e-9)
         entry = {"step": s, "epoch": e, "terms": vals, "loss_d": d_total, "loss_g": g_total,
-                 "images_per_s": round(ips, 3)}
+                 "images_per_s": round(ips, 3), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         if is_main():
             self.run.append_log(entry)
         if self.tb is not None:
@@ -516,6 +516,7 @@ def train_method(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, ro
 def _train(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root: Path,
            evaluate: Optional[Callable[[int], None]]) -> None:
     from harness.build import build_method
+    from harness.data.vocab import VOCAB_FILE, save_vocabulary
     from harness.train.pretrain import ensure_pretrained
 
     device = init_distributed(cfg.train.device).device  # torchrun: joins the group, cuda:LOCAL_RANK
@@ -523,6 +524,7 @@ def _train(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root: Pa
     vocab_size = len(train_set.vocab)
     pretrained = ensure_pretrained(plugins, cfg, root, train_set, test_set, device)
     on_main(lambda: write_pretrained(run, pretrained, vocab_size), share=False)
+    on_main(lambda: save_vocabulary(train_set.vocab, Path(run.path) / VOCAB_FILE), share=False)  # harness.api
     seed_everything(cfg.seed)  # after pretraining: a cache hit or miss must not change the GAN's initialisation
     modules = build_method(plugins, cfg, vocab_size, pretrained, training=True)
     trainer = GanTrainer(plugins, cfg, modules, device)

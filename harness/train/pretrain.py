@@ -283,31 +283,9 @@ def ensure_pretrained(plugins: Plugins, cfg: Config, root: Path, train_set: Any,
     from harness.nn.damsm import build_damsm
 
     device = torch.device(device)
-    dc = cfg.pretrain.damsm
     vocab_size = len(train_set.vocab)
     vocab_hash = getattr(train_set.vocab, "fingerprint", lambda: None)()  # None: a vocabulary without words
-    pretrained: dict[str, Path] = {}
-    if dc.text_encoder_file or dc.image_encoder_file:
-        if not (dc.text_encoder_file and dc.image_encoder_file):
-            raise HarnessError("pretrain.damsm: importing released DAMSM encoders needs both text_encoder_file "
-                               "and image_encoder_file")
-        pretrained["damsm"] = import_damsm(cfg, dc.text_encoder_file, dc.image_encoder_file, root)
-    else:
-        key = damsm_key(cfg, vocab_size, vocab_hash)
-        inception = None
-        if dc.image_encoder == "inception_v3" and lookup(root, "damsm", key) is None:
-            from harness.weights import find_weight
-
-            inception = find_weight(plugins, INCEPTION_WEIGHT)  # refuses with one line naming the file
-        stage = damsm_stage(cfg, vocab_size=vocab_size, inception=inception, vocab_hash=vocab_hash)
-        damsm_set = train_set
-        if dc.words_num != cfg.data.words_num and lookup(root, "damsm", key) is None:
-            # DAMSM trains on captions of pretrain.damsm.words_num words (e.g. 15 for COCO, 12 for its GAN)
-            data = dataclasses.replace(cfg.data, words_num=dc.words_num)
-            damsm_set = plugins.dataset(cfg.data.name).build(data, "train", train=True, seed=cfg.seed,
-                                                             cache_root=root)
-        pretrained["damsm"] = run_stage(stage, key, cfg, root, damsm_set, test_set, None, pretrained, device)
-
+    pretrained: dict[str, Path] = {"damsm": ensure_damsm(plugins, cfg, root, train_set, test_set, device)}
     stages = plugins.method_hooks(cfg.method).harness_pretrain_stages(cfg=cfg)  # [] when not implemented
     if stages:
         damsm = build_damsm(cfg, vocab_size)
@@ -322,6 +300,36 @@ def ensure_pretrained(plugins: Plugins, cfg: Config, root: Path, train_set: Any,
             pretrained[stage.name] = run_stage(stage, description, cfg, root, train_set, test_set, damsm,
                                                pretrained, device)
     return pretrained
+
+
+def ensure_damsm(plugins: Plugins, cfg: Config, root: Path, train_set: Any, test_set: Any,
+                 device: torch.device | str) -> Path:
+    """The protocol's shared DAMSM cache entry: the released encoder files the config names (imported), else the
+    cache entry of this data set, vocabulary and ``pretrain.damsm`` settings, trained now (with a progress bar)
+    when it does not exist yet. Every method of a protocol, and ``harness evaluate-images``, gets the same one."""
+    device = torch.device(device)
+    dc = cfg.pretrain.damsm
+    vocab_size = len(train_set.vocab)
+    vocab_hash = getattr(train_set.vocab, "fingerprint", lambda: None)()  # None: a vocabulary without words
+    if dc.text_encoder_file or dc.image_encoder_file:
+        if not (dc.text_encoder_file and dc.image_encoder_file):
+            raise HarnessError("pretrain.damsm: importing released DAMSM encoders needs both text_encoder_file "
+                               "and image_encoder_file")
+        return import_damsm(cfg, dc.text_encoder_file, dc.image_encoder_file, root)
+    key = damsm_key(cfg, vocab_size, vocab_hash)
+    inception = None
+    if dc.image_encoder == "inception_v3" and lookup(root, "damsm", key) is None:
+        from harness.weights import find_weight
+
+        inception = find_weight(plugins, INCEPTION_WEIGHT)  # refuses with one line naming the file
+    stage = damsm_stage(cfg, vocab_size=vocab_size, inception=inception, vocab_hash=vocab_hash)
+    damsm_set = train_set
+    if dc.words_num != cfg.data.words_num and lookup(root, "damsm", key) is None:
+        # DAMSM trains on captions of pretrain.damsm.words_num words (e.g. 15 for COCO, 12 for its GAN)
+        data = dataclasses.replace(cfg.data, words_num=dc.words_num)
+        damsm_set = plugins.dataset(cfg.data.name).build(data, "train", train=True, seed=cfg.seed,
+                                                         cache_root=root)
+    return run_stage(stage, key, cfg, root, damsm_set, test_set, None, {}, device)
 
 
 def run_pretrained(run: RunDir) -> dict[str, Path]:

@@ -56,7 +56,9 @@ class DynamicMemory(nn.Module):
         g = torch.sigmoid(self.A(words.transpose(1, 2)) + self.B(r).unsqueeze(1))  # g^w_i, B×T×1
         g = g.transpose(1, 2)  # B×1×T
         m_w = self.M_w(words)  # ReLU(M_w w_i), B×M×T
-        m_r = self.M_r(r.unsqueeze(2))  # ReLU(M_r r̄), B×M×1 (the same for every slot)
+        # ReLU(M_r r̄) for every slot, B×M×T: r̄ is repeated over the T slots before the 1×1 conv, as the original
+        # does (a length-1 input takes another conv kernel on one thread: 2e-7 apart, 1e-5 in the 256² image)
+        m_r = self.M_r(r.unsqueeze(2).expand(-1, -1, words.shape[2]))
         return m_w * g + m_r * (1 - g)  # m_i = g^w_i·M_w(w_i) + (1−g^w_i)·M_r(r̄)
 
     def read(self, h: Tensor, memory: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:

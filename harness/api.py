@@ -1,0 +1,113 @@
+"""The public Python API (issue 16 item 6): a trained run's generator from a few lines of Python.
+
+    import harness
+    run = harness.load_run("results/dmgan-shapes-s0-20260101-120000-ab12")
+    images = harness.generate(run, ["a red circle on a blue background"], seed=0)   # N×3×H×W in [-1, 1]
+
+``load_run`` rebuilds the run's method from its ``config.yaml``, its pretraining stages (``pretrained.json``: the
+DAMSM cache entry must still exist) and its newest checkpoint, with the EMA generator, everything in ``eval()``
+and frozen. The captions are tokenised with the vocabulary the run stored (``<run>/vocab.json``, written by
+``harness train`` and ``harness import-checkpoint``), so the data set is not needed; a run made before that file
+existed falls back to its data set's vocabulary.
+
+Reproducibility: image ``i`` is generated from noise drawn for (``seed``, ``i``) alone, and the generator's own
+draws (conditioning augmentation) are made per item (``harness.nn.item_noise``), so the same call gives the same
+images and ``generate(run, [a, b])[0]`` equals ``generate(run, [a])[0]`` (up to float rounding of batched
+arithmetic). Captions longer than ``eval.words_num`` words are subsampled keeping word order, seeded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from harness.errors import HarnessError
+
+GENERATE_STEP = -2  # the step (stream) of harness.generate's per-item draws; training uses steps >= 0
+
+
+@dataclass
+class LoadedRun:
+    """A run ready to generate: ``cfg`` (its Config), ``generator`` (EMA weights), ``text_encoder`` and
+    ``image_encoder`` (the DAMSM sides the method uses), ``discriminators``, ``damsm``, ``vocab``
+    (``harness.data.vocab.Vocabulary``), ``step`` (of the checkpoint), ``device`` and ``path``."""
+
+    path: Path
+    cfg: Any
+    generator: nn.Module
+    text_encoder: nn.Module
+    image_encoder: nn.Module
+    discriminators: nn.ModuleList
+    damsm: Any
+    vocab: Any
+    step: int
+    device: torch.device
+
+
+def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, step: Optional[int] = None,
+             plugins: Any = None) -> LoadedRun:
+    """Load run directory ``run`` (a path) for generation on ``device`` (default: CUDA when available, else
+    CPU), from checkpoint ``step`` (default: the newest). Raises HarnessError (one line) when ``run`` is not a run
+    directory, has no checkpoint, or its pretraining cache entry is gone."""
+    from harness.data.vocab import VOCAB_FILE, load_vocabulary
+    from harness.plugins import build_plugins
+    from harness.results import RunDir
+    from harness.build import load_inference_models
+
+    path = Path(run).expanduser()
+    if not (path / "config.yaml").is_file():
+        raise HarnessError(f"{path}: not a run directory (expected <run>/config.yaml, <run>/checkpoints/, "
+                           f"<run>/pretrained.json as `harness train` writes them)")
+    plugins = plugins or build_plugins()
+    rd = RunDir(path)
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    models = load_inference_models(plugins, rd, step=step, device=dev)
+    if (path / VOCAB_FILE).is_file():
+        vocab = load_vocabulary(path / VOCAB_FILE)
+    else:  # a run made before vocab.json: the data set's vocabulary
+        cfg = models.cfg
+        vocab = plugins.dataset(cfg.data.name).build(cfg.data, "train", train=False, seed=cfg.seed).vocab
+    if len(vocab) != models.vocab_size:
+        raise HarnessError(f"{path}: the vocabulary has {len(vocab)} words, the text encoder {models.vocab_size}")
+    m = models.modules
+    return LoadedRun(path, models.cfg, m.generator, m.text_encoder, m.image_encoder, m.discriminators, m.damsm,
+                     vocab, models.step, dev)
+
+
+def generate(run: LoadedRun, captions: Sequence[str], seed: int = 0, stage: int = -1) -> Tensor:
+    """Images for ``captions`` (N texts) from the run's EMA generator: N×3×H×W float in [-1, 1] on the CPU, H = W
+    the resolution of generator stage ``stage`` (default the last). The same (captions, seed) give the same
+    images. Under ``model.attention_mask=per_sample`` (the default) an image does not depend on the other captions
+    of the call (to fp32 rounding); under ``reference`` (runs made by ``import-checkpoint``) it does, as in the
+    original code (README "Released weights"). Raises HarnessError naming the words the run's vocabulary does not
+    know, or for an empty caption list or a stage the generator does not have."""
+    from harness.data.captions import encode_caption_batch
+    from harness.nn.item_noise import per_item_draws
+    from harness.seed import sample_noise
+
+    if isinstance(captions, str):
+        captions = [captions]
+    if not captions:
+        raise HarnessError("generate needs at least one caption")
+    unknown = {w: i for i, c in reversed(list(enumerate(captions))) for w in run.vocab.tokens_of(c)
+               if w not in run.vocab.wordtoix}
+    if unknown:
+        words = ", ".join(f"{w} (caption {i})" for w, i in sorted(unknown.items(), key=lambda x: x[1]))
+        raise HarnessError(f"words not in the vocabulary of run {run.path.name} ({len(run.vocab)} words): {words}")
+    tokens = [run.vocab.encode(c) for c in captions]  # an empty caption: HarnessError
+    import numpy as np
+
+    caps, lengths, order = encode_caption_batch(tokens, run.cfg.eval.words_num, np.random.default_rng(seed))
+    noise = sample_noise(seed, GENERATE_STEP, list(range(len(captions))), run.cfg.model.z_dim)
+    with torch.no_grad(), per_item_draws(seed, GENERATE_STEP, order):
+        text = run.text_encoder(caps.to(run.device), lengths.to(run.device))
+        stages = run.generator(noise[order].to(run.device), text).images
+        if not -len(stages) <= stage < len(stages):
+            raise HarnessError(f"stage {stage}: the generator has {len(stages)} stages (0-{len(stages) - 1}, or -1)")
+        images = stages[stage].float().cpu()
+    out = torch.empty_like(images)
+    out[order] = images
+    return out.clamp_(-1.0, 1.0)

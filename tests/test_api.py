@@ -1,0 +1,88 @@
+"""harness.load_run / harness.generate (issue 16 item 6) on a run made by `harness train` (attngan, shapes/test)."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import harness
+from harness.errors import HarnessError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    """Small CPU networks on one intra-op thread (conftest ``one_thread``)."""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from harness.cli import main
+
+    root = tmp_path_factory.mktemp("api") / "results"
+    assert main(["train", "--plugins", "attngan", "--dataset", "shapes", "--preset", "test",
+                 "--results-dir", str(root)]) == 0
+    (run,) = [p for p in root.iterdir() if p.name.startswith("attngan-")]
+    return run
+
+
+def test_generate_shapes_range_and_reproducibility(trained):
+    run = harness.load_run(trained, device="cpu")
+    caps = ["a red circle on a blue background", "a small green square", "a yellow plus sign"]
+    a = harness.generate(run, caps, seed=3)
+    assert a.shape == (3, 3, 32, 32) and a.dtype == torch.float32
+    assert a.min() >= -1.0 and a.max() <= 1.0
+    assert torch.equal(a, harness.generate(run, caps, seed=3))  # same seed, same images
+    assert not torch.allclose(a, harness.generate(run, caps, seed=4))
+    # an image does not depend on the other captions of the call (per-item noise and draws)
+    torch.testing.assert_close(harness.generate(run, caps[:1], seed=3)[0], a[0], atol=1e-5, rtol=0)
+    assert harness.generate(run, caps, seed=3, stage=0).shape[-1] == 32 // 2 ** (run.cfg.data.branch_num - 1)
+
+
+def test_unknown_words_are_named(trained):
+    run = harness.load_run(trained, device="cpu")
+    with pytest.raises(HarnessError, match=r"zorb \(caption 0\), quux \(caption 1\)"):
+        harness.generate(run, ["a red zorb", "quux circle"])
+    with pytest.raises(HarnessError, match="stage 7"):
+        harness.generate(run, ["a red circle"], stage=7)
+
+
+def test_a_copied_run_generates_without_the_data_set(trained, tmp_path, monkeypatch):
+    from harness.data.vocab import load_vocabulary
+
+    copy = tmp_path / "elsewhere" / trained.name
+    shutil.copytree(trained, copy)
+    assert load_vocabulary(copy / "vocab.json").ixtoword[0] == "<end>"
+    expected = harness.generate(harness.load_run(trained, device="cpu"), ["a blue triangle"], seed=1)
+
+    import harness.data.shapes as shapes
+
+    def no_data(*a, **k):
+        raise AssertionError("the data set was built")
+
+    monkeypatch.setattr(shapes, "build_shapes", no_data)
+    monkeypatch.setattr(shapes.ShapesDataset, "__init__", no_data)
+    got = harness.generate(harness.load_run(copy, device="cpu"), ["a blue triangle"], seed=1)
+    assert torch.equal(got, expected)
+
+
+def test_not_a_run_and_lazy_import(tmp_path):
+    with pytest.raises(HarnessError, match="not a run directory"):
+        harness.load_run(tmp_path)
+    code = "import sys, harness; assert 'harness.api' not in sys.modules; harness.generate; " \
+           "assert 'harness.api' in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_under_the_reference_mask_an_image_depends_on_its_batch(trained):
+    """Under model.attention_mask=reference (imported released weights) the original's padding-mask pattern gives
+    an image's pixels the masks of other captions of the call; under per_sample (the default) it does not."""
+    from harness.nn.word_attention import set_attention_mask
+
+    run = harness.load_run(trained, device="cpu")
+    caps = ["a red circle", "a small green square on a white background at the top left"]  # unequal lengths
+    alone = harness.generate(run, caps[:1], seed=3)[0]
+    torch.testing.assert_close(harness.generate(run, caps, seed=3)[0], alone, atol=1e-5, rtol=0)
+    set_attention_mask(run.generator, "reference")
+    assert torch.equal(harness.generate(run, caps[:1], seed=3)[0], alone)  # one caption: no other mask to take
+    assert (harness.generate(run, caps, seed=3)[0] - alone).abs().max() > 1e-3

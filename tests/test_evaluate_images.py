@@ -1,0 +1,309 @@
+"""Issue 17: the manifest, `datasets captions`, `evaluate-images` (round trip, image runs in the table) and the
+bad-folder lines, on a tiny fake method under the shapes/test protocol (no deviation, so the run and the folder
+share the protocol)."""
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from harness.config import Config
+from harness.errors import HarnessError
+from harness.evaluate import build_caption_bank, evaluate_run, generation_schedule
+from harness.evaluate_images import evaluate_images, export_captions
+from harness.manifest import FIELDS, read_manifest
+from harness.plugins import build_plugins, hookimpl
+from harness.results import RunDir
+from harness.types import GenOutput
+from test_evaluate_loop import FakeMethod, random_inception
+
+DEFAULTS = """
+test:
+  data: {branch_num: 2}
+  model: {z_dim: 8}
+"""
+
+
+class NoisyGenerator(nn.Module):
+    """sentence feature + noise → a per-pixel image (varied values, so that quantisation matters)."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.sizes = [cfg.data.base_size * 2 ** i for i in range(cfg.data.branch_num)]
+        self.proj = nn.Linear(cfg.model.embedding_dim + cfg.model.z_dim, 3 * 4 * 4)
+
+    def forward(self, noise, text):
+        x = torch.tanh(self.proj(torch.cat([text.sent, noise], 1))).view(-1, 3, 4, 4)
+        images = [nn.functional.interpolate(x, size=s, mode="bilinear", align_corners=False) for s in self.sizes]
+        return GenOutput(images, text.sent[:, :2], text.sent[:, :2], [])
+
+
+class PixelSpy:
+    """A metric that keeps the float images it is handed (``SEEN``) and scores their mean square."""
+
+    SEEN: list = []
+
+    def __init__(self, ctx):
+        self.images = []
+
+    def update(self, batch):
+        self.images.append(batch.images.detach().double().cpu())
+
+    def finish(self):
+        from harness.metrics.interface import MetricResult
+
+        x = torch.cat(self.images)
+        PixelSpy.SEEN.append(x)
+        return [MetricResult("pixels", float(x.pow(2).mean()))]
+
+
+class NoisyMethod(FakeMethod):
+    """test_evaluate_loop's fake method with the per-pixel generator, and the ``pixels`` spy metric."""
+
+    @hookimpl
+    def harness_generator(self, cfg, aux):
+        return NoisyGenerator(cfg)
+
+    @hookimpl
+    def harness_metrics(self):
+        from harness.types import MetricInfo
+
+        return [MetricInfo("pixels", "higher", "test spy: mean square of the float images", factory=PixelSpy)]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    """Small CPU networks on one intra-op thread (conftest ``one_thread``)."""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A run of the fake method under shapes/test whose DAMSM is the protocol's shared one (trained here, 2 steps,
+    as `harness train` obtains it), an EMA checkpoint, and its evaluation with saved images."""
+    from harness.run import prepare_config
+    from harness.checkpoint import save_checkpoint, write_pretrained
+    from harness.train.pretrain import ensure_damsm
+
+    torch.manual_seed(0)
+    tmp = tmp_path_factory.mktemp("images")
+    (tmp / "defaults.yaml").write_text(DEFAULTS)
+    plugins = build_plugins([NoisyMethod(tmp / "defaults.yaml")], entry_points=False)
+    cfg = prepare_config(plugins, "fakegan", dataset="shapes", data_dir=None, preset="test", seed=0, overrides=[])
+    assert not cfg.deviations
+    root = tmp / "results"
+    run = RunDir.create(root, name="fakegan-s0")
+    run.save_config(cfg)
+    train = plugins.dataset("shapes").build(cfg.data, "train", train=True, seed=0, cache_root=root)
+    test = plugins.dataset("shapes").build(cfg.data, "test", train=False, seed=0, cache_root=root)
+    damsm = ensure_damsm(plugins, cfg, root, train, test, "cpu")
+    write_pretrained(run, {"damsm": damsm}, len(train.vocab))
+    save_checkpoint(run, {"generator_ema": NoisyGenerator(cfg).state_dict(), "vocab_size": len(train.vocab)}, 5)
+    folder = tmp / "png"
+    records = evaluate_run(plugins, run, metrics="rp,probe_acc,probe_fid,pixels", strict=True, root=root,
+                           save_images=str(folder))
+    return plugins, run, root, folder, records
+
+
+def _values(records):
+    return {r["metric"]: r["value"] for r in records if r["status"] == "ok"}
+
+
+def _copy(folder: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "copy"
+    shutil.copytree(folder, out)
+    return out
+
+
+def test_manifest_is_written_in_schedule_order_and_replaced(setup):
+    plugins, run, root, folder, _ = setup
+    text = (folder / "manifest.csv").read_text()
+    lines = list(csv.reader(text.splitlines()))
+    assert tuple(lines[0]) == FIELDS and len(lines) == 1 + 16
+    assert sorted(p.name for p in folder.glob("*.png")) == [f"{i:06d}.png" for i in range(16)]
+    cfg = run.load_config(plugins)
+    ds = plugins.dataset("shapes").build(cfg.data, "test", train=False, seed=0, cache_root=root)
+    bank = build_caption_bank(ds, cfg.eval.words_num, cfg.eval.seed)
+    images, caps = generation_schedule(bank.index, 16, cfg.eval.seed)
+    rows = read_manifest(folder / "manifest.csv")
+    for pos, (row, img, cap) in enumerate(zip(rows, images, caps)):
+        j = int(cap) - int(bank.index.offsets[img])
+        assert (row.file, row.image_key, row.caption_index) == (f"{pos:06d}.png", ds.keys[img], j)
+        assert row.caption == ds.texts[img][j]  # the raw line an external model is given
+        assert row.caption_tokens == " ".join(w for w in row.caption.lower().replace(".", "").split()
+                                              if w in ds.vocab.wordtoix)
+    # a second evaluation replaces the file (never appends)
+    evaluate_run(plugins, run, metrics="probe_acc", strict=True, root=root, save_images=str(folder))
+    assert (folder / "manifest.csv").read_text() == text
+
+
+def test_datasets_captions_lists_what_evaluate_uses(setup, tmp_path):
+    from harness.cli import main
+
+    plugins, run, root, folder, _ = setup
+    out = tmp_path / "captions.csv"
+    assert main(["datasets", "captions", "shapes", "--preset", "test", "--out", str(out),
+                 "--results-dir", str(root)], plugins=plugins) == 0
+    assert out.read_text() == (folder / "manifest.csv").read_text()  # same captions, order and count
+    path, n = export_captions(plugins, "shapes", "smoke", tmp_path / "smoke.csv", root=root)
+    assert n == 1000 and len(read_manifest(path)) == 1000
+
+
+def test_round_trip_gives_the_same_numbers_and_a_table_row(setup):
+    from harness.tables import build_table
+
+    plugins, run, root, folder, records = setup
+    image_run, recs = evaluate_images(plugins, folder, dataset="shapes", preset="test", name="Saved GAN",
+                                      metrics="rp,probe_acc,probe_fid,pixels", root=root, device="cpu",
+                                      progress=False)
+    a, b = _values(records), _values(recs)
+    assert set(a) == set(b) == {"rp", "probe_acc", "probe_fid", "pixels"}
+    # every metric is handed the saved 8-bit image (read back as the data transform reads a PNG), in one order
+    run_images, folder_images = PixelSpy.SEEN[0], PixelSpy.SEEN[-1]
+    assert torch.equal(run_images, folder_images)
+    assert torch.equal(((run_images + 1) * 127.5).round(), ((run_images + 1) * 127.5).round().clamp(0, 255))
+    assert (((run_images + 1) * 127.5) - ((run_images + 1) * 127.5).round()).abs().max() < 1e-4  # on the 8-bit grid
+    for m in a:
+        assert b[m] == pytest.approx(a[m], abs=1e-6), m
+    info = json.loads((image_run.path / "run.json").read_text())
+    assert image_run.path.name.startswith("images-saved-gan-") and len(image_run.path.name) == len("images-saved-gan-") + 4
+    assert info["kind"] == "images" and info["label"] == "Saved GAN" and info["source"] == str(folder.resolve())
+    assert info["manifest"]["sha256"] == hashlib.sha256((folder / "manifest.csv").read_bytes()).hexdigest()
+    assert info["protocol"]["id"] == json.loads((run.path / "run.json").read_text() if (run.path / "run.json").exists()
+                                                else "{}").get("protocol", {}).get("id", info["protocol"]["id"])
+    rp = {r["metric"]: r for r in recs}["rp"]
+    assert rp["protocol"]["base"] == {r["metric"]: r for r in records}["rp"]["protocol"]["base"]  # same protocol
+    assert "shared DAMSM" in rp["rp_encoder"] and rp["resized"]["count"] == 0
+    table = build_table(plugins, [run, image_run], columns=["params", "speed"])
+    rows = {r.label: r for r in table.rows}
+    assert {"fakegan", "Saved GAN"} <= set(rows)
+    assert rows["Saved GAN"].cells["rp"].value == pytest.approx(rows["fakegan"].cells["rp"].value, abs=1e-6)
+    assert rows["Saved GAN"].extras["params"] is None and rows["Saved GAN"].extras["speed"] is None
+    with pytest.raises(HarnessError, match="image run"):
+        evaluate_run(plugins, image_run, metrics="rp", strict=True, root=root)
+
+
+@pytest.mark.slow
+def test_round_trip_inception_metrics_with_a_test_extractor(setup, tmp_path, monkeypatch):
+    random_inception(tmp_path, monkeypatch)
+    plugins, run, root, _, _ = setup
+    folder = tmp_path / "png"
+    a = _values(evaluate_run(plugins, run, metrics="is,fid,kid", strict=True, root=root, save_images=str(folder)))
+    _, recs = evaluate_images(plugins, folder, dataset="shapes", preset="test", name="inception check",
+                              metrics="is,fid,kid", root=root, device="cpu", progress=False)
+    b = _values(recs)
+    assert set(a) == set(b) == {"is", "fid", "kid"}
+    for m in a:
+        assert b[m] == pytest.approx(a[m], abs=1e-6), m
+
+
+# ------------------------------------------------------------------------------------------------------
+# Bad folders: one line each, in the issue's order
+# ------------------------------------------------------------------------------------------------------
+def _evaluate(plugins, root, folder, **kw):
+    kw.setdefault("metrics", "probe_acc")
+    return evaluate_images(plugins, folder, dataset="shapes", preset="test", name=kw.pop("name", "ext"), root=root,
+                           device="cpu", progress=False, **kw)
+
+
+def _one_line(excinfo) -> str:
+    text = str(excinfo.value)
+    assert "\n" not in text
+    return text
+
+
+def test_missing_file_is_named_first(setup, tmp_path):
+    plugins, run, root, folder, _ = setup
+    d = _copy(folder, tmp_path)
+    (d / "000003.png").unlink()
+    (d / "000009.png").write_bytes(b"not a png")  # a later fault is not reported first
+    (d / "stray.png").write_bytes(b"x")
+    before = sorted(p.name for p in root.iterdir())
+    with pytest.raises(HarnessError) as e:
+        _evaluate(plugins, root, d)
+    assert "000003.png is missing" in _one_line(e)
+    assert sorted(p.name for p in root.iterdir()) == before  # nothing written
+
+
+def test_image_not_in_the_manifest(setup, tmp_path):
+    plugins, run, root, folder, _ = setup
+    d = _copy(folder, tmp_path)
+    shutil.copy(d / "000001.png", d / "extra.png")
+    (d / "000009.png").write_bytes(b"not a png")
+    with pytest.raises(HarnessError) as e:
+        _evaluate(plugins, root, d)
+    assert "extra.png is not in the manifest" in _one_line(e) and "--ignore-extra" in str(e.value)
+    (d / "000009.png").unlink()
+    shutil.copy(folder / "000009.png", d / "000009.png")
+    run_dir, recs = _evaluate(plugins, root, d, ignore_extra=True)
+    assert json.loads((run_dir.path / "run.json").read_text())["ignored"] == ["extra.png"]
+
+
+def test_unreadable_image(setup, tmp_path):
+    plugins, run, root, folder, _ = setup
+    d = _copy(folder, tmp_path)
+    (d / "000009.png").write_bytes(b"not a png")
+    with pytest.raises(HarnessError) as e:
+        _evaluate(plugins, root, d)
+    assert "000009.png: not a readable image" in _one_line(e)
+
+
+def test_fewer_images_refused_unless_allowed(setup, tmp_path):
+    plugins, run, root, folder, _ = setup
+    d = _copy(folder, tmp_path)
+    lines = (d / "manifest.csv").read_text().splitlines(keepends=True)
+    (d / "manifest.csv").write_text("".join(lines[:13]))  # 12 of 16 images
+    for p in sorted(d.glob("*.png"))[12:]:
+        p.unlink()
+    with pytest.raises(HarnessError) as e:
+        _evaluate(plugins, root, d)
+    assert "12 images, the protocol shapes/test evaluates 16" in _one_line(e) and "--allow-fewer" in str(e.value)
+    _, recs = _evaluate(plugins, root, d, allow_fewer=True)
+    rec = recs[0]
+    assert rec["images"] == 12 and rec["protocol"]["num_images"] == 12
+    assert "12 of the protocol's 16 images" in rec["underpowered"]
+
+
+def test_caption_without_known_words(setup, tmp_path):
+    plugins, run, root, folder, _ = setup
+    d = _copy(folder, tmp_path)
+    rows = list(csv.reader((d / "manifest.csv").read_text().splitlines()))
+    rows[5][3] = "zzz qqq"
+    with open(d / "manifest.csv", "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    with pytest.raises(HarnessError) as e:
+        _evaluate(plugins, root, d)
+    assert "line 6: the caption 'zzz qqq' has no word the vocabulary knows" in _one_line(e)
+
+
+def test_resized_and_grey_images_are_converted(setup, tmp_path):
+    plugins, run, root, folder, _ = setup
+    d = _copy(folder, tmp_path)
+    Image.open(d / "000000.png").convert("L").resize((48, 48)).save(d / "000000.png")
+    _, recs = _evaluate(plugins, root, d)
+    assert recs[0]["resized"] == {"count": 1, "to": 32, "filter": "PIL bicubic"}
+
+
+def test_label_of_an_installed_method_is_refused(setup):
+    plugins, run, root, folder, _ = setup
+    with pytest.raises(HarnessError, match="installed method"):
+        _evaluate(plugins, root, folder, name="fakegan")
+
+
+
+def test_cli_prints_the_line_and_writes_nothing(setup, tmp_path, capsys):
+    from harness.cli import main
+
+    plugins, run, root, folder, _ = setup
+    d = _copy(folder, tmp_path)
+    (d / "000000.png").unlink()
+    before = sorted(p.name for p in root.iterdir())
+    assert main(["evaluate-images", str(d), "--dataset", "shapes", "--preset", "test", "--name", "ext",
+                 "--metrics", "probe_acc", "--results-dir", str(root)], plugins=plugins) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("harness: error: ") and "000000.png is missing" in err
+    assert sorted(p.name for p in root.iterdir()) == before
