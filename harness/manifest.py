@@ -56,7 +56,7 @@ def schedule_rows(dataset: Any, bank: Any, image_indices: np.ndarray, caption_id
     for pos, (img, cap) in enumerate(zip(np.asarray(image_indices), np.asarray(caption_ids))):
         j = int(cap) - int(bank.index.offsets[int(img)])
         rows.append(ManifestRow(image_file_name(pos), str(dataset.keys[int(img)]), j,
-                                str(dataset.caption_text(int(img), j)), dataset.vocab.decode(bank.raw[int(cap)])))
+                                str(dataset.raw_caption(int(img), j)), dataset.vocab.decode(bank.raw[int(cap)])))
     return rows
 
 
