@@ -3,7 +3,6 @@
 ``caption_index`` counts the captions the loader keeps (empty ones left out), as R-precision's caption bank does."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,24 +11,13 @@ import pytest
 from harness.data.cub import build_cub
 from harness.data.safe_pickle import dump_pickle, load_pickle
 from harness.data.vocab import tokenize
-from harness.data.writer import write_dataset
 from harness.errors import DataError
 from harness.evaluate import build_caption_bank
 from harness.manifest import read_manifest, schedule_rows, write_manifest
-from test_data_cub import SMALL, data_plugins, small_cfg
+from test_data_cub import small_cfg
+from test_data_faults import cub, written  # noqa: F401 (fixtures: a CUB-layout copy of the written shapes)
 
 IMAGE = 2  # the test image whose text file is rewritten
-
-
-@pytest.fixture(scope="module")
-def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_dataset(data_plugins(), "shapes", tmp_path_factory.mktemp("w") / "cub", layout="cub",
-                         overrides=SMALL)
-
-
-@pytest.fixture
-def cub(written: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(written, tmp_path / "cub"))
 
 
 def _styled(line: str, n: int) -> str:
