@@ -7,9 +7,14 @@ A CSV file with a header, one row per image::
     000000.png,001.red_circle/test_00017,3,A small red circle on a blue background.,a small red circle on a blue background
 
 * ``file``: the image's file name inside the folder (``%06d.png``, the position in the schedule);
-* ``image_key``, ``caption_index``: the test image and which of its captions (0-based line of ``text/<key>.txt``);
-* ``caption``: that caption as the data set holds it (the raw line for ``shapes``; the data sets that keep only
-  tokens, e.g. ``cub``, give the tokens joined by spaces): what an external model should be given;
+* ``image_key``, ``caption_index``: the test image and which of its captions, 0-based, counting the captions the
+  loader keeps (``dataset.captions(i)``, the order R-precision's caption bank uses): for ``cub`` / ``coco`` these
+  are the first ``captions_per_image`` lines of ``text/<key>.txt`` that hold a word (blank and punctuation-only
+  lines are skipped, as AttnGAN's builder skips them) less the empty captions the loader leaves out (a line whose
+  words all drop), so ``caption_index`` is the raw line number only when nothing was skipped;
+* ``caption``: that caption as written: for ``cub`` / ``coco`` the raw line of ``text/<key>.txt`` it was read from
+  (capitals and punctuation kept, surrounding whitespace removed; read only when a manifest is written, and a
+  missing file is named), for ``shapes`` its generated sentence: what an external model should be given;
 * ``caption_tokens``: the caption as the vocabulary sees it (lower-cased, unknown words dropped).
 
 Rows follow the protocol's schedule (``harness.evaluate.generation_schedule``), before any per-batch sorting
@@ -56,7 +61,7 @@ def schedule_rows(dataset: Any, bank: Any, image_indices: np.ndarray, caption_id
     for pos, (img, cap) in enumerate(zip(np.asarray(image_indices), np.asarray(caption_ids))):
         j = int(cap) - int(bank.index.offsets[int(img)])
         rows.append(ManifestRow(image_file_name(pos), str(dataset.keys[int(img)]), j,
-                                str(dataset.caption_text(int(img), j)), dataset.vocab.decode(bank.raw[int(cap)])))
+                                str(dataset.raw_caption(int(img), j)), dataset.vocab.decode(bank.raw[int(cap)])))
     return rows
 
 

@@ -13,10 +13,16 @@ token ids are used unchanged; otherwise they are built from the text files with 
 and saved in the cache (``<root>/.cache/data-captions/<key>/captions.pickle``, the key a hash of the text
 files' content), never in DIR: an edit to ``text/`` gives a new entry. Empty captions (no token, which AttnGAN's
 own builder keeps when every word was dropped) are left out; an image with no caption left is refused.
+
+Caption ``j`` of an image counts the captions the loader keeps (empty ones left out). ``LayoutData.positions``
+records where each kept caption stood among the captions the builder read (``counted_lines``: the first
+``captions_per_image`` lines of ``text/<key>.txt`` holding a word), so ``AttnGanDataset.raw_caption`` can give
+the raw line a caption came from (the manifest's ``caption`` column), reading ``text/`` only then.
 """
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -61,9 +67,16 @@ class LayoutData:
     bboxes: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
     captions_source: str = ""
     dropped: list[str] = field(default_factory=list)  # one line per empty caption left out
+    # split -> image -> kept caption -> its 0-based position among the captions the builder read
+    positions: dict[str, list[list[int]]] = field(default_factory=dict)
 
     def image_path(self, key: str) -> Path:
         return self.data_dir / self.spec.image_root / f"{key}.jpg"
+
+    def caption_file(self, key: str) -> Path:
+        """``text/<key>.txt`` (or ``text/text/<key>.txt``, see ``text_root``) of image ``key``."""
+        first = next((k for s in SPLITS for k in self.keys[s]), None)
+        return text_root(self.data_dir, first) / f"{key}.txt"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -138,22 +151,35 @@ def text_root(data_dir: Path, first_key: Optional[str] = None) -> Path:
     return data_dir / "text"
 
 
-def read_caption_file(path: Path, captions_per_image: int) -> list[list[str]]:
-    """The first ``captions_per_image`` non-empty tokenised captions of one text file (reference rule)."""
+_ANY_WORD = re.compile(r"\w")
+
+
+def counted_lines(path: Path, limit: Optional[int] = None) -> list[str]:
+    """The lines of caption file ``path`` that AttnGAN's builder reads as captions, in file order, at most
+    ``limit``: the lines holding a word character (``\\w``, before the reduction to ASCII, so a line whose words
+    are all non-ASCII counts and gives an empty caption). Lines are split at "\\n" and decoded as UTF-8 (bad
+    bytes replaced); surrounding whitespace (a "\\r" of CRLF files) is removed. Raises DataError naming the
+    file when it cannot be read (a missing one included)."""
     try:
         raw = path.read_bytes().decode("utf-8", errors="replace")
     except OSError as e:
         raise DataError(f"cannot read caption file {path}: {e.strerror or e}") from None
-    caps = []
+    lines = []
     for line in raw.split("\n"):
-        tokens = tokenize(line)
-        if tokens:
-            caps.append(tokens)
-        if len(caps) == captions_per_image:
+        if limit is not None and len(lines) == limit:
             break
-    if len(caps) < captions_per_image:
-        raise DataError(f"{path}: {len(caps)} captions, {captions_per_image} required")
-    return caps
+        if _ANY_WORD.search(line):
+            lines.append(line.strip())
+    return lines
+
+
+def read_caption_file(path: Path, captions_per_image: int) -> list[list[str]]:
+    """The tokens of the first ``captions_per_image`` captions of one text file (``counted_lines``, the
+    reference rule; a caption may be empty when all its words dropped)."""
+    lines = counted_lines(path, captions_per_image)
+    if len(lines) < captions_per_image:
+        raise DataError(f"{path}: {len(lines)} captions, {captions_per_image} required")
+    return [tokenize(line) for line in lines]
 
 
 def read_text_captions(spec: LayoutSpec, data_dir: Path, keys: dict[str, list[str]],
@@ -305,9 +331,10 @@ def build_text_captions(spec: LayoutSpec, data_dir: Path, keys: dict[str, list[s
         flat = {s: [c for img in captions[s] for c in img] for s in SPLITS}
         dump_pickle(reference_captions_pickle(vocab, flat), tmp / "captions.pickle")
 
-    description = {"text_sha256": text_files_hash(spec, data_dir, keys, per), "captions_per_image": per}
+    description = {"text_sha256": text_files_hash(spec, data_dir, keys, per), "captions_per_image": per,
+                   "lines": "word-character lines, empty captions kept"}
     path = cached(Path(cache_root), "data-captions", description, write) / "captions.pickle"
-    vocab, captions, _ = read_captions_pickle(path, keys, per)
+    vocab, captions, _ = read_captions_pickle(path, keys, per, drop_empty=False)
     return vocab, captions, f"{path} (built from text/)"
 
 
@@ -333,14 +360,14 @@ def read_layout(spec: LayoutSpec, data_dir: Optional[str | Path], *, captions_pe
                 if k not in bboxes:
                     raise DataError(f"{s}/filenames.pickle: key {k!r} is not in CUB_200_2011/images.txt")
     pickle_path = ddir / "captions.pickle"
-    dropped: list[str] = []
     if pickle_path.is_file():
-        vocab, captions, dropped = read_captions_pickle(pickle_path, keys, per)
+        vocab, captions, _ = read_captions_pickle(pickle_path, keys, per, drop_empty=False)
         source = str(pickle_path)
     else:
         vocab, captions, source = build_text_captions(spec, ddir, keys, per, cache_root)
-        dropped = drop_empty_captions(captions, keys, source)
-    return LayoutData(spec, ddir, keys, class_ids, captions, vocab, bboxes, source, dropped)
+    positions = {s: [[j for j, cap in enumerate(img) if len(cap) > 0] for img in captions[s]] for s in SPLITS}
+    dropped = drop_empty_captions(captions, keys, source)
+    return LayoutData(spec, ddir, keys, class_ids, captions, vocab, bboxes, source, dropped, positions)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -378,9 +405,30 @@ class AttnGanDataset(TextImageDataset):
         self.transform = StageTransform(list(stage_sizes), train)
         self.cache_images = cache_images
         self._decoded: dict[int, Image.Image] = {}
+        self._raw_lines: dict[int, list[str]] = {}
 
     def image_path(self, index: int) -> Path:
         return self.layout.image_path(self.keys[index])
+
+    def raw_caption(self, index: int, j: int) -> str:
+        """The line of ``text/<key>.txt`` that caption ``j`` of image ``index`` (counting the kept captions, as
+        ``captions``) was read from, as written (capitals and punctuation kept; surrounding whitespace removed).
+        The file is read on first use and its lines kept. Raises DataError (one line, naming the file) when it
+        is missing or has fewer captions than the caption's position (``captions.pickle`` not made from it)."""
+        lines = self._raw_lines.get(index)
+        key = self.keys[index]
+        path = self.layout.caption_file(key)
+        if lines is None:
+            if not path.is_file():
+                raise DataError(f"{self.name}: no caption file {path} for image {key!r}, whose raw captions are "
+                                f"asked for (the manifest's caption column); expected layout: "
+                                f"{self.layout.spec.layout}")
+            lines = self._raw_lines[index] = counted_lines(path)
+        pos = self.layout.positions[self.split][index][j]
+        if pos >= len(lines):
+            raise DataError(f"{path}: {len(lines)} captions, but {self.layout.captions_source} has caption {pos} "
+                            f"of {key!r} (was it made from another text/?)")
+        return lines[pos]
 
     def load_image(self, index: int) -> Image.Image:
         """The decoded image, cropped around its bbox (CUB), shorter side resized to the transform's load size."""

@@ -85,6 +85,11 @@ class TextImageDataset(Dataset):
         """Caption ``j`` of image ``index`` as text (the words of its tokens)."""
         return self.vocab.decode(self._captions[index][j])
 
+    def raw_caption(self, index: int, j: int) -> str:
+        """Caption ``j`` of image ``index`` as written in the data set's text (what an external model is given,
+        the manifest's ``caption``); here ``caption_text``, data sets that keep the raw text override it."""
+        return self.caption_text(index, j)
+
     # ---- items -----------------------------------------------------------------------------------------
     def _images(self, index: int, rng: np.random.Generator) -> list[Tensor]:  # pragma: no cover
         raise NotImplementedError
