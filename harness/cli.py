@@ -219,7 +219,11 @@ def main(argv: Optional[Sequence[str]] = None, *, plugins: Plugins | None = None
     """Entry point; ``plugins`` lets tests pass a plugin manager with out-of-tree plugins."""
     args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args, plugins)
+        code = _dispatch(args, plugins)
+        from harness.distributed import leave_group
+
+        leave_group(wait=True)  # torchrun: every rank has finished before any leaves the process group
+        return code
     except HarnessError as e:
         print(f"harness: error: {e}", file=sys.stderr)
         return 2

@@ -138,10 +138,25 @@ def init_distributed(device: str = "auto", *, quiet: bool = True) -> DistInfo:
     return _INFO
 
 
+def leave_group(*, wait: bool = False) -> None:
+    """Leave the process group ``init_distributed`` joined (no-op in a single process). With ``wait``, first wait
+    up to a minute for the other ranks to finish too (gloo's monitored barrier), so that no rank tears its group
+    down while another is still in it (that can abort a rank after its work is done: "terminate called without
+    an active exception"). Also registered to run at exit, without waiting."""
+    global _OBJECT_GROUP
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait and _OBJECT_GROUP is not None:
+        try:
+            dist.monitored_barrier(group=_OBJECT_GROUP, timeout=datetime.timedelta(seconds=60))
+        except RuntimeError:  # a rank that failed or left: leave anyway
+            pass
+    _OBJECT_GROUP = None
+    dist.destroy_process_group()
+
+
 def _leave_group() -> None:
-    """``destroy_process_group`` at exit, for the group ``init_distributed`` created."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    leave_group(wait=False)
 
 
 class _Silent:
