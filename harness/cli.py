@@ -441,6 +441,9 @@ def _train(args: argparse.Namespace, plugins: Plugins) -> int:
     method = methods[0]
     cfg = prepare_config(plugins, method.name, dataset=args.dataset, data_dir=args.data_dir,
                          preset=_default_preset(args.preset, args.dataset), overrides=args.overrides, seed=args.seed)
+    from harness.data.validate import check_dataset
+
+    check_dataset(cfg.data, root)  # a data set that cannot be read is refused before the run directory exists
     from harness.results import RunDir, run_stem
     from harness.run_info import mark_finished, write_run_info
     from harness.distributed import on_main

@@ -45,6 +45,10 @@ def run_benchmark(plugins: Plugins, *, methods: str, dataset: str, data_dir: Opt
                "data_dir": data_dir, "preset": preset, "seeds": list(seeds), "overrides": list(overrides),
                "metrics": metrics, "evaluate": evaluate, "done": []}
     configs = _session_configs(plugins, request)  # every name, key and value checked before any work
+    from harness.data.validate import check_dataset
+
+    for data in {(c.data.name, c.data.data_dir, c.data.captions_per_image): c.data for c in configs}.values():
+        check_dataset(data, root)  # a data set that cannot be read is refused before the session directory exists
 
     def create() -> Path:
         session = new_session_dir(root)

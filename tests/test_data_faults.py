@@ -138,3 +138,17 @@ def test_damsm_key_tells_equal_sized_vocabularies_apart():
     keys = [damsm_key(cfg, len(v), v.fingerprint()) for v in (a, b, c)]
     assert len(a) == len(b) == len(c) and keys[0] != keys[1] and keys[0] != keys[2] and keys[1] != keys[2]
     assert damsm_key(cfg, len(a), Vocabulary(list(a.ixtoword)).fingerprint()) == keys[0]
+
+
+def test_a_refused_data_set_leaves_no_run_or_session_directory(cub, tmp_path, capsys):
+    """`harness train` and `harness run` check the data set before they create a run or a session directory."""
+    from harness.plugins import build_plugins
+
+    _empty_captions(cub, "train", 5, list(range(10)))
+    root = tmp_path / "results"
+    for verb in (["train", "--plugins", "attngan"], ["run", "--plugins", "attngan,dmgan", "--no-eval"]):
+        rc = main(verb + ["--dataset", "cub", "--data-dir", str(cub), "--preset", "test", "--results-dir", str(root)],
+                  plugins=build_plugins())
+        err = capsys.readouterr().err
+        assert rc == 2 and "has no caption left" in err and len(err.strip().splitlines()) == 1, err
+        assert not root.exists() or [p.name for p in root.iterdir() if not p.name.startswith(".")] == []
