@@ -24,7 +24,6 @@ by caption length. ``harness evaluate --save-images DIR`` writes ``DIR/manifest.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.weights import file_digest
 
 MANIFEST_NAME = "manifest.csv"
 FIELDS = ("file", "image_key", "caption_index", "caption", "caption_tokens")
@@ -120,4 +120,4 @@ def read_manifest(path: Path | str) -> list[ManifestRow]:
 
 def manifest_sha256(path: Path | str) -> str:
     """sha256 (hex) of the manifest file's bytes (recorded with an image run)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_digest(Path(path))

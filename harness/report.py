@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import hashlib
 import io
 import json
 import re
@@ -33,6 +32,7 @@ from typing import Any, Optional, Sequence
 
 from harness.errors import HarnessError
 from harness.results import RunDir, atomic_write_text
+from harness.weights import file_digest
 
 REPORT_FILE = "report.html"
 SECTIONS = ("results", "comparison", "curves", "samples", "runs")
@@ -68,15 +68,6 @@ def _png_file(path: Path, max_width: int = MAX_IMAGE_WIDTH) -> bytes:
         buf = io.BytesIO()
         im.save(buf, format="PNG", optimize=True)
         return buf.getvalue()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -221,7 +212,7 @@ def comparison_captions(plugins: Any, run: ReportRun, n: int = NUM_CAPTIONS) -> 
     """The first ``n`` captions of the run's evaluation split, as the vocabulary spells them (so every trained
     run of the data set can encode them), and that split's data set (its ``vocab``)."""
     from harness.sample import _dataset
-    from harness.train.engine import _caption_words
+    from harness.train.engine import caption_words
 
     cfg = run.run.load_config(plugins)
     ds = _dataset(plugins, cfg, None)
@@ -229,7 +220,7 @@ def comparison_captions(plugins: Any, run: ReportRun, n: int = NUM_CAPTIONS) -> 
         ds.set_epoch(0)
     n = min(n, len(ds))
     batch = ds.collate([ds[i] for i in range(n)])
-    return [" ".join(words) for words in _caption_words(ds, batch)], ds
+    return [" ".join(words) for words in caption_words(ds, batch)], ds
 
 
 def final_attention_sheet(plugins: Any, run: RunDir, captions: Sequence[str], vocab: Any, *, seed: int,
@@ -443,7 +434,7 @@ def _weight_files(r: ReportRun) -> list[dict]:
         found = sorted(p for p in d.glob("*") if p.is_file() and p.suffix in (".pt", ".pth", ".bin", ".npz")) \
             if d.is_dir() else ([d] if d.is_file() else [])
         files += [(f"pretrained {stage}", p) for p in found]
-    out = [{"role": role, "path": str(p), "size": f"{p.stat().st_size / 1e6:.2f} MB", "sha256": sha256_file(p)}
+    out = [{"role": role, "path": str(p), "size": f"{p.stat().st_size / 1e6:.2f} MB", "sha256": file_digest(p)}
            for role, p in files]
     named: dict[str, dict] = {}
     for rec in r.run.read_records():

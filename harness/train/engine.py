@@ -256,7 +256,7 @@ def _build_datasets(plugins: Plugins, cfg: Config, root: Path) -> tuple[Any, Any
     return train_set, test_set
 
 
-def _caption_words(dataset: Any, batch: Batch) -> list[list[str]]:
+def caption_words(dataset: Any, batch: Batch) -> list[list[str]]:
     """The words of each caption of a batch (token ids when the vocabulary has no ``ixtoword``)."""
     words = getattr(dataset.vocab, "ixtoword", None)
     return [[words[i] if words is not None else str(i) for i in row[:length]]
@@ -468,7 +468,7 @@ class TrainingLoop:
                 if hasattr(self.test_set, "set_epoch"):
                     self.test_set.set_epoch(0)
                 batch = self.test_set.collate([self.test_set[i] for i in range(n)])
-                self.sheet = (batch, _caption_words(self.test_set, batch), fixed_noise(cfg.seed, n, cfg.model.z_dim))
+                self.sheet = (batch, caption_words(self.test_set, batch), fixed_noise(cfg.seed, n, cfg.model.z_dim))
             batch, words, noise = self.sheet
             text, _ = trainer.encode_text(batch.to(self.device))
             with trainer.ema.swapped_into(g):
