@@ -83,6 +83,28 @@ def test_damsm_ablation_is_dmgan(plugins):
         _cfg(plugins, "model.text_encoder=bert")
 
 
+def test_encoder_is_a_constructor_argument_and_never_reinitialised(plugins):
+    """C_E joins through the constructor (no module surgery); ``initialise`` draws DM-GAN's reference init for every
+    other submodule, in DM-GAN's order, and leaves the pretrained encoder's weights as they were."""
+    from harness.nn.init import reference_init
+    from plugins.caegan.encoder_pretraining import build_encoder
+
+    cfg = _cfg(plugins)
+    encoder = build_encoder(cfg)
+    enc_before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    torch.manual_seed(7)
+    g = CAEGANGenerator.from_config(cfg, encoder=encoder).initialise()
+    torch.manual_seed(7)
+    dmgan = reference_init(DMGANGenerator.from_config(cfg))
+    assert g.encoder is encoder and not any(p.requires_grad for p in encoder.parameters())
+    sd = g.state_dict()
+    assert all(torch.equal(sd[f"encoder.{k}"], v) for k, v in enc_before.items())
+    own = {k: v for k, v in sd.items() if not k.startswith("encoder.")}
+    assert list(own) == list(dmgan.state_dict())
+    assert all(torch.equal(v, dmgan.state_dict()[k]) for k, v in own.items())
+    assert not hasattr(CAEGANGenerator, "attach_encoder")
+
+
 def test_pretrain_stage_declared(plugins):
     cfg = _cfg(plugins)
     (stage,) = plugins.method_hooks("caegan").harness_pretrain_stages(cfg=cfg)

@@ -5,11 +5,11 @@ pretraining stage and auxiliary module, the generator's first stage); the plugin
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from torch import nn
 
 from harness.config import Config
-from harness.nn.init import reference_init
 from harness.plugins import hookimpl
 from harness.types import DamsmEncoders, MethodInfo, PretrainStage, ReportedNumber
 from plugins.dmgan import DMGAN
@@ -55,22 +55,21 @@ class CAEGAN(DMGAN):
         )]
 
     @hookimpl
-    def harness_pretrain_stages(self, cfg: Config) -> list[PretrainStage]:
-        return [encoder_stage(cfg)] if _uses_encoder(cfg) else []  # the damsm ablation: DM-GAN's (none)
+    def harness_pretrain_stages(self, cfg: Config) -> Optional[list[PretrainStage]]:
+        # the damsm ablation does not answer: the harness's default (no stage of its own) applies, as for DM-GAN
+        return [encoder_stage(cfg)] if _uses_encoder(cfg) else None
 
     @hookimpl
-    def harness_auxiliary_modules(self, cfg: Config, damsm: DamsmEncoders, pretrained: dict) -> dict[str, nn.Module]:
+    def harness_auxiliary_modules(self, cfg: Config, damsm: DamsmEncoders,
+                                  pretrained: dict) -> Optional[dict[str, nn.Module]]:
         if not _uses_encoder(cfg):
-            return {}
+            return None  # the damsm ablation: the harness's default (no module) applies
         encoder = load_encoder(cfg, pretrained[STAGE_NAME]) if STAGE_NAME in pretrained else build_encoder(cfg)
         return {AUX_NAME: encoder.requires_grad_(False).eval()}
 
     @hookimpl
     def harness_generator(self, cfg: Config, aux: dict[str, nn.Module]) -> nn.Module:
-        generator = reference_init(CAEGANGenerator.from_config(cfg))  # DM-GAN's init, before the encoder joins
-        if _uses_encoder(cfg):
-            generator.attach_encoder(aux[AUX_NAME])
-        return generator
+        return CAEGANGenerator.from_config(cfg, encoder=aux.get(AUX_NAME)).initialise()  # DM-GAN's init, not C_E's
 
     @hookimpl
     def harness_check_config(self, cfg: Config) -> list[str]:

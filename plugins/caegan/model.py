@@ -14,7 +14,7 @@ conditioning augmentation, and L_CA in CAE-GAN's loss is that augmentation's KL 
 DM-GAN's concatenation of the augmented condition and the noise.
 
 Everything except the encoder comes from ``plugins.dmgan.model.DMGANGenerator`` (subclassed through its
-``condition_input`` hook, not copied). With ``model.text_encoder = damsm`` there is no encoder and the
+constructor and its ``condition_input`` method, not copied; the encoder is a constructor argument). With ``model.text_encoder = damsm`` there is no encoder and the
 generator is DM-GAN's exactly (the ablation).
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from harness.nn.init import reference_init
 from harness.types import TextFeatures
 from plugins.caegan.cross_attention_encoder import CrossAttentionEncoder, EncoderOutput
 from plugins.dmgan.model import DMGANGenerator
@@ -32,22 +33,26 @@ from plugins.dmgan.model import DMGANGenerator
 class CAEGANGenerator(DMGANGenerator):
     """DM-GAN's generator with CA reading f_c = C_E(s, F_R).
 
-    The encoder (with its region bank) is a frozen submodule: its parameters and the bank's buffers are in
-    this generator's state dict (so in every checkpoint), it stays in eval() when the generator trains, and
-    no gradient flows into it. ``attach_encoder`` is called after the generator's own initialisation so
-    that the reference weight init never touches the pretrained encoder.
+    encoder: the pretrained cross-attention encoder C_E (with its region bank), or None for the ``damsm``
+             ablation (CA then reads the sentence feature: DM-GAN's generator exactly). Every other keyword goes
+             to ``DMGANGenerator``.
+
+    The encoder is a frozen submodule: its parameters and the bank's buffers are in this generator's state dict
+    (so in every checkpoint), it stays in eval() when the generator trains, and no gradient flows into it.
+    ``initialise`` applies DM-GAN's reference initialisation to every other submodule, so the pretrained encoder
+    is never re-initialised.
     """
 
-    encoder: Optional[CrossAttentionEncoder]
+    def __init__(self, *, encoder: Optional[CrossAttentionEncoder] = None, **dmgan_kwargs):
+        super().__init__(**dmgan_kwargs)
+        self.encoder = encoder.requires_grad_(False).eval() if encoder is not None else None
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.encoder = None
-
-    def attach_encoder(self, encoder: CrossAttentionEncoder) -> "CAEGANGenerator":
-        encoder.requires_grad_(False)
-        encoder.eval()
-        self.encoder = encoder
+    def initialise(self) -> "CAEGANGenerator":
+        """DM-GAN's reference init of every submodule but the encoder (in module order, so the draws for a
+        seed are those of ``reference_init`` on DM-GAN's generator)."""
+        for child in self.children():
+            if child is not self.encoder:
+                reference_init(child)
         return self
 
     def train(self, mode: bool = True) -> "CAEGANGenerator":

@@ -5,6 +5,7 @@ sections in ``config.py``, presets in ``defaults.yaml``; assumptions in README.m
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from torch import Tensor, nn
 
@@ -52,13 +53,13 @@ class ECAGAN(DMGAN):
 
     @hookimpl
     def harness_auxiliary_modules(self, cfg: Config, damsm: DamsmEncoders, pretrained: dict,
-                                  training: bool) -> dict[str, nn.Module]:
+                                  training: bool) -> Optional[dict[str, nn.Module]]:
         """φ for the perceptual loss (frozen). ImageNet weights are loaded when the method is built for training:
         a missing file stops the run there, before any GAN step. Evaluation, sampling and ``inspect`` never
         compute the loss, so they keep the fresh layers and need no file."""
         p = cfg.loss.perceptual
         if not p.weight:
-            return {}
+            return None  # no perceptual term: the harness's default (no module) applies
         path = imagenet_vgg16_file() if p.weights == "imagenet" and training else None
         return {PERCEPTUAL_MODULE: VGGPerceptualFeatures(path)}
 
