@@ -4,8 +4,8 @@
     run = harness.load_run("results/dmgan-shapes-s0-20260101-120000-ab12")
     images = harness.generate(run, ["a red circle on a blue background"], seed=0)   # N×3×H×W in [-1, 1]
 
-``load_run`` rebuilds the run's method from its ``config.yaml``, its pretraining stages (``pretrained.json``: the
-DAMSM cache entry must still exist) and its newest checkpoint, with the EMA generator, everything in ``eval()``
+``load_run`` rebuilds the run's method from its ``config.yaml``, its pretraining stages (the DAMSM encoders and the
+method's own, kept in ``<run>/pretrained/``: the cache is not needed) and its newest checkpoint, with the EMA generator, everything in ``eval()``
 and frozen. The captions are tokenised with the vocabulary the run stored (``<run>/vocab.json``, written by
 ``harness train`` and ``harness import-checkpoint``), so the data set is not needed; a run made before that file
 existed falls back to its data set's vocabulary.
@@ -19,12 +19,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from harness.config import Config
+from harness.data.vocab import Vocabulary
 from harness.errors import HarnessError
+from harness.plugins import Plugins
+from harness.types import DamsmEncoders
 
 GENERATE_STEP = -2  # the step (stream) of harness.generate's per-item draws; training uses steps >= 0
 
@@ -36,22 +40,22 @@ class LoadedRun:
     (``harness.data.vocab.Vocabulary``), ``step`` (of the checkpoint), ``device`` and ``path``."""
 
     path: Path
-    cfg: Any
+    cfg: Config
     generator: nn.Module
     text_encoder: nn.Module
     image_encoder: nn.Module
     discriminators: nn.ModuleList
-    damsm: Any
-    vocab: Any
+    damsm: DamsmEncoders
+    vocab: Vocabulary
     step: int
     device: torch.device
 
 
 def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, step: Optional[int] = None,
-             plugins: Any = None) -> LoadedRun:
+             plugins: Optional[Plugins] = None) -> LoadedRun:
     """Load run directory ``run`` (a path) for generation on ``device`` (default: CUDA when available, else
     CPU), from checkpoint ``step`` (default: the newest). Raises HarnessError (one line) when ``run`` is not a run
-    directory, has no checkpoint, or its pretraining cache entry is gone."""
+    directory, has no checkpoint, or a pretrained stage directory it names is gone."""
     from harness.data.vocab import VOCAB_FILE, load_vocabulary
     from harness.plugins import build_plugins
     from harness.results import RunDir

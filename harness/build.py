@@ -123,8 +123,9 @@ def load_inference_models(plugins: Plugins, run: RunDir, *, step: Optional[int] 
     pretrained = {k: Path(v) for k, v in info["stages"].items()}
     for name, d in pretrained.items():
         if not Path(d).is_dir():
-            raise HarnessError(f"run {Path(run.path).name}: pretrained stage {name!r} directory {d} is missing "
-                               f"(was the cache deleted?)")
+            raise HarnessError(f"run {Path(run.path).name}: pretrained stage {name!r} directory {d} is missing (a "
+                               f"run keeps its stages in <run>/pretrained/<stage>/; one made before that names its "
+                               f"cache entry: was the cache deleted?)")
     vocab_size = ckpt.get("vocab_size") or info.get("vocab_size")
     if not vocab_size:
         raise HarnessError(f"run {Path(run.path).name}: neither its checkpoint nor {PRETRAINED_FILE} records the "

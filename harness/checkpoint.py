@@ -17,10 +17,12 @@ minimal checkpoint with ``save_checkpoint``).
 """
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import re
 import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, TYPE_CHECKING
@@ -174,25 +176,80 @@ def load_aux_state(aux: dict[str, nn.Module], state: dict[str, dict]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------
-# pretrained.json: the pretraining stages a run used, and its vocabulary size
+# pretrained.json and <run>/pretrained/: the pretraining stages a run used, kept in the run
 # ------------------------------------------------------------------------------------------------------
+PRETRAINED_DIR = "pretrained"
+
+
+def _entry_files(directory: Path) -> dict[str, int]:
+    """{relative path: size} of the regular files of a cache entry (lock and temporary files left out)."""
+    return {str(f.relative_to(directory)): f.stat().st_size for f in sorted(directory.rglob("*"))
+            if f.is_file() and not f.name.endswith(".lock") and ".tmp-" not in f.name}
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    """A hard link to ``src`` (no extra disk on the same file system), else a copy (another file system, or one
+    without hard links)."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def keep_in_run(run: RunDir, name: str, source: Path) -> Path:
+    """Materialise the pretraining stage ``name``'s cache entry ``source`` as ``<run>/pretrained/<name>/`` (hard
+    links where possible, copies otherwise), so the run directory holds every file it needs to be rebuilt (``harness
+    evaluate``, ``harness.load_run``) after the cache is cleared or the run is copied to another machine. Atomic: the
+    entry is assembled beside its place and renamed in; an existing identical one is kept. Returns its path."""
+    source = Path(source)
+    dest = Path(run.path) / PRETRAINED_DIR / name
+    files = _entry_files(source)
+    if dest.is_dir() and _entry_files(dest) == files and all(
+            os.path.samefile(source / rel, dest / rel) or filecmp.cmp(source / rel, dest / rel, shallow=False)
+            for rel in files):
+        return dest  # kept before (train --resume): the same files
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{name}.tmp-{secrets.token_hex(3)}")
+    try:
+        for rel in files:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(source / rel, tmp / rel)
+        old = dest.with_name(f".{name}.old-{secrets.token_hex(3)}")
+        if dest.exists():
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
 def write_pretrained(run: RunDir, pretrained: dict[str, Path], vocab_size: int) -> Path:
-    """``<run>/pretrained.json``: {"stages": {name: directory}, "vocab_size": N}."""
+    """``<run>/pretrained.json``: {"stages": {name: "pretrained/<name>"}, "sources": {name: cache directory},
+    "vocab_size": N}, after keeping each stage's files in the run (``keep_in_run``). Stage paths are relative to the
+    run directory; ``read_pretrained`` resolves them."""
     from harness.results import atomic_write_text
 
     path = Path(run.path) / PRETRAINED_FILE
-    blob = {"stages": {k: str(Path(v).resolve()) for k, v in pretrained.items()}, "vocab_size": int(vocab_size)}
+    stages = {k: keep_in_run(run, k, Path(v)).relative_to(run.path).as_posix() for k, v in pretrained.items()}
+    blob = {"stages": stages, "sources": {k: str(Path(v).resolve()) for k, v in pretrained.items()},
+            "vocab_size": int(vocab_size)}
     atomic_write_text(path, json.dumps(blob, indent=1))
     return path
 
 
 def read_pretrained(run: RunDir) -> dict:
+    """``<run>/pretrained.json`` with every stage directory as an absolute path: the run's own copy
+    (``<run>/pretrained/<name>``); runs written before the harness kept them name the cache entry itself."""
     path = Path(run.path) / PRETRAINED_FILE
     if not path.is_file():
         return {"stages": {}, "vocab_size": None}
     blob = json.loads(path.read_text())
     if "stages" not in blob:  # a flat {name: directory} file
         blob = {"stages": {k: v for k, v in blob.items() if k != "vocab_size"}, "vocab_size": blob.get("vocab_size")}
+    blob["stages"] = {k: str(Path(run.path) / v) if not Path(v).is_absolute() else v
+                      for k, v in blob["stages"].items()}
     return blob
 
 

@@ -62,7 +62,13 @@ def test_a_copied_run_generates_without_the_data_set(trained, tmp_path, monkeypa
 
     monkeypatch.setattr(shapes, "build_shapes", no_data)
     monkeypatch.setattr(shapes.ShapesDataset, "__init__", no_data)
-    got = harness.generate(harness.load_run(copy, device="cpu"), ["a blue triangle"], seed=1)
+    cache = trained.parent / ".cache"  # nor the pretraining cache: the run keeps its DAMSM in <run>/pretrained/
+    assert (cache / "damsm").is_dir()
+    cache.rename(trained.parent / ".cache-away")
+    try:
+        got = harness.generate(harness.load_run(copy, device="cpu"), ["a blue triangle"], seed=1)
+    finally:
+        (trained.parent / ".cache-away").rename(cache)
     assert torch.equal(got, expected)
 
 

@@ -144,7 +144,9 @@ def test_repeatable_and_strict(setup):
 
 def test_rp_ext_with_a_damsm_directory(setup):
     plugins, run, root = setup
-    damsm_dir = Path(__import__("json").loads((run.path / "pretrained.json").read_text())["stages"]["damsm"])
+    from harness.checkpoint import read_pretrained
+
+    damsm_dir = Path(read_pretrained(run)["stages"]["damsm"])
     recs = _by_metric(evaluate_run(plugins, run, metrics="rp,rp_ext", strict=True, root=root,
                                    rp_encoder=str(damsm_dir)))
     assert recs["rp_ext"]["value"] == pytest.approx(recs["rp"]["value"])  # same encoder → same number

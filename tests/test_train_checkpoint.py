@@ -1,6 +1,9 @@
 """Checkpoint files: atomic writes, round trip, weights_only refusal, pruning, lookup errors."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -82,14 +85,50 @@ def test_no_checkpoint_is_a_one_line_error(run):
 
 
 def test_pretrained_json_round_trip(run, tmp_path):
+    """The run keeps each stage's files (<run>/pretrained/<stage>/, hard links to the cache entry) and
+    pretrained.json names that copy, relative to the run, beside the cache entry it came from."""
     d = tmp_path / "cache" / "damsm" / "abc"
-    d.mkdir(parents=True)
+    (d / "sub").mkdir(parents=True)
+    (d / "text_encoder.pth").write_bytes(b"text weights")
+    (d / "sub" / "info.json").write_text("{}")
+    (d.parent / "abc.lock").write_text("")
     ck.write_pretrained(run, {"damsm": d}, 42)
+    kept = run.path / "pretrained" / "damsm"
+    blob = json.loads((run.path / "pretrained.json").read_text())
+    assert blob["stages"] == {"damsm": "pretrained/damsm"} and blob["sources"] == {"damsm": str(d.resolve())}
     info = ck.read_pretrained(run)
-    assert info["vocab_size"] == 42 and info["stages"] == {"damsm": str(d.resolve())}
+    assert info["vocab_size"] == 42 and info["stages"] == {"damsm": str(kept)}
+    assert (kept / "text_encoder.pth").read_bytes() == b"text weights" and (kept / "sub" / "info.json").is_file()
+    assert (kept / "text_encoder.pth").stat().st_ino == (d / "text_encoder.pth").stat().st_ino  # a hard link
     from harness.train.pretrain import run_pretrained
 
-    assert run_pretrained(run) == {"damsm": d.resolve()}
+    assert run_pretrained(run) == {"damsm": kept}
+    ck.write_pretrained(run, {"damsm": d}, 42)  # train --resume: the same files are kept as they are
+    assert sorted(p.name for p in (run.path / "pretrained").iterdir()) == ["damsm"]
+
+
+def test_pretrained_survives_the_cache_and_a_copy(run, tmp_path):
+    """A run copied elsewhere, with the cache deleted, still finds its stages; a file system without hard links
+    gets copies."""
+    import shutil
+
+    d = tmp_path / "cache" / "damsm" / "abc"
+    d.mkdir(parents=True)
+    (d / "image_encoder.pth").write_bytes(b"image weights")
+    with mock.patch("os.link", side_effect=OSError(18, "Invalid cross-device link")):
+        ck.write_pretrained(run, {"damsm": d}, 7)
+    assert (run.path / "pretrained" / "damsm" / "image_encoder.pth").stat().st_ino != (d / "image_encoder.pth").stat().st_ino
+    shutil.rmtree(tmp_path / "cache")
+    moved = shutil.copytree(run.path, tmp_path / "elsewhere" / run.path.name)
+    stages = ck.read_pretrained(RunDir(moved))["stages"]
+    assert stages == {"damsm": str(moved / "pretrained" / "damsm")}
+    assert (Path(stages["damsm"]) / "image_encoder.pth").read_bytes() == b"image weights"
+
+
+def test_pretrained_json_of_older_runs_names_the_cache(run, tmp_path):
+    (run.path / "pretrained.json").write_text(json.dumps({"stages": {"damsm": "/somewhere/cache/damsm/abc"},
+                                                          "vocab_size": 5}))
+    assert ck.read_pretrained(run)["stages"] == {"damsm": "/somewhere/cache/damsm/abc"}
 
 
 def test_aux_state_keeps_buffers_and_trainable_parameters_only():
