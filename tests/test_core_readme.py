@@ -68,3 +68,32 @@ def test_readme_commands_parse():
     for cmd in ("pip install -e . && python -m harness run --plugins ecagan,dmgan --dataset shapes --preset smoke",
                 "pip install tox && tox"):
         assert cmd in text
+
+
+def test_readme_entry_point_names_the_plugin_instance(tmp_path, monkeypatch):
+    """The README's pyproject entry point resolves (as importlib.metadata loads it) to the class instance whose
+    hooks register the method; the optional hooks it leaves out get the harness's defaults."""
+    import tomllib
+    from importlib.metadata import EntryPoint
+
+    (python_block,) = _blocks("python")
+    (yaml_block,) = _blocks("yaml")
+    (toml_block,) = _blocks("toml")
+    pkg = tmp_path / "src" / "mymethod"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(python_block)
+    (pkg / "defaults.yaml").write_text(yaml_block)
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    try:
+        ((name, value),) = tomllib.loads(toml_block)["project"]["entry-points"]["harness"].items()
+        obj = EntryPoint(name=name, value=value, group="harness").load()
+        assert not isinstance(obj, type(sys)) and type(obj).__name__ == "MyMethod"  # an instance, not a module
+        plugins = build_plugins(extra=[obj])
+        assert "mymethod" in plugins.methods()
+        from harness.run import prepare_config
+
+        cfg = prepare_config(plugins, "mymethod", dataset="shapes", data_dir=None, preset="test", overrides=[],
+                             seed=0)
+        assert plugins.method_hooks("mymethod").harness_pretrain_stages(cfg=cfg) == []  # the default
+    finally:
+        sys.modules.pop("mymethod", None)
