@@ -20,8 +20,8 @@ def _blocks(lang: str) -> list[str]:
     return re.findall(rf"```{lang}\n(.*?)```", README.read_text(), flags=re.S)
 
 
-@pytest.fixture
-def readme_plugin(tmp_path, monkeypatch):
+def _write_package(tmp_path: Path, monkeypatch) -> None:
+    """The README's ``mymethod/__init__.py`` and ``defaults.yaml`` as an importable package."""
     (python_block,) = _blocks("python")
     (yaml_block,) = _blocks("yaml")
     pkg = tmp_path / "src" / "mymethod"
@@ -29,6 +29,11 @@ def readme_plugin(tmp_path, monkeypatch):
     (pkg / "__init__.py").write_text(python_block)
     (pkg / "defaults.yaml").write_text(yaml_block)
     monkeypatch.syspath_prepend(str(tmp_path / "src"))
+
+
+@pytest.fixture
+def readme_plugin(tmp_path, monkeypatch):
+    _write_package(tmp_path, monkeypatch)
     module = importlib.import_module("mymethod")
     yield build_plugins(extra=[module])
     sys.modules.pop("mymethod", None)
@@ -76,14 +81,8 @@ def test_readme_entry_point_names_the_plugin_instance(tmp_path, monkeypatch):
     import tomllib
     from importlib.metadata import EntryPoint
 
-    (python_block,) = _blocks("python")
-    (yaml_block,) = _blocks("yaml")
     (toml_block,) = _blocks("toml")
-    pkg = tmp_path / "src" / "mymethod"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text(python_block)
-    (pkg / "defaults.yaml").write_text(yaml_block)
-    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    _write_package(tmp_path, monkeypatch)
     try:
         ((name, value),) = tomllib.loads(toml_block)["project"]["entry-points"]["harness"].items()
         obj = EntryPoint(name=name, value=value, group="harness").load()
