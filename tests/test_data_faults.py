@@ -152,3 +152,18 @@ def test_a_refused_data_set_leaves_no_run_or_session_directory(cub, tmp_path, ca
         err = capsys.readouterr().err
         assert rc == 2 and "has no caption left" in err and len(err.strip().splitlines()) == 1, err
         assert not root.exists() or [p.name for p in root.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_inspect_lists_empty_captions_built_from_text(cub, tmp_path, capsys):
+    """Without captions.pickle the captions come from text/; a line whose words all drop (non-ASCII only) is an
+    empty caption, left out, and `datasets inspect` lists it as it does for captions.pickle."""
+    (cub / "captions.pickle").unlink()
+    key = load_pickle(cub / "test" / "filenames.pickle")[1]
+    text = cub / "text" / f"{key}.txt"
+    lines = text.read_text().splitlines()
+    text.write_text("\n".join(lines[:2] + ["日本語の説明だけ"] + lines[3:]) + "\n", encoding="utf-8")
+    rc, report = _inspect(cub, tmp_path / "r", capsys)
+    assert rc == 0 and report["problems"] == []
+    assert report["warnings"] == [f"{cub / 'text'}: test image {key!r} caption 2 is empty (left out)"]
+    ds = build_cub(small_cfg("cub", cub), "test", train=False, cache_root=tmp_path / "r")
+    assert len(ds.captions(1)) == 9 and all(len(c) > 0 for c in ds.captions(1))

@@ -27,6 +27,7 @@ from harness.data.attngan_layout import (
     read_class_info,
     read_filenames,
     read_layout,
+    read_text_captions,
     stale_captions_pickle,
     text_root,
 )
@@ -96,11 +97,15 @@ def find_warnings(spec: LayoutSpec, data_dir: Optional[str | Path], *,
     try:
         ddir = check_data_dir(spec, data_dir)
         warnings = [w for w in [stale_captions_pickle(ddir)] if w]
-        if (ddir / "captions.pickle").is_file():
-            keys = {s: read_filenames(spec, ddir, s) for s in SPLITS}
-            pickle_path = ddir / "captions.pickle"
+        keys = {s: read_filenames(spec, ddir, s) for s in SPLITS}
+        pickle_path = ddir / "captions.pickle"
+        if pickle_path.is_file():
             captions = read_captions_pickle(pickle_path, keys, per, drop_empty=False)[1]
             warnings += empty_captions(captions, keys, pickle_path)[0]  # refused images: find_problems
+        else:  # the captions come from text/: a line whose words all drop (e.g. non-ASCII only) is empty too
+            tokens = read_text_captions(spec, ddir, keys, per)
+            warnings += empty_captions(tokens, keys, text_root(ddir, next((k for s in SPLITS for k in keys[s]),
+                                                                          None)))[0]
     except DataError:  # reported by find_problems
         return []
     return warnings
