@@ -5,8 +5,8 @@
     images = harness.generate(run, ["a red circle on a blue background"], seed=0)   # N×3×H×W in [-1, 1]
 
 ``load_run`` rebuilds the run's method from its ``config.yaml``, its pretraining stages (the DAMSM encoders and the
-method's own, kept in ``<run>/pretrained/``: the cache is not needed) and its newest checkpoint, with the EMA generator, everything in ``eval()``
-and frozen. The captions are tokenised with the vocabulary the run stored (``<run>/vocab.json``, written by
+method's own, kept in ``<run>/pretrained/``: the cache is not needed) and its newest checkpoint, with the EMA
+generator, everything in ``eval()`` and frozen. The captions are tokenised with the vocabulary the run stored (``<run>/vocab.json``, written by
 ``harness train`` and ``harness import-checkpoint``), so the data set is not needed; a run made before that file
 existed falls back to its data set's vocabulary.
 

@@ -117,7 +117,8 @@ def test_pretrained_survives_the_cache_and_a_copy(run, tmp_path):
     (d / "image_encoder.pth").write_bytes(b"image weights")
     with mock.patch("os.link", side_effect=OSError(18, "Invalid cross-device link")):
         ck.write_pretrained(run, {"damsm": d}, 7)
-    assert (run.path / "pretrained" / "damsm" / "image_encoder.pth").stat().st_ino != (d / "image_encoder.pth").stat().st_ino
+    kept = run.path / "pretrained" / "damsm" / "image_encoder.pth"
+    assert kept.stat().st_ino != (d / "image_encoder.pth").stat().st_ino  # a copy
     shutil.rmtree(tmp_path / "cache")
     moved = shutil.copytree(run.path, tmp_path / "elsewhere" / run.path.name)
     stages = ck.read_pretrained(RunDir(moved))["stages"]

@@ -14,8 +14,8 @@ conditioning augmentation, and L_CA in CAE-GAN's loss is that augmentation's KL 
 DM-GAN's concatenation of the augmented condition and the noise.
 
 Everything except the encoder comes from ``plugins.dmgan.model.DMGANGenerator`` (subclassed through its
-constructor and its ``condition_input`` method, not copied; the encoder is a constructor argument). With ``model.text_encoder = damsm`` there is no encoder and the
-generator is DM-GAN's exactly (the ablation).
+constructor and its ``condition_input`` method, not copied; the encoder is a constructor argument). With
+``model.text_encoder = damsm`` there is no encoder and the generator is DM-GAN's exactly (the ablation).
 """
 from __future__ import annotations
 
