@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from harness.errors import HarnessError
+from harness.protocol import flatten
 from harness.results import RunDir, atomic_write_text
 from harness.weights import file_digest
 
@@ -68,19 +69,6 @@ def _png_file(path: Path, max_width: int = MAX_IMAGE_WIDTH) -> bytes:
         buf = io.BytesIO()
         im.save(buf, format="PNG", optimize=True)
         return buf.getvalue()
-
-
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, key))
-        else:
-            out[key] = v
-    return out
 
 
 def _parse_time(text: Any) -> Optional[datetime]:
@@ -139,70 +127,24 @@ def _report_run(plugins: Any, run: RunDir) -> ReportRun:
 
 
 # ------------------------------------------------------------------------------------------------------
-# 1. The results table, from the Markdown that table.md holds
+# 1. The results table: harness.tables' cells, as table.md prints them
 # ------------------------------------------------------------------------------------------------------
-@dataclass
-class TableHtml:
-    head: list[str]
-    rows: list[list[dict]]  # cells: {"text", "bold", "marker"}
-    footnotes: list[tuple[str, str]]  # (marker, text)
-    legend: list[str]
-
-
-_CELL_SPLIT = re.compile(r"(?<!\\)\|")
-_MARKER = re.compile(r"^(.*?)(?: \[([a-z,]+)\])?$")
-
-
-def _md_cells(line: str) -> list[str]:
-    inner = line.strip()[1:-1]
-    return [c.strip().replace("\\|", "|") for c in _CELL_SPLIT.split(inner)]
-
-
-def markdown_table_html(text: str) -> TableHtml:
-    """The parts of ``harness.tables.render_markdown``'s text: header, rows (cell text, bold = best, footnote
-    marker), footnotes and legend lines. Raises HarnessError when the text holds no Markdown table."""
-    lines = text.splitlines()
-    if len(lines) < 2 or not lines[0].startswith("|"):
-        raise HarnessError("the results table has no Markdown table to render")
-    head = _md_cells(lines[0])
-    rows, i = [], 2
-    while i < len(lines) and lines[i].startswith("|"):
-        cells = []
-        for c in _md_cells(lines[i]):
-            m = _MARKER.match(c)
-            body, marker = m.group(1), m.group(2)
-            bold = body.startswith("**") and body.endswith("**") and len(body) > 4
-            cells.append({"text": body[2:-2] if bold else body, "bold": bold, "marker": marker})
-        rows.append(cells)
-        i += 1
-    footnotes, legend = [], []
-    for line in lines[i:]:
-        if not line.strip():
-            continue
-        m = re.match(r"^\[([a-z]+)\] (.*)$", line)
-        if m:
-            footnotes.append((m.group(1), m.group(2).replace("\\|", "|")))
-        else:
-            legend.append(line)
-    return TableHtml(head, rows, footnotes, legend)
-
-
 def _results_section(plugins: Any, runs: list[ReportRun]) -> dict:
-    from harness.tables import write_table
+    from harness.tables import build_table, render_markdown, table_cells
 
     evaluated = any(r.run.records_path.is_file() and r.run.records_path.stat().st_size > 0 for r in runs)
     if not evaluated:
         return {"evaluated": False, "table": None, "markdown": "", "note": None}
     note = None
     try:
-        text = write_table(plugins, [r.run for r in runs], fmt="markdown", columns=TABLE_COLUMNS)
+        table = build_table(plugins, [r.run for r in runs], columns=TABLE_COLUMNS)
     except HarnessError as e:  # a table code that cannot take image runs yet: the trained runs alone
         trained = [r.run for r in runs if not r.is_images]
         if len(trained) == len(runs) or not trained:
             raise
-        text = write_table(plugins, trained, fmt="markdown", columns=TABLE_COLUMNS)
+        table = build_table(plugins, trained, columns=TABLE_COLUMNS)
         note = f"image runs left out of the table ({e})"
-    return {"evaluated": True, "table": markdown_table_html(text), "markdown": text, "note": note}
+    return {"evaluated": True, "table": table_cells(table), "markdown": render_markdown(table), "note": note}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -393,7 +335,7 @@ def differing_keys(configs: Sequence[tuple[str, dict]]) -> list[dict[str, Any]]:
     (a key a run lacks counts as different). ``configs``: (method, config dict) pairs; with one method only, the
     keys that differ between its runs. Returns one {key: value} per run, keys sorted."""
     MISSING = object()
-    flat = [(m, _flatten(c)) for m, c in configs]
+    flat = [(m, flatten(c)) for m, c in configs]
     several = len({m for m, _ in flat}) > 1
     out = []
     for method, mine in flat:

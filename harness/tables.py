@@ -868,30 +868,65 @@ def _arrow(direction: Optional[str]) -> str:
     return {"higher": "↑", "lower": "↓"}.get(direction or "", "")
 
 
+@dataclass
+class TableCell:
+    """One cell as every renderer shows it: plain text (a number with its ± std, a note, or "–"), whether it is
+    the best of its column, and its footnote markers (a, b, …; ``TableCells.footnotes`` holds their texts)."""
+
+    text: str
+    best: bool = False
+    markers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TableCells:
+    """A results table laid out independently of its format (Markdown here, HTML in ``harness.report``): the
+    header (method column first, metric display names with ↑/↓), one row of cells per table row (label first),
+    the footnotes as (marker, text), the legend sentences and the protocol sentence."""
+
+    head: list[TableCell]
+    rows: list[list[TableCell]]
+    footnotes: list[tuple[str, str]]
+    legend: list[str]
+    protocol: str
+
+
+def table_cells(table: ResultsTable) -> TableCells:
+    """The cells, footnotes and legend of ``table`` (``render_markdown`` prints exactly these)."""
+    lay = _layout(table)
+    head = [TableCell("Method")]
+    for c in lay.columns:
+        h = " ".join(x for x in (table.formats[c].header(), _arrow(table.directions.get(c))) if x)
+        head.append(TableCell(h, markers=[lay.header_markers[c]] if c in lay.header_markers else []))
+    rows = []
+    for row, label_markers, cells in lay.rows:
+        out = [TableCell(row.label, markers=list(label_markers))]
+        for cell in cells:
+            if cell.value is None:  # a note or "–": never marked best
+                out.append(TableCell(cell.text, markers=list(cell.markers)))
+            else:
+                text = cell.value + (f" ± {cell.std}" if cell.std is not None else "")
+                out.append(TableCell(text, best=cell.best, markers=list(cell.markers)))
+        rows.append(out)
+    return TableCells(head, rows, [(lay.notes.marker(t), t) for t in lay.notes.texts], lay.legend, lay.protocol)
+
+
 def render_markdown(table: ResultsTable, *, caption: Optional[str] = None) -> str:
     """The table as GitHub Markdown: display names with arrows, fixed decimals, **best**, footnotes [a], the
     legend and the protocol sentence; no paths or URLs (see ``harness.table_text``)."""
-    lay = _layout(table)
-    head = ["Method"]
-    for c in lay.columns:
-        h = " ".join(x for x in (table.formats[c].header(), _arrow(table.directions.get(c))) if x)
-        head.append(h + (f" [{lay.header_markers[c]}]" if c in lay.header_markers else ""))
+    parts = table_cells(table)
+
+    def md(cell: TableCell) -> str:
+        text = f"**{_md_escape(cell.text)}**" if cell.best else _md_escape(cell.text)
+        return text + (f" [{','.join(cell.markers)}]" if cell.markers else "")
+
     lines = [f"**{_md_escape(caption)}**", ""] if caption else []
-    lines += ["| " + " | ".join(_md_escape(h) for h in head) + " |",
-              "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-    for row, label_markers, cells in lay.rows:
-        out = [_md_escape(row.label) + (f" [{','.join(label_markers)}]" if label_markers else "")]
-        for cell in cells:
-            if cell.value is None:
-                text = _md_escape(cell.text)
-            else:
-                text = cell.value + (f" ± {cell.std}" if cell.std is not None else "")
-                text = f"**{text}**" if cell.best else text
-            out.append(text + (f" [{','.join(cell.markers)}]" if cell.markers else ""))
-        lines.append("| " + " | ".join(out) + " |")
+    lines += ["| " + " | ".join(md(h) for h in parts.head) + " |",
+              "|" + "|".join(["---"] + ["---:"] * (len(parts.head) - 1)) + "|"]
+    lines += ["| " + " | ".join(md(c) for c in row) + " |" for row in parts.rows]
     lines.append("")
-    lines += [f"[{lay.notes.marker(t)}] {_md_escape(t)}" for t in lay.notes.texts]
-    lines += [_md_escape(t) for t in lay.legend] + [lay.protocol]
+    lines += [f"[{m}] {_md_escape(t)}" for m, t in parts.footnotes]
+    lines += [_md_escape(t) for t in parts.legend] + [parts.protocol]
     return "\n".join(lines) + "\n"
 
 

@@ -618,3 +618,33 @@ def test_a_partly_skipped_cell_says_so_in_a_few_words(tmp_path):
     assert notes[markers[0]] == "1 of 3 runs not computed: Inception weights not installed (see `harness weights`)"
     assert "/home" not in md and "searched" not in md
     assert parse_csv(write_table(plugins, runs, fmt="csv"))["alpha"]["is_note"] == f"1 of 3 runs skipped: {reason}"
+
+
+def test_table_cells_are_what_markdown_prints_and_keep_labels_verbatim():
+    """``table_cells`` lays the table out once for Markdown and the HTML report: a label that ends like a
+    footnote marker stays text, the best cell is flagged, the header's ± basis is a marker, footnotes are numbered
+    in order of first use."""
+    from harness.tables import Cell, ResultsTable, Row, render_markdown, table_cells
+    from harness.types import MetricFormat
+
+    rows = [Row("ecagan (model.mode=[ab])", "reproduced",
+                {"fid": Cell(value=20.123, std=0.5, over="3 seeds", n=3, status="ok")}),
+            Row("dmgan", "reproduced", {"fid": Cell(value=18.0, std=0.25, over="3 seeds", n=3, status="ok",
+                                                    best=True)}),
+            Row("attngan", "reproduced", {"fid": Cell(status="skipped", reasons=["weights missing"])})]
+    table = ResultsTable(columns=["fid"], extra_columns=[], rows=rows, directions={"fid": "lower"},
+                         datasets=["cub"], shown=["fid"], formats={"fid": MetricFormat("FID", decimals=2)},
+                         splits=["test"], num_images=[30000])
+    parts = table_cells(table)
+    assert [(h.text, h.markers) for h in parts.head] == [("Method", []), ("FID ↓", ["a"])]
+    (label, cell), (_, best), (_, skipped) = parts.rows
+    assert label.text == "ecagan (model.mode=[ab])" and label.markers == []
+    assert (cell.text, cell.best) == ("20.12 ± 0.50", False) and (best.text, best.best) == ("18.00 ± 0.25", True)
+    assert skipped.text == "–" and skipped.markers == ["b"]
+    assert [m for m, _ in parts.footnotes] == ["a", "b"] and "3 seeds" in parts.footnotes[0][1]
+    assert "weights missing" in parts.footnotes[1][1] or "not computed" in parts.footnotes[1][1]
+    md = render_markdown(table).splitlines()
+    assert md[0] == "| Method | FID ↓ [a] |"
+    assert md[2:5] == ["| ecagan (model.mode=[ab]) | 20.12 ± 0.50 |", "| dmgan | **18.00 ± 0.25** |",
+                       "| attngan | – [b] |"]
+    assert md[-1] == parts.protocol and parts.protocol.startswith("Evaluated on cub (test split, 30,000")
