@@ -14,7 +14,7 @@ _API = ("load_run", "generate", "LoadedRun")
 
 def __getattr__(name: str):
     """``harness.load_run`` / ``harness.generate`` / ``harness.LoadedRun`` from ``harness.api``, imported lazily
-    (``import harness`` stays light)."""
+    (``import harness`` does not import the API's modules: model building, checkpoints, data sets)."""
     if name in _API:
         from harness import api
 

@@ -17,6 +17,7 @@ arithmetic). Captions longer than ``eval.words_num`` words are subsampled keepin
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -52,22 +53,39 @@ class LoadedRun:
 
 
 def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, step: Optional[int] = None,
-             plugins: Optional[Plugins] = None) -> LoadedRun:
-    """Load run directory ``run`` (a path) for generation on ``device`` (default: CUDA when available, else
-    CPU), from checkpoint ``step`` (default: the newest). Raises HarnessError (one line) when ``run`` is not a run
-    directory, has no checkpoint, or a pretrained stage directory it names is gone."""
+             plugins: Optional[Plugins] = None, results_dir: Optional[str | Path] = None) -> LoadedRun:
+    """Load ``run`` for generation on ``device`` (default: CUDA when available, else CPU), from checkpoint ``step``
+    (default: the newest).
+
+    run:         a run directory's path, or a run id under the results root (``results_dir``, else
+                 ``$HARNESS_RESULTS``, else ``./results``), as the CLI's RUN arguments
+    plugins:     the plugin manager (default: the installed plugins, ``harness.plugins.build_plugins()``); pass
+                 ``build_plugins(extra=[...])`` for a run of a method registered by hand
+    Raises HarnessError (one line) when ``run`` is neither, its method is not installed, it has no checkpoint (of
+    ``step``), a pretrained stage directory it names is gone, or ``device`` is not a usable device."""
+    from harness.build import load_inference_models
     from harness.data.vocab import VOCAB_FILE, load_vocabulary
     from harness.plugins import build_plugins
-    from harness.results import RunDir
-    from harness.build import load_inference_models
+    from harness.results import resolve_run, results_root
+    from harness.runtime import resolve_device
 
-    path = Path(run).expanduser()
-    if not (path / "config.yaml").is_file():
-        raise HarnessError(f"{path}: not a run directory (expected <run>/config.yaml, <run>/checkpoints/, "
-                           f"<run>/pretrained.json as `harness train` writes them)")
+    if not isinstance(run, (str, Path)):
+        raise HarnessError(f"load_run needs a run directory's path or a run id, got {type(run).__name__}")
+    dev = resolve_device("auto" if device is None else device, setting="device")
+    try:
+        rd = resolve_run(Path(run).expanduser() if isinstance(run, Path) else run, results_root(results_dir,
+                                                                                              create=False))
+    except (HarnessError, OSError):
+        raise HarnessError(f"{run}: not a run directory (expected <run>/config.yaml, <run>/checkpoints/, "
+                           f"<run>/pretrained.json as `harness train` writes them), nor a run id under "
+                           f"{results_root(results_dir, create=False)}") from None
+    path = Path(rd.path)
     plugins = plugins or build_plugins()
-    rd = RunDir(path)
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    method = _recorded_method(path)
+    if method is not None and method not in plugins.methods():
+        raise HarnessError(f"run {path.name} was made by method {method!r}, which is not registered here "
+                           f"(registered: {', '.join(sorted(plugins.methods()))}); install its plugin, or pass "
+                           f"plugins=harness.plugins.build_plugins(extra=[...])")
     models = load_inference_models(plugins, rd, step=step, device=dev)
     if (path / VOCAB_FILE).is_file():
         vocab = load_vocabulary(path / VOCAB_FILE)
@@ -81,21 +99,45 @@ def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, st
                      vocab, models.step, dev)
 
 
+def _recorded_method(path: Path) -> Optional[str]:
+    """The ``method`` key of a run's config.yaml (None when unreadable: ``load_config`` reports that)."""
+    import yaml
+
+    try:
+        method = yaml.safe_load((path / "config.yaml").read_text()).get("method")
+    except Exception:  # a damaged file: RunDir.load_config says so in one line
+        return None
+    return method if isinstance(method, str) else None
+
+
 def generate(run: LoadedRun, captions: Sequence[str], seed: int = 0, stage: int = -1) -> Tensor:
     """Images for ``captions`` (N texts) from the run's EMA generator: N×3×H×W float in [-1, 1] on the CPU, H = W
     the resolution of generator stage ``stage`` (default the last). The same (captions, seed) give the same
     images. Under ``model.attention_mask=per_sample`` (the default) an image does not depend on the other captions
     of the call (to fp32 rounding); under ``reference`` (runs made by ``import-checkpoint``) it does, as in the
     original code (README "Released weights"). Raises HarnessError naming the words the run's vocabulary does not
-    know, or for an empty caption list or a stage the generator does not have."""
+    know (with the index of their caption), for an empty caption list or caption, a caption that is not a string, a
+    negative or non-integer ``seed``, or a ``stage`` the generator does not have. Captions longer than
+    ``eval.words_num`` words are subsampled keeping word order (seeded by ``seed``), as in evaluation."""
+    from harness.config import stage_sizes
     from harness.data.captions import encode_caption_batch
     from harness.nn.item_noise import per_item_draws
     from harness.seed import sample_noise
 
     if isinstance(captions, str):
         captions = [captions]
+    captions = list(captions)
     if not captions:
         raise HarnessError("generate needs at least one caption")
+    not_text = [c for c in captions if not isinstance(c, str)]
+    if not_text:
+        raise HarnessError(f"captions must be strings; got {type(not_text[0]).__name__} {not_text[0]!r}")
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+        raise HarnessError(f"seed={seed!r}: the seed is a non-negative integer")
+    n = len(stage_sizes(run.cfg))
+    if not isinstance(stage, numbers.Integral) or isinstance(stage, bool) or not -n <= stage < n:
+        raise HarnessError(f"stage {stage!r}: the generator has {n} stages, 0 … {n - 1} from low to high resolution "
+                           f"(or -{n} … -1 counted from the last)")
     unknown = {w: i for i, c in reversed(list(enumerate(captions))) for w in run.vocab.tokens_of(c)
                if w not in run.vocab.wordtoix}
     if unknown:
@@ -109,8 +151,6 @@ def generate(run: LoadedRun, captions: Sequence[str], seed: int = 0, stage: int 
     with torch.no_grad(), per_item_draws(seed, GENERATE_STEP, order):
         text = run.text_encoder(caps.to(run.device), lengths.to(run.device))
         stages = run.generator(noise[order].to(run.device), text).images
-        if not -len(stages) <= stage < len(stages):
-            raise HarnessError(f"stage {stage}: the generator has {len(stages)} stages (0-{len(stages) - 1}, or -1)")
         images = stages[stage].float().cpu()
     out = torch.empty_like(images)
     out[order] = images

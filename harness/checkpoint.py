@@ -134,8 +134,9 @@ def latest_checkpoint(run: RunDir, step: Optional[int] = None) -> Path:
             raise HarnessError(f"run {Path(run.path).name} has no checkpoint of step {step} (have: {have})")
         return found[step]
     if not found:
-        raise HarnessError(f"run {Path(run.path).name} has no checkpoint yet ({Path(run.checkpoints)} is empty); "
-                           f"train it first (harness train --resume {Path(run.path).name})")
+        where = "is empty" if Path(run.checkpoints).is_dir() else "does not exist"
+        raise HarnessError(f"run {Path(run.path).name} has no checkpoint yet ({Path(run.checkpoints)} {where}); "
+                           f"train it first (harness train --resume {Path(run.path)})")
     return found[max(found)]
 
 

@@ -287,7 +287,7 @@ def evaluate_images(plugins: Any, folder: Path | str, *, dataset: str, preset: s
                                f"{int(d) - int(bank.index.offsets[int(c)])} there (export the protocol's captions "
                                f"with `harness datasets captions {dataset} --preset {preset}`)")
 
-    dev = resolve_device(device or cfg.train.device)
+    dev = resolve_device(device, setting="--device") if device else resolve_device(cfg.train.device)
     need = any(n in ("rp", "rp_real") for n in names)
     models, rp_source = folder_models(plugins, cfg, ds, need_damsm=need, rp_encoder=rp_encoder, root=root,
                                       device=dev)

@@ -18,13 +18,17 @@ from harness.errors import HarnessError
 # ------------------------------------------------------------------------------------------------------
 # Device and precision
 # ------------------------------------------------------------------------------------------------------
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU; otherwise the named device (checked)."""
+def resolve_device(name: str | torch.device = "auto", *, setting: str = "train.device") -> torch.device:
+    """``auto`` → CUDA when available, else CPU; otherwise the named device (checked). Raises HarnessError naming
+    ``setting`` for a name torch does not know or a CUDA device on a machine without CUDA."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise HarnessError(f"{setting}={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise HarnessError(f"train.device={name}: CUDA is not available on this machine (use auto or cpu)")
+        raise HarnessError(f"{setting}={name}: CUDA is not available on this machine (use auto or cpu)")
     return device
 
 

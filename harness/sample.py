@@ -27,7 +27,10 @@ MIN_CELL = 128  # pixels per image on the sheet
 def read_captions(captions: list[str], file: str | None) -> list[str]:
     """The ``--caption`` texts followed by the lines of ``--captions FILE`` (blank lines and ``#`` comments
     skipped)."""
-    out = [c.strip() for c in captions or [] if c.strip()]
+    empty = [c for c in captions or [] if not c.strip()]
+    if empty:
+        raise HarnessError(f"--caption {empty[0]!r} is empty: give a caption with words")
+    out = [c.strip() for c in captions or []]
     if file:
         path = Path(file)
         if not path.is_file():

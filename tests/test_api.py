@@ -1,6 +1,8 @@
 """harness.load_run / harness.generate (issue 16 item 6) on a run made by `harness train` (attngan, shapes/test)."""
+import re
 import shutil
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -92,3 +94,50 @@ def test_under_the_reference_mask_an_image_depends_on_its_batch(trained):
     set_attention_mask(run.generator, "reference")
     assert torch.equal(harness.generate(run, caps[:1], seed=3)[0], alone)  # one caption: no other mask to take
     assert (harness.generate(run, caps, seed=3)[0] - alone).abs().max() > 1e-3
+
+
+def test_a_run_id_resolves_under_the_results_root(trained, monkeypatch):
+    """``load_run`` takes what the CLI's RUN arguments take: a path, or a run id under --results-dir /
+    $HARNESS_RESULTS."""
+    by_id = harness.load_run(trained.name, device="cpu", results_dir=trained.parent)
+    assert by_id.path == trained
+    monkeypatch.setenv("HARNESS_RESULTS", str(trained.parent))
+    assert harness.load_run(trained.name, device="cpu").path == trained
+    with pytest.raises(HarnessError, match=r"not a run directory .* nor a run id under"):
+        harness.load_run("attngan-shapes-s0-nosuch", device="cpu")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda run: harness.generate(run, ["a red circle"], stage=1.5), r"^stage 1\.5: the generator has 2 stages"),
+    (lambda run: harness.generate(run, ["a red circle"], stage=-3), r"^stage -3: .* \(or -2 … -1"),
+    (lambda run: harness.generate(run, ["a red circle"], seed=-1), r"^seed=-1: the seed is a non-negative integer"),
+    (lambda run: harness.generate(run, ["a red circle"], seed=None), r"^seed=None"),
+    (lambda run: harness.generate(run, [3]), r"^captions must be strings; got int 3"),
+    (lambda run: harness.generate(run, [""]), r"has no words"),
+])
+def test_bad_arguments_are_one_line(trained, call, message):
+    run = harness.load_run(trained, device="cpu")
+    with pytest.raises(HarnessError, match=message) as e:
+        call(run)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_load_run_arguments_are_one_line(trained, tmp_path):
+    with pytest.raises(HarnessError, match="needs a run directory's path or a run id, got NoneType"):
+        harness.load_run(None)
+    with pytest.raises(HarnessError, match=r"device='gpu' is not a device; use auto, cpu, cuda or cuda:N"):
+        harness.load_run(trained, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(HarnessError, match="device=cuda: CUDA is not available"):
+            harness.load_run(trained, device="cuda")
+    other = Path(shutil.copytree(trained, tmp_path / "other"))
+    config = other / "config.yaml"
+    config.write_text(config.read_text().replace("method: attngan", "method: mymethod", 1))
+    with pytest.raises(HarnessError, match=r"made by method 'mymethod', which is not registered here \(registered: "
+                                           r".*attngan.*\); install its plugin, or pass plugins="):
+        harness.load_run(other, device="cpu")
+    shutil.rmtree(other / "checkpoints")
+    config.write_text(config.read_text().replace("method: mymethod", "method: attngan", 1))
+    with pytest.raises(HarnessError, match=rf"checkpoints does not exist\); train it first \(harness train "
+                                           rf"--resume {re.escape(str(other))}\)"):
+        harness.load_run(other, device="cpu")

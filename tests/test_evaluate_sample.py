@@ -18,6 +18,8 @@ def test_read_captions(tmp_path):
         read_captions([], None)
     with pytest.raises(HarnessError, match="no such file"):
         read_captions([], str(tmp_path / "missing.txt"))
+    with pytest.raises(HarnessError, match=r"--caption '  ' is empty: give a caption with words"):
+        read_captions(["a red circle", "  "], None)  # said, not dropped: the sheet would lack a row
 
 
 def test_sheet_same_noise_side_by_side(setup, tmp_path):  # noqa: F811
