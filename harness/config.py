@@ -299,11 +299,11 @@ def set_key(cfg: DataclassInstance, dotted: str, value: Any, *, _prefix: str = "
     if dataclasses.is_dataclass(current):
         if not rest:
             if isinstance(value, dict):
-                merge(current, value, prefix=full + ".")
+                merge(current, value, prefix=full + ".")  # type: ignore[arg-type]  # a section, not a class
                 return
             raise ConfigError(f"{full} is a section; set one of its keys: "
                               f"{', '.join(full + '.' + f.name for f in dataclasses.fields(current))}")
-        set_key(current, rest, value, _prefix=full + ".")
+        set_key(current, rest, value, _prefix=full + ".")  # type: ignore[arg-type]  # a section, not a class
         return
     if rest:
         raise ConfigError(f"unknown config key {full + '.' + rest!r}: {full} is a value, not a section")

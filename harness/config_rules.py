@@ -126,7 +126,7 @@ def leaf_fields(obj: DataclassInstance, prefix: str = "") -> Iterator[tuple[str,
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
         if dataclasses.is_dataclass(v):
-            yield from leaf_fields(v, f"{prefix}{f.name}.")
+            yield from leaf_fields(v, f"{prefix}{f.name}.")  # type: ignore[arg-type]  # a section, not a class
         else:
             yield f"{prefix}{f.name}", obj, f
 

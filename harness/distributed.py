@@ -75,7 +75,7 @@ class DistInfo:
 
 
 _INFO: Optional[DistInfo] = None
-_OBJECT_GROUP: Optional[dist.ProcessGroup] = None  # gloo group for object collectives
+_OBJECT_GROUP: Any = None  # gloo group for object collectives
 
 
 def _env_int(name: str, default: int) -> int:
@@ -416,9 +416,9 @@ def batch_rng(seed: int, index: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-def _stateful_objects(computers: Iterable[StreamingMetric]) -> list[object]:
+def _stateful_objects(computers: Iterable[StreamingMetric]) -> list[Any]:
     """Every object holding per-batch state, found through ``distributed_state`` declarations (each once)."""
-    out: list[object] = []
+    out: list[Any] = []
     seen: set[int] = set()
 
     def visit(obj: object) -> None:

@@ -143,7 +143,7 @@ def check_dataset(cfg: DataConfig, root: Path) -> None:
     except DataError:
         raise problems_error(cfg.name, cfg.data_dir, find_problems(spec, cfg.data_dir, captions_per_image=per,
                                                                    decode_images=False)) from None
-    ddir = Path(cfg.data_dir).expanduser().resolve()
+    ddir = Path(cfg.data_dir).expanduser().resolve()  # type: ignore[arg-type]  # read_layout refused None
     description = {"dataset": cfg.name, "data_dir": str(ddir), "captions_per_image": per,
                    "files": file_listing_hash(ddir)}
 
