@@ -195,8 +195,9 @@ def evaluate_run(plugins: Plugins, run: RunDir, *, metrics: str | None = None, n
                            options=options, run=run, save_images=save_images)
 
 
-def make_context(plugins: Plugins, models: EvalModels, dataset: TextImageDataset, *, split: str, device: torch.device | str, root: Path,
-                 num_images: int, options: Optional[EvalOptions] = None, run: RunDir | None = None) -> EvalContext:
+def make_context(plugins: Plugins, models: EvalModels, dataset: TextImageDataset, *, split: str,
+                 device: torch.device | str, root: Path, num_images: int, options: Optional[EvalOptions] = None,
+                 run: RunDir | None = None) -> EvalContext:
     """The evaluation context (caption bank included) for ``models`` on ``dataset``."""
     from harness.build import load_external_damsm
 
@@ -235,9 +236,10 @@ def build_metrics(ctx: EvalContext, names: list[str], *, explicit: bool,
     return computers, skipped
 
 
-def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: TextImageDataset, *, names: list[str], explicit: bool, strict: bool,
-                    num_images: int, split: str, device: torch.device, root: Path, options: EvalOptions,
-                    run: RunDir | None = None, save_images: Optional[str] = None, progress: bool = True) -> list[dict]:
+def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: TextImageDataset, *, names: list[str],
+                    explicit: bool, strict: bool, num_images: int, split: str, device: torch.device, root: Path,
+                    options: EvalOptions, run: RunDir | None = None, save_images: Optional[str] = None,
+                    progress: bool = True) -> list[dict]:
     """The evaluation itself, on already built models and data (the benchmark and tests call this directly)."""
     cfg = models.cfg
     seed = cfg.eval.seed
@@ -293,8 +295,8 @@ def make_records(cfg: Config, results: list[MetricResult], skipped: list[tuple[s
     return records
 
 
-def generate_into(ctx: EvalContext, modules: MethodModules, computers: list[StreamingMetric], *, save_images: Optional[str] = None,
-                  progress: bool = True) -> float:
+def generate_into(ctx: EvalContext, modules: MethodModules, computers: list[StreamingMetric], *,
+                  save_images: Optional[str] = None, progress: bool = True) -> float:
     """Generate ``ctx.num_images`` images batch by batch and hand each batch to every metric; returns images/s
     of the loop (generation and every metric's per-batch work)."""
     from harness.progress import tqdm

@@ -82,7 +82,8 @@ def _eval_split(plugins: Plugins, cfg: Config, root: Path) -> TextImageDataset:
                                                 cache_root=root)
 
 
-def protocol_schedule(plugins: Plugins, cfg: Config, root: Path) -> tuple[TextImageDataset, CaptionBank, np.ndarray, np.ndarray]:
+def protocol_schedule(plugins: Plugins, cfg: Config,
+                      root: Path) -> tuple[TextImageDataset, CaptionBank, np.ndarray, np.ndarray]:
     """(evaluation split, caption bank, image indices, caption ids) of the protocol's ``eval.num_images``
     generations, exactly as ``harness evaluate`` draws them."""
     from harness.evaluate import build_caption_bank, generation_schedule
@@ -164,7 +165,8 @@ def check_folder(folder: Path, rows: list[ManifestRow], *, ignore_extra: bool) -
     return FolderImages(folder, rows, sizes, extra)
 
 
-def manifest_ids(rows: list[ManifestRow], dataset: TextImageDataset, bank: CaptionBank, where: str) -> tuple[np.ndarray, np.ndarray]:
+def manifest_ids(rows: list[ManifestRow], dataset: TextImageDataset, bank: CaptionBank,
+                 where: str) -> tuple[np.ndarray, np.ndarray]:
     """(image indices, caption ids in the bank) of the manifest rows. Raises HarnessError naming the row for an
     image key the split lacks, a caption index out of range, or a caption with no word the vocabulary knows."""
     index = {str(k): i for i, k in enumerate(dataset.keys)}
@@ -214,8 +216,8 @@ class FolderModels:
     pretrained: dict[str, Path] = field(default_factory=dict)
 
 
-def folder_models(plugins: Plugins, cfg: Config, dataset: TextImageDataset, *, need_damsm: bool, rp_encoder: Optional[str],
-                  root: Path, device: torch.device) -> tuple[FolderModels, Optional[str]]:
+def folder_models(plugins: Plugins, cfg: Config, dataset: TextImageDataset, *, need_damsm: bool,
+                  rp_encoder: Optional[str], root: Path, device: torch.device) -> tuple[FolderModels, Optional[str]]:
     """The DAMSM of the protocol (``ensure_damsm``) or of ``--rp-encoder`` (a run or a DAMSM cache directory),
     loaded on ``device``, and the text the record carries about it (None when no R-precision runs)."""
     from harness.nn.damsm import build_damsm

@@ -70,7 +70,8 @@ def install_tracing(pm: pluggy.PluginManager, mode: str, stream: Optional[TextIO
         for impl in hook_impls:  # wrapped when first called: plugins registered later are traced too
             wrap(hook_name, impl)
 
-    def after(outcome: pluggy.Result[object], hook_name: str, hook_impls: list[pluggy.HookImpl], kwargs: dict[str, Any]) -> None:
+    def after(outcome: pluggy.Result[object], hook_name: str, hook_impls: list[pluggy.HookImpl],
+              kwargs: dict[str, Any]) -> None:
         return None
 
     pm.add_hookcall_monitoring(before, after)

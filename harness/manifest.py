@@ -58,7 +58,8 @@ def image_file_name(position: int) -> str:
     return f"{position:06d}.png"
 
 
-def schedule_rows(dataset: TextImageDataset, bank: CaptionBank, image_indices: np.ndarray, caption_ids: np.ndarray) -> list[ManifestRow]:
+def schedule_rows(dataset: TextImageDataset, bank: CaptionBank, image_indices: np.ndarray,
+                  caption_ids: np.ndarray) -> list[ManifestRow]:
     """The manifest rows of a generation schedule: ``image_indices`` (test image of each generation) and
     ``caption_ids`` (their ids in ``bank``, a ``harness.metrics.interface.CaptionBank``), in schedule order."""
     rows = []

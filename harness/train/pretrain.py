@@ -209,8 +209,8 @@ def train_damsm(ctx: PretrainContext, vocab_size: int, inception: Optional[Path]
 
 
 @torch.no_grad()
-def _evaluate_damsm(damsm: DamsmEncoders, test_set: Optional[TextImageDataset], cfg: Config, batch_size: int, device: torch.device,
-                    max_batches: int = 10) -> Optional[float]:
+def _evaluate_damsm(damsm: DamsmEncoders, test_set: Optional[TextImageDataset], cfg: Config, batch_size: int,
+                    device: torch.device, max_batches: int = 10) -> Optional[float]:
     """Mean w0 + w1 + s0 + s1 over up to ``max_batches`` test batches (encoders in eval)."""
     if test_set is None or len(test_set) < 2:
         return None
@@ -257,8 +257,9 @@ def _stage_seed(key: dict) -> int:
     return int(stable_hash(key, length=8), 16)
 
 
-def run_stage(stage: PretrainStage, description: dict, cfg: Config, root: Path, train_set: TextImageDataset, test_set: TextImageDataset,
-              damsm: Optional[DamsmEncoders], pretrained: dict[str, Path], device: torch.device) -> Path:
+def run_stage(stage: PretrainStage, description: dict, cfg: Config, root: Path, train_set: TextImageDataset,
+              test_set: TextImageDataset, damsm: Optional[DamsmEncoders], pretrained: dict[str, Path],
+              device: torch.device) -> Path:
     """The stage's cache entry, trained now (under its own seed, leaving the caller's random state as it was)
     when it does not exist yet."""
     hit = lookup(root, stage.name, description)
@@ -277,8 +278,8 @@ def run_stage(stage: PretrainStage, description: dict, cfg: Config, root: Path, 
     return cached(root, stage.name, description, build)
 
 
-def ensure_pretrained(plugins: Plugins, cfg: Config, root: Path, train_set: TextImageDataset, test_set: TextImageDataset,
-                      device: torch.device | str) -> dict[str, Path]:
+def ensure_pretrained(plugins: Plugins, cfg: Config, root: Path, train_set: TextImageDataset,
+                      test_set: TextImageDataset, device: torch.device | str) -> dict[str, Path]:
     """Run (or find in the cache) the DAMSM stage, then the method's own stages in order; returns
     ``{stage name: cache directory}`` with ``damsm`` first."""
     from harness.nn.damsm import build_damsm
@@ -303,8 +304,8 @@ def ensure_pretrained(plugins: Plugins, cfg: Config, root: Path, train_set: Text
     return pretrained
 
 
-def ensure_damsm(plugins: Plugins, cfg: Config, root: Path, train_set: TextImageDataset, test_set: TextImageDataset,
-                 device: torch.device | str) -> Path:
+def ensure_damsm(plugins: Plugins, cfg: Config, root: Path, train_set: TextImageDataset,
+                 test_set: TextImageDataset, device: torch.device | str) -> Path:
     """The protocol's shared DAMSM cache entry: the released encoder files the config names (imported), else the
     cache entry of this data set, vocabulary and ``pretrain.damsm`` settings, trained now (with a progress bar)
     when it does not exist yet. Every method of a protocol, and ``harness evaluate-images``, gets the same one."""
