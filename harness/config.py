@@ -27,7 +27,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Optional, Union
 
 import yaml
 
@@ -35,6 +35,11 @@ from harness.config_rules import (above, at_least, between, check_fields, leaf_f
                                   matches, one_of, value)
 from harness.cache import stable_hash  # noqa: F401  (re-exported: harness.config.stable_hash)
 from harness.errors import ConfigError, HarnessError  # noqa: F401  (ConfigError: re-exported)
+
+if TYPE_CHECKING:  # type hints only
+    from _typeshed import DataclassInstance  # a Config or one of its section dataclasses (a method's own included)
+
+    from harness.protocol import Protocols
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -278,11 +283,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported config type {tp!r}")
 
 
-def _hints(obj: Any) -> dict[str, Any]:
+def _hints(obj: DataclassInstance) -> dict[str, Any]:
     return typing.get_type_hints(type(obj))
 
 
-def set_key(cfg: Any, dotted: str, value: Any, *, _prefix: str = "") -> None:
+def set_key(cfg: DataclassInstance, dotted: str, value: Any, *, _prefix: str = "") -> None:
     """Set ``a.b.c`` on a (nested) dataclass, type-checked. Unknown keys name the valid ones."""
     head, _, rest = dotted.partition(".")
     full = _prefix + head
@@ -294,18 +299,18 @@ def set_key(cfg: Any, dotted: str, value: Any, *, _prefix: str = "") -> None:
     if dataclasses.is_dataclass(current):
         if not rest:
             if isinstance(value, dict):
-                merge(current, value, prefix=full + ".")
+                merge(current, value, prefix=full + ".")  # type: ignore[arg-type]  # a section, not a class
                 return
             raise ConfigError(f"{full} is a section; set one of its keys: "
                               f"{', '.join(full + '.' + f.name for f in dataclasses.fields(current))}")
-        set_key(current, rest, value, _prefix=full + ".")
+        set_key(current, rest, value, _prefix=full + ".")  # type: ignore[arg-type]  # a section, not a class
         return
     if rest:
         raise ConfigError(f"unknown config key {full + '.' + rest!r}: {full} is a value, not a section")
     setattr(cfg, head, _coerce(value, _hints(cfg)[head], full))
 
 
-def declare_deviation(cfg: Any, key: str, value: Any, reason: Optional[str] = None) -> None:
+def declare_deviation(cfg: Config, key: str, value: Any, reason: Optional[str] = None) -> None:
     """Set ``key`` of a resolved config to ``value`` and record it as a deviation with ``reason``: code that
     changes how a run is measured after resolution says so (e.g. ``import-checkpoint`` setting the original's
     evaluation batch or ``model.attention_mask``; ``reason`` defaults to
@@ -318,7 +323,7 @@ def declare_deviation(cfg: Any, key: str, value: Any, reason: Optional[str] = No
     cfg.deviations = {**cfg.deviations, key: reason}
 
 
-def merge(cfg: Any, values: dict, prefix: str = "") -> None:
+def merge(cfg: DataclassInstance, values: dict, prefix: str = "") -> None:
     """Merge a nested dict (from YAML) into a dataclass, type-checked."""
     for k, v in values.items():
         set_key(cfg, str(k), v, _prefix=prefix)
@@ -458,7 +463,7 @@ def resolve_config(
     overrides: Optional[list[str]] = None,
     seed: int = 0,
     section_types: Optional[dict[str, type]] = None,
-    protocols: Any = None,
+    protocols: Protocols = None,
     method_defaults: MethodDefaults = None,
 ) -> Resolution:
     """Resolve a config: defaults → the data set's protocol → the method's preset → ``--dataset``/``--data-dir``
@@ -504,7 +509,7 @@ def resolve_config(
     return Resolution(cfg, sources)
 
 
-def leaf_keys(obj: Any, prefix: str = "") -> list[str]:
+def leaf_keys(obj: DataclassInstance, prefix: str = "") -> list[str]:
     """Every dotted leaf key of a (nested) config dataclass, in field order (``data.shapes.seed``, …)."""
     return [key for key, _, _ in leaf_fields(obj, prefix)]
 

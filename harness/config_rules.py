@@ -24,6 +24,9 @@ from typing import Any, Callable, Iterator, Optional, TYPE_CHECKING
 from harness.errors import ConfigError
 
 if TYPE_CHECKING:  # type hints only
+    from _typeshed import DataclassInstance  # a Config or one of its section dataclasses (a method's own included)
+
+    from harness.config import Config
     from harness.plugins import Plugins
 
 RULE = "rule"  # the metadata key of a field's Rule
@@ -118,12 +121,12 @@ def free(why: str) -> Rule:
 # ------------------------------------------------------------------------------------------------------
 # Walking and checking
 # ------------------------------------------------------------------------------------------------------
-def leaf_fields(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any, dataclasses.Field]]:
+def leaf_fields(obj: DataclassInstance, prefix: str = "") -> Iterator[tuple[str, DataclassInstance, dataclasses.Field]]:
     """Every value field of a (nested) config dataclass: (dotted key, owning object, field)."""
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
         if dataclasses.is_dataclass(v):
-            yield from leaf_fields(v, f"{prefix}{f.name}.")
+            yield from leaf_fields(v, f"{prefix}{f.name}.")  # type: ignore[arg-type]  # a section, not a class
         else:
             yield f"{prefix}{f.name}", obj, f
 
@@ -140,7 +143,7 @@ def field_problem(key: str, v: Any, rule: Optional[Rule]) -> Optional[str]:
     return None
 
 
-def check_fields(cfg: Any) -> None:
+def check_fields(cfg: Config) -> None:
     """Check every field against its rule (metadata); raises ``ConfigError`` on the first violation."""
     for key, owner, f in leaf_fields(cfg):
         problem = field_problem(key, getattr(owner, f.name), f.metadata.get(RULE))
@@ -148,7 +151,7 @@ def check_fields(cfg: Any) -> None:
             raise ConfigError(problem)
 
 
-def check_config(plugins: Plugins, cfg: Any) -> None:
+def check_config(plugins: Plugins, cfg: Config) -> None:
     """The whole check of a resolved config, before any work: field rules, names the installed plugins must know,
     then the method's own ``harness_check_config`` hook. Raises ``ConfigError`` (one line) on the first problem."""
     check_fields(cfg)
@@ -172,7 +175,7 @@ def check_config(plugins: Plugins, cfg: Any) -> None:
             raise ConfigError(problem)
 
 
-def core_problems(cfg: Any) -> list[str]:
+def core_problems(cfg: Config) -> list[str]:
     """Constraints across keys that hold for every method: the global batch splits evenly over the processes
     of a torchrun launch, and an evaluation has enough images for its R-precision folds and IS splits."""
     problems = []
@@ -198,7 +201,7 @@ def doublings_from_4x4(size: int) -> Optional[int]:
     return n if n >= 0 and 4 * 2 ** n == size else None
 
 
-def stage_size_problems(cfg: Any, min_doublings: int = 1) -> list[str]:
+def stage_size_problems(cfg: Config, min_doublings: int = 1) -> list[str]:
     """The first stage's side must be 4·2ⁿ (n ≥ ``min_doublings``): the generator starts from a 4×4 map and
     doubles it; each discriminator halves its input down to 4×4."""
     size = cfg.data.base_size
@@ -220,7 +223,7 @@ def world_size() -> int:
         return 1
 
 
-def batchnorm_batch_problems(cfg: Any) -> list[str]:
+def batchnorm_batch_problems(cfg: Config) -> list[str]:
     """BatchNorm in training mode needs at least 2 items per normalised batch: per process, or across all
     processes with ``train.sync_bn``."""
     n = world_size()
@@ -233,7 +236,7 @@ def batchnorm_batch_problems(cfg: Any) -> list[str]:
     return []
 
 
-def reference_gan_problems(cfg: Any) -> list[str]:
+def reference_gan_problems(cfg: Config) -> list[str]:
     """The constraints every AttnGAN-family generator and discriminator set shares: stage sides 4·2ⁿ (n >= 1)
     and BatchNorm's two items per batch."""
     return stage_size_problems(cfg) + batchnorm_batch_problems(cfg)

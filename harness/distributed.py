@@ -40,13 +40,16 @@ import datetime
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:  # type hints only
+    from harness.metrics.interface import MetricResult, StreamingMetric
 
 T = TypeVar("T")
 _TIMEOUT = datetime.timedelta(minutes=30)  # rank 0 may pretrain DAMSM or build real features while others wait
@@ -413,12 +416,12 @@ def batch_rng(seed: int, index: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-def _stateful_objects(computers: Iterable[Any]) -> list[Any]:
+def _stateful_objects(computers: Iterable[StreamingMetric]) -> list[Any]:
     """Every object holding per-batch state, found through ``distributed_state`` declarations (each once)."""
     out: list[Any] = []
     seen: set[int] = set()
 
-    def visit(obj: Any) -> None:
+    def visit(obj: object) -> None:
         if id(obj) in seen:
             return
         seen.add(id(obj))
@@ -448,7 +451,7 @@ def _concat(parts: list[Any]) -> Any:
     raise HarnessError(f"distributed_state must name lists or dicts of lists, got {type(first).__name__}")
 
 
-def gather_metric_states(computers: Iterable[Any]) -> None:
+def gather_metric_states(computers: Iterable[StreamingMetric]) -> None:
     """Gather every rank's per-batch metric state on rank 0, in batch order (rank 0's objects then hold the
     whole evaluation's state; the others' are left as they are)."""
     info = current()
@@ -465,11 +468,11 @@ def gather_metric_states(computers: Iterable[Any]) -> None:
                 setattr(o, n, _concat([rank_states[i][n] for rank_states in box]))
 
 
-def _declares(value: Any) -> bool:
+def _declares(value: object) -> bool:
     return getattr(type(value), "distributed_state", None) is not None
 
 
-def finish_metrics(computers: Sequence[Any]) -> list[Any]:
+def finish_metrics(computers: Sequence[StreamingMetric]) -> list[MetricResult]:
     """``[r for c in computers for r in c.finish()]`` computed once, on rank 0, from the gathered states, and
     handed to every rank (a single process just finishes)."""
     if not current().enabled:

@@ -203,7 +203,7 @@ def format_environment(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def env_command(as_json: bool, plugins: Optional[Any] = None) -> int:
+def env_command(as_json: bool, plugins: Optional[Plugins] = None) -> int:
     """``harness env [--json]``: print the report; returns the exit code (0)."""
     report = collect_environment(plugins)
     print(json.dumps(report, indent=1) if as_json else format_environment(report))

@@ -29,10 +29,12 @@ from harness.errors import HarnessError, MissingWeightsError, UnknownNameError
 from harness.metrics.interface import (
     CaptionBank,
     EvalContext,
+    EvalModels,
     EvalOptions,
     GeneratedBatch,
     MetricNotApplicable,
     MetricResult,
+    StreamingMetric,
     check_finite,
     dequantize_png,
     quantize_like_png,
@@ -41,6 +43,9 @@ from harness.results import make_record, new_eval_id
 
 if TYPE_CHECKING:  # type hints only
     from harness.build import InferenceModels, MethodModules
+    from harness.config import Config
+    from harness.data.dataset import TextImageDataset
+    from harness.metrics.r_precision import CaptionIndex
     from harness.plugins import Plugins
     from harness.results import RunDir
 
@@ -82,7 +87,7 @@ def select_metrics(plugins: Plugins, metrics: str | list[str] | None, dataset: s
 # ------------------------------------------------------------------------------------------------------
 # Captions and the generation schedule
 # ------------------------------------------------------------------------------------------------------
-def build_caption_bank(dataset: Any, words_num: int, seed: int) -> CaptionBank:
+def build_caption_bank(dataset: TextImageDataset, words_num: int, seed: int) -> CaptionBank:
     """Every caption of the split, padded or subsampled (once, seeded) to ``words_num``."""
     from harness.data.captions import pad_or_subsample
     from harness.metrics.r_precision import CaptionIndex
@@ -103,7 +108,7 @@ def build_caption_bank(dataset: Any, words_num: int, seed: int) -> CaptionBank:
                        np.asarray(owner, dtype=np.int64), index, raw)
 
 
-def generation_schedule(index: Any, num_images: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def generation_schedule(index: CaptionIndex, num_images: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(image indices, caption ids) of ``num_images`` generations: shuffled passes, one random caption each."""
     rng = np.random.default_rng([seed, 13])
     m = len(index.class_ids)
@@ -130,7 +135,7 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _damsm_protocol(models: InferenceModels) -> dict:
+def _damsm_protocol(models: Optional[EvalModels]) -> dict:
     if models is None or "damsm" not in (models.pretrained or {}):
         return {}
     from harness.nn.damsm import damsm_info
@@ -190,8 +195,9 @@ def evaluate_run(plugins: Plugins, run: RunDir, *, metrics: str | None = None, n
                            options=options, run=run, save_images=save_images)
 
 
-def make_context(plugins: Plugins, models: InferenceModels, dataset: Any, *, split: str, device: torch.device | str, root: Path,
-                 num_images: int, options: Optional[EvalOptions] = None, run: RunDir | None = None) -> EvalContext:
+def make_context(plugins: Plugins, models: EvalModels, dataset: TextImageDataset, *, split: str,
+                 device: torch.device | str, root: Path, num_images: int, options: Optional[EvalOptions] = None,
+                 run: RunDir | None = None) -> EvalContext:
     """The evaluation context (caption bank included) for ``models`` on ``dataset``."""
     from harness.build import load_external_damsm
 
@@ -209,13 +215,13 @@ def make_context(plugins: Plugins, models: InferenceModels, dataset: Any, *, spl
 
 
 def build_metrics(ctx: EvalContext, names: list[str], *, explicit: bool,
-                  strict: bool) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+                  strict: bool) -> tuple[dict[str, StreamingMetric], list[tuple[str, str]]]:
     """Each metric's streaming computer, and (metric, one-line reason) for those skipped for missing weights.
 
     Missing weights raise when the metric was named explicitly under ``strict``; a metric that needs an option
     not given (``MetricNotApplicable``) is left out of an automatic selection and fails when named."""
     skipped: list[tuple[str, str]] = []
-    computers: dict[str, Any] = {}
+    computers: dict[str, StreamingMetric] = {}
     for name in names:
         info = ctx.plugins.metric(name)
         try:
@@ -230,9 +236,10 @@ def build_metrics(ctx: EvalContext, names: list[str], *, explicit: bool,
     return computers, skipped
 
 
-def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: Any, *, names: list[str], explicit: bool, strict: bool,
-                    num_images: int, split: str, device: torch.device, root: Path, options: EvalOptions,
-                    run: RunDir | None = None, save_images: Optional[str] = None, progress: bool = True) -> list[dict]:
+def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: TextImageDataset, *, names: list[str],
+                    explicit: bool, strict: bool, num_images: int, split: str, device: torch.device, root: Path,
+                    options: EvalOptions, run: RunDir | None = None, save_images: Optional[str] = None,
+                    progress: bool = True) -> list[dict]:
     """The evaluation itself, on already built models and data (the benchmark and tests call this directly)."""
     cfg = models.cfg
     seed = cfg.eval.seed
@@ -264,7 +271,7 @@ def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: Any, *, 
     return records
 
 
-def make_records(cfg: Any, results: list[MetricResult], skipped: list[tuple[str, str]], *, base: dict,
+def make_records(cfg: Config, results: list[MetricResult], skipped: list[tuple[str, str]], *, base: dict,
                  common: dict, num_images: int, split: str, step: Optional[int], **extra: Any) -> list[dict]:
     """The records of one evaluation: one per result, one ``skipped`` record per (metric, reason); ``base`` holds
     the record's identity (method, dataset, seed, eval_id), ``common`` the protocol fields every record shares,
@@ -288,8 +295,8 @@ def make_records(cfg: Any, results: list[MetricResult], skipped: list[tuple[str,
     return records
 
 
-def generate_into(ctx: EvalContext, modules: MethodModules, computers: list[Any], *, save_images: Optional[str] = None,
-                  progress: bool = True) -> float:
+def generate_into(ctx: EvalContext, modules: MethodModules, computers: list[StreamingMetric], *,
+                  save_images: Optional[str] = None, progress: bool = True) -> float:
     """Generate ``ctx.num_images`` images batch by batch and hand each batch to every metric; returns images/s
     of the loop (generation and every metric's per-batch work)."""
     from harness.progress import tqdm
@@ -343,7 +350,7 @@ def schedule_batch(bank: CaptionBank, image_indices: np.ndarray,
             np.asarray(caption_ids)[order.numpy()], order)
 
 
-def feed_batch(ctx: EvalContext, computers: list[Any], images_uint8: torch.Tensor, captions: torch.Tensor,
+def feed_batch(ctx: EvalContext, computers: list[StreamingMetric], images_uint8: torch.Tensor, captions: torch.Tensor,
                lengths: torch.Tensor, image_indices: np.ndarray, caption_ids: np.ndarray, index: int) -> None:
     """Hand batch ``index`` (B×3×H×W uint8 images on the evaluation device, sorted as ``schedule_batch`` sorts)
     to every metric: the float images are the uint8 ones read back as the data transform reads a PNG, so a run's

@@ -34,7 +34,8 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
@@ -44,13 +45,18 @@ from harness.errors import HarnessError
 from harness.manifest import MANIFEST_NAME, ManifestRow, manifest_sha256, read_manifest
 from harness.results import IMAGE_RUN_METHOD, RunDir
 
+if TYPE_CHECKING:  # type hints only
+    from harness.data.dataset import TextImageDataset
+    from harness.metrics.interface import CaptionBank
+    from harness.plugins import Plugins
+
 IMAGE_RUN_KIND = "images"
 # Files of a folder that count as images (any other file, e.g. manifest.csv or a README, is not looked at).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 DAMSM_METRICS = ("rp", "rp_real", "rp_ext")
 
 
-def protocol_config(plugins: Any, dataset: str, preset: str, data_dir: Optional[str] = None) -> Config:
+def protocol_config(plugins: Plugins, dataset: str, preset: str, data_dir: Optional[str] = None) -> Config:
     """The config of protocol ``preset`` of ``dataset`` alone (no method): defaults, then the protocol's layers,
     the data set's name and ``data_dir``; one stage at the protocol's resolution. Raises ConfigError (one line)
     for an unknown data set or protocol."""
@@ -71,12 +77,13 @@ def protocol_config(plugins: Any, dataset: str, preset: str, data_dir: Optional[
     return cfg
 
 
-def _eval_split(plugins: Any, cfg: Config, root: Path) -> Any:
+def _eval_split(plugins: Plugins, cfg: Config, root: Path) -> TextImageDataset:
     return plugins.dataset(cfg.data.name).build(cfg.data, cfg.eval.split, train=False, seed=cfg.seed,
                                                 cache_root=root)
 
 
-def protocol_schedule(plugins: Any, cfg: Config, root: Path) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+def protocol_schedule(plugins: Plugins, cfg: Config,
+                      root: Path) -> tuple[TextImageDataset, CaptionBank, np.ndarray, np.ndarray]:
     """(evaluation split, caption bank, image indices, caption ids) of the protocol's ``eval.num_images``
     generations, exactly as ``harness evaluate`` draws them."""
     from harness.evaluate import build_caption_bank, generation_schedule
@@ -87,7 +94,7 @@ def protocol_schedule(plugins: Any, cfg: Config, root: Path) -> tuple[Any, Any, 
     return dataset, bank, images, captions
 
 
-def export_captions(plugins: Any, dataset: str, preset: str, out: Path | str, *, data_dir: Optional[str] = None,
+def export_captions(plugins: Plugins, dataset: str, preset: str, out: Path | str, *, data_dir: Optional[str] = None,
                     root: Path) -> tuple[Path, int]:
     """``harness datasets captions``: write the manifest of the protocol's captions to ``out`` (replacing it);
     returns (path, number of rows)."""
@@ -108,7 +115,7 @@ def label_slug(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:40] or "image"
 
 
-def check_label(plugins: Any, label: str) -> str:
+def check_label(plugins: Plugins, label: str) -> str:
     """The stripped label; raises HarnessError when it is empty or an installed method's name (its row would
     be mistaken for that method's)."""
     label = (label or "").strip()
@@ -158,7 +165,8 @@ def check_folder(folder: Path, rows: list[ManifestRow], *, ignore_extra: bool) -
     return FolderImages(folder, rows, sizes, extra)
 
 
-def manifest_ids(rows: list[ManifestRow], dataset: Any, bank: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+def manifest_ids(rows: list[ManifestRow], dataset: TextImageDataset, bank: CaptionBank,
+                 where: str) -> tuple[np.ndarray, np.ndarray]:
     """(image indices, caption ids in the bank) of the manifest rows. Raises HarnessError naming the row for an
     image key the split lacks, a caption index out of range, or a caption with no word the vocabulary knows."""
     index = {str(k): i for i, k in enumerate(dataset.keys)}
@@ -202,18 +210,16 @@ class FolderModels:
     (``modules.damsm``), the vocabulary size and the DAMSM cache entry (``pretrained["damsm"]``)."""
 
     cfg: Config
-    modules: Any
+    modules: SimpleNamespace  # damsm=DamsmEncoders or None: all a folder has of MethodModules
     vocab_size: int
     step: Optional[int] = None
     pretrained: dict[str, Path] = field(default_factory=dict)
 
 
-def folder_models(plugins: Any, cfg: Config, dataset: Any, *, need_damsm: bool, rp_encoder: Optional[str],
-                  root: Path, device: torch.device) -> tuple[FolderModels, Optional[str]]:
+def folder_models(plugins: Plugins, cfg: Config, dataset: TextImageDataset, *, need_damsm: bool,
+                  rp_encoder: Optional[str], root: Path, device: torch.device) -> tuple[FolderModels, Optional[str]]:
     """The DAMSM of the protocol (``ensure_damsm``) or of ``--rp-encoder`` (a run or a DAMSM cache directory),
     loaded on ``device``, and the text the record carries about it (None when no R-precision runs)."""
-    from types import SimpleNamespace
-
     from harness.nn.damsm import build_damsm
     from harness.train.pretrain import ensure_damsm, load_damsm
 
@@ -243,7 +249,7 @@ def folder_models(plugins: Any, cfg: Config, dataset: Any, *, need_damsm: bool, 
 # ------------------------------------------------------------------------------------------------------
 # The evaluation
 # ------------------------------------------------------------------------------------------------------
-def evaluate_images(plugins: Any, folder: Path | str, *, dataset: str, preset: str, name: str,
+def evaluate_images(plugins: Plugins, folder: Path | str, *, dataset: str, preset: str, name: str,
                     data_dir: Optional[str] = None, metrics: Optional[str] = None,
                     manifest: Optional[Path | str] = None, allow_fewer: bool = False, ignore_extra: bool = False,
                     rp_encoder: Optional[str] = None, root: Path, device: Optional[str] = None,

@@ -32,7 +32,7 @@ def trace_mode(value: Optional[str] = None) -> Optional[str]:
     raise ValueError(f"{ENV}={value!r}: use 1 (each hook and answering plugin once), all (every call) or 0")
 
 
-def plugin_label(pm: pluggy.PluginManager, plugin: Any) -> str:
+def plugin_label(pm: pluggy.PluginManager, plugin: object) -> str:
     """A readable name of a registered plugin: its registration name (a method's name, a module's dotted
     name), or its class name for an object registered without one."""
     name = pm.get_name(plugin) or ""
@@ -70,7 +70,8 @@ def install_tracing(pm: pluggy.PluginManager, mode: str, stream: Optional[TextIO
         for impl in hook_impls:  # wrapped when first called: plugins registered later are traced too
             wrap(hook_name, impl)
 
-    def after(outcome: Any, hook_name: str, hook_impls: list[pluggy.HookImpl], kwargs: dict[str, Any]) -> None:
+    def after(outcome: pluggy.Result[object], hook_name: str, hook_impls: list[pluggy.HookImpl],
+              kwargs: dict[str, Any]) -> None:
         return None
 
     pm.add_hookcall_monitoring(before, after)

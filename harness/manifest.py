@@ -27,12 +27,16 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness.errors import HarnessError
 from harness.weights import file_digest
+
+if TYPE_CHECKING:  # type hints only
+    from harness.data.dataset import TextImageDataset
+    from harness.metrics.interface import CaptionBank
 
 MANIFEST_NAME = "manifest.csv"
 FIELDS = ("file", "image_key", "caption_index", "caption", "caption_tokens")
@@ -54,7 +58,8 @@ def image_file_name(position: int) -> str:
     return f"{position:06d}.png"
 
 
-def schedule_rows(dataset: Any, bank: Any, image_indices: np.ndarray, caption_ids: np.ndarray) -> list[ManifestRow]:
+def schedule_rows(dataset: TextImageDataset, bank: CaptionBank, image_indices: np.ndarray,
+                  caption_ids: np.ndarray) -> list[ManifestRow]:
     """The manifest rows of a generation schedule: ``image_indices`` (test image of each generation) and
     ``caption_ids`` (their ids in ``bank``, a ``harness.metrics.interface.CaptionBank``), in schedule order."""
     rows = []

@@ -36,7 +36,7 @@ SOURCE_PLUGIN_PACKAGE = "plugins"
 
 # Optional component hooks and what they mean when the method does not implement them (or answers None), so that
 # no plugin answers [] or {} to say "nothing": no pretraining stage of its own, no auxiliary module.
-OPTIONAL_HOOK_DEFAULTS: dict[str, Callable[[], Any]] = {
+OPTIONAL_HOOK_DEFAULTS: dict[str, Callable[[], object]] = {
     "harness_pretrain_stages": list,
     "harness_auxiliary_modules": dict,
 }
@@ -45,7 +45,7 @@ OPTIONAL_HOOK_DEFAULTS: dict[str, Callable[[], Any]] = {
 class _WithDefault:
     """A hook caller whose None answer (no implementation answered) becomes the hook's default."""
 
-    def __init__(self, caller: Any, default: Callable[[], Any]):
+    def __init__(self, caller: pluggy.HookCaller, default: Callable[[], object]):
         self._caller, self._default = caller, default
 
     def __call__(self, **kwargs: Any) -> Any:
@@ -60,7 +60,7 @@ class _MethodHooks:
     """Component hooks of one method: ``hooks.harness_generator(cfg=..., aux=...)``; an optional hook no
     implementation answers returns its default (``OPTIONAL_HOOK_DEFAULTS``)."""
 
-    def __init__(self, pm: pluggy.PluginManager, remove: list[Any]):
+    def __init__(self, pm: pluggy.PluginManager, remove: list[object]):
         self._pm, self._remove = pm, remove
 
     def __getattr__(self, name: str) -> Any:
@@ -75,7 +75,7 @@ class Plugins:
     """The plugin manager plus the registries it answers."""
 
     pm: pluggy.PluginManager
-    method_plugins: dict[str, Any]  # method name -> the plugin object that provides it
+    method_plugins: dict[str, object]  # method name -> the plugin object that provides it
 
     # ---- registries -------------------------------------------------------------------------------
     def methods(self) -> dict[str, MethodInfo]:
@@ -129,7 +129,7 @@ def _flatten(results: list[Optional[list]]) -> list:
     return [item for r in results if r for item in r]
 
 
-def plugin_object(candidate: Any) -> Any:
+def plugin_object(candidate: object) -> object:
     """What to register for a plugin candidate: a module's ``plugin`` attribute when it has one (a method
     written as a class, e.g. ``plugins.dmgan.plugin = DMGAN()``), else the candidate itself (a module-style
     plugin of hook functions, or an object)."""
@@ -151,14 +151,14 @@ def _import_source_plugins() -> list[ModuleType]:
     return mods
 
 
-def _entry_point_plugins() -> list[tuple[str, Any]]:
+def _entry_point_plugins() -> list[tuple[str, object]]:
     out = []
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         out.append((ep.name, ep.load()))
     return out
 
 
-def build_plugins(extra: Iterable[Any] = (), *, entry_points: bool = True) -> Plugins:
+def build_plugins(extra: Iterable[object] = (), *, entry_points: bool = True) -> Plugins:
     """Build the plugin manager.
 
     extra: plugin objects or modules to register as well (tests use this for out-of-tree plugins). A module
@@ -169,13 +169,13 @@ def build_plugins(extra: Iterable[Any] = (), *, entry_points: bool = True) -> Pl
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    candidates: list[tuple[Optional[str], Any]] = [(None, importlib.import_module(m)) for m in CORE_PLUGIN_MODULES]
+    candidates: list[tuple[Optional[str], object]] = [(None, importlib.import_module(m)) for m in CORE_PLUGIN_MODULES]
     if entry_points:
         candidates += _entry_point_plugins()
     candidates += [(None, m) for m in _import_source_plugins()]
     candidates += [(None, e) for e in extra]
 
-    method_plugins: dict[str, Any] = {}
+    method_plugins: dict[str, object] = {}
     seen: set[int] = set()
     for name, candidate in candidates:
         plugin = plugin_object(candidate)

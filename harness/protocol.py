@@ -23,12 +23,15 @@ two machines with the same protocol match.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 import yaml
 
 from harness.cache import stable_hash
 from harness.errors import ConfigError
+
+if TYPE_CHECKING:  # type hints only
+    from harness.config import Config, Resolution
 
 # The exact list of protocol keys (README "Protocols" repeats it; tests/test_protocol.py checks both).
 PROTOCOL_KEYS: tuple[str, ...] = (
@@ -166,7 +169,7 @@ def check_declared(layer_source: str, values: Mapping[str, Any], deviations: Map
                               f"declare it as a deviation, deviations: {{{key}: \"reason\"}}, or remove it")
 
 
-def check_deviation_names(source: str, deviations: Any) -> dict[str, str]:
+def check_deviation_names(source: str, deviations: object) -> dict[str, str]:
     """``deviations`` of a preset: a mapping of protocol keys to a reason (text). Raises ConfigError otherwise."""
     if not isinstance(deviations, Mapping):
         raise ConfigError(f"{source}: deviations must map protocol keys to a reason, got {deviations!r}")
@@ -200,7 +203,7 @@ def deviation_values(cfg: Mapping[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------------
 # Values and ids
 # ------------------------------------------------------------------------------------------------------
-def protocol_values(cfg: Any) -> dict[str, Any]:
+def protocol_values(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
     """``{"data.name": ..., key: value for key in PROTOCOL_KEYS}`` of a Config or a config dict (a run's
     config.yaml). Configs written before protocols existed lack ``data.image_size``: it is the last stage's
     resolution, ``base_size · 2^(branch_num − 1)``."""
@@ -224,7 +227,7 @@ def protocol_name(cfg: Mapping[str, Any]) -> str:
     return f"{(cfg.get('data') or {}).get('name', '?')}/{cfg.get('protocol') or '?'}"
 
 
-def evaluated_values(cfg: Any, *, num_images: int, split: str) -> dict[str, Any]:
+def evaluated_values(cfg: Config | Mapping[str, Any], *, num_images: int, split: str) -> dict[str, Any]:
     """The protocol values an evaluation actually used (``harness evaluate --num-images/--split`` override the
     config's)."""
     values = protocol_values(cfg)
@@ -248,7 +251,7 @@ def differing_keys(values: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
 
 
 
-def format_resolution(resolution: Any) -> str:
+def format_resolution(resolution: Resolution) -> str:
     """``harness config``: one line per key, ``key = value    source``, with the protocol and deviations on top."""
     cfg = resolution.cfg
     sources = resolution.sources_of_every_key()

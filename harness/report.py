@@ -28,12 +28,18 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from harness.errors import HarnessError
 from harness.protocol import flatten
 from harness.results import RunDir, atomic_write_text
 from harness.weights import file_digest
+
+if TYPE_CHECKING:  # type hints only
+    from harness.build import InferenceModels
+    from harness.data.dataset import TextImageDataset
+    from harness.data.vocab import Vocabulary
+    from harness.plugins import Plugins
 
 REPORT_FILE = "report.html"
 SECTIONS = ("results", "comparison", "curves", "samples", "runs")
@@ -71,7 +77,7 @@ def _png_file(path: Path, max_width: int = MAX_IMAGE_WIDTH) -> bytes:
         return buf.getvalue()
 
 
-def _parse_time(text: Any) -> Optional[datetime]:
+def _parse_time(text: object) -> Optional[datetime]:
     if not isinstance(text, str):
         return None
     for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"):
@@ -109,7 +115,7 @@ class ReportRun:
         return self.info.get("kind") == IMAGE_KIND
 
 
-def _report_run(plugins: Any, run: RunDir) -> ReportRun:
+def _report_run(plugins: Plugins, run: RunDir) -> ReportRun:
     from harness.run_info import read_run_info
 
     info = read_run_info(run) or {}
@@ -129,7 +135,7 @@ def _report_run(plugins: Any, run: RunDir) -> ReportRun:
 # ------------------------------------------------------------------------------------------------------
 # 1. The results table: harness.tables' cells, as table.md prints them
 # ------------------------------------------------------------------------------------------------------
-def _results_section(plugins: Any, runs: list[ReportRun]) -> dict:
+def _results_section(plugins: Plugins, runs: list[ReportRun]) -> dict:
     from harness.tables import build_table, render_markdown, table_cells
 
     evaluated = any(r.run.records_path.is_file() and r.run.records_path.stat().st_size > 0 for r in runs)
@@ -150,7 +156,7 @@ def _results_section(plugins: Any, runs: list[ReportRun]) -> dict:
 # ------------------------------------------------------------------------------------------------------
 # 2. Comparison sheets
 # ------------------------------------------------------------------------------------------------------
-def comparison_captions(plugins: Any, run: ReportRun, n: int = NUM_CAPTIONS) -> tuple[list[str], Any]:
+def comparison_captions(plugins: Plugins, run: ReportRun, n: int = NUM_CAPTIONS) -> tuple[list[str], TextImageDataset]:
     """The first ``n`` captions of the run's evaluation split, as the vocabulary spells them (so every trained
     run of the data set can encode them), and that split's data set (its ``vocab``)."""
     from harness.sample import _dataset
@@ -165,8 +171,8 @@ def comparison_captions(plugins: Any, run: ReportRun, n: int = NUM_CAPTIONS) -> 
     return [" ".join(words) for words in caption_words(ds, batch)], ds
 
 
-def final_attention_sheet(plugins: Any, run: RunDir, captions: Sequence[str], vocab: Any, *, seed: int,
-                          count: int = ATTENTION_CAPTIONS, models: Any = None) -> Optional[bytes]:
+def final_attention_sheet(plugins: Plugins, run: RunDir, captions: Sequence[str], vocab: Vocabulary, *, seed: int,
+                          count: int = ATTENTION_CAPTIONS, models: Optional[InferenceModels] = None) -> Optional[bytes]:
     """PNG bytes of the attention sheet (``harness.train.samples.write_training_sheets``: each caption's image
     and each word's map over it, last attention stage) of the run's final EMA generator for the first ``count``
     of ``captions``, with the noise and caption subsampling of the comparison sheet (`harness sample`); None
@@ -250,7 +256,7 @@ def image_run_images(run: ReportRun, captions: Sequence[str]) -> list[tuple[str,
     return out
 
 
-def _comparison_section(plugins: Any, runs: list[ReportRun]) -> list[dict]:
+def _comparison_section(plugins: Plugins, runs: list[ReportRun]) -> list[dict]:
     from harness.sample import sample_sheet
     from harness.checkpoint import list_checkpoints
 
@@ -266,7 +272,7 @@ def _comparison_section(plugins: Any, runs: list[ReportRun]) -> list[dict]:
             try:
                 captions, ds = comparison_captions(plugins, trained[0])
                 entry["captions"] = captions
-                loaded: dict = {}
+                loaded: dict[Path, InferenceModels] = {}
                 with tempfile.TemporaryDirectory() as tmp:
                     path = sample_sheet(plugins, [r.run for r in trained], captions, seed=SAMPLE_SEED,
                                         out=Path(tmp) / "sheet.png", checkpoint=None, loaded=loaded)
@@ -426,7 +432,7 @@ def _runs_section(runs: list[ReportRun]) -> list[dict]:
 # ------------------------------------------------------------------------------------------------------
 # The page
 # ------------------------------------------------------------------------------------------------------
-def render_report(plugins: Any, runs: Sequence[RunDir], *, title: Optional[str] = None) -> str:
+def render_report(plugins: Plugins, runs: Sequence[RunDir], *, title: Optional[str] = None) -> str:
     """The report page of ``runs`` as HTML text. Raises HarnessError when there is no run or a run's config is
     unreadable."""
     import jinja2
@@ -447,7 +453,7 @@ def render_report(plugins: Any, runs: Sequence[RunDir], *, title: Optional[str] 
     return page
 
 
-def write_report(plugins: Any, runs: Sequence[RunDir], out: Path | str, *, title: Optional[str] = None) -> Path:
+def write_report(plugins: Plugins, runs: Sequence[RunDir], out: Path | str, *, title: Optional[str] = None) -> Path:
     """Write the report of ``runs`` to ``out`` (atomically); returns the path."""
     out = Path(out)
     text = render_report(plugins, runs, title=title)
@@ -468,7 +474,7 @@ def _is_run_dir(p: Path) -> bool:
     return False
 
 
-def report_runs(plugins: Any, args: Sequence[str], root: Path) -> tuple[list[RunDir], list[Path]]:
+def report_runs(plugins: Plugins, args: Sequence[str], root: Path) -> tuple[list[RunDir], list[Path]]:
     """The runs named by ``harness report`` arguments (a session directory, run directories, run ids) and the
     sessions (parent directories) they come from. Raises HarnessError (one line) for an argument that is none."""
     from harness.results import find_runs, readable_runs, resolve_run
@@ -496,7 +502,7 @@ def report_runs(plugins: Any, args: Sequence[str], root: Path) -> tuple[list[Run
     return runs, list(dict.fromkeys(s.resolve() for s in sessions))
 
 
-def report_command(plugins: Any, args: Sequence[str], root: Path, out: Optional[str]) -> Path:
+def report_command(plugins: Plugins, args: Sequence[str], root: Path, out: Optional[str]) -> Path:
     """`harness report SESSION | RUN... [--out FILE]`: default output ``<session>/report.html``; ``--out`` is
     required when the runs come from several sessions."""
     runs, sessions = report_runs(plugins, args, root)

@@ -27,6 +27,7 @@ import yaml
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
+    from harness.config import Config
     from harness.plugins import Plugins
 
 RECORD_FIELDS = ("method", "dataset", "seed", "metric", "value", "std", "std_over", "status", "reason",
@@ -119,7 +120,7 @@ class RunDir:
         return run
 
     # ---- config -----------------------------------------------------------------------------------
-    def save_config(self, cfg: Any) -> None:
+    def save_config(self, cfg: Config) -> None:
         atomic_write_text(self.config_path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     def config_dict(self) -> dict:
@@ -136,7 +137,7 @@ class RunDir:
                                  f"got {type(d).__name__})")
         return d
 
-    def load_config(self, plugins: Plugins) -> Any:
+    def load_config(self, plugins: Plugins) -> Config:
         """The resolved config, with the method's own section types (an image run's, ``method: images``, has the
         default sections); a config.yaml that does not fit them raises ``RunConfigError`` naming the file and the
         key."""

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Optional, TYPE_CHECKING
+from typing import Optional, TYPE_CHECKING
 
 from harness.protocol import deviation_values, protocol_id, protocol_name, protocol_values
 from harness.results import RUN_INFO, RunDir, atomic_write_text, read_run_info  # noqa: F401  (moved to results)
 
 if TYPE_CHECKING:  # type hints only
+    from harness.config import Config
     from harness.plugins import Plugins
 
 VERSION = 1
@@ -34,7 +35,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def parameter_counts(plugins: Plugins, cfg: Any) -> dict:
+def parameter_counts(plugins: Plugins, cfg: Config) -> dict:
     """``{"generator": n, "discriminators": [n, ...], "other": {aux name: n}}`` of ``cfg``'s method, built on the
     meta device where it allows (no weights, no memory); {} when the method cannot be built without data."""
     from harness.build import DEFAULT_VOCAB_SIZE, build_for_counting, count_parameters
@@ -49,7 +50,7 @@ def parameter_counts(plugins: Plugins, cfg: Any) -> dict:
             "other": {name: count_parameters(m) for name, m in mods.aux.items()}}
 
 
-def _device_and_precision(cfg: Any) -> tuple[str, str]:
+def _device_and_precision(cfg: Config) -> tuple[str, str]:
     from harness.runtime import Precision, resolve_device
 
     try:
@@ -59,7 +60,7 @@ def _device_and_precision(cfg: Any) -> tuple[str, str]:
     return str(device), "bf16" if Precision.from_config(cfg, device).amp else "fp32"
 
 
-def write_run_info(plugins: Plugins, run: RunDir, cfg: Any) -> dict:
+def write_run_info(plugins: Plugins, run: RunDir, cfg: Config) -> dict:
     """Write ``run.json`` for a new run with the resolved ``cfg``; returns what was written."""
     from harness.tables import RowLabeller, deviation_label
 

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from harness.config import Config
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:  # type hints only
+    from torch.utils.data import DataLoader
+
+    from harness.data.dataset import TextImageDataset
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -61,7 +66,8 @@ class Precision:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def batch_loader(dataset: Any, batches: list[list[int]], num_workers: int = 0, pin_memory: bool = False) -> Any:
+def batch_loader(dataset: TextImageDataset, batches: list[list[int]], num_workers: int = 0,
+                 pin_memory: bool = False) -> DataLoader:
     """Batches of the given item indices, collated by ``dataset.collate``, loaded by ``num_workers`` processes
     (in page-locked memory with ``pin_memory``, for a GPU). Item randomness comes from the data set's (seed,
     epoch, index) generators; creating the iterator draws nothing from the global torch generator (an explicit

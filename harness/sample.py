@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Optional, TYPE_CHECKING
+from typing import Optional, TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,7 +19,10 @@ from harness.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
     from harness.build import InferenceModels
+    from harness.config import Config
+    from harness.data.dataset import TextImageDataset
     from harness.plugins import Plugins
+    from harness.results import RunDir
 
 MIN_CELL = 128  # pixels per image on the sheet
 
@@ -42,7 +45,7 @@ def read_captions(captions: list[str], file: str | None) -> list[str]:
     return out
 
 
-def _dataset(plugins: Plugins, cfg: Any, root: Optional[Path]) -> Any:
+def _dataset(plugins: Plugins, cfg: Config, root: Optional[Path]) -> TextImageDataset:
     return plugins.dataset(cfg.data.name).build(cfg.data, cfg.eval.split, train=False, seed=cfg.seed, cache_root=root)
 
 
@@ -60,8 +63,8 @@ def generate_for_captions(models: InferenceModels, token_lists: list[list[int]],
     return out
 
 
-def sample_sheet(plugins: Plugins, runs: list, captions: list[str], *, seed: int, out: Optional[str | Path],
-                 checkpoint: Optional[str | int], loaded: Optional[dict] = None) -> Path:
+def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, seed: int, out: Optional[str | Path],
+                 checkpoint: Optional[str | int], loaded: Optional[dict[Path, InferenceModels]] = None) -> Path:
     """Draw the sheet and return its path (default: ``<first run>/samples/sheet-s<seed>-<time>.png``).
     ``loaded``, when given, receives each run's ``InferenceModels`` by run path (the HTML report reuses them)."""
     from harness.data.vocab import check_vocabulary_size
@@ -75,7 +78,7 @@ def sample_sheet(plugins: Plugins, runs: list, captions: list[str], *, seed: int
         raise HarnessError("sample needs at least one run")
     step = int(checkpoint) if checkpoint is not None else None
     labeller = RowLabeller(plugins)
-    datasets: dict[tuple, Any] = {}
+    datasets: dict[tuple, TextImageDataset] = {}
     rows, labels = [], []
     for run in runs:
         cfg = run.load_config(plugins)

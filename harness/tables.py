@@ -60,7 +60,9 @@ from harness.table_text import join_reasons, scrub, short_reason
 from harness.types import MetricFormat
 
 if TYPE_CHECKING:  # type hints only
+    from harness.config import Config
     from harness.plugins import Plugins
+    from harness.types import MethodInfo, MetricInfo, ReportedNumber
 
 # DESIGN.md §10 metric ids, in table order (``rp_real`` becomes the ``real images`` row under ``rp``).
 METRIC_ORDER = ("is", "is_ft", "fid", "fid_tv", "kid", "rp", "rp_real", "clip_rp", "clip_score", "probe_acc",
@@ -378,7 +380,7 @@ class RowLabeller:
 
     def __init__(self, plugins: Plugins):
         self.plugins = plugins
-        self._baselines: dict[tuple, Any] = {}
+        self._baselines: dict[tuple, Config] = {}
 
     def label(self, cfg: dict, exclude: Iterable[str] = ()) -> str:
         """The row label; ablation keys in ``exclude`` (e.g. ones a deviation label names already) are left out."""
@@ -406,7 +408,7 @@ class RowLabeller:
                 changed[key] = actual
         return changed
 
-    def _baseline(self, info: Any, cfg: dict) -> Any:
+    def _baseline(self, info: MethodInfo, cfg: dict) -> Config:
         from harness.config import new_config
         from harness.build import resolve_method_config
 
@@ -549,7 +551,7 @@ def _add_reported_rows(plugins: Plugins, rows: list[Row], method_of: dict[str, s
     return out + [r for r in rows if r.kind == "real"]
 
 
-def _reported_cell(num: Any) -> Cell:
+def _reported_cell(num: ReportedNumber) -> Cell:
     if num.relative_to:
         return Cell(status="ok", note=f"{num.value:+.2f} % vs {num.relative_to} (reported)", n=0, reported=True)
     std = _num(num.std)
@@ -581,7 +583,7 @@ def _order_columns(plugins: Plugins, columns: list[str]) -> list[str]:
     return sorted(columns, key=lambda c: (position(c), c))
 
 
-def _registry(plugins: Plugins) -> dict[str, Any]:
+def _registry(plugins: Plugins) -> dict[str, MetricInfo]:
     try:
         return dict(plugins.metrics())
     except Exception:  # a broken metrics registry must not hide the table
@@ -593,7 +595,7 @@ def _direction(plugins: Plugins, column: str) -> Optional[str]:
     return d if d in ("higher", "lower") else None
 
 
-def _metric_format(info: Any, column: str, values: list[Optional[float]]) -> MetricFormat:
+def _metric_format(info: Optional[MetricInfo], column: str, values: list[Optional[float]]) -> MetricFormat:
     """The metric's registered ``MetricFormat``; without one, its id with decimals for the column's typical
     magnitude (two from 1 up, three significant digits below)."""
     fmt = getattr(info, "format", None)

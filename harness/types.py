@@ -14,6 +14,8 @@ from torch import Tensor, nn
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.config import Config
+    from harness.data.dataset import TextImageDataset
+    from harness.metrics.interface import EvalContext, StreamingMetric
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -159,7 +161,7 @@ class DatasetInfo:
 
     name: str
     description: str
-    build: Callable[..., Any]
+    build: Callable[..., TextImageDataset]
     layout: str = ""
     needs_data_dir: bool = True
     protocols: Optional[Path | dict] = None
@@ -215,7 +217,8 @@ class MetricInfo:
                 probe_acc, probe_fid, probe_is, or a plugin's own)
     direction:  "higher" or "lower" is better (for the table's best mark)
     weights:    names of the WeightFile entries it needs
-    factory:    builds the metric for one evaluation (the evaluation module defines the call)
+    factory:    ``factory(ctx: EvalContext) -> StreamingMetric`` builds the metric for one evaluation
+                (``harness.metrics.interface`` defines both)
     datasets:   data sets the metric applies to (None = all)
     format:     display name, LaTeX form and decimals in tables (None = the id, decimals from the values)
     """
@@ -224,7 +227,7 @@ class MetricInfo:
     direction: str
     description: str
     weights: list[str] = field(default_factory=list)
-    factory: Optional[Callable[..., Any]] = None
+    factory: Optional[Callable[[EvalContext], StreamingMetric]] = None
     datasets: Optional[list[str]] = None
     format: Optional[MetricFormat] = None
 
@@ -243,8 +246,8 @@ class PretrainContext:
     """
 
     cfg: "Config"
-    train_set: Any
-    test_set: Any
+    train_set: TextImageDataset
+    test_set: TextImageDataset
     damsm: Optional[DamsmEncoders]
     pretrained: dict[str, Path]
     out_dir: Path

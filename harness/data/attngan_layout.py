@@ -25,7 +25,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -35,6 +35,9 @@ from harness.data.safe_pickle import dump_pickle, load_pickle
 from harness.data.transforms import StageTransform, bbox_crop_box, resize_shorter
 from harness.data.vocab import Vocabulary, tokenize
 from harness.errors import DataError, HarnessError
+
+if TYPE_CHECKING:  # type hints only
+    from harness.config import DataConfig
 
 SPLITS = ("train", "test")
 
@@ -447,7 +450,7 @@ class AttnGanDataset(TextImageDataset):
         return self.transform(self.load_image(index), rng)
 
 
-def build_layout_dataset(spec: LayoutSpec, cfg: Any, split: str, *, train: bool, seed: int = 0,
+def build_layout_dataset(spec: LayoutSpec, cfg: DataConfig, split: str, *, train: bool, seed: int = 0,
                          cache_root: Optional[Path] = None) -> AttnGanDataset:
     """``DatasetInfo.build`` of an AttnGAN-layout data set (``cfg`` is a ``DataConfig``)."""
     from harness.data.dataset import data_stage_sizes

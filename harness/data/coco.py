@@ -5,9 +5,12 @@ No bounding boxes, no class_info (every image is its own class), 5 captions per 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from harness.data.attngan_layout import AttnGanDataset, LayoutSpec, build_layout_dataset
+
+if TYPE_CHECKING:  # type hints only
+    from harness.config import DataConfig
 
 COCO = LayoutSpec(
     name="coco",
@@ -20,7 +23,7 @@ COCO = LayoutSpec(
 )
 
 
-def build_coco(cfg: Any, split: str, *, train: bool, seed: int = 0,
+def build_coco(cfg: DataConfig, split: str, *, train: bool, seed: int = 0,
                cache_root: Optional[Path] = None) -> AttnGanDataset:
     """One split of COCO (``cfg``: DataConfig)."""
     return build_layout_dataset(COCO, cfg, split, train=train, seed=seed, cache_root=cache_root)

@@ -6,9 +6,12 @@ class ids from ``class_info.pickle``. See ``harness.data.attngan_layout`` for th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from harness.data.attngan_layout import AttnGanDataset, LayoutSpec, build_layout_dataset
+
+if TYPE_CHECKING:  # type hints only
+    from harness.config import DataConfig
 
 CUB = LayoutSpec(
     name="cub",
@@ -22,7 +25,7 @@ CUB = LayoutSpec(
 )
 
 
-def build_cub(cfg: Any, split: str, *, train: bool, seed: int = 0,
+def build_cub(cfg: DataConfig, split: str, *, train: bool, seed: int = 0,
               cache_root: Optional[Path] = None) -> AttnGanDataset:
     """One split of CUB (``cfg``: DataConfig)."""
     return build_layout_dataset(CUB, cfg, split, train=train, seed=seed, cache_root=cache_root)

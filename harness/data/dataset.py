@@ -15,7 +15,7 @@ All item randomness (which of the captions, the subsample, crop and flip) comes 
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -26,8 +26,11 @@ from harness.data.captions import pad_or_subsample, sort_by_length
 from harness.data.vocab import Vocabulary
 from harness.types import Batch
 
+if TYPE_CHECKING:  # type hints only
+    from harness.config import DataConfig
 
-def data_stage_sizes(cfg: Any) -> list[int]:
+
+def data_stage_sizes(cfg: DataConfig) -> list[int]:
     """Stage resolutions of a ``DataConfig``: ``base_size · 2^i`` for i < ``branch_num``, low → high."""
     return [int(cfg.base_size) * 2 ** i for i in range(int(cfg.branch_num))]
 

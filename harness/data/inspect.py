@@ -14,6 +14,7 @@ from harness.data.validate import LAYOUT_SPECS, find_problems, find_warnings
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
+    from harness.data.dataset import TextImageDataset
     from harness.plugins import Plugins
 
 SHEET_IMAGES = 8
@@ -56,7 +57,7 @@ def inspect_dataset(plugins: Plugins, name: str, *, data_dir: Optional[str], roo
     return report
 
 
-def _sample_sheet(ds: Any, name: str, cfg: DataConfig, root: Path) -> Path:
+def _sample_sheet(ds: TextImageDataset, name: str, cfg: DataConfig, root: Path) -> Path:
     from harness.sample_sheet import save_sheet
 
     n = min(SHEET_IMAGES, len(ds))

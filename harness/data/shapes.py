@@ -26,7 +26,7 @@ import string
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -36,6 +36,9 @@ from harness.data.dataset import TextImageDataset, data_stage_sizes
 from harness.data.transforms import stage_images
 from harness.data.vocab import Vocabulary, tokenize
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:  # type hints only
+    from harness.config import DataConfig
 
 # ---- attribute vocabulary -------------------------------------------------------------------------------
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -220,7 +223,7 @@ class ShapesDataset(TextImageDataset):
 
     name = "shapes"
 
-    def __init__(self, cfg: Any, split: str, *, train: bool, seed: int = 0, cache_bytes: int = 256 << 20):
+    def __init__(self, cfg: DataConfig, split: str, *, train: bool, seed: int = 0, cache_bytes: int = 256 << 20):
         if split not in SPLIT_CODES:
             raise HarnessError(f"unknown split {split!r}; shapes has {', '.join(SPLIT_CODES)}")
         sc = cfg.shapes
@@ -288,7 +291,7 @@ def shapes_key(scene: Scene, split: str, index: int) -> str:
     return f"{cls + 1:03d}.{name}/{name}_{split}_{index:05d}"
 
 
-def build_shapes(cfg: Any, split: str, *, train: bool, seed: int = 0,
+def build_shapes(cfg: DataConfig, split: str, *, train: bool, seed: int = 0,
                  cache_root: Optional[Path] = None) -> ShapesDataset:
     """``DatasetInfo.build`` of shapes (``cfg``: DataConfig; nothing is read or cached on disk)."""
     return ShapesDataset(cfg, split, train=train, seed=seed)

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from harness.cache import cached
 from harness.config import stable_hash
@@ -34,6 +34,9 @@ from harness.data.attngan_layout import (
 from harness.data.coco import COCO
 from harness.data.cub import CUB
 from harness.errors import DataError
+
+if TYPE_CHECKING:  # type hints only
+    from harness.config import DataConfig
 
 LAYOUT_SPECS: dict[str, LayoutSpec] = {"cub": CUB, "coco": COCO}
 SHOWN_IN_ERROR = 3
@@ -111,7 +114,7 @@ def find_warnings(spec: LayoutSpec, data_dir: Optional[str | Path], *,
     return warnings
 
 
-def problems_error(name: str, data_dir: Any, problems: list[str]) -> DataError:
+def problems_error(name: str, data_dir: Optional[str | Path], problems: list[str]) -> DataError:
     """One line: how many problems, the first few, and the command that lists them all."""
     shown = "; ".join(problems[:SHOWN_IN_ERROR])
     more = f" (and {len(problems) - SHOWN_IN_ERROR} more)" if len(problems) > SHOWN_IN_ERROR else ""
@@ -131,7 +134,7 @@ def file_listing_hash(data_dir: Path) -> str:
     return stable_hash(rows, length=32)
 
 
-def check_dataset(cfg: Any, root: Path) -> None:
+def check_dataset(cfg: DataConfig, root: Path) -> None:
     """Raise DataError listing the problems of ``cfg``'s (a DataConfig) data set; generated data sets pass.
 
     The full verdict (every image decoded) is cached per file listing, so only the first start pays for it.
@@ -145,7 +148,7 @@ def check_dataset(cfg: Any, root: Path) -> None:
     except DataError:
         raise problems_error(cfg.name, cfg.data_dir, find_problems(spec, cfg.data_dir, captions_per_image=per,
                                                                    decode_images=False)) from None
-    ddir = Path(cfg.data_dir).expanduser().resolve()
+    ddir = Path(cfg.data_dir).expanduser().resolve()  # type: ignore[arg-type]  # read_layout refused None
     description = {"dataset": cfg.name, "data_dir": str(ddir), "captions_per_image": per,
                    "files": file_listing_hash(ddir)}
 

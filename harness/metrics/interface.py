@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -20,11 +20,14 @@ from torch import Tensor
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
-    from harness.build import InferenceModels
     from harness.config import Config
+    from harness.data.dataset import TextImageDataset
+    from harness.metrics.r_precision import CaptionIndex
     from harness.plugins import Plugins
     from harness.results import RunDir
-    from harness.types import DamsmEncoders
+    from harness.types import Batch, DamsmEncoders
+
+T = TypeVar("T")
 
 
 class NonFiniteError(HarnessError):
@@ -76,7 +79,7 @@ class CaptionBank:
     tokens: Tensor  # Ncap×words_num long
     lengths: Tensor  # Ncap long
     owner: np.ndarray  # Ncap image index
-    index: Any  # harness.metrics.r_precision.CaptionIndex
+    index: CaptionIndex
     raw: list[list[int]] = field(default_factory=list)  # every caption's full token list (for CLIP's text)
 
     def batch(self, caption_ids: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -177,12 +180,38 @@ class StreamingMetric(Protocol):
     def finish(self) -> list[MetricResult]: ...
 
 
+class DamsmModules(Protocol):
+    """What the evaluation reads of ``EvalModels.modules``: the DAMSM encoders (a run's
+    ``harness.build.MethodModules``; a folder of images has nothing else, None until it is loaded)."""
+
+    @property
+    def damsm(self) -> Optional[DamsmEncoders]: ...
+
+
+class EvalModels(Protocol):
+    """What the evaluation and the metrics read of the models they score: a run's ``harness.build.InferenceModels``,
+    or ``harness.evaluate_images.FolderModels`` for a folder of images (no generator)."""
+
+    @property
+    def cfg(self) -> Config: ...
+
+    @property
+    def modules(self) -> DamsmModules: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def pretrained(self) -> dict[str, Path]: ...
+
+
 @dataclass
 class EvalContext:
     """Everything a metric factory may need for one evaluation.
 
     models:      the run's inference models (``harness.build.InferenceModels``; ``models.modules``
-                 has the DAMSM encoders used in training), or None in tests that do not need them
+                 has the DAMSM encoders used in training; ``EvalModels`` says what is read of them), or None in
+                 tests that do not need them
     dataset:     the evaluation split (deterministic transform)
     resolution:  the generated images' size (last stage)
     real_batch_size: batch size for passes over real images
@@ -192,7 +221,7 @@ class EvalContext:
 
     plugins: Plugins
     cfg: Config
-    dataset: Any
+    dataset: TextImageDataset
     split: str
     device: torch.device
     root: Path
@@ -201,7 +230,7 @@ class EvalContext:
     num_images: int
     seed: int
     options: EvalOptions = field(default_factory=EvalOptions)
-    models: Optional[InferenceModels] = None
+    models: Optional[EvalModels] = None
     run: Optional[RunDir] = None
     real_batch_size: int = 50
     load_damsm: Optional[Callable[[str], DamsmEncoders]] = None
@@ -218,7 +247,7 @@ class EvalContext:
         """Real image ``index`` of the evaluation split, by key."""
         return f"real {self.split} image {self.dataset.keys[int(index)]!r}"
 
-    def share(self, key: str, build: Callable[[], Any]) -> Any:
+    def share(self, key: str, build: Callable[[], T]) -> T:
         """One object per key for this evaluation (e.g. a feature extractor several metrics use)."""
         if key not in self._shared:
             self._shared[key] = build()
@@ -235,7 +264,7 @@ class EvalContext:
             keep["data_dir"] = str(Path(keep["data_dir"]).expanduser().resolve())
         return {"data": keep, "split": self.split, "resolution": self.resolution}
 
-    def real_batches(self) -> Iterator[Any]:
+    def real_batches(self) -> Iterator[Batch]:
         """The evaluation split's real images in order, as collated ``Batch`` objects."""
         n = len(self.dataset)
         for lo in range(0, n, self.real_batch_size):

@@ -8,14 +8,17 @@ start-up).
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from harness.plugins import hookimpl
 from harness.types import MetricFormat, MetricInfo, WeightFile
 
+if TYPE_CHECKING:  # type hints only
+    from harness.metrics.interface import EvalContext, StreamingMetric
 
-def _lazy(module: str, function: str) -> Callable[..., Any]:
-    def factory(ctx: Any) -> Any:
+
+def _lazy(module: str, function: str) -> Callable[[EvalContext], StreamingMetric]:
+    def factory(ctx: EvalContext) -> StreamingMetric:
         return getattr(importlib.import_module(module), function)(ctx)
 
     factory.__qualname__ = f"{module}.{function}"

@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, TYPE_CHECKING
+from typing import Callable, Optional, TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -48,7 +48,10 @@ from harness.seed import (epoch_batches, fixed_noise, preserved_rng, rng_state, 
 from harness.types import Batch, Step, TextFeatures
 
 if TYPE_CHECKING:  # type hints only
+    from torch.utils.tensorboard import SummaryWriter
+
     from harness.build import MethodModules
+    from harness.data.dataset import TextImageDataset
     from harness.plugins import Plugins
     from harness.results import RunDir
 
@@ -243,7 +246,7 @@ class NonFiniteLoss(HarnessError):
     """A loss term became NaN or infinite; training stopped."""
 
 
-def _build_datasets(plugins: Plugins, cfg: Config, root: Path) -> tuple[Any, Any]:
+def _build_datasets(plugins: Plugins, cfg: Config, root: Path) -> tuple[TextImageDataset, TextImageDataset]:
     try:
         from harness.data.validate import check_dataset
     except ImportError:  # pragma: no cover - the data module is written separately
@@ -256,7 +259,7 @@ def _build_datasets(plugins: Plugins, cfg: Config, root: Path) -> tuple[Any, Any
     return train_set, test_set
 
 
-def caption_words(dataset: Any, batch: Batch) -> list[list[str]]:
+def caption_words(dataset: TextImageDataset, batch: Batch) -> list[list[str]]:
     """The words of each caption of a batch (token ids when the vocabulary has no ``ixtoword``)."""
     words = getattr(dataset.vocab, "ixtoword", None)
     return [[words[i] if words is not None else str(i) for i in row[:length]]
@@ -268,8 +271,8 @@ class TrainingLoop:
     periodic evaluation (``evaluate(step)``, a callback from ``harness.run``: training never imports the
     evaluation) and resume."""
 
-    def __init__(self, plugins: Plugins, cfg: Config, run: RunDir, trainer: GanTrainer, train_set: Any, test_set: Any,
-                 *, root: Path, vocab_size: int, pretrained: dict[str, Path],
+    def __init__(self, plugins: Plugins, cfg: Config, run: RunDir, trainer: GanTrainer, train_set: TextImageDataset,
+                 test_set: TextImageDataset, *, root: Path, vocab_size: int, pretrained: dict[str, Path],
                  evaluate: Optional[Callable[[int], None]] = None):
         self.plugins, self.cfg, self.run, self.trainer = plugins, cfg, run, trainer
         self.evaluate = evaluate  # periodic evaluation (every eval.every steps), given by the caller
@@ -293,7 +296,7 @@ class TrainingLoop:
         self._rng: Optional[dict] = None
 
     # ---- setup -------------------------------------------------------------------------------------------
-    def _tensorboard(self) -> Any:
+    def _tensorboard(self) -> Optional[SummaryWriter]:
         if not self.cfg.train.tensorboard or not is_main():
             return None
         try:

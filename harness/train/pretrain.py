@@ -33,9 +33,10 @@ from harness.plugins import hookimpl
 from harness.seed import epoch_batches, preserved_rng, seed_everything
 from harness.nn.damsm import IMAGE_FILE, INFO_FILE, TEXT_FILE, damsm_info, load_damsm  # noqa: F401  (moved to harness.nn.damsm)
 from harness.runtime import Precision, batch_loader
-from harness.types import DamsmEncoders, PretrainContext, PretrainStage, WeightFile
+from harness.types import Batch, DamsmEncoders, PretrainContext, PretrainStage, WeightFile
 
 if TYPE_CHECKING:  # type hints only
+    from harness.data.dataset import TextImageDataset
     from harness.plugins import Plugins
     from harness.results import RunDir
 
@@ -114,7 +115,7 @@ def _load_imagenet_trunk(image: nn.Module, path: Path) -> None:
     load(path)
 
 
-def _damsm_loss(damsm: DamsmEncoders, batch: Any, cfg: Config) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def _damsm_loss(damsm: DamsmEncoders, batch: Batch, cfg: Config) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """w0 + w1 + s0 + s1 on one batch (class ids given: same-class pairs are not negatives)."""
     from harness.nn.damsm_loss import sent_loss, words_loss
 
@@ -126,7 +127,7 @@ def _damsm_loss(damsm: DamsmEncoders, batch: Any, cfg: Config) -> tuple[torch.Te
     return w0 + w1 + s0 + s1, {"w0": w0, "w1": w1, "s0": s0, "s1": s1}
 
 
-def _batches(dataset: Any, seed: int, epoch: int, batch_size: int, num_workers: int = 0):
+def _batches(dataset: TextImageDataset, seed: int, epoch: int, batch_size: int, num_workers: int = 0):
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
     return batch_loader(dataset, epoch_batches(seed, epoch, len(dataset), batch_size), num_workers)
@@ -208,8 +209,8 @@ def train_damsm(ctx: PretrainContext, vocab_size: int, inception: Optional[Path]
 
 
 @torch.no_grad()
-def _evaluate_damsm(damsm: DamsmEncoders, test_set: Any, cfg: Config, batch_size: int, device: torch.device,
-                    max_batches: int = 10) -> Optional[float]:
+def _evaluate_damsm(damsm: DamsmEncoders, test_set: Optional[TextImageDataset], cfg: Config, batch_size: int,
+                    device: torch.device, max_batches: int = 10) -> Optional[float]:
     """Mean w0 + w1 + s0 + s1 over up to ``max_batches`` test batches (encoders in eval)."""
     if test_set is None or len(test_set) < 2:
         return None
@@ -256,8 +257,9 @@ def _stage_seed(key: dict) -> int:
     return int(stable_hash(key, length=8), 16)
 
 
-def run_stage(stage: PretrainStage, description: dict, cfg: Config, root: Path, train_set: Any, test_set: Any,
-              damsm: Optional[DamsmEncoders], pretrained: dict[str, Path], device: torch.device) -> Path:
+def run_stage(stage: PretrainStage, description: dict, cfg: Config, root: Path, train_set: TextImageDataset,
+              test_set: TextImageDataset, damsm: Optional[DamsmEncoders], pretrained: dict[str, Path],
+              device: torch.device) -> Path:
     """The stage's cache entry, trained now (under its own seed, leaving the caller's random state as it was)
     when it does not exist yet."""
     hit = lookup(root, stage.name, description)
@@ -276,8 +278,8 @@ def run_stage(stage: PretrainStage, description: dict, cfg: Config, root: Path, 
     return cached(root, stage.name, description, build)
 
 
-def ensure_pretrained(plugins: Plugins, cfg: Config, root: Path, train_set: Any, test_set: Any,
-                      device: torch.device | str) -> dict[str, Path]:
+def ensure_pretrained(plugins: Plugins, cfg: Config, root: Path, train_set: TextImageDataset,
+                      test_set: TextImageDataset, device: torch.device | str) -> dict[str, Path]:
     """Run (or find in the cache) the DAMSM stage, then the method's own stages in order; returns
     ``{stage name: cache directory}`` with ``damsm`` first."""
     from harness.nn.damsm import build_damsm
@@ -302,8 +304,8 @@ def ensure_pretrained(plugins: Plugins, cfg: Config, root: Path, train_set: Any,
     return pretrained
 
 
-def ensure_damsm(plugins: Plugins, cfg: Config, root: Path, train_set: Any, test_set: Any,
-                 device: torch.device | str) -> Path:
+def ensure_damsm(plugins: Plugins, cfg: Config, root: Path, train_set: TextImageDataset,
+                 test_set: TextImageDataset, device: torch.device | str) -> Path:
     """The protocol's shared DAMSM cache entry: the released encoder files the config names (imported), else the
     cache entry of this data set, vocabulary and ``pretrain.damsm`` settings, trained now (with a progress bar)
     when it does not exist yet. Every method of a protocol, and ``harness evaluate-images``, gets the same one."""
