@@ -14,8 +14,10 @@ from harness import hookimpl
 from harness.build import prepare_config
 from harness.hook_trace import hooks_by_plugin
 from harness.plugins import build_plugins
+from plugins.attngan import AttnGAN
 from plugins.caegan import CAEGAN
 from plugins.dmgan import DMGAN
+from plugins.dmgan.model import DMGANGenerator
 from plugins.ecagan import ECAGAN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,11 +58,19 @@ class ThirdGAN(DMGAN):
 
 def test_entry_points_name_instances_and_module_style_plugins_still_work():
     eps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["harness"]
-    for name, cls in (("dmgan", DMGAN), ("ecagan", ECAGAN), ("caegan", CAEGAN)):
+    for name, cls in (("attngan", AttnGAN), ("dmgan", DMGAN), ("ecagan", ECAGAN), ("caegan", CAEGAN)):
         assert eps[name] == f"plugins.{name}:plugin"
         loaded = importlib.metadata.EntryPoint(name=name, value=eps[name], group="harness").load()
         assert type(loaded) is cls
-    assert isinstance(PLUGINS.method_plugins["attngan"], types.ModuleType)  # hook functions in a module
+    # a module of hook functions (no `plugin` attribute) registers itself
+    functions = types.ModuleType("function_gan")
+    functions.harness_methods = hookimpl(lambda: [dataclasses.replace(DMGAN().harness_methods()[0],
+                                                                      name="functiongan")])
+    functions.harness_generator = hookimpl(lambda cfg, aux: DMGANGenerator.from_config(cfg))
+    plugins = build_plugins(extra=[functions], entry_points=False)
+    assert plugins.method_plugins["functiongan"] is functions and plugins.pm.is_registered(functions)
+    assert isinstance(plugins.method_hooks("functiongan").harness_generator(cfg=prepare_config(
+        PLUGINS, "dmgan", dataset="shapes", data_dir=None, preset="test", overrides=[], seed=0), aux={}), DMGANGenerator)
     # an extra module with a `plugin` attribute registers that object, as the source tree's packages do
     module = types.ModuleType("third_party_gan")
     module.plugin = ThirdGAN()
