@@ -3,6 +3,7 @@ exact mid-epoch resume through the CLI; a non-finite loss stops the run naming t
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,18 @@ def test_non_finite_loss_stops_naming_step_and_term(setup):
         train_method(plugins, cfg, run, resume=False, root=root)
     msg = str(err.value)
     assert "step 3" in msg and "'kl'" in msg and "step-2.pt" in msg and "\n" not in msg
+    # the step's captions are named (image key and the words fed, a subsample of one of its captions)
+    named = re.search(r"the step's batch \(this process's, the words fed\): (\S+) \"([^\"]+)\"", msg)
+    assert named, msg
+    ds = plugins.dataset("shapes").build(cfg.data, "train", train=False, seed=0)
+    key, text = named.groups()
+
+    def subsequence(words: list[str], caption: list[str]) -> bool:
+        it = iter(caption)
+        return all(w in it for w in words)
+
+    captions = ds.captions(ds.keys.index(key))
+    assert any(subsequence(text.split(), [ds.vocab.ixtoword[t] for t in cap]) for cap in captions)
     assert list(list_checkpoints(run)) == [2]  # the last good checkpoint is kept, nothing written after it
     assert [e["step"] for e in run.read_log()] == [1, 2]
 

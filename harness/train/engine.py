@@ -238,6 +238,7 @@ class _Pending:
     """Loss values of steps not yet checked/logged (kept on the device: no sync per step)."""
 
     steps: list[tuple[int, int, dict[str, Tensor], Tensor, Tensor]] = field(default_factory=list)
+    captions: dict[int, tuple[list[str], Tensor, Tensor]] = field(default_factory=dict)  # step: keys, ids, lengths
     window_start: float = field(default_factory=time.perf_counter)
     window_images: int = 0
 
@@ -384,6 +385,7 @@ class TrainingLoop:
         if self.device.type == "cuda":  # pinned: the copies below do not synchronise the host
             noise = noise.pin_memory()
         noise = noise.to(self.device, non_blocking=True)
+        self.pending.captions[self.step] = (batch.keys, batch.captions, batch.lengths)  # host copies: name a bad step
         batch = batch.to(self.device)
         batch.images = [trainer.precision.images(x) for x in batch.images]
         step, terms, d_totals, g_total = trainer.train_step(batch, noise, self.step)
@@ -425,6 +427,7 @@ class TrainingLoop:
         due = force_log or s % self.log_every == 0 or s == self.total_steps
         if not due:
             pend.steps.clear()
+            pend.captions.clear()
             return {}
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -443,8 +446,20 @@ class TrainingLoop:
         return {**vals, "loss_d": d_total, "loss_g": g_total, "images_per_s": ips}
 
     def _stop_non_finite(self, step: int, term: str, value: float) -> None:
-        raise NonFiniteLoss(f"non-finite loss at step {step}: term {term!r} = {value}; training stopped "
-                            f"({last_good(self.run)})")
+        raise NonFiniteLoss(f"non-finite loss at step {step}: term {term!r} = {value}; "
+                            f"{self._batch_captions(step)}training stopped ({last_good(self.run)})")
+
+    def _batch_captions(self, step: int, shown: int = 3) -> str:
+        """"the step's batch (…): <key> "<words fed>", … (and N more); " for the error line ("" when not kept)."""
+        if step not in self.pending.captions:
+            return ""
+        keys, captions, lengths = self.pending.captions[step]
+        words = getattr(self.train_set.vocab, "ixtoword", None)
+        texts = [" ".join(words[i] if words is not None else str(i) for i in row[:n])
+                 for row, n in zip(captions[:shown].tolist(), lengths[:shown].tolist())]
+        more = f" (and {len(keys) - shown} more)" if len(keys) > shown else ""
+        listed = ", ".join(f'{k} "{t}"' for k, t in zip(keys, texts))
+        return f"the step's batch (this process's, the words fed): {listed}{more}; "
 
     # ---- checkpoints, sheets, evaluation ---------------------------------------------------------------------
     def _checkpoint(self) -> Path:
