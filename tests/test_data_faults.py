@@ -107,14 +107,24 @@ def test_text_edits_count_and_the_data_directory_is_never_written(cub, tmp_path,
     assert len(list((root / ".cache" / "data-captions").glob("*/captions.pickle"))) == 2
 
 
+def _snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    """Every file and directory under ``directory``: (size, modification time in ns)."""
+    return {str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns) for p in directory.rglob("*")}
+
+
 def test_read_only_data_directory(cub, tmp_path):
+    """A read-only data directory works, and nothing in it is created or touched (checked on the files
+    themselves too: root ignores the permission bits)."""
     (cub / "captions.pickle").unlink()
+    before = _snapshot(cub)
     os.chmod(cub, 0o555)
     try:
         ds = build_cub(small_cfg("cub", cub), "train", train=False, cache_root=tmp_path / "r")
+        check_dataset(small_cfg("cub", cub), tmp_path / "r")
     finally:
         os.chmod(cub, 0o755)
     assert len(ds) == 12 and not (cub / "captions.pickle").exists()
+    assert _snapshot(cub) == before
 
 
 def test_inspect_warns_when_text_is_newer_than_captions_pickle(cub, tmp_path, capsys):
