@@ -6,9 +6,9 @@
 
 ``load_run`` rebuilds the run's method from its ``config.yaml``, its pretraining stages (the DAMSM encoders and the
 method's own, kept in ``<run>/pretrained/``: the cache is not needed) and its newest checkpoint, with the EMA
-generator, everything in ``eval()`` and frozen. The captions are tokenised with the vocabulary the run stored (``<run>/vocab.json``, written by
-``harness train`` and ``harness import-checkpoint``), so the data set is not needed; a run made before that file
-existed falls back to its data set's vocabulary.
+generator, everything in ``eval()`` and frozen. The captions are tokenised with the vocabulary the run stored
+(``<run>/vocab.json``, written by ``harness train`` and ``harness import-checkpoint``), so the data set is not
+needed; a run made before that file existed falls back to its data set's vocabulary.
 
 Reproducibility: image ``i`` is generated from noise drawn for (``seed``, ``i``) alone, and the generator's own
 draws (conditioning augmentation) are made per item (``harness.nn.item_noise``), so the same call gives the same
@@ -66,20 +66,21 @@ def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, st
     from harness.build import load_inference_models
     from harness.data.vocab import VOCAB_FILE, load_vocabulary
     from harness.plugins import build_plugins
-    from harness.results import resolve_run, results_root
+    from harness.results import RunDir, resolve_run, results_root
     from harness.runtime import resolve_device
 
     if not isinstance(run, (str, Path)):
         raise HarnessError(f"load_run needs a run directory's path or a run id, got {type(run).__name__}")
     dev = resolve_device("auto" if device is None else device, setting="device")
-    try:
-        rd = resolve_run(Path(run).expanduser() if isinstance(run, Path) else run, results_root(results_dir,
-                                                                                              create=False))
-    except (HarnessError, OSError):
-        raise HarnessError(f"{run}: not a run directory (expected <run>/config.yaml, <run>/checkpoints/, "
-                           f"<run>/pretrained.json as `harness train` writes them), nor a run id under "
-                           f"{results_root(results_dir, create=False)}") from None
-    path = Path(rd.path)
+    path = Path(run).expanduser()
+    if not (path / "config.yaml").is_file():  # a run id, as the CLI's RUN arguments (no run, ambiguous: one line)
+        root = results_root(results_dir, create=False)
+        if not root.is_dir():
+            raise HarnessError(f"{run}: not a run directory (expected <run>/config.yaml, <run>/checkpoints/, "
+                               f"<run>/pretrained.json as `harness train` writes them), and no results root {root} "
+                               f"to look it up as a run id in")
+        path = Path(resolve_run(str(run), root).path)
+    rd = RunDir(path)
     plugins = plugins or build_plugins()
     method = _recorded_method(path)
     if method is not None and method not in plugins.methods():

@@ -103,8 +103,11 @@ def test_a_run_id_resolves_under_the_results_root(trained, monkeypatch):
     assert by_id.path == trained
     monkeypatch.setenv("HARNESS_RESULTS", str(trained.parent))
     assert harness.load_run(trained.name, device="cpu").path == trained
-    with pytest.raises(HarnessError, match=r"not a run directory .* nor a run id under"):
+    with pytest.raises(HarnessError, match=r"no run 'attngan-shapes-s0-nosuch': not a run directory, and no run "
+                                           r"with that id under"):
         harness.load_run("attngan-shapes-s0-nosuch", device="cpu")
+    with pytest.raises(HarnessError, match="and no results root .* to look it up as a run id in"):
+        harness.load_run("attngan-shapes-s0-nosuch", device="cpu", results_dir=trained.parent / "nowhere")
 
 
 @pytest.mark.parametrize("call, message", [
