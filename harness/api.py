@@ -82,8 +82,8 @@ def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, st
         path = Path(resolve_run(str(run), root).path)
     rd = RunDir(path)
     plugins = plugins or build_plugins()
-    method = _recorded_method(path)
-    if method is not None and method not in plugins.methods():
+    method = rd.config_dict()["method"]  # a damaged config.yaml: RunConfigError, one line
+    if method not in plugins.methods():
         raise HarnessError(f"run {path.name} was made by method {method!r}, which is not registered here "
                            f"(registered: {', '.join(sorted(plugins.methods()))}); install its plugin, or pass "
                            f"plugins=harness.plugins.build_plugins(extra=[...])")
@@ -100,15 +100,9 @@ def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, st
                      vocab, models.step, dev)
 
 
-def _recorded_method(path: Path) -> Optional[str]:
-    """The ``method`` key of a run's config.yaml (None when unreadable: ``load_config`` reports that)."""
-    import yaml
-
-    try:
-        method = yaml.safe_load((path / "config.yaml").read_text()).get("method")
-    except Exception:  # a damaged file: RunDir.load_config says so in one line
-        return None
-    return method if isinstance(method, str) else None
+def _is_integer(value: object) -> bool:
+    """An int (numpy's too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def generate(run: LoadedRun, captions: Sequence[str], seed: int = 0, stage: int = -1) -> Tensor:
@@ -133,10 +127,10 @@ def generate(run: LoadedRun, captions: Sequence[str], seed: int = 0, stage: int 
     not_text = [c for c in captions if not isinstance(c, str)]
     if not_text:
         raise HarnessError(f"captions must be strings; got {type(not_text[0]).__name__} {not_text[0]!r}")
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+    if not _is_integer(seed) or seed < 0:
         raise HarnessError(f"seed={seed!r}: the seed is a non-negative integer")
     n = len(stage_sizes(run.cfg))
-    if not isinstance(stage, numbers.Integral) or isinstance(stage, bool) or not -n <= stage < n:
+    if not _is_integer(stage) or not -n <= stage < n:
         raise HarnessError(f"stage {stage!r}: the generator has {n} stages, 0 … {n - 1} from low to high resolution "
                            f"(or -{n} … -1 counted from the last)")
     unknown = {w: i for i, c in reversed(list(enumerate(captions))) for w in run.vocab.tokens_of(c)

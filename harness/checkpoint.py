@@ -183,9 +183,9 @@ PRETRAINED_DIR = "pretrained"
 
 
 def _entry_files(directory: Path) -> dict[str, int]:
-    """{relative path: size} of the regular files of a cache entry (lock and temporary files left out)."""
-    return {str(f.relative_to(directory)): f.stat().st_size for f in sorted(directory.rglob("*"))
-            if f.is_file() and not f.name.endswith(".lock") and ".tmp-" not in f.name}
+    """{relative path: size} of the regular files of a cache entry (``harness.cache.cached`` builds an entry aside
+    and renames it in, its lock beside it: every file inside is the entry's)."""
+    return {str(f.relative_to(directory)): f.stat().st_size for f in sorted(directory.rglob("*")) if f.is_file()}
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:

@@ -78,8 +78,7 @@ class LayoutData:
 
     def caption_file(self, key: str) -> Path:
         """``text/<key>.txt`` (or ``text/text/<key>.txt``, see ``text_root``) of image ``key``."""
-        first = next((k for s in SPLITS for k in self.keys[s]), None)
-        return text_root(self.data_dir, first) / f"{key}.txt"
+        return keys_text_root(self.data_dir, self.keys) / f"{key}.txt"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -144,6 +143,11 @@ def read_bboxes(spec: LayoutSpec, data_dir: Path) -> dict[str, tuple[int, int, i
     return out
 
 
+def keys_text_root(data_dir: Path, keys: dict[str, list[str]]) -> Path:
+    """``text_root`` judged by the first key of the splits (train, then test)."""
+    return text_root(data_dir, next((k for s in SPLITS for k in keys[s]), None))
+
+
 def text_root(data_dir: Path, first_key: Optional[str] = None) -> Path:
     """``DIR/text``, or ``DIR/text/text`` in re-hosted copies that nest it."""
     nested = data_dir / "text" / "text"
@@ -187,8 +191,7 @@ def read_caption_file(path: Path, captions_per_image: int) -> list[list[str]]:
 
 def read_text_captions(spec: LayoutSpec, data_dir: Path, keys: dict[str, list[str]],
                        captions_per_image: int) -> dict[str, list[list[list[str]]]]:
-    first = next((k for s in SPLITS for k in keys[s]), None)
-    root = text_root(data_dir, first)
+    root = keys_text_root(data_dir, keys)
     out: dict[str, list[list[list[str]]]] = {}
     for split in SPLITS:
         caps = []
@@ -282,8 +285,7 @@ def drop_empty_captions(captions: dict[str, list[list[list[int]]]], keys: dict[s
 def text_files_hash(spec: LayoutSpec, data_dir: Path, keys: dict[str, list[str]], per: int) -> str:
     """sha256 over the key lists, ``per`` and the bytes of every caption file: the cache key of the vocabulary
     built from ``text/``. Raises DataError naming the first missing caption file."""
-    first = next((k for s in SPLITS for k in keys[s]), None)
-    root = text_root(data_dir, first)
+    root = keys_text_root(data_dir, keys)
     h = hashlib.sha256(f"captions_per_image={per}\n".encode())
     for split in SPLITS:
         h.update(f"[{split}]\n".encode())

@@ -20,6 +20,7 @@ from harness.data.attngan_layout import (
     LayoutSpec,
     check_data_dir,
     empty_captions,
+    keys_text_root,
     open_image,
     read_bboxes,
     read_caption_file,
@@ -107,8 +108,7 @@ def find_warnings(spec: LayoutSpec, data_dir: Optional[str | Path], *,
             warnings += empty_captions(captions, keys, pickle_path)[0]  # refused images: find_problems
         else:  # the captions come from text/: a line whose words all drop (e.g. non-ASCII only) is empty too
             tokens = read_text_captions(spec, ddir, keys, per)
-            warnings += empty_captions(tokens, keys, text_root(ddir, next((k for s in SPLITS for k in keys[s]),
-                                                                          None)))[0]
+            warnings += empty_captions(tokens, keys, keys_text_root(ddir, keys))[0]
     except DataError:  # reported by find_problems
         return []
     return warnings

@@ -26,7 +26,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, TYPE_CHECKING
 
@@ -238,7 +238,7 @@ class _Pending:
     """Loss values of steps not yet checked/logged (kept on the device: no sync per step)."""
 
     steps: list[tuple[int, int, dict[str, Tensor], Tensor, Tensor]] = field(default_factory=list)
-    captions: dict[int, tuple[list[str], Tensor, Tensor]] = field(default_factory=dict)  # step: keys, ids, lengths
+    batches: dict[int, Batch] = field(default_factory=dict)  # step: its host batch without images (keys, tokens)
     window_start: float = field(default_factory=time.perf_counter)
     window_images: int = 0
 
@@ -385,7 +385,7 @@ class TrainingLoop:
         if self.device.type == "cuda":  # pinned: the copies below do not synchronise the host
             noise = noise.pin_memory()
         noise = noise.to(self.device, non_blocking=True)
-        self.pending.captions[self.step] = (batch.keys, batch.captions, batch.lengths)  # host copies: name a bad step
+        self.pending.batches[self.step] = replace(batch, images=[])  # host tensors: name the batch of a bad step
         batch = batch.to(self.device)
         batch.images = [trainer.precision.images(x) for x in batch.images]
         step, terms, d_totals, g_total = trainer.train_step(batch, noise, self.step)
@@ -427,7 +427,7 @@ class TrainingLoop:
         due = force_log or s % self.log_every == 0 or s == self.total_steps
         if not due:
             pend.steps.clear()
-            pend.captions.clear()
+            pend.batches.clear()
             return {}
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -451,14 +451,12 @@ class TrainingLoop:
 
     def _batch_captions(self, step: int, shown: int = 3) -> str:
         """"the step's batch (…): <key> "<words fed>", … (and N more); " for the error line ("" when not kept)."""
-        if step not in self.pending.captions:
+        if step not in self.pending.batches:
             return ""
-        keys, captions, lengths = self.pending.captions[step]
-        words = getattr(self.train_set.vocab, "ixtoword", None)
-        texts = [" ".join(words[i] if words is not None else str(i) for i in row[:n])
-                 for row, n in zip(captions[:shown].tolist(), lengths[:shown].tolist())]
-        more = f" (and {len(keys) - shown} more)" if len(keys) > shown else ""
-        listed = ", ".join(f'{k} "{t}"' for k, t in zip(keys, texts))
+        batch = self.pending.batches[step]
+        texts = [" ".join(words) for words in caption_words(self.train_set, batch)[:shown]]
+        more = f" (and {len(batch.keys) - shown} more)" if len(batch.keys) > shown else ""
+        listed = ", ".join(f'{k} "{t}"' for k, t in zip(batch.keys, texts))
         return f"the step's batch (this process's, the words fed): {listed}{more}; "
 
     # ---- checkpoints, sheets, evaluation ---------------------------------------------------------------------
