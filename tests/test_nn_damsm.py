@@ -71,6 +71,23 @@ def test_text_encoder_equals_the_packed_lstm_with_gradients():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_text_encoder_runs_fp32_under_cpu_bf16_autocast():
+    """train.amp=bf16 on a CPU: oneDNN has no bf16 LSTM on CPUs without native bf16 (it raised "could not create a
+    primitive descriptor"), so the LSTM runs in fp32 there, giving the fp32 forward's features on every CPU."""
+    torch.manual_seed(0)
+    enc = RNNTextEncoder(30, word_dim=10, hidden=6).eval()
+    captions = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0]])
+    lengths = torch.tensor([4, 2])
+    expected = enc(captions, lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = enc(captions, lengths)
+    assert out.words.dtype == torch.float32 and out.sent.dtype == torch.float32
+    assert torch.equal(out.words, expected.words) and torch.equal(out.sent, expected.sent)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # gradients flow through the fp32 LSTM
+        enc.train()(captions, lengths).sent.sum().backward()
+    assert enc.rnn.weight_hh_l0.grad is not None and torch.isfinite(enc.rnn.weight_hh_l0.grad).all()
+
+
 def test_encoder_keys_equal_reference():
     text = RNNTextEncoder(5450)
     assert [(k, list(v.shape)) for k, v in text.state_dict().items()] == reference_keys("text_encoder")

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from pathlib import Path
@@ -70,10 +71,15 @@ class RNNTextEncoder(nn.Module):
         x: B×T×E → B×T×H/2 (zero initial state, as the packed LSTM)."""
         r = self.rnn
         params = [getattr(r, f"{name}_l0{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        zeros = x.new_zeros(1, x.shape[0], self.hidden // 2)
-        with warnings.catch_warnings():  # cuDNN copies one direction's weights out of the module's flat buffer
-            warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
-            output, _, _ = torch.lstm(x, (zeros, zeros), params, True, 1, 0.0, self.training, False, True)
+        # On the CPU the LSTM stays fp32 under bf16 autocast: oneDNN has no bf16 LSTM on CPUs without native bf16
+        # (no avx512_bf16 / amx_bf16), and fp32 everywhere keeps one CPU's numbers equal to another's.
+        cpu = x.device.type == "cpu"
+        with torch.autocast("cpu", enabled=False) if cpu else contextlib.nullcontext():
+            x = x.float() if cpu else x
+            zeros = x.new_zeros(1, x.shape[0], self.hidden // 2)
+            with warnings.catch_warnings():  # cuDNN copies one direction's weights out of the module's flat buffer
+                warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+                output, _, _ = torch.lstm(x, (zeros, zeros), params, True, 1, 0.0, self.training, False, True)
         return output
 
 
