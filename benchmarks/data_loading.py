@@ -25,7 +25,7 @@ from harness.config import DataConfig
 from harness.data.cub import build_cub
 from harness.data.shapes import build_shapes
 from harness.data.writer import write_dataset
-from harness.plugins import build_plugins
+from harness.contract.plugins import build_plugins
 
 REFERENCE_IMAGES_PER_S = {"AttnGAN (CPU, A6)": 8 / 25.7, "DM-GAN (CPU, A6)": 8 / 39.8}
 

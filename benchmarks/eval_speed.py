@@ -33,8 +33,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.evaluate import build_metrics, generate_into, make_context, select_metrics  # noqa: E402
-from harness.plugins import build_plugins  # noqa: E402
+from harness.evaluation.evaluate import build_metrics, generate_into, make_context, select_metrics  # noqa: E402
+from harness.contract.plugins import build_plugins  # noqa: E402
 
 
 class TimedMetric:
@@ -56,7 +56,7 @@ def _random_weight_files(out: Path) -> dict[str, Path]:
     import torch_fidelity.feature_extractor_inceptionv3 as fe
     from torchvision.models import inception_v3
 
-    from harness.metrics.clip_score import import_clip
+    from harness.evaluation.metrics.clip_score import import_clip
 
     files = {}
     keep_load, keep_url = fe.FeatureExtractorInceptionV3.load_state_dict, fe.load_state_dict_from_url
@@ -81,9 +81,9 @@ def _random_weight_files(out: Path) -> dict[str, Path]:
 
 
 def _use_random_weights(files: dict[str, Path]) -> None:
-    import harness.metrics.clip_score as clip_score
-    import harness.metrics.inception as inception
-    from harness.weights import find_weight
+    import harness.evaluation.metrics.clip_score as clip_score
+    import harness.evaluation.metrics.inception as inception
+    from harness.core.weights import find_weight
 
     def find(plugins: Any, name: str) -> Path:
         try:
@@ -98,11 +98,11 @@ def _use_random_weights(files: dict[str, Path]) -> None:
 def _models(plugins: Any, args: argparse.Namespace, root: Path, device: torch.device) -> tuple[Any, Any]:
     """(inference models, test split): a trained run's, or the preset's fresh networks."""
     from harness.build import build_method
-    from harness.run import prepare_config
+    from harness.build import prepare_config
     from harness.build import InferenceModels, load_inference_models
 
     if args.run:
-        from harness.results import resolve_run, results_root
+        from harness.core.rundir import resolve_run, results_root
 
         run = resolve_run(args.run, results_root(None))
         models = load_inference_models(plugins, run, device=device)

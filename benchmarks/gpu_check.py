@@ -8,7 +8,7 @@ code in the same process: pass/fail, finite losses, seconds per iteration, image
 Then the evaluation benchmark: ``--eval-images`` (2,000) images generated from the caption bank of the built-in
 ``shapes`` test split rendered at the preset's resolution (256²) and streamed into IS + FID (Inception-v3
 pool3 + logits) and R-precision (the method's DAMSM encoders), exactly the evaluation loop of
-``harness evaluate`` (``harness.evaluate.generate_into`` + the metrics' ``finish``), extrapolated to 30,000
+``harness evaluate`` (``harness.evaluation.evaluate.generate_into`` + the metrics' ``finish``), extrapolated to 30,000
 images (loop time × 15 + finish time). The extractors have random weights (no weight file is reachable from
 such a machine): every figure is labelled "timing only".
 
@@ -131,7 +131,8 @@ def time_training(plugins, method: str, cfg, modules, device, mode: str, steps: 
 
     import torch
     from harness.config import stage_sizes
-    from harness.train.engine import GanTrainer, Precision
+    from harness.core.runtime import Precision
+    from harness.train.engine import GanTrainer
     from phase_clock import PhaseClock
     from train_speed import PHASES, looped_words_loss, patched_words_loss, synthetic_batch
 
@@ -176,7 +177,7 @@ def random_inception_stream(ctx, dry_run: bool):
     import torch
     import torch.nn.functional as F
     import torchvision
-    from harness.metrics.features import FeatureStream
+    from harness.evaluation.metrics.features import FeatureStream
 
     net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008)
     net.fc = torch.nn.Identity()
@@ -198,7 +199,7 @@ def random_inception_stream(ctx, dry_run: bool):
 def time_evaluation(plugins, method: str, cfg, modules, device, images: int, root: Path, dry_run: bool,
                     vocab: int) -> EvalResult:
     """generate + IS + FID + R-precision on ``images`` images through the evaluation loop (timing only)."""
-    from harness.evaluate import build_metrics, generate_into, make_context
+    from harness.evaluation.evaluate import build_metrics, generate_into, make_context
 
     res = EvalResult(method, images=images)
     try:
@@ -300,7 +301,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from harness.build import build_method
     from harness.config import build_config
-    from harness.plugins import build_plugins
+    from harness.contract.plugins import build_plugins
 
     plugins = build_plugins()
     methods = [m.strip() for m in (args.methods or ",".join(sorted(plugins.methods()))).split(",") if m.strip()]

@@ -6,7 +6,7 @@
 #   OUT=/some/dir bash benchmarks/gpu_check.sh   # also writes the table to $OUT/RESULTS.md
 #
 # No install step and no entry points: PYTHONPATH=<checkout>, and the built-in methods are registered from the
-# source tree (harness.plugins imports plugins/*). Needs torch (2.11 or newer) + torchvision, numpy, pluggy and
+# source tree (harness.contract.plugins imports plugins/*). Needs torch (2.11 or newer) + torchvision, numpy, pluggy and
 # pyyaml; pandas, tqdm, scipy, torch-fidelity and openai-clip are optional (the metrics are timed with
 # random-weight extractors and labelled "timing only" in any case: no weight file is reachable).
 #

@@ -126,8 +126,8 @@ def harness_overrides(cfg: Any, word_dim: int) -> list[str]:
 def dataset_vocab_size(args: argparse.Namespace, root: Path) -> int:
     """The vocabulary size of ``args.dataset``'s training split (what ``harness import-checkpoint`` checks the text
     encoder against), built under the results root ``root``."""
-    from harness.plugins import build_plugins
-    from harness.run import prepare_config
+    from harness.contract.plugins import build_plugins
+    from harness.build import prepare_config
 
     plugins = build_plugins()
     cfg = prepare_config(plugins, args.method, dataset=args.dataset, data_dir=args.data_dir, preset=args.preset,
@@ -176,8 +176,8 @@ def compare(args: argparse.Namespace) -> tuple[Table, list[str], str]:
     r_d_init = [copy.deepcopy(d.state_dict()) for d in r_ds]
 
     from harness.cli import main as harness_main
-    from harness.plugins import build_plugins
-    from harness.results import RunDir
+    from harness.contract.plugins import build_plugins
+    from harness.core.rundir import RunDir
     from harness.build import load_inference_models
 
     argv = ["import-checkpoint", args.method, str(files["g"]), "--text-encoder", str(files["text"]),
@@ -224,7 +224,7 @@ def compare(args: argparse.Namespace) -> tuple[Table, list[str], str]:
     real_labels, fake_labels, match_labels = torch.ones(b), torch.zeros(b), torch.arange(b)
 
     from harness.nn import conditioning
-    from harness.types import Batch, GenOutput, Step, TextFeatures
+    from harness.contract.types import Batch, GenOutput, Step, TextFeatures
 
     def ca_eps(shape: tuple) -> torch.Tensor:
         torch.manual_seed(args.seed + 2)

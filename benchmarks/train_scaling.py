@@ -48,8 +48,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from harness.build import build_method
     from harness.config import build_config
-    from harness.plugins import build_plugins
-    from harness.train.engine import Precision, resolve_device
+    from harness.contract.plugins import build_plugins
+    from harness.core.runtime import Precision, resolve_device
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness.types import Batch  # noqa: E402
+from harness.contract.types import Batch  # noqa: E402
 from phase_clock import PhaseClock  # noqa: E402
 
 # REFERENCE.md A6 (torch 2.14.1, 2 threads, AMD EPYC, batch 8): two process runs each.
@@ -175,8 +175,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     from harness.build import build_method
     from harness.config import build_config, stage_sizes
     from harness.nn.damsm_loss import words_loss
-    from harness.plugins import build_plugins
-    from harness.train.engine import GanTrainer, Precision
+    from harness.contract.plugins import build_plugins
+    from harness.core.runtime import Precision
+    from harness.train.engine import GanTrainer
 
     plugins = build_plugins()
     info = plugins.method(args.method)

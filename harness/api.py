@@ -27,9 +27,9 @@ from torch import Tensor, nn
 
 from harness.config import Config
 from harness.data.vocab import Vocabulary
-from harness.errors import HarnessError
-from harness.plugins import Plugins
-from harness.types import DamsmEncoders
+from harness.util.errors import HarnessError
+from harness.contract.plugins import Plugins
+from harness.contract.types import DamsmEncoders
 
 GENERATE_STEP = -2  # the step (stream) of harness.generate's per-item draws; training uses steps >= 0
 
@@ -59,15 +59,15 @@ def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, st
 
     run:         a run directory's path, or a run id under the results root (``results_dir``, else
                  ``$HARNESS_RESULTS``, else ``./results``), as the CLI's RUN arguments
-    plugins:     the plugin manager (default: the installed plugins, ``harness.plugins.build_plugins()``); pass
+    plugins:     the plugin manager (default: the installed plugins, ``harness.contract.plugins.build_plugins()``); pass
                  ``build_plugins(extra=[...])`` for a run of a method registered by hand
     Raises HarnessError (one line) when ``run`` is neither, its method is not installed, it has no checkpoint (of
     ``step``), a pretrained stage directory it names is gone, or ``device`` is not a usable device."""
     from harness.build import load_inference_models
     from harness.data.vocab import VOCAB_FILE, load_vocabulary
-    from harness.plugins import build_plugins
-    from harness.results import RunDir, resolve_run, results_root
-    from harness.runtime import resolve_device
+    from harness.contract.plugins import build_plugins
+    from harness.core.rundir import RunDir, resolve_run, results_root
+    from harness.core.runtime import resolve_device
 
     if not isinstance(run, (str, Path)):
         raise HarnessError(f"load_run needs a run directory's path or a run id, got {type(run).__name__}")
@@ -86,7 +86,7 @@ def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, st
     if method not in plugins.methods():
         raise HarnessError(f"run {path.name} was made by method {method!r}, which is not registered here "
                            f"(registered: {', '.join(sorted(plugins.methods()))}); install its plugin, or pass "
-                           f"plugins=harness.plugins.build_plugins(extra=[...])")
+                           f"plugins=harness.contract.plugins.build_plugins(extra=[...])")
     models = load_inference_models(plugins, rd, step=step, device=dev)
     if (path / VOCAB_FILE).is_file():
         vocab = load_vocabulary(path / VOCAB_FILE)
@@ -117,7 +117,7 @@ def generate(run: LoadedRun, captions: Sequence[str], seed: int = 0, stage: int 
     from harness.config import stage_sizes
     from harness.data.captions import encode_caption_batch
     from harness.nn.item_noise import per_item_draws
-    from harness.seed import sample_noise
+    from harness.core.seed import sample_noise
 
     if isinstance(captions, str):
         captions = [captions]

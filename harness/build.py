@@ -11,13 +11,13 @@ import torch
 from torch import nn
 
 from harness.config import Config, Resolution, resolve_config
-from harness.config_rules import check_config
-from harness.errors import HarnessError
-from harness.types import DamsmEncoders
+from harness.config.rules import check_config
+from harness.util.errors import HarnessError
+from harness.contract.types import DamsmEncoders
 
 if TYPE_CHECKING:  # type hints only
-    from harness.plugins import Plugins
-    from harness.results import RunDir
+    from harness.contract.plugins import Plugins
+    from harness.core.rundir import RunDir
 
 
 @dataclass
@@ -66,7 +66,7 @@ def count_parameters(module: nn.Module, exclude: Optional[list[nn.Module]] = Non
 def prepare_config(plugins: Plugins, method: str, *, dataset: str, data_dir: Optional[str], preset: str,
                    overrides: list[str], seed: int) -> Config:
     """Resolve one method's config; fails on an unknown method, data set, preset or key, or a value its field or
-    the method does not allow (``harness.config_rules.check_config``), before any work."""
+    the method does not allow (``harness.config.rules.check_config``), before any work."""
     cfg = resolve_method_config(plugins, method, dataset=dataset, data_dir=data_dir, preset=preset,
                                 overrides=overrides, seed=seed).cfg
     check_config(plugins, cfg)  # names the plugins know, the method's own constraints
@@ -112,8 +112,8 @@ def load_inference_models(plugins: Plugins, run: RunDir, *, step: Optional[int] 
                           device: str | torch.device = "cpu") -> InferenceModels:
     """Rebuild the run's method from its config, pretrained stages and checkpoint (default: the newest), with the
     EMA generator, everything in eval() and frozen, on ``device``."""
-    from harness.nn.state_dicts import load_state_strict
-    from harness.checkpoint import (PRETRAINED_FILE, latest_checkpoint, load_aux_state, load_checkpoint,
+    from harness.core.state_dicts import load_state_strict
+    from harness.core.checkpoint import (PRETRAINED_FILE, latest_checkpoint, load_aux_state, load_checkpoint,
                                           read_pretrained)
 
     cfg = run.load_config(plugins)
@@ -161,8 +161,8 @@ def load_external_damsm(plugins: Plugins, path: str, *, cfg: Config, vocab_size:
     """A separately trained DAMSM for ``--rp-encoder`` (R-precision ``rp_ext``), frozen in eval() on ``device``:
     the DAMSM of a run directory (trained on the same data set and vocabulary as ``cfg``'s run, else
     HarnessError), or a DAMSM cache directory (``text_encoder.pth``, ``image_encoder.pth``) built for
-    ``vocab_size`` words. ``harness.evaluate`` hands it to the metrics as ``EvalContext.load_damsm``."""
-    from harness.results import RunDir
+    ``vocab_size`` words. ``harness.evaluation.evaluate`` hands it to the metrics as ``EvalContext.load_damsm``."""
+    from harness.core.rundir import RunDir
 
     p = Path(path)
     if (p / "config.yaml").exists():

@@ -24,11 +24,11 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence, TYPE_CHECKING
 
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
-    from harness.plugins import Plugins
-    from harness.results import RunDir
+    from harness.contract.plugins import Plugins
+    from harness.core.rundir import RunDir
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -220,7 +220,7 @@ def main(argv: Optional[Sequence[str]] = None, *, plugins: Plugins | None = None
     args = build_parser().parse_args(argv)
     try:
         code = _dispatch(args, plugins)
-        from harness.distributed import leave_group
+        from harness.core.distributed import leave_group
 
         leave_group(wait=True)  # torchrun: every rank has finished before any leaves the process group
         return code
@@ -234,12 +234,12 @@ def main(argv: Optional[Sequence[str]] = None, *, plugins: Plugins | None = None
 
 
 def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
-    from harness.plugins import build_plugins
-    from harness.results import results_root
+    from harness.contract.plugins import build_plugins
+    from harness.core.rundir import results_root
 
     _set_weights_dir(args)
     if args.verb == "env":  # before the plugins are built: a plugin that fails to load is part of the report
-        from harness.environment import env_command
+        from harness.runs.environment import env_command
 
         return env_command(args.json, plugins)
     plugins = plugins or build_plugins()
@@ -247,7 +247,7 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
 
     if verb == "plugins":
         if args.hooks:
-            from harness.hook_trace import format_hooks
+            from harness.contract.hook_trace import format_hooks
 
             print(format_hooks(plugins.pm))
             return 0
@@ -262,12 +262,12 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
     if verb == "datasets":
         return _datasets(args, plugins)
     if verb == "weights":
-        from harness.weights import describe_weights
+        from harness.core.weights import describe_weights
 
         print(describe_weights(plugins))
         return 0
     if verb == "inspect":
-        from harness.inspect_model import format_inspection, inspect_method
+        from harness.runs.inspect import format_inspection, inspect_method
 
         methods = plugins.select_methods(args.plugins)
         reports = [inspect_method(plugins, m.name, preset=args.preset, dataset=args.dataset,
@@ -278,8 +278,8 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
             print("\n\n".join(format_inspection(r) for r in reports))
         return 0
     if verb == "table":
-        from harness.results import find_runs, readable_runs, resolve_run
-        from harness.tables import write_table
+        from harness.core.rundir import find_runs, readable_runs, resolve_run
+        from harness.reporting.tables import write_table
 
         root = results_root(args.results_dir)
         if args.all or not args.runs:
@@ -295,7 +295,7 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
         options = dict(with_paper_numbers=args.with_paper_numbers, columns=[c for c in args.columns.split(",") if c],
                        metrics=[m for m in args.metrics.split(",") if m] or None)
         if args.explain:
-            from harness.tables import build_table, explain_table
+            from harness.reporting.tables import build_table, explain_table
 
             print(explain_table(build_table(plugins, runs, **options)))
             return 0
@@ -309,12 +309,12 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
     if verb == "train":
         return _train(args, plugins)
     if verb == "report":
-        from harness.report import report_command
+        from harness.reporting.report import report_command
 
         print(report_command(plugins, args.runs, results_root(args.results_dir, create=False), args.out))
         return 0
     if verb == "config":
-        from harness.protocol import format_resolution
+        from harness.config.protocol import format_resolution
         from harness.build import resolve_method_config
 
         methods = plugins.select_methods(args.plugins)
@@ -326,7 +326,7 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
               if args.json else format_resolution(res))
         return 0
     if verb == "run":
-        from harness.run import resume_benchmark, run_benchmark
+        from harness.session import resume_benchmark, run_benchmark
 
         if args.resume:
             given = [flag for flag, v, default in (
@@ -349,8 +349,8 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
         print(session)
         return 0
     if verb == "evaluate":
-        from harness.evaluate import evaluate_run
-        from harness.results import resolve_run
+        from harness.evaluation.evaluate import evaluate_run
+        from harness.core.rundir import resolve_run
 
         root = results_root(args.results_dir)
         run = resolve_run(args.run, root)
@@ -363,7 +363,7 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
         print(run.path)
         return 0
     if verb == "evaluate-images":
-        from harness.evaluate_images import evaluate_images
+        from harness.runs.images import evaluate_images
 
         run, records = evaluate_images(plugins, args.folder, dataset=args.dataset, preset=args.preset, name=args.name,
                                        data_dir=args.data_dir, metrics=args.metrics, manifest=args.manifest,
@@ -374,8 +374,8 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
         print(run.path)
         return 0
     if verb == "sample":
-        from harness.results import resolve_run
-        from harness.sample import read_captions, sample_sheet
+        from harness.core.rundir import resolve_run
+        from harness.runs.sample import read_captions, sample_sheet
 
         root = results_root(args.results_dir)
         runs = [resolve_run(r, root) for r in args.runs]
@@ -384,7 +384,7 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
         print(out)
         return 0
     if verb == "import-checkpoint":
-        from harness.checkpoint_import import import_checkpoint
+        from harness.runs.import_checkpoint import import_checkpoint
 
         run = import_checkpoint(plugins, args.method, Path(args.file), text_encoder=args.text_encoder,
                                 image_encoder=args.image_encoder, dataset=args.dataset, data_dir=args.data_dir,
@@ -406,27 +406,27 @@ def _print_records(records: list[dict]) -> None:
 
 def _session_path(arg: str, root: Path) -> Path:
     """A SESSION argument: a session directory's path, else its id under the results root (the run-id rule)."""
-    from harness.results import check_run_id
+    from harness.core.rundir import check_run_id
 
     p = Path(arg)
     return p if p.is_dir() else check_run_id(arg, root)
 
 
 def _train(args: argparse.Namespace, plugins: Plugins) -> int:
-    from harness.results import resolve_run, results_root
+    from harness.core.rundir import resolve_run, results_root
 
     root = results_root(args.results_dir, create=bool(args.resume))  # a new run: its config is checked first
     if args.resume:
         if args.plugins or args.overrides:
             raise HarnessError("--resume continues a run with its saved config; drop --plugins/--set")
-        from harness.config_rules import check_config
+        from harness.config.rules import check_config
 
         run = resolve_run(args.resume, root)
         cfg = run.load_config(plugins)
         check_config(plugins, cfg)  # a config.yaml edited by hand is checked as a new one is
         _train_interruptible(plugins, cfg, run, resume=True, root=root)
-        from harness.run_info import mark_finished
-        from harness.distributed import on_main
+        from harness.runs.info import mark_finished
+        from harness.core.distributed import on_main
 
         on_main(lambda: mark_finished(run))
         print(run.path)
@@ -444,9 +444,9 @@ def _train(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.data.validate import check_dataset
 
     check_dataset(cfg.data, root)  # a data set that cannot be read is refused before the run directory exists
-    from harness.results import RunDir, run_stem
-    from harness.run_info import mark_finished, write_run_info
-    from harness.distributed import on_main
+    from harness.core.rundir import RunDir, run_stem
+    from harness.runs.info import mark_finished, write_run_info
+    from harness.core.distributed import on_main
 
     def create() -> RunDir:  # torchrun: rank 0 creates the run directory, every rank gets its path
         run = RunDir.create(root, stem=run_stem(method.name, cfg.data.name, cfg.seed))
@@ -462,9 +462,9 @@ def _train(args: argparse.Namespace, plugins: Plugins) -> int:
 
 
 def _train_interruptible(plugins: Plugins, cfg, run: RunDir, *, resume: bool, root: Path) -> None:
-    """``harness.run.train_run``; Ctrl-C names the run and the command that continues it."""
-    from harness.run import Interrupted, train_run
-    from harness.checkpoint import resume_hint
+    """``harness.session.train_run``; Ctrl-C names the run and the command that continues it."""
+    from harness.session import Interrupted, train_run
+    from harness.core.checkpoint import resume_hint
 
     try:
         train_run(plugins, cfg, run, resume=resume, root=root)
@@ -485,14 +485,14 @@ def _datasets(args: argparse.Namespace, plugins: Plugins) -> int:
         return 0
     if args.datasets_verb == "inspect":
         from harness.data.inspect import format_report, inspect_dataset
-        from harness.results import results_root
+        from harness.core.rundir import results_root
 
         report = inspect_dataset(plugins, args.name, data_dir=args.data_dir, root=results_root(args.results_dir))
         print(json.dumps(report, indent=1) if args.json else format_report(report))
         return 0 if not report.get("problems") else 1
     if args.datasets_verb == "captions":
-        from harness.evaluate_images import export_captions
-        from harness.results import results_root
+        from harness.runs.images import export_captions
+        from harness.core.rundir import results_root
 
         out, n = export_captions(plugins, args.name, args.preset, args.out, data_dir=args.data_dir,
                                  root=results_root(args.results_dir))

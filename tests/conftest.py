@@ -38,7 +38,7 @@ def results_root(isolated_paths: dict[str, Path]) -> Path:
 def shapes_cub_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny shapes data set written out once in the CUB layout (skips until the data writer exists)."""
     writer = pytest.importorskip("harness.data.writer")
-    from harness.plugins import build_plugins
+    from harness.contract.plugins import build_plugins
 
     out = tmp_path_factory.mktemp("shapes_cub") / "cub"
     writer.write_dataset(build_plugins(), "shapes", out, layout="cub",

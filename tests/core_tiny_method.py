@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config import stage_sizes
-from harness.plugins import hookimpl
-from harness.types import DatasetInfo, GenOutput, MethodInfo, MetricInfo, ReportedNumber, TextFeatures
+from harness.contract.plugins import hookimpl
+from harness.contract.types import DatasetInfo, GenOutput, MethodInfo, MetricInfo, ReportedNumber, TextFeatures
 
 DEFAULTS_YAML = """\
 paper-cub:

@@ -25,8 +25,8 @@ if str(ROOT) not in sys.path:
 
 from harness.config import stage_sizes  # noqa: E402
 from harness.nn.conditioning import CANet  # noqa: E402
-from harness.plugins import hookimpl  # noqa: E402
-from harness.types import GenOutput, MethodInfo  # noqa: E402
+from harness.contract.plugins import hookimpl  # noqa: E402
+from harness.contract.types import GenOutput, MethodInfo  # noqa: E402
 
 DEFAULTS_YAML = """\
 test:
@@ -106,7 +106,7 @@ class DistMethod:
 
 
 def plugins_for(directory: Path):
-    from harness.plugins import build_plugins
+    from harness.contract.plugins import build_plugins
 
     return build_plugins([DistMethod(Path(directory) / "defaults.yaml")], entry_points=False)
 

@@ -6,7 +6,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from harness.plugins import Plugins, build_plugins
+from harness.contract.plugins import Plugins, build_plugins
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

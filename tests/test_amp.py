@@ -13,10 +13,11 @@ import torch
 
 from harness.build import build_method
 from harness.config import build_config, stage_sizes
-from harness.plugins import build_plugins
-from harness.train.engine import GanTrainer, Precision
-from harness.seed import sample_noise
-from harness.types import Batch
+from harness.contract.plugins import build_plugins
+from harness.core.runtime import Precision
+from harness.train.engine import GanTrainer
+from harness.core.seed import sample_noise
+from harness.contract.types import Batch
 
 TOLERANCE = 0.02
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import harness
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 
 
 @pytest.fixture(autouse=True)

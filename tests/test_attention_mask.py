@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from harness.build import build_method
-from harness.config import ConfigError, build_config
+from harness.config import build_config
+from harness.util.errors import ConfigError
 from harness.nn.word_attention import WordAttention, query_padding_mask
-from harness.plugins import build_plugins
+from harness.contract.plugins import build_plugins
 from plugins.dmgan.memory import DynamicMemory
 
 B, C, T, D = 3, 4, 3, 5

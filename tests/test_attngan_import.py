@@ -10,9 +10,9 @@ from torch import nn
 from harness.cli import main
 from harness.config import build_config
 from harness.nn.damsm import RNNTextEncoder, SmallCNNImageEncoder
-from harness.plugins import build_plugins
-from harness.results import RunDir
-from harness.types import TextFeatures
+from harness.contract.plugins import build_plugins
+from harness.core.rundir import RunDir
+from harness.contract.types import TextFeatures
 
 VOCAB = 70  # the shapes vocabulary of the test preset: import refuses an encoder of another size
 
@@ -96,7 +96,7 @@ def test_import_declares_the_original_evaluation_as_deviations(released, results
     deviations from the protocol with the reason "the original's evaluation" (issue 15): run.json, label, config."""
     import json
 
-    from harness.protocol import ORIGINAL_EVALUATION
+    from harness.config.protocol import ORIGINAL_EVALUATION
 
     plugins, cfg, g, files = released
     assert main(_argv(files), plugins=plugins) == 0

@@ -6,10 +6,10 @@ import torch
 
 from harness.build import build_method, count_parameters
 from harness.config import build_config, stage_sizes
-from harness.errors import HarnessError
-from harness.nn.state_dicts import load_state_strict
-from harness.plugins import build_plugins
-from harness.types import Batch, GenOutput, Step, TextFeatures
+from harness.util.errors import HarnessError
+from harness.core.state_dicts import load_state_strict
+from harness.contract.plugins import build_plugins
+from harness.contract.types import Batch, GenOutput, Step, TextFeatures
 
 from plugins.attngan.model import AttnGANGenerator
 

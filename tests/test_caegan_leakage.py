@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from harness.data.shapes import ShapesDataset
-from harness.plugins import build_plugins
-from harness.results import RunDir
-from harness.run import prepare_config
+from harness.contract.plugins import build_plugins
+from harness.core.rundir import RunDir
+from harness.build import prepare_config
 from harness.build import load_inference_models
 from harness.train.engine import train_method
 

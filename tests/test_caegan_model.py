@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from harness.build import build_method
-from harness.config import ConfigError
+from harness.util.errors import ConfigError
 from harness.data.shapes import ShapesDataset
-from harness.plugins import build_plugins
-from harness.run import prepare_config
-from harness.types import TextFeatures
+from harness.contract.plugins import build_plugins
+from harness.build import prepare_config
+from harness.contract.types import TextFeatures
 from plugins.caegan.model import CAEGANGenerator
 from plugins.dmgan.model import DMGANGenerator
 
@@ -158,7 +158,7 @@ def test_method_info(plugins):
 
 
 def test_missing_encoder_file_is_one_line_error(plugins, tmp_path):
-    from harness.errors import HarnessError
+    from harness.util.errors import HarnessError
 
     cfg = _cfg(plugins)
     with pytest.raises(HarnessError, match="encoder.pth does not exist"):

@@ -10,9 +10,9 @@ import torch
 
 from harness.data.shapes import ShapesDataset
 from harness.nn.damsm import build_damsm
-from harness.plugins import build_plugins
-from harness.run import prepare_config
-from harness.types import PretrainContext
+from harness.contract.plugins import build_plugins
+from harness.build import prepare_config
+from harness.contract.types import PretrainContext
 from plugins.caegan.encoder_pretraining import ENCODER_FILE, SUMMARY_FILE, load_encoder, train_encoder
 
 

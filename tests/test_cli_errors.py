@@ -11,7 +11,7 @@ import pytest
 
 from core_tiny_method import TinyMethod, TinyRegistry
 from harness.cli import main
-from harness.plugins import build_plugins
+from harness.contract.plugins import build_plugins
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,7 +65,7 @@ def test_train_takes_one_method(plugins, results_root, capsys):
 
 
 def test_unknown_metric_fails_before_any_work(plugins, results_root, capsys):
-    pytest.importorskip("harness.evaluate")
+    pytest.importorskip("harness.evaluation.evaluate")
     rc = main(_args("run", ["--metrics", "nosuch"]), plugins=plugins)
     err = capsys.readouterr().err.strip()
     assert rc != 0 and "nosuch" in err and len(err.splitlines()) == 1

@@ -10,7 +10,7 @@ import pytest
 from core_tiny_method import TinyMethod, build_generator
 from harness.cli import main
 from harness.config import build_config
-from harness.plugins import build_plugins
+from harness.contract.plugins import build_plugins
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def test_plugins_lists_the_out_of_tree_method(tiny_plugins, capsys):
 
 
 def test_inspect_counts_the_out_of_tree_method(tiny_plugins, capsys):
-    pytest.importorskip("harness.inspect_model")
+    pytest.importorskip("harness.runs.inspect")
     argv = ["inspect", "--plugins", "tinygan", "--preset", "test", "--dataset", "shapes", "--vocab-size", "50"]
     assert main(argv + ["--json"], plugins=tiny_plugins) == 0
     report = json.loads(capsys.readouterr().out)

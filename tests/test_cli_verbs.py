@@ -5,7 +5,7 @@ import pytest
 
 from core_tiny_method import TinyMethod, TinyRegistry
 from harness.cli import build_parser, main
-from harness.plugins import build_plugins
+from harness.contract.plugins import build_plugins
 
 VERBS = {
     "run": ["run", "--plugins", "a,b", "--seeds", "0,1,2", "--set", "train.batch_size=4", "--set", "eval.every=0"],

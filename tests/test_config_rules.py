@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from harness.cli import main
-from harness.config import ConfigError
-from harness.config_rules import RULE, leaf_fields
-from harness.plugins import build_plugins
-from harness.run import prepare_config
+from harness.util.errors import ConfigError
+from harness.config.rules import RULE, leaf_fields
+from harness.contract.plugins import build_plugins
+from harness.build import prepare_config
 
 PLUGINS = build_plugins()
 METHODS = sorted(PLUGINS.methods())
@@ -56,7 +56,7 @@ def test_every_method_section_is_covered():
 def test_field_rule_refuses_bad_values(method: str, key: str, f: dataclasses.Field, tp: typing.Any):
     rule = f.metadata.get(RULE)
     constrained_by_type = tp is bool or typing.get_origin(tp) is typing.Literal
-    assert rule is not None or constrained_by_type, f"{key} declares no rule (harness.config_rules.value)"
+    assert rule is not None or constrained_by_type, f"{key} declares no rule (harness.config.rules.value)"
     bad = _bad_values(f, tp)
     if not bad:  # a free value: the rule says why any value is fine
         assert rule.allowed.startswith("any value (") and len(rule.allowed) > len("any value ()") + 10

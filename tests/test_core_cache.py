@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cache import cache_key, cached, entry_path, lookup
+from harness.core.cache import cache_key, cached, entry_path, lookup
 
 
 def test_built_once_then_reused(tmp_path):

@@ -8,10 +8,12 @@ import pytest
 import yaml
 
 from core_tiny_method import TinyMethod, TinyRegistry
-from harness.config import (ConfigError, ModelConfig, build_config, config_from_dict, new_config, parse_override,
-                            set_key, stable_hash, stage_sizes)
-from harness.plugins import build_plugins
-from harness.run import prepare_config
+from harness.config import (ModelConfig, build_config, config_from_dict, new_config, parse_override, set_key,
+                            stage_sizes)
+from harness.util.errors import ConfigError
+from harness.util.hashing import stable_hash
+from harness.contract.plugins import build_plugins
+from harness.build import prepare_config
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from core_tiny_method import TinyMethod, TinyRegistry
-from harness import hookspecs
-from harness.errors import HarnessError, UnknownNameError
-from harness.plugins import build_plugins, hookimpl
-from harness.types import MethodInfo
+from harness.contract import hookspecs
+from harness.util.errors import HarnessError, UnknownNameError
+from harness.contract.plugins import build_plugins, hookimpl
+from harness.contract.types import MethodInfo
 
 
 def _spec_functions():
@@ -32,7 +32,7 @@ def test_every_hookspec_is_documented():
 
 
 def test_every_registered_hook_has_a_documented_spec():
-    """Catches hookspecs added anywhere (not only in harness.hookspecs) without a docstring."""
+    """Catches hookspecs added anywhere (not only in harness.contract.hookspecs) without a docstring."""
     plugins = build_plugins()
     for name in dir(plugins.pm.hook):
         if not name.startswith("harness_"):
@@ -140,7 +140,7 @@ def test_generation_interface_types_live_in_the_core():
     import harness
 
     assert {"TextFeatures", "GenOutput", "hookimpl"} <= set(harness.__all__)
-    from harness.types import TextFeatures
+    from harness.contract.types import TextFeatures
 
     t = TextFeatures(torch.zeros(2, 4, 3), torch.zeros(2, 4), torch.zeros(2, 3, dtype=torch.bool),
                      torch.tensor([3, 2]))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import build_parser, main
-from harness.plugins import build_plugins
+from harness.contract.plugins import build_plugins
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -42,7 +42,7 @@ def readme_plugin(tmp_path, monkeypatch):
 def test_readme_plugin_registers_and_inspects(readme_plugin, capsys):
     assert main(["plugins"], plugins=readme_plugin) == 0
     assert "mymethod" in capsys.readouterr().out
-    pytest.importorskip("harness.inspect_model")
+    pytest.importorskip("harness.runs.inspect")
     assert main(["inspect", "--plugins", "mymethod", "--preset", "test", "--dataset", "shapes", "--json"],
                 plugins=readme_plugin) == 0
     report = json.loads(capsys.readouterr().out)
@@ -89,7 +89,7 @@ def test_readme_entry_point_names_the_plugin_instance(tmp_path, monkeypatch):
         assert not isinstance(obj, type(sys)) and type(obj).__name__ == "MyMethod"  # an instance, not a module
         plugins = build_plugins(extra=[obj])
         assert "mymethod" in plugins.methods()
-        from harness.run import prepare_config
+        from harness.build import prepare_config
 
         cfg = prepare_config(plugins, "mymethod", dataset="shapes", data_dir=None, preset="test", overrides=[],
                              seed=0)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import results
-from harness.errors import HarnessError
-from harness.results import (RECORD_FIELDS, RunDir, atomic_write_text, find_runs, make_record, new_eval_id,
+from harness.core import rundir as results
+from harness.util.errors import HarnessError
+from harness.core.rundir import (RECORD_FIELDS, RunDir, atomic_write_text, find_runs, make_record, new_eval_id,
                              new_session_dir, read_jsonl, resolve_run, results_root)
 
 

@@ -8,7 +8,7 @@ import torch
 from harness.data.captions import encode_caption_batch, pad_or_subsample, sort_by_length
 from harness.data.dataset import TextImageDataset
 from harness.data.vocab import Vocabulary, tokenize
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 
 
 def test_short_caption_is_zero_padded():

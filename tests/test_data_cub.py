@@ -12,7 +12,7 @@ import pluggy
 import pytest
 import torch
 
-from harness import hookspecs
+from harness.contract import hookspecs
 from harness.cli import main
 from harness.config import DataConfig
 from harness.data import registry, validate
@@ -23,8 +23,8 @@ from harness.data.shapes import ShapesDataset
 from harness.data.transforms import bbox_crop_box
 from harness.data.validate import check_dataset
 from harness.data.writer import write_dataset
-from harness.errors import DataError
-from harness.plugins import Plugins
+from harness.util.errors import DataError
+from harness.contract.plugins import Plugins
 
 SMALL = ["data.shapes.train_images=12", "data.shapes.test_images=6", "data.base_size=16"]
 

@@ -17,7 +17,7 @@ from harness.data.safe_pickle import dump_pickle, load_pickle
 from harness.data.validate import check_dataset
 from harness.data.vocab import Vocabulary
 from harness.data.writer import write_dataset
-from harness.errors import DataError
+from harness.util.errors import DataError
 from harness.train.pretrain import damsm_key
 from test_data_cub import SMALL, data_plugins, small_cfg
 
@@ -152,7 +152,7 @@ def test_damsm_key_tells_equal_sized_vocabularies_apart():
 
 def test_a_refused_data_set_leaves_no_run_or_session_directory(cub, tmp_path, capsys):
     """`harness train` and `harness run` check the data set before they create a run or a session directory."""
-    from harness.plugins import build_plugins
+    from harness.contract.plugins import build_plugins
 
     _empty_captions(cub, "train", 5, list(range(10)))
     root = tmp_path / "results"

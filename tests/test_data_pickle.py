@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.data.safe_pickle import dump_pickle, load_pickle
-from harness.errors import DataError
+from harness.util.errors import DataError
 
 
 # ---- a tiny assembler for the protocol-2 opcodes Python 2 emits ------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from harness.sample_sheet import save_sheet, tensor_to_image
+from harness.core.sheets import save_sheet, tensor_to_image
 
 
 def test_tensor_grid(tmp_path):

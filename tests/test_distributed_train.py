@@ -1,4 +1,4 @@
-"""Two gloo processes on the loopback interface against one process (harness.distributed):
+"""Two gloo processes on the loopback interface against one process (harness.core.distributed):
 
 * training a per-sample method (``tests/distributed_tiny_method.py``, SyncBatchNorm through ``train.sync_bn``,
   conditioning augmentation drawing ε inside G) for 2 steps of global batch 8 gives the same parameters on 2 ranks
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import distributed as D
+from harness.core import distributed as D
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "distributed_tiny_method.py"
@@ -131,7 +131,7 @@ def test_sharding_helpers():
 
 
 def test_sample_noise_is_per_item():
-    from harness.seed import sample_noise
+    from harness.core.seed import sample_noise
 
     z = sample_noise(0, 3, [5, 9, 2, 7], 6)
     assert z.shape == (4, 6)

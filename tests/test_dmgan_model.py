@@ -9,8 +9,8 @@ from torch import nn
 
 from harness.build import build_method
 from harness.config import build_config
-from harness.plugins import build_plugins
-from harness.types import TextFeatures
+from harness.contract.plugins import build_plugins
+from harness.contract.types import TextFeatures
 from plugins.dmgan.model import DMGANGenerator, NextStageG
 from tiny_batch import tiny_batch
 

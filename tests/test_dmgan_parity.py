@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from harness.config import build_config
-from harness.errors import HarnessError
-from harness.nn.state_dicts import load_state_strict
-from harness.plugins import build_plugins
-from harness.types import TextFeatures
+from harness.util.errors import HarnessError
+from harness.core.state_dicts import load_state_strict
+from harness.contract.plugins import build_plugins
+from harness.contract.types import TextFeatures
 from plugins.dmgan.checkpoint import import_reference_generator_state, reference_keys
 from plugins.dmgan.model import DMGANGenerator
 
@@ -148,8 +148,8 @@ def test_import_checkpoint_cli_end_to_end(plugins, tmp_path, results_root):
     generator equals the file; a wrong shape exits with one line naming the key."""
     from harness.cli import main
     from harness.nn.damsm import build_damsm
-    from harness.checkpoint import latest_checkpoint, load_checkpoint
-    from harness.results import RunDir
+    from harness.core.checkpoint import latest_checkpoint, load_checkpoint
+    from harness.core.rundir import RunDir
 
     info = plugins.method("dmgan")
     cfg = build_config("dmgan", info.defaults, preset="test", dataset="shapes", section_types=info.config_sections)

@@ -11,9 +11,9 @@ from torch import nn
 
 from harness.build import build_method
 from harness.config import build_config
-from harness.errors import MissingWeightsError
-from harness.plugins import build_plugins
-from harness.types import Batch
+from harness.util.errors import MissingWeightsError
+from harness.contract.plugins import build_plugins
+from harness.contract.types import Batch
 from plugins.ecagan.channel_attention import ChannelAttentionConv, eca_kernel_size
 from plugins.ecagan.content_aware_upsample import CAUPBlock, KernelPredictor
 from plugins.ecagan.losses import PERCEPTUAL_MODULE, VGGPerceptualFeatures, perceptual_loss
@@ -115,7 +115,7 @@ def test_presets(plugins):
 
 
 def _step(modules, cfg, batch: Batch):
-    from harness.types import Step
+    from harness.contract.types import Step
 
     text = modules.text_encoder(batch.captions, batch.lengths).detach()
     output = modules.generator(torch.randn(len(batch), cfg.model.z_dim), text)

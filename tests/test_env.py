@@ -19,11 +19,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 import harness
-from harness import environment
+from harness.runs import environment
 from harness.cli import main
-from harness.errors import HarnessError
-from harness.plugins import build_plugins, hookimpl
-from harness.types import WeightFile
+from harness.util.errors import HarnessError
+from harness.contract.plugins import build_plugins, hookimpl
+from harness.contract.types import WeightFile
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = ROOT / "pyproject.toml"
@@ -178,12 +178,12 @@ def test_a_missing_optional_package_reads_not_installed(weights_dir, monkeypatch
 
 
 def test_env_reports_plugins_that_fail_to_load(weights_dir, monkeypatch, capsys):
-    import harness.plugins
+    import harness.contract.plugins
 
     def broken(*args, **kwargs):
         raise HarnessError("plugin 'mymethod' failed to import: No module named 'mymethod'")
 
-    monkeypatch.setattr(harness.plugins, "build_plugins", broken)
+    monkeypatch.setattr(harness.contract.plugins, "build_plugins", broken)
     assert main(["env", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["plugins"].startswith("error: HarnessError: plugin 'mymethod' failed")

@@ -13,13 +13,13 @@ from PIL import Image
 from torch import nn
 
 from harness.config import Config
-from harness.errors import HarnessError
-from harness.evaluate import build_caption_bank, evaluate_run, generation_schedule
-from harness.evaluate_images import evaluate_images, export_captions
-from harness.manifest import FIELDS, read_manifest
-from harness.plugins import build_plugins, hookimpl
-from harness.results import RunDir
-from harness.types import GenOutput
+from harness.util.errors import HarnessError
+from harness.evaluation.evaluate import build_caption_bank, evaluate_run, generation_schedule
+from harness.runs.images import evaluate_images, export_captions
+from harness.evaluation.manifest import FIELDS, read_manifest
+from harness.contract.plugins import build_plugins, hookimpl
+from harness.core.rundir import RunDir
+from harness.contract.types import GenOutput
 from test_evaluate_loop import FakeMethod, random_inception
 
 DEFAULTS = """
@@ -55,7 +55,7 @@ class PixelSpy:
         self.images.append(batch.images.detach().double().cpu())
 
     def finish(self):
-        from harness.metrics.interface import MetricResult
+        from harness.evaluation.metrics.interface import MetricResult
 
         x = torch.cat(self.images)
         PixelSpy.SEEN.append(x)
@@ -71,7 +71,7 @@ class NoisyMethod(FakeMethod):
 
     @hookimpl
     def harness_metrics(self):
-        from harness.types import MetricInfo
+        from harness.contract.types import MetricInfo
 
         return [MetricInfo("pixels", "higher", "test spy: mean square of the float images", factory=PixelSpy)]
 
@@ -85,8 +85,8 @@ def _one_thread(one_thread):
 def setup(tmp_path_factory):
     """A run of the fake method under shapes/test whose DAMSM is the protocol's shared one (trained here, 2 steps,
     as `harness train` obtains it), an EMA checkpoint, and its evaluation with saved images."""
-    from harness.run import prepare_config
-    from harness.checkpoint import save_checkpoint, write_pretrained
+    from harness.build import prepare_config
+    from harness.core.checkpoint import save_checkpoint, write_pretrained
     from harness.train.pretrain import ensure_damsm
 
     torch.manual_seed(0)
@@ -154,7 +154,7 @@ def test_datasets_captions_lists_what_evaluate_uses(setup, tmp_path):
 
 
 def test_round_trip_gives_the_same_numbers_and_a_table_row(setup):
-    from harness.tables import build_table
+    from harness.reporting.tables import build_table
 
     plugins, run, root, folder, records = setup
     image_run, recs = evaluate_images(plugins, folder, dataset="shapes", preset="test", name="Saved GAN",

@@ -8,12 +8,12 @@ import torch
 from torch import nn
 
 from harness.config import Config
-from harness.errors import HarnessError, MissingWeightsError, UnknownNameError
-from harness.evaluate import check_metric_names, evaluate_run, generation_schedule, build_caption_bank
-from harness.metrics.interface import quantize_like_png
-from harness.plugins import build_plugins, hookimpl
-from harness.results import RunDir
-from harness.types import GenOutput, MethodInfo
+from harness.util.errors import HarnessError, MissingWeightsError, UnknownNameError
+from harness.evaluation.evaluate import check_metric_names, evaluate_run, generation_schedule, build_caption_bank
+from harness.evaluation.metrics.interface import quantize_like_png
+from harness.contract.plugins import build_plugins, hookimpl
+from harness.core.rundir import RunDir
+from harness.contract.types import GenOutput, MethodInfo
 
 DEFAULTS = """
 test:
@@ -64,8 +64,8 @@ def _one_thread(one_thread):
 def setup(tmp_path_factory):
     """A run of the fake method: config, a DAMSM "stage" directory, an EMA checkpoint."""
     from harness.nn.damsm import build_damsm
-    from harness.run import prepare_config
-    from harness.checkpoint import save_checkpoint, write_pretrained
+    from harness.build import prepare_config
+    from harness.core.checkpoint import save_checkpoint, write_pretrained
 
     torch.manual_seed(0)
     tmp = tmp_path_factory.mktemp("eval")
@@ -144,7 +144,7 @@ def test_repeatable_and_strict(setup):
 
 def test_rp_ext_with_a_damsm_directory(setup):
     plugins, run, root = setup
-    from harness.checkpoint import read_pretrained
+    from harness.core.checkpoint import read_pretrained
 
     damsm_dir = Path(read_pretrained(run)["stages"]["damsm"])
     recs = _by_metric(evaluate_run(plugins, run, metrics="rp,rp_ext", strict=True, root=root,
@@ -179,7 +179,7 @@ def random_inception(tmp_path, monkeypatch) -> Path:
     to exercise the plumbing. Returns the file."""
     import torch_fidelity.feature_extractor_inceptionv3 as fe
 
-    import harness.metrics.inception as inc
+    import harness.evaluation.metrics.inception as inc
 
     monkeypatch.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, *a, **k: None)
     monkeypatch.setattr(fe, "load_state_dict_from_url", lambda *a, **k: None)
@@ -211,8 +211,8 @@ def test_fid_tv_with_published_statistics_and_is_ft(setup, tmp_path, monkeypatch
     """fid_tv against a pytorch-fid .npz, and is_ft with a TorchScript classifier (random weights made here)."""
     from torchvision.models import inception_v3
 
-    import harness.metrics.inception as inc
-    from harness.metrics.frechet import GaussianStats
+    import harness.evaluation.metrics.inception as inc
+    from harness.evaluation.metrics.frechet import GaussianStats
 
     plugins, run, root = setup
     tv = tmp_path / "inception_v3_google-0cc3c7bd.pth"

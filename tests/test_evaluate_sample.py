@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.errors import HarnessError
-from harness.sample import read_captions, sample_sheet
+from harness.util.errors import HarnessError
+from harness.runs.sample import read_captions, sample_sheet
 
 from test_evaluate_loop import _one_thread, setup  # noqa: F401  (the fake-method run, one thread)
 
@@ -38,7 +38,7 @@ def test_sheet_same_noise_side_by_side(setup, tmp_path):  # noqa: F811
 
 
 def test_generation_is_seeded_and_order_free(setup):  # noqa: F811
-    from harness.sample import generate_for_captions
+    from harness.runs.sample import generate_for_captions
     from harness.build import load_inference_models
 
     plugins, run, root = setup

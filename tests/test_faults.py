@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.errors import HarnessError
-from harness.results import RunDir, make_record, read_jsonl, resolve_run
-from harness import checkpoint as ck
+from harness.util.errors import HarnessError
+from harness.core.rundir import RunDir, make_record, read_jsonl, resolve_run
+from harness.core import checkpoint as ck
 from test_tables import ALPHA, make_plugins, write_run
 
 
@@ -87,7 +87,7 @@ def test_stale_temporaries_are_swept_at_the_next_save(tmp_path):
 
 def test_full_disk_during_training_from_the_cli(tmp_path, monkeypatch, capsys):
     from core_tiny_method import TinyMethod
-    from harness.plugins import build_plugins
+    from harness.contract.plugins import build_plugins
 
     plugins = build_plugins(extra=[TinyMethod(tmp_path / "tiny")])
     root = tmp_path / "results"
@@ -213,7 +213,7 @@ def test_cli_refuses_an_id_outside_the_root(tmp_path, monkeypatch, capsys):
 
 # ---- item 9: --rp-encoder RUN ----------------------------------------------------------------------------------
 def test_rp_encoder_accepts_a_run_id(tmp_path):
-    from harness.evaluate import resolve_rp_encoder
+    from harness.evaluation.evaluate import resolve_rp_encoder
 
     root = tmp_path / "results"
     other = _run(root / "20260101-000000-abcd", "attngan-s1")
@@ -227,7 +227,7 @@ def test_rp_encoder_accepts_a_run_id(tmp_path):
 
 
 def test_full_disk_in_an_atomic_text_write_leaves_no_temporary(tmp_path, monkeypatch):
-    from harness.results import atomic_write_text
+    from harness.core.rundir import atomic_write_text
 
     target = tmp_path / "config.yaml"
     target.write_text("old")

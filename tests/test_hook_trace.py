@@ -7,8 +7,8 @@ from core_tiny_method import TinyMethod
 from harness import hookimpl
 from harness.build import prepare_config
 from harness.cli import main
-from harness.errors import HarnessError
-from harness.plugins import build_plugins
+from harness.util.errors import HarnessError
+from harness.contract.plugins import build_plugins
 
 
 class Quiet:

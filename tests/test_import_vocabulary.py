@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.errors import HarnessError
-from harness.evaluate import evaluate_run
+from harness.util.errors import HarnessError
+from harness.evaluation.evaluate import evaluate_run
 from harness.nn.damsm import RNNTextEncoder
-from harness.results import RunDir
-from harness.checkpoint import save_checkpoint, write_pretrained
+from harness.core.rundir import RunDir
+from harness.core.checkpoint import save_checkpoint, write_pretrained
 from test_attngan_import import _argv, released  # noqa: F401  (fixture)
 from test_evaluate_loop import ColourGenerator, _no_weights, _one_thread, setup  # noqa: F401  (fixtures)
 
@@ -55,7 +55,7 @@ def test_evaluate_refuses_a_run_whose_encoder_is_not_the_data_sets(setup, tmp_pa
                                            "data has 70 words"):
         evaluate_run(plugins, bad, metrics="probe_acc", num_images=8, strict=True, root=root)
     assert bad.read_records() == []
-    from harness.sample import sample_sheet
+    from harness.runs.sample import sample_sheet
 
     ds = plugins.dataset("shapes").build(cfg.data, "test", train=False, seed=0, cache_root=root)
     with pytest.raises(HarnessError, match="run mismatch's text encoder has a 50-word vocabulary"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from harness.cli import main
-from harness.inspect_model import format_inspection
+from harness.runs.inspect import format_inspection
 
 
 def test_attngan_paper_parity(capsys):

@@ -70,8 +70,8 @@ def test_a_batch_pins_and_moves_every_tensor_but_its_indices(monkeypatch):
     torch's DataLoader turns pinning off)."""
     import torch.utils.data
 
-    from harness.train.engine import batch_loader
-    from harness.types import Batch
+    from harness.core.runtime import batch_loader
+    from harness.contract.types import Batch
 
     pinned = []
 

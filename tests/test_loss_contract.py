@@ -1,4 +1,4 @@
-"""The loss contract (harness/hookspecs.py, types.Step): what a loss hook runs under and what it returns, checked
+"""The loss contract (harness/contract/hookspecs.py, types.Step): what a loss hook runs under and what it returns, checked
 on the README's example method for one CPU training step with train.amp=bf16."""
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import torch
 
 from harness import hookimpl
 from harness.build import build_method, prepare_config
-from harness.errors import HarnessError
-from harness.runtime import Precision
-from harness.seed import sample_noise
+from harness.util.errors import HarnessError
+from harness.core.runtime import Precision
+from harness.core.seed import sample_noise
 from harness.train.engine import GanTrainer
 from readme_method import readme_method_plugins
 from test_amp import _batch

@@ -11,9 +11,9 @@ import pytest
 from harness.data.cub import build_cub
 from harness.data.safe_pickle import dump_pickle, load_pickle
 from harness.data.vocab import tokenize
-from harness.errors import DataError
-from harness.evaluate import build_caption_bank
-from harness.manifest import read_manifest, schedule_rows, write_manifest
+from harness.util.errors import DataError
+from harness.evaluation.evaluate import build_caption_bank
+from harness.evaluation.manifest import read_manifest, schedule_rows, write_manifest
 from test_data_cub import small_cfg
 from test_data_faults import cub, written  # noqa: F401 (fixtures: a CUB-layout copy of the written shapes)
 

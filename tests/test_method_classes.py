@@ -12,8 +12,8 @@ import pytest
 
 from harness import hookimpl
 from harness.build import prepare_config
-from harness.hook_trace import hooks_by_plugin
-from harness.plugins import build_plugins
+from harness.contract.hook_trace import hooks_by_plugin
+from harness.contract.plugins import build_plugins
 from plugins.attngan import AttnGAN
 from plugins.caegan import CAEGAN
 from plugins.dmgan import DMGAN

@@ -6,14 +6,14 @@ from test_evaluate_loop import _one_thread, setup  # noqa: F401  (the fake-metho
 
 
 def test_import_clip_works_without_pkg_resources():
-    from harness.metrics.clip_score import import_clip
+    from harness.evaluation.metrics.clip_score import import_clip
 
     clip = import_clip()
     assert clip.tokenize(["a red circle"]).shape == (1, 77)
 
 
 def _tiny_clip_file(path):
-    from harness.metrics.clip_score import import_clip
+    from harness.evaluation.metrics.clip_score import import_clip
 
     clip = import_clip()
     model = clip.model.CLIP(embed_dim=16, image_resolution=32, vision_layers=1, vision_width=64,
@@ -24,8 +24,8 @@ def _tiny_clip_file(path):
 
 
 def test_clip_metrics_through_the_loop(setup, tmp_path, monkeypatch):  # noqa: F811
-    import harness.metrics.clip_score as cs
-    from harness.evaluate import evaluate_run
+    import harness.evaluation.metrics.clip_score as cs
+    from harness.evaluation.evaluate import evaluate_run
 
     plugins, run, root = setup
     path = _tiny_clip_file(tmp_path / "tiny-clip.pt")

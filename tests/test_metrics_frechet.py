@@ -5,7 +5,7 @@ import scipy.linalg
 import scipy.special
 import torch
 
-from harness.metrics.frechet import (
+from harness.evaluation.metrics.frechet import (
     GaussianStats,
     frechet_distance,
     gaussian_stats,

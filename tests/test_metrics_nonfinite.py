@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from harness.errors import HarnessError
-from harness.evaluate import evaluate_run, make_context
-from harness.metrics.clip_score import ClipEncoders
-from harness.metrics.features import FeatureStream
-from harness.metrics.frechet import gaussian_stats, inception_score, kernel_distance
-from harness.metrics.interface import GeneratedBatch, NonFiniteError, quantize_like_png
-from harness.metrics.r_precision import RPrecision, retrieval_hits
+from harness.util.errors import HarnessError
+from harness.evaluation.evaluate import evaluate_run, make_context
+from harness.evaluation.metrics.clip_score import ClipEncoders
+from harness.evaluation.metrics.features import FeatureStream
+from harness.evaluation.metrics.frechet import gaussian_stats, inception_score, kernel_distance
+from harness.evaluation.metrics.interface import GeneratedBatch, NonFiniteError, quantize_like_png
+from harness.evaluation.metrics.r_precision import RPrecision, retrieval_hits
 from test_evaluate_loop import _no_weights, _one_thread, setup  # noqa: F401  (fixtures)
 
 
@@ -94,7 +94,7 @@ def test_feature_stream_names_the_caption(ctx):
 
 
 def test_feature_stream_names_the_real_image(ctx):
-    from harness.metrics.interface import real_to_uint8
+    from harness.evaluation.metrics.interface import real_to_uint8
 
     seen = []
 
@@ -175,7 +175,7 @@ def test_evaluation_refuses_a_nan_image_naming_its_caption(setup, tmp_path, monk
 
 def test_sample_sheet_refuses_a_nan_image_naming_its_caption(setup, tmp_path, monkeypatch):
     import harness.build as ckpt
-    from harness.sample import sample_sheet
+    from harness.runs.sample import sample_sheet
 
     plugins, run, root = setup
     cfg = run.load_config(plugins)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.metrics.r_precision import (
+from harness.evaluation.metrics.r_precision import (
     CaptionIndex,
     RPrecision,
     draw_mismatched,

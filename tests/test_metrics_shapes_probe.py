@@ -5,7 +5,7 @@ import torch
 
 from harness.config import Config
 from harness.data.shapes import build_shapes
-from harness.metrics.shapes_probe import ShapesProbe, train_probe
+from harness.evaluation.metrics.shapes_probe import ShapesProbe, train_probe
 
 
 @pytest.fixture(autouse=True)

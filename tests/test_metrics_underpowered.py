@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.evaluate import evaluate_run
-from harness.metrics.power import frechet_power, is_power, kid_power, rp_power
-from harness.results import make_record, new_eval_id
-from harness.tables import write_table
+from harness.evaluation.evaluate import evaluate_run
+from harness.evaluation.metrics.power import frechet_power, is_power, kid_power, rp_power
+from harness.core.rundir import make_record, new_eval_id
+from harness.reporting.tables import write_table
 from test_evaluate_loop import _no_weights, _one_thread, setup  # noqa: F401  (fixtures)
 from test_tables import make_plugins, write_run
 

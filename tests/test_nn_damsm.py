@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from harness.config import Config, stage_sizes
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 from harness.nn.damsm import (INCEPTION_TRUNK, InceptionImageEncoder, RNNTextEncoder, SmallCNNImageEncoder,
                               build_damsm, load_text_encoder_file)
-from harness.nn.state_dicts import load_state_strict, load_weights_file
+from harness.core.state_dicts import load_state_strict, load_weights_file
 
 from reference_manifest import reference_keys
 

@@ -10,14 +10,16 @@ import yaml
 
 from core_tiny_method import TinyMethod, TinyRegistry
 from harness.cli import main
-from harness.config import ConfigError, declare_deviation, leaf_keys, new_config
-from harness.plugins import build_plugins
-from harness.protocol import (NOT_PROTOCOL_KEYS, PROTOCOL_KEYS, evaluated_values, flatten,
+from harness.config import declare_deviation, leaf_keys, new_config
+from harness.util.errors import ConfigError
+from harness.contract.plugins import build_plugins
+from harness.config.protocol import (NOT_PROTOCOL_KEYS, PROTOCOL_KEYS, evaluated_values, flatten,
                               protocol_name, protocol_values, record_protocol)
-from harness.results import RunDir, make_record, new_eval_id
-from harness.run import prepare_config
-from harness.run_info import read_run_info, write_run_info
-from harness.tables import build_table, render_markdown
+from harness.core.rundir import RunDir, make_record, new_eval_id
+from harness.build import prepare_config
+from harness.core.rundir import read_run_info
+from harness.runs.info import write_run_info
+from harness.reporting.tables import build_table, render_markdown
 from harness.train.pretrain import damsm_key
 from readme_method import readme_method_plugins
 

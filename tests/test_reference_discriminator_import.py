@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.checkpoint_import import load_reference_discriminators, start_epoch_of
+from harness.runs.import_checkpoint import load_reference_discriminators, start_epoch_of
 from harness.cli import main
 from harness.config import build_config
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 from harness.nn.damsm import RNNTextEncoder, SmallCNNImageEncoder
 from harness.nn.spectral_norm import to_reference_layout
-from harness.plugins import build_plugins
-from harness.results import RunDir
+from harness.contract.plugins import build_plugins
+from harness.core.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 

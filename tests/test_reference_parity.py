@@ -53,7 +53,7 @@ from miscc.config import cfg
 from harness.nn.damsm import RNNTextEncoder, SmallCNNImageEncoder
 from harness.nn.discriminators import DiscriminatorHead, StageDiscriminator
 from harness.nn.word_attention import set_attention_mask
-from harness.types import TextFeatures
+from harness.contract.types import TextFeatures
 from plugins.{plugin}.model import {generator} as _G
 {spectral_import}
 

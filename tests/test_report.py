@@ -18,10 +18,10 @@ from PIL import Image
 
 from core_tiny_method import TinyMethod
 from harness.cli import main
-from harness.plugins import build_plugins
-from harness.report import SECTIONS, ReportRun, differing_keys, image_run_images
-from harness.report_plots import curves_figure
-from harness.results import RunDir
+from harness.contract.plugins import build_plugins
+from harness.reporting.report import SECTIONS, ReportRun, differing_keys, image_run_images
+from harness.reporting.plots import curves_figure
+from harness.core.rundir import RunDir
 
 
 class Page(HTMLParser):
@@ -129,7 +129,7 @@ def test_run_writes_a_self_contained_report_whose_table_holds_the_records(sessio
     col = {h.split(" (")[0]: i for i, h in enumerate(head)}  # display names: "R-precision (%) ↑ [a]"
     by_label = {r[0]: r for r in rows}
     assert "IS" not in col
-    # header and cell footnote markers are superscripts, not text (the page uses harness.tables.table_cells)
+    # header and cell footnote markers are superscripts, not text (the page uses harness.reporting.tables.table_cells)
     assert re.search(r"<th>R-precision \(%\) ↑<sup>\[a\]</sup></th>", page_text), page_text.split("<thead>")[1][:300]
     assert "Not computed: IS: Inception weights not installed" in page.text["results"]
     for method in ("tinygan", "ecagan"):
@@ -265,7 +265,7 @@ def test_chromium_renders_a_test_session_report(session, tmp_path):
 
 
 def test_metric_curves_from_records_of_evaluations_during_training():
-    from harness.report_plots import metric_figure
+    from harness.reporting.plots import metric_figure
 
     records = [{"metric": "rp", "step": 10, "value": 0.2, "status": "ok"},
                {"metric": "fid", "step": 10, "value": None, "status": "skipped"},

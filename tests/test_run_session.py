@@ -11,7 +11,7 @@ import pytest
 
 from core_tiny_method import TinyMethod
 from harness.cli import main
-from harness.plugins import build_plugins, hookimpl
+from harness.contract.plugins import build_plugins, hookimpl
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_ID = re.compile(r"(?P<method>[a-z0-9]+)-(?P<dataset>[a-z0-9]+)-s(?P<seed>\d+)-\d{8}-\d{6}-[0-9a-f]{4}")

@@ -11,7 +11,7 @@ from torch.nn.utils.parametrizations import spectral_norm as torch_spectral_norm
 from harness.nn import discriminators as disc_module
 from harness.nn.discriminators import StageDiscriminator
 from harness.nn.spectral_norm import from_reference_layout, reference_spectral_norm, to_reference_layout
-from harness.nn.state_dicts import load_state_strict
+from harness.core.state_dicts import load_state_strict
 
 
 def _power_step(w: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

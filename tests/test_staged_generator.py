@@ -9,7 +9,7 @@ import torch
 
 from harness.nn.discriminators import StageDiscriminator
 from harness.nn.generator_blocks import ImageHead, StagedGenerator, UpBlock, first_stage
-from harness.types import TextFeatures
+from harness.contract.types import TextFeatures
 from plugins.attngan.model import AttnGANGenerator
 from plugins.dmgan.model import DMGANGenerator
 from plugins.ecagan.channel_attention import ChannelAttentionConv

@@ -14,12 +14,12 @@ import pytest
 
 from core_tiny_method import TinyMethod, TinyRegistry
 from harness.cli import main
-from harness.run import prepare_config
-from harness.errors import HarnessError
-from harness.plugins import build_plugins, hookimpl
-from harness.results import RunDir, make_record, new_eval_id
-from harness.tables import build_table, explain_table, latex_escape, write_table
-from harness.types import ReportedNumber
+from harness.build import prepare_config
+from harness.util.errors import HarnessError
+from harness.contract.plugins import build_plugins, hookimpl
+from harness.core.rundir import RunDir, make_record, new_eval_id
+from harness.reporting.tables import build_table, explain_table, latex_escape, write_table
+from harness.contract.types import ReportedNumber
 
 DIRECTIONS = {"is": "higher", "fid": "lower", "fid_tv": "lower", "kid": "lower", "rp": "higher"}
 SKIP_REASON = "missing weight file pt_inception-2015-12-05 (put it into $HARNESS_WEIGHTS)"
@@ -288,7 +288,7 @@ def test_three_metric_table_fits_one_and_two_column_articles(tmp_path):
 
 @needs_pdflatex
 def test_six_metric_table_is_a_table_star_that_fits_the_text_width(tmp_path):
-    pytest.importorskip("harness.metrics.registry")
+    pytest.importorskip("harness.evaluation.metrics.registry")
     plugins, runs = small_runs(tmp_path, {"is": (4.123, 0.2), "fid": (21.456, 1.7), "fid_tv": (25.5, 2.0),
                                           "rp": (61.789, 2.1), "clip_rp": (33.3, 1.0), "clip_score": (24.1, 0.4)})
     tex = write_table(plugins, runs, fmt="latex", with_paper_numbers=True, caption="Shapes benchmark.",
@@ -460,8 +460,8 @@ def test_probe_attribute_columns(tmp_path):
 # ------------------------------------------------------------------------------------------------------
 def weight_reasons(tmp_path: Path, monkeypatch) -> dict[str, str]:
     """The real skip reasons (MissingWeightsError messages) with every weight missing, CLIP's with a wrong hash."""
-    from harness.errors import MissingWeightsError
-    from harness.weights import find_weight
+    from harness.util.errors import MissingWeightsError
+    from harness.core.weights import find_weight
 
     wdir = tmp_path / "weights"
     wdir.mkdir()
@@ -521,7 +521,7 @@ def test_no_machine_details_in_markdown_or_latex(tmp_path, monkeypatch, capsys):
 
 
 def test_short_reasons_and_scrubbing():
-    from harness.table_text import scrub, short_reason
+    from harness.reporting.table_text import scrub, short_reason
 
     labels = {"inception_tf_fid": "Inception"}
     assert short_reason("weight file 'inception_tf_fid' (IS) is missing: put x.pth into /root/w", labels) == (
@@ -542,7 +542,7 @@ class DisplayRegistry:
 
     @hookimpl
     def harness_metrics(self) -> list:
-        from harness.types import MetricFormat, MetricInfo
+        from harness.contract.types import MetricFormat, MetricInfo
 
         return [MetricInfo("sharpness", "higher", "a plugin metric",
                            format=MetricFormat("Sharpness", unit="px", decimals=3, latex=r"$S_\mathrm{edge}$")),
@@ -550,7 +550,7 @@ class DisplayRegistry:
 
 
 def test_display_names_and_decimals_come_from_the_registry(tmp_path):
-    pytest.importorskip("harness.metrics.registry")
+    pytest.importorskip("harness.evaluation.metrics.registry")
     alpha, beta = TinyMethod(tmp_path / "a", "alpha"), TinyMethod(tmp_path / "b", "beta")
     plugins = build_plugins(extra=[alpha, beta, TinyRegistry(datasets=("tinyset",)), DisplayRegistry()])
     values = {"alpha": {"sharpness": (1.23456, None, None), "kid": (0.0123461, None, None),
@@ -624,8 +624,8 @@ def test_table_cells_are_what_markdown_prints_and_keep_labels_verbatim():
     """``table_cells`` lays the table out once for Markdown and the HTML report: a label that ends like a
     footnote marker stays text, the best cell is flagged, the header's ± basis is a marker, footnotes are numbered
     in order of first use."""
-    from harness.tables import Cell, ResultsTable, Row, render_markdown, table_cells
-    from harness.types import MetricFormat
+    from harness.reporting.tables import Cell, ResultsTable, Row, render_markdown, table_cells
+    from harness.contract.types import MetricFormat
 
     rows = [Row("ecagan (model.mode=[ab])", "reproduced",
                 {"fid": Cell(value=20.123, std=0.5, over="3 seeds", n=3, status="ok")}),

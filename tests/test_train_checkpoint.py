@@ -8,10 +8,10 @@ from unittest import mock
 import pytest
 import torch
 
-from harness.errors import HarnessError
-from harness.results import RunDir
-from harness import checkpoint as ck
-from harness.seed import rng_state
+from harness.util.errors import HarnessError
+from harness.core.rundir import RunDir
+from harness.core import checkpoint as ck
+from harness.core.seed import rng_state
 
 
 @pytest.fixture

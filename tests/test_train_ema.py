@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from harness.train.ema import ParameterEMA
-from harness.seed import (epoch_batches, epoch_permutation, preserved_rng, rng_state, set_rng_state,
+from harness.core.seed import (epoch_batches, epoch_permutation, preserved_rng, rng_state, set_rng_state,
                                 step_noise)
 
 
@@ -85,7 +85,7 @@ def test_rng_state_round_trip_and_weights_only(tmp_path):
 
 
 def test_sample_noise_follows_the_item_not_its_position():
-    from harness.seed import rank_stream_seed, sample_noise
+    from harness.core.seed import rank_stream_seed, sample_noise
 
     z = sample_noise(0, 3, torch.tensor([5, 9, 2]), 4)
     assert z.shape == (3, 4)

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.errors import HarnessError
-from harness.plugins import build_plugins, hookimpl
-from harness.results import RunDir
-from harness.run import prepare_config
+from harness.util.errors import HarnessError
+from harness.contract.plugins import build_plugins, hookimpl
+from harness.core.rundir import RunDir
+from harness.build import prepare_config
 from harness.build import load_inference_models
-from harness.checkpoint import list_checkpoints, load_checkpoint
+from harness.core.checkpoint import list_checkpoints, load_checkpoint
 from harness.train.engine import train_method
 
 pytest.importorskip("plugins.attngan")

@@ -6,11 +6,12 @@ import json
 import pytest
 import torch
 
-from harness.errors import HarnessError, MissingWeightsError
-from harness.plugins import build_plugins, hookimpl
-from harness.run import prepare_config
+from harness.util.errors import HarnessError, MissingWeightsError
+from harness.contract.plugins import build_plugins, hookimpl
+from harness.build import prepare_config
+from harness.nn.damsm import damsm_info, load_damsm
 from harness.train import pretrain
-from harness.types import PretrainStage
+from harness.contract.types import PretrainStage
 
 from core_tiny_method import TinyMethod
 
@@ -55,7 +56,7 @@ def test_damsm_and_method_stages_are_trained_once_then_cached(env, capsys):
     StagedMethod.calls = 0
     first = pretrain.ensure_pretrained(plugins, cfg, root, train_set, test_set, "cpu")
     assert list(first) == ["damsm", "tiny_encoder"]
-    info = pretrain.damsm_info(first["damsm"])
+    info = damsm_info(first["damsm"])
     assert info["source"] == "trained here" and info["steps"] == cfg.pretrain.damsm.max_steps
     assert info["inception"] is None and info["vocab_size"] == len(train_set.vocab)
     assert all(v == v for v in info["final_loss"].values())
@@ -69,7 +70,7 @@ def test_damsm_and_method_stages_are_trained_once_then_cached(env, capsys):
     from harness.nn.damsm import build_damsm
 
     damsm = build_damsm(cfg, len(train_set.vocab))
-    pretrain.load_damsm(damsm, first["damsm"])  # strict load of what the stage wrote
+    load_damsm(damsm, first["damsm"])  # strict load of what the stage wrote
     saved = torch.load(first["damsm"] / "text_encoder.pth", weights_only=True)
     assert all(torch.equal(v, saved[k]) for k, v in damsm.text.state_dict().items())
 
@@ -108,7 +109,7 @@ def test_released_encoders_are_imported_by_sha256(env, tmp_path):
     cfg.pretrain.damsm.text_encoder_file, cfg.pretrain.damsm.image_encoder_file = str(text_file), str(image_file)
     assert pretrain.ensure_pretrained(plugins, cfg, root, train_set, test_set, "cpu")["damsm"] == path
     fresh = build_damsm(cfg, len(train_set.vocab))
-    pretrain.load_damsm(fresh, path)
+    load_damsm(fresh, path)
     for k, v in released.image.state_dict().items():
         assert torch.equal(v, fresh.image.state_dict()[k])
     cfg.pretrain.damsm.image_encoder_file = None

@@ -3,10 +3,10 @@ import hashlib
 
 import pytest
 
-from harness.errors import MissingWeightsError, UnknownNameError
-from harness.plugins import build_plugins, hookimpl
-from harness.types import WeightFile
-from harness.weights import describe_weights, find_weight, search_dirs, weight_status
+from harness.util.errors import MissingWeightsError, UnknownNameError
+from harness.contract.plugins import build_plugins, hookimpl
+from harness.contract.types import WeightFile
+from harness.core.weights import describe_weights, find_weight, search_dirs, weight_status
 
 CONTENT = b"pretend these are weights"
 SHA = hashlib.sha256(CONTENT).hexdigest()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.types import Batch
+from harness.contract.types import Batch
 
 
 def tiny_batch(cfg, vocab: int = 30) -> Batch:

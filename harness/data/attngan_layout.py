@@ -34,7 +34,7 @@ from harness.data.dataset import TextImageDataset
 from harness.data.safe_pickle import dump_pickle, load_pickle
 from harness.data.transforms import StageTransform, bbox_crop_box, resize_shorter
 from harness.data.vocab import Vocabulary, tokenize
-from harness.errors import DataError, HarnessError
+from harness.util.errors import DataError, HarnessError
 
 if TYPE_CHECKING:  # type hints only
     from harness.config import DataConfig
@@ -329,7 +329,7 @@ def build_text_captions(spec: LayoutSpec, data_dir: Path, keys: dict[str, list[s
     if cache_root is None:
         vocab, captions = build()
         return vocab, captions, "text/ (built in memory: no results root given)"
-    from harness.cache import cached
+    from harness.core.cache import cached
 
     def write(tmp: Path) -> None:
         vocab, captions = build()

@@ -11,7 +11,7 @@ An item is a dict::
 
 All item randomness (which of the captions, the subsample, crop and flip) comes from a generator seeded with
 (seed, epoch, index) only, so a resumed run and every DDP rank see the same item for the same index.
-``collate`` builds a ``harness.types.Batch`` sorted by caption length, descending.
+``collate`` builds a ``harness.contract.types.Batch`` sorted by caption length, descending.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from harness.data.captions import pad_or_subsample, sort_by_length
 from harness.data.vocab import Vocabulary
-from harness.types import Batch
+from harness.contract.types import Batch
 
 if TYPE_CHECKING:  # type hints only
     from harness.config import DataConfig

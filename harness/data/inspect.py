@@ -9,13 +9,14 @@ from typing import Any, Optional, TYPE_CHECKING
 import numpy as np
 import torch
 
-from harness.config import DataConfig, stable_hash
+from harness.config import DataConfig
+from harness.util.hashing import stable_hash
 from harness.data.validate import LAYOUT_SPECS, find_problems, find_warnings
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
     from harness.data.dataset import TextImageDataset
-    from harness.plugins import Plugins
+    from harness.contract.plugins import Plugins
 
 SHEET_IMAGES = 8
 
@@ -58,7 +59,7 @@ def inspect_dataset(plugins: Plugins, name: str, *, data_dir: Optional[str], roo
 
 
 def _sample_sheet(ds: TextImageDataset, name: str, cfg: DataConfig, root: Path) -> Path:
-    from harness.sample_sheet import save_sheet
+    from harness.core.sheets import save_sheet
 
     n = min(SHEET_IMAGES, len(ds))
     idx = np.linspace(0, len(ds) - 1, n).round().astype(int).tolist()

@@ -4,8 +4,8 @@ from __future__ import annotations
 from harness.data.coco import COCO, build_coco
 from harness.data.cub import CUB, build_cub
 from harness.data.shapes import build_shapes
-from harness.plugins import hookimpl
-from harness.types import DatasetInfo
+from harness.contract.plugins import hookimpl
+from harness.contract.types import DatasetInfo
 
 
 @hookimpl

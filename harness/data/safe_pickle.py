@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import DataError
+from harness.util.errors import DataError
 
 # The only globals a metadata pickle may name: numpy's array/scalar reconstruction, under the module names
 # numpy 1.x / 2.x and Python 2 wrote them with.

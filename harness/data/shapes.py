@@ -35,7 +35,7 @@ from torch import Tensor
 from harness.data.dataset import TextImageDataset, data_stage_sizes
 from harness.data.transforms import stage_images
 from harness.data.vocab import Vocabulary, tokenize
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
     from harness.config import DataConfig

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from harness.cache import cached
-from harness.config import stable_hash
+from harness.core.cache import cached
+from harness.util.hashing import stable_hash
 from harness.data.attngan_layout import (
     SPLITS,
     LayoutSpec,
@@ -34,7 +34,7 @@ from harness.data.attngan_layout import (
 )
 from harness.data.coco import COCO
 from harness.data.cub import CUB
-from harness.errors import DataError
+from harness.util.errors import DataError
 
 if TYPE_CHECKING:  # type hints only
     from harness.config import DataConfig

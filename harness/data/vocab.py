@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 
 RELEASED_ENCODERS_HINT = ("Released AttnGAN / DM-GAN encoders go with the captions.pickle of AttnGAN's preprocessed "
                           "metadata (birds.zip for cub: 5,450 words; coco.zip for coco): put it into the data directory")
@@ -70,7 +70,7 @@ class Vocabulary:
     def from_reference(cls, ixtoword: Mapping[int, str] | Sequence[str], wordtoix: Mapping[str, int],
                        source: str = "captions.pickle") -> "Vocabulary":
         """From the reference pickle's ``ixtoword`` (a dict {id: word}, or a list) and ``wordtoix``, unchanged."""
-        from harness.errors import DataError
+        from harness.util.errors import DataError
 
         if isinstance(ixtoword, Mapping):
             n = len(ixtoword)
@@ -121,7 +121,7 @@ def save_vocabulary(vocab: Vocabulary, path: "str | object") -> None:
     import json
     from pathlib import Path
 
-    from harness.results import atomic_write_text
+    from harness.core.rundir import atomic_write_text
 
     atomic_write_text(Path(path), json.dumps({"ixtoword": list(vocab.ixtoword), "fingerprint": vocab.fingerprint()}))
 

@@ -27,10 +27,10 @@ from harness.data.cub import CUB
 from harness.data.safe_pickle import dump_pickle
 from harness.data.shapes import BACKGROUNDS, ShapesDataset, render_scene
 from harness.data.transforms import bbox_crop_box, load_size
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
-    from harness.plugins import Plugins
+    from harness.contract.plugins import Plugins
 
 LAYOUTS = ("cub", "coco")
 JPEG_QUALITY = 95

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness.errors import HarnessError
-from harness.nn.state_dicts import load_state_strict, load_weights_file, tensor_state
-from harness.types import DamsmEncoders, TextFeatures
+from harness.util.errors import HarnessError
+from harness.core.state_dicts import load_state_strict, load_weights_file, tensor_state
+from harness.contract.types import DamsmEncoders, TextFeatures
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.config import Config

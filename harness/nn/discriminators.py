@@ -23,7 +23,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from harness.config_rules import doublings_from_4x4
+from harness.config.rules import doublings_from_4x4
 from harness.nn.spectral_norm import reference_spectral_norm
 
 

@@ -17,9 +17,9 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from harness.config_rules import doublings_from_4x4
+from harness.config.rules import doublings_from_4x4
 from harness.nn.conditioning import GLU
-from harness.types import GenOutput, TextFeatures
+from harness.contract.types import GenOutput, TextFeatures
 
 
 def conv3x3(in_channels: int, out_channels: int, bias: bool = False) -> nn.Conv2d:

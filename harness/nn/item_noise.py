@@ -20,7 +20,7 @@ from typing import Iterator, Sequence, Union
 import torch
 from torch import Tensor
 
-from harness.seed import item_rows, mix_seed
+from harness.core.seed import item_rows, mix_seed
 
 _ITEM_DRAW_STREAM = 0x17E3_D8A4
 

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from harness.nn.conditioning import kl_loss
 from harness.nn.damsm_loss import sent_loss, words_loss
 from harness.nn.gan_losses import discriminator_loss, generator_adversarial_loss
-from harness.types import Step, TextFeatures
+from harness.contract.types import Step, TextFeatures
 
 
 def stage_name(image: Tensor) -> str:

@@ -10,7 +10,7 @@ One iteration, exactly the reference order (REFERENCE.md A3 "Per-iteration order
    backward → step;
 5. EMA of the generator's parameters; ``harness_on_step_end``.
 
-Determinism: data order, noise and every other random draw are reproducible (``harness.seed``), and
+Determinism: data order, noise and every other random draw are reproducible (``harness.core.seed``), and
 checkpoints hold every state, so ``harness train --resume`` continues bit for bit on CPU.
 
 Device: CUDA when available (bf16 autocast around the networks and the loss hooks, which compute their losses in
@@ -34,26 +34,26 @@ import torch
 from torch import Tensor, nn
 
 from harness.config import Config
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 from harness.nn.item_noise import per_item_draws
-from harness.runtime import Precision, batch_loader, resolve_device  # noqa: F401  (moved to harness.runtime)
-from harness.checkpoint import (aux_state, latest_checkpoint, list_checkpoints, load_aux_state,
+from harness.core.runtime import Precision, batch_loader
+from harness.core.checkpoint import (aux_state, latest_checkpoint, list_checkpoints, load_aux_state,
                                       last_good, load_checkpoint, resume_hint, save_checkpoint,
                                       write_pretrained)
-from harness.distributed import (average_across_ranks, convert_sync_bn, init_distributed, is_main, local_slice,
+from harness.core.distributed import (average_across_ranks, convert_sync_bn, init_distributed, is_main, local_slice,
                                        no_sync, on_main, reseed_rank_streams, shard_batches, wrap_ddp, wrap_each)
 from harness.train.ema import ParameterEMA
-from harness.seed import (epoch_batches, fixed_noise, preserved_rng, rng_state, sample_noise,
+from harness.core.seed import (epoch_batches, fixed_noise, preserved_rng, rng_state, sample_noise,
                                 seed_everything, set_rng_state)
-from harness.types import Batch, Step, TextFeatures
+from harness.contract.types import Batch, Step, TextFeatures
 
 if TYPE_CHECKING:  # type hints only
     from torch.utils.tensorboard import SummaryWriter
 
     from harness.build import MethodModules
     from harness.data.dataset import TextImageDataset
-    from harness.plugins import Plugins
-    from harness.results import RunDir
+    from harness.contract.plugins import Plugins
+    from harness.core.rundir import RunDir
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ class GanTrainer:
         }
 
     def load_state(self, state: dict, source: str) -> None:
-        from harness.nn.state_dicts import load_state_strict
+        from harness.core.state_dicts import load_state_strict
 
         load_state_strict(self.generator, state["generator"], source=f"{source} generator")
         load_state_strict(self.discriminators, state["discriminators"], source=f"{source} discriminators")
@@ -200,7 +200,7 @@ class GanTrainer:
     def load_imported(self, state: dict, source: str) -> None:
         """Start from an ``import-checkpoint`` run made with the original's discriminators, as the original
         resumes: the saved (averaged) G as the live G and as its EMA, the Ds, fresh optimisers."""
-        from harness.nn.state_dicts import load_state_strict
+        from harness.core.state_dicts import load_state_strict
 
         if "discriminators" not in state:
             raise HarnessError(f"{source}: imported without the original's discriminators, so it cannot be trained "
@@ -211,7 +211,7 @@ class GanTrainer:
 
 
 def check_loss_terms(method: str, hook: str, terms: Optional[dict[str, Tensor]]) -> None:
-    """The loss contract's return value (``harness.hookspecs``, ``types.Step``): at least one named term, each a
+    """The loss contract's return value (``harness.contract.hookspecs``, ``types.Step``): at least one named term, each a
     0-dim fp32 tensor, also under bf16 autocast. Raises HarnessError naming the method, the hook and the term."""
     if not terms:
         raise HarnessError(f"method {method!r}: {hook} returned no term")
@@ -269,7 +269,7 @@ def caption_words(dataset: TextImageDataset, batch: Batch) -> list[list[str]]:
 
 class TrainingLoop:
     """Runs ``GanTrainer`` over the data for ``total_steps``, with logging, sample sheets, checkpoints,
-    periodic evaluation (``evaluate(step)``, a callback from ``harness.run``: training never imports the
+    periodic evaluation (``evaluate(step)``, a callback from ``harness.session``: training never imports the
     evaluation) and resume."""
 
     def __init__(self, plugins: Plugins, cfg: Config, run: RunDir, trainer: GanTrainer, train_set: TextImageDataset,
@@ -331,7 +331,7 @@ class TrainingLoop:
         print(f"resume: {path.name} (step {self.step}, epoch {self.epoch}, batch {self.position})", flush=True)
 
     def _truncate_log(self, step: int) -> None:
-        from harness.results import atomic_write_text, cut_torn_tail
+        from harness.core.rundir import atomic_write_text, cut_torn_tail
 
         if not is_main():
             return
@@ -341,7 +341,7 @@ class TrainingLoop:
 
     # ---- loop -------------------------------------------------------------------------------------------
     def train(self) -> None:
-        from harness.progress import tqdm
+        from harness.core.progress import tqdm
 
         cfg = self.cfg
         if self.step >= self.total_steps:
@@ -516,7 +516,7 @@ class TrainingLoop:
 def train_method(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root: Path,
                  evaluate: Optional[Callable[[int], None]] = None) -> None:
     """Pretrain (cached) and train ``cfg.method`` into ``run`` (``harness train`` and ``harness run`` call this,
-    through ``harness.run.train_run``). ``resume`` continues from the run's newest checkpoint. ``evaluate(step)``
+    through ``harness.session.train_run``). ``resume`` continues from the run's newest checkpoint. ``evaluate(step)``
     runs every ``eval.every`` steps after a checkpoint of that step (None: no periodic evaluation). A full disk anywhere (checkpoint, log, sample sheet,
     pretraining cache) stops it with one line naming the last good checkpoint and how to resume."""
     try:

@@ -26,19 +26,19 @@ from typing import Any, Optional, TYPE_CHECKING
 import torch
 from torch import nn
 
-from harness.cache import cached, lookup
+from harness.core.cache import cached, lookup
 from harness.config import Config, stage_sizes
-from harness.errors import HarnessError
-from harness.plugins import hookimpl
-from harness.seed import epoch_batches, preserved_rng, seed_everything
-from harness.nn.damsm import IMAGE_FILE, INFO_FILE, TEXT_FILE, damsm_info, load_damsm  # noqa: F401  (moved to harness.nn.damsm)
-from harness.runtime import Precision, batch_loader
-from harness.types import Batch, DamsmEncoders, PretrainContext, PretrainStage, WeightFile
+from harness.util.errors import HarnessError
+from harness.contract.plugins import hookimpl
+from harness.core.seed import epoch_batches, preserved_rng, seed_everything
+from harness.nn.damsm import IMAGE_FILE, INFO_FILE, TEXT_FILE, load_damsm
+from harness.core.runtime import Precision, batch_loader
+from harness.contract.types import Batch, DamsmEncoders, PretrainContext, PretrainStage, WeightFile
 
 if TYPE_CHECKING:  # type hints only
     from harness.data.dataset import TextImageDataset
-    from harness.plugins import Plugins
-    from harness.results import RunDir
+    from harness.contract.plugins import Plugins
+    from harness.core.rundir import RunDir
 
 INCEPTION_WEIGHT = "damsm_inception_v3"
 INCEPTION_FILES = ["inception_v3_google-0cc3c7bd.pth", "inception_v3_google-1a9a5a14.pth"]
@@ -142,10 +142,10 @@ def next_damsm_lr(lr: float, cfg: Config) -> float:
 
 def train_damsm(ctx: PretrainContext, vocab_size: int, inception: Optional[Path] = None) -> dict:
     """Train the DAMSM encoders into ``ctx.out_dir`` (text_encoder.pth, image_encoder.pth, info.json)."""
-    from harness.progress import tqdm
+    from harness.core.progress import tqdm
 
     from harness.nn.damsm import build_damsm
-    from harness.weights import weight_sha256
+    from harness.core.weights import weight_sha256
 
     cfg, dc, device = ctx.cfg, ctx.cfg.pretrain.damsm, ctx.device
     seed_everything(dc.seed)
@@ -153,7 +153,7 @@ def train_damsm(ctx: PretrainContext, vocab_size: int, inception: Optional[Path]
     inception_info = None
     if dc.image_encoder == "inception_v3":
         if inception is None:
-            from harness.weights import require_weight
+            from harness.core.weights import require_weight
 
             inception = require_weight(inception_weight_file())
         _load_imagenet_trunk(damsm.image, Path(inception))
@@ -232,8 +232,8 @@ def _evaluate_damsm(damsm: DamsmEncoders, test_set: Optional[TextImageDataset], 
 def import_damsm(cfg: Config, text_file: str | Path, image_file: str | Path, root: Path) -> Path:
     """Put released DAMSM encoders (``text_encoder200.pth`` / ``image_encoder200.pth``) into a cache entry keyed
     by their sha256; both are checked to load with ``weights_only=True`` first."""
-    from harness.nn.state_dicts import load_weights_file, tensor_state
-    from harness.weights import weight_sha256
+    from harness.core.state_dicts import load_weights_file, tensor_state
+    from harness.core.weights import weight_sha256
 
     files = {"text": Path(text_file).expanduser(), "image": Path(image_file).expanduser()}
     for kind, f in files.items():
@@ -252,7 +252,7 @@ def import_damsm(cfg: Config, text_file: str | Path, image_file: str | Path, roo
 
 
 def _stage_seed(key: dict) -> int:
-    from harness.config import stable_hash
+    from harness.util.hashing import stable_hash
 
     return int(stable_hash(key, length=8), 16)
 
@@ -321,7 +321,7 @@ def ensure_damsm(plugins: Plugins, cfg: Config, root: Path, train_set: TextImage
     key = damsm_key(cfg, vocab_size, vocab_hash)
     inception = None
     if dc.image_encoder == "inception_v3" and lookup(root, "damsm", key) is None:
-        from harness.weights import find_weight
+        from harness.core.weights import find_weight
 
         inception = find_weight(plugins, INCEPTION_WEIGHT)  # refuses with one line naming the file
     stage = damsm_stage(cfg, vocab_size=vocab_size, inception=inception, vocab_hash=vocab_hash)
@@ -336,6 +336,6 @@ def ensure_damsm(plugins: Plugins, cfg: Config, root: Path, train_set: TextImage
 
 def run_pretrained(run: RunDir) -> dict[str, Path]:
     """The pretraining stages a run used (``<run>/pretrained.json``), ``{stage name: cache directory}``."""
-    from harness.checkpoint import read_pretrained
+    from harness.core.checkpoint import read_pretrained
 
     return {k: Path(v) for k, v in read_pretrained(run)["stages"].items()}

@@ -25,7 +25,7 @@ def write_training_sheets(images: list[Tensor], captions: list[str], words: list
                           attn: Optional[list[Tensor]], path: Path) -> list[Path]:
     """``path`` (final-stage images with captions) and, when ``attn`` is given, ``<stem>-attn.png``: one row per
     caption, its image followed by the last attention stage's map of each of its words (labelled)."""
-    from harness.sample_sheet import save_sheet
+    from harness.core.sheets import save_sheet
 
     final = images[-1].float().cpu()
     if final.shape[-1] < MIN_CELL:

@@ -9,12 +9,12 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from harness.config import Config, stage_sizes
-from harness.config_rules import reference_gan_problems
+from harness.config.rules import reference_gan_problems
 from harness.nn.discriminators import build_discriminators
 from harness.nn.init import reference_init
 from harness.nn.reference_objective import discriminator_terms, generator_terms
-from harness.plugins import hookimpl
-from harness.types import MethodInfo, ReportedNumber, Step
+from harness.contract.plugins import hookimpl
+from harness.contract.types import MethodInfo, ReportedNumber, Step
 
 from .model import AttnGANGenerator
 

@@ -10,8 +10,8 @@ from typing import Optional
 from torch import nn
 
 from harness.config import Config
-from harness.plugins import hookimpl
-from harness.types import DamsmEncoders, MethodInfo, PretrainStage, ReportedNumber
+from harness.contract.plugins import hookimpl
+from harness.contract.types import DamsmEncoders, MethodInfo, PretrainStage, ReportedNumber
 from plugins.dmgan import DMGAN
 from plugins.caegan.config import CAEGANModelConfig, CAEGANPretrainConfig
 from plugins.caegan.encoder_pretraining import STAGE_NAME, build_encoder, encoder_stage, load_encoder

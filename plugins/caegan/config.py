@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from harness.config_rules import above, at_least, between, value
+from harness.config.rules import above, at_least, between, value
 from harness.config import ModelConfig, PretrainConfig
 
 

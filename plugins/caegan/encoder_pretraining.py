@@ -28,10 +28,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from harness.config import Config
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 from harness.nn.damsm_loss import sent_loss
-from harness.seed import epoch_batches
-from harness.types import Batch, DamsmEncoders, PretrainContext, PretrainStage
+from harness.core.seed import epoch_batches
+from harness.contract.types import Batch, DamsmEncoders, PretrainContext, PretrainStage
 from plugins.caegan.cross_attention_encoder import CrossAttentionEncoder
 from plugins.caegan.region_bank import RegionBank
 
@@ -50,7 +50,7 @@ def build_encoder(cfg: Config) -> CrossAttentionEncoder:
 
 def load_encoder(cfg: Config, directory: Path) -> CrossAttentionEncoder:
     """C_E and its bank as the pretraining stage saved them (strict; one-line errors naming the file)."""
-    from harness.nn.state_dicts import load_state_strict, load_weights_file
+    from harness.core.state_dicts import load_state_strict, load_weights_file
 
     enc = build_encoder(cfg)
     path = Path(directory) / ENCODER_FILE

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from harness.nn.init import reference_init
-from harness.types import TextFeatures
+from harness.contract.types import TextFeatures
 from plugins.caegan.cross_attention_encoder import CrossAttentionEncoder, EncoderOutput
 from plugins.dmgan.model import DMGANGenerator
 

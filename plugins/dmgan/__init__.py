@@ -8,11 +8,11 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from harness.config import Config
-from harness.config_rules import reference_gan_problems
+from harness.config.rules import reference_gan_problems
 from harness.nn.init import reference_init
 from harness.nn.reference_objective import discriminator_terms, generator_terms
-from harness.plugins import hookimpl
-from harness.types import MethodInfo, ReportedNumber, Step
+from harness.contract.plugins import hookimpl
+from harness.contract.types import MethodInfo, ReportedNumber, Step
 from plugins.dmgan.checkpoint import import_reference_generator_state
 from plugins.dmgan.model import DMGANGenerator, build_dmgan_discriminators
 

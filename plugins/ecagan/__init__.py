@@ -10,8 +10,8 @@ from typing import Optional
 from torch import Tensor, nn
 
 from harness.config import Config
-from harness.plugins import hookimpl
-from harness.types import DamsmEncoders, MethodInfo, ReportedNumber, Step, WeightFile
+from harness.contract.plugins import hookimpl
+from harness.contract.types import DamsmEncoders, MethodInfo, ReportedNumber, Step, WeightFile
 from plugins.dmgan import DMGAN
 from plugins.ecagan.config import ECAGANLossConfig, ECAGANModelConfig
 from plugins.ecagan.losses import (PERCEPTUAL_MODULE, VGG16_IMAGENET, VGGPerceptualFeatures,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from harness.config_rules import at_least, free, odd_at_least, value
+from harness.config.rules import at_least, free, odd_at_least, value
 from harness.config import LossConfig, ModelConfig
 
 

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness.nn.reference_objective import generator_terms, stage_name
-from harness.nn.state_dicts import load_weights_file
-from harness.types import Step, WeightFile
+from harness.core.state_dicts import load_weights_file
+from harness.contract.types import Step, WeightFile
 
 PERCEPTUAL_MODULE = "perceptual_vgg16"  # the auxiliary module's name (``Step.aux``, ``harness inspect``)
 VGG16_IMAGENET = WeightFile(
@@ -83,7 +83,7 @@ class VGGPerceptualFeatures(nn.Module):
 
 def imagenet_vgg16_file() -> Path:
     """The verified local ``vgg16-397923af.pth``; raises MissingWeightsError (one line: where to put it)."""
-    from harness.weights import require_weight
+    from harness.core.weights import require_weight
 
     return require_weight(VGG16_IMAGENET)
 

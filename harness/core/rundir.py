@@ -1,0 +1,386 @@
+"""Run directories and records (DESIGN.md §10 "Run layout" and "Records").
+
+    <root>/                                  --results-dir, else $HARNESS_RESULTS, else ./results
+      <YYYYmmdd-HHMMSS>-<4 hex>/             one `harness run` (exclusive mkdir)
+        <method>-s<seed>/                    one run directory per method and seed
+        table.md, table.tex, table.csv
+      <method>-<dataset>-s<seed>-<time>-<4 hex>/   `harness train` / `import-checkpoint`
+      .cache/<kind>/<key>/                   DAMSM, real-image statistics, probes, data verdicts
+
+A run directory holds config.yaml (resolved), log.jsonl (losses per step), checkpoints/, samples/ and
+records.jsonl. Nothing here ever writes into a directory it did not create.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional, TYPE_CHECKING
+
+import yaml
+
+from harness.util.errors import HarnessError
+
+if TYPE_CHECKING:  # type hints only
+    from harness.config import Config
+    from harness.contract.plugins import Plugins
+
+RECORD_FIELDS = ("method", "dataset", "seed", "metric", "value", "std", "std_over", "status", "reason",
+                 "eval_id", "protocol")
+
+
+def results_root(arg: Optional[str | Path] = None, *, create: bool = True) -> Path:
+    """--results-dir, else $HARNESS_RESULTS, else ./results; created unless ``create`` is False (a verb that
+    checks its config first leaves it to the run or session directory it makes)."""
+    root = Path(arg) if arg else Path(os.environ.get("HARNESS_RESULTS") or "results")
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _exclusive_dir(parent: Path, stem: str) -> Path:
+    """Create ``parent/<stem>-<4 hex>`` exclusively (two runs started at once never share a directory)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        path = parent / f"{stem}-{secrets.token_hex(2)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise HarnessError(f"could not create a new directory under {parent}")
+
+
+def run_stem(method: str, dataset: str, seed: int, tag: str = "") -> str:
+    """``<method>-<dataset>-s<seed>[-<tag>]-<YYYYmmdd-HHMMSS>`` (the directory adds ``-<4 hex>``): the id of a
+    `harness train` or `import-checkpoint` run (README "Run layout")."""
+    return "-".join([method, dataset, f"s{seed}", *([tag] if tag else []), time.strftime("%Y%m%d-%H%M%S")])
+
+
+def new_session_dir(root: Path) -> Path:
+    """``<root>/<YYYYmmdd-HHMMSS>-<4 hex>/`` for one `harness run`."""
+    return _exclusive_dir(root, time.strftime("%Y%m%d-%H%M%S"))
+
+
+IMAGE_RUN_METHOD = "images"  # the ``method`` of an image run (``harness evaluate-images``; no installed method)
+
+
+@dataclass
+class RunDir:
+    """One run: one method, one data set, one seed."""
+
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "log.jsonl"
+
+    @property
+    def records_path(self) -> Path:
+        return self.path / "records.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def samples(self) -> Path:
+        return self.path / "samples"
+
+    # ---- creation ---------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, parent: Path, name: Optional[str] = None, stem: Optional[str] = None) -> "RunDir":
+        """A new run directory: ``parent/name`` exactly (mkdir fails if it exists) or ``parent/<stem>-<hex>``."""
+        if name is not None:
+            path = parent / name
+            parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.mkdir()
+            except FileExistsError:
+                raise HarnessError(f"run directory {path} exists already; a run never writes into another run's "
+                                   f"directory") from None
+        else:
+            path = _exclusive_dir(parent, stem or time.strftime("%Y%m%d-%H%M%S"))
+        run = cls(path)
+        run.checkpoints.mkdir()
+        run.samples.mkdir()
+        return run
+
+    # ---- config -----------------------------------------------------------------------------------
+    def save_config(self, cfg: Config) -> None:
+        atomic_write_text(self.config_path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+    def config_dict(self) -> dict:
+        """config.yaml as a dict, read with ``yaml.safe_load`` (a ``!!python/...`` tag never runs code).
+        Raises ``RunConfigError`` (one line naming the file) when it is missing, not YAML or not a mapping."""
+        if not self.config_path.exists():
+            raise RunConfigError(f"{self.path} is not a run directory (no config.yaml)")
+        try:
+            d = yaml.safe_load(self.config_path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise RunConfigError(f"{self.config_path}: not a readable run config ({_first_line(e)})") from None
+        if not isinstance(d, dict) or not isinstance(d.get("method"), str):
+            raise RunConfigError(f"{self.config_path}: not a run config (expected a mapping with a 'method' key, "
+                                 f"got {type(d).__name__})")
+        return d
+
+    def load_config(self, plugins: Plugins) -> Config:
+        """The resolved config, with the method's own section types (an image run's, ``method: images``, has the
+        default sections); a config.yaml that does not fit them raises ``RunConfigError`` naming the file and the
+        key."""
+        from harness.config import config_from_dict
+        from harness.util.errors import ConfigError
+
+        d = self.config_dict()
+        sections = None if d["method"] == IMAGE_RUN_METHOD else plugins.method(d["method"]).config_sections
+        try:
+            return config_from_dict(d, sections)
+        except ConfigError as e:
+            raise RunConfigError(f"{self.config_path}: {e}") from None
+
+    # ---- logs and records ---------------------------------------------------------------------------
+    def append_log(self, entry: dict) -> None:
+        _append_jsonl(self.log_path, [entry])
+
+    def read_log(self) -> list[dict]:
+        return read_jsonl(self.log_path)
+
+    def append_records(self, records: Iterable[dict]) -> None:
+        records = list(records)
+        for r in records:
+            missing = [k for k in RECORD_FIELDS if k not in r]
+            if missing:
+                raise ValueError(f"record lacks {missing}: {r}")
+        try:
+            _append_jsonl(self.records_path, records)
+        except OSError as e:
+            raise HarnessError(f"could not save this evaluation's {len(records)} records to {self.records_path}: "
+                               f"{e.strerror or e}; nothing was written (free space, then run `harness evaluate "
+                               f"{self.path}` again)") from None
+
+    def read_records(self) -> list[dict]:
+        return read_jsonl(self.records_path)
+
+
+class RunConfigError(HarnessError):
+    """A run's config.yaml is missing, not YAML (or tagged with a type safe_load refuses) or does not fit the
+    config; the message names the file."""
+
+
+def _first_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:200]
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr (``harness: warning: ...``)."""
+    print(f"harness: warning: {message}", file=sys.stderr, flush=True)
+
+
+def cut_torn_tail(path: Path) -> Optional[Path]:
+    """A JSON-lines file whose last line lacks its newline was torn (a killed process, a full disk): cut it at
+    the last newline and keep the cut bytes beside the file as ``<name>.torn-<YYYYmmdd-HHMMSS>``. A last line
+    that is complete JSON only gets its newline. Returns the file of cut bytes (None when nothing was cut)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with open(path, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return None
+        end, chunk = size, 1 << 16
+        while end > 0:  # the last newline, read backwards in chunks
+            start = max(0, end - chunk)
+            f.seek(start)
+            i = f.read(end - start).rfind(b"\n")
+            if i >= 0:
+                end = start + i + 1
+                break
+            end = start
+        f.seek(end)
+        tail = f.read()
+        try:
+            json.loads(tail)
+            f.seek(size)
+            f.write(b"\n")  # complete JSON without its newline: nothing torn
+            return None
+        except ValueError:
+            pass
+        keep = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+        while keep.exists():
+            keep = keep.with_name(f"{keep.name}-{secrets.token_hex(2)}")
+        keep.write_bytes(tail)
+        f.truncate(end)
+        f.flush()
+        os.fsync(f.fileno())
+    warn(f"{path}: its last line was torn ({len(tail)} bytes, an interrupted write); cut and kept in {keep}")
+    return keep
+
+
+def _append_jsonl(path: Path, entries: list[dict]) -> None:
+    """Append ``entries`` as JSON lines with one write, then fsync; a torn tail is cut first (``cut_torn_tail``).
+    A failed write (e.g. a full disk) is rolled back to the previous end of the file and its OSError raised."""
+    blob = "".join(json.dumps(e, default=_json_default) + "\n" for e in entries).encode()
+    cut_torn_tail(path)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(blob)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, start)  # nothing half-written stays behind
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(fd)
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a JSON-lines file ([] when it does not exist). A line that is not JSON (a torn last
+    line of an interrupted write, or one glued to a torn line) is skipped with a warning naming file and line."""
+    if not path.exists():
+        return []
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    out = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            torn = i == len(lines)  # no newline after it
+            what = "a torn last line (an interrupted write)" if torn else "a line that is not JSON"
+            warn(f"{path}:{i}: skipped {what} ({len(line)} bytes)")
+    return out
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it into place; a failed write (a full
+    disk) removes the temporary file and leaves ``path`` as it was."""
+    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(3)}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def new_eval_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def make_record(*, method: str, dataset: str, seed: int, metric: str, value: Optional[float] = None,
+                std: Optional[float] = None, std_over: Optional[str] = None, status: str = "ok",
+                reason: Optional[str] = None, eval_id: str, protocol: Optional[dict] = None,
+                **extra: Any) -> dict:
+    """One record as DESIGN.md §10 fixes it (extra keys, e.g. ``step`` or ``variant``, are kept)."""
+    rec = {"method": method, "dataset": dataset, "seed": seed, "metric": metric, "value": value, "std": std,
+           "std_over": std_over, "status": status, "reason": reason, "eval_id": eval_id,
+           "protocol": protocol or {}}
+    rec.update(extra)
+    return rec
+
+
+RUN_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+
+
+def check_run_id(arg: str, root: Path) -> Path:
+    """``root/arg`` for a run id: ``^[\\w.-]+(/[\\w.-]+)?$`` (a name, or session/name), no ``..``, and resolving
+    inside the results root; anything else raises HarnessError (one line)."""
+    rule = "letters, digits, '_', '.', '-', at most one '/', no '..'"
+    if not RUN_ID.match(arg) or ".." in arg:
+        raise HarnessError(f"no run {arg!r}: not a run directory, and not a run id ({rule})")
+    path = root / arg
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise HarnessError(f"no run {arg!r}: the id resolves outside the results root {root}")
+    return path
+
+
+def resolve_run(arg: str | Path, root: Path) -> RunDir:
+    """A RUN argument: an existing run directory's path, else a run id under the root (``check_run_id``; a bare
+    name is also looked up one level down, inside each `run` session). No id ever goes into a glob pattern."""
+    p = Path(arg)
+    if (p / "config.yaml").is_file():
+        return RunDir(p)
+    q = check_run_id(str(arg), root)
+    if (q / "config.yaml").is_file():
+        return RunDir(q)
+    matches = []
+    if "/" not in str(arg):
+        matches = [d / str(arg) for d in sorted(root.iterdir()) if d.is_dir() and d.name != ".cache"
+                   and (d / str(arg) / "config.yaml").is_file()]
+    if len(matches) == 1:
+        return RunDir(matches[0])
+    if len(matches) > 1:
+        raise HarnessError(f"run id {arg!r} is ambiguous under {root}: " + ", ".join(str(m) for m in matches))
+    raise HarnessError(f"no run {arg!r}: not a run directory, and no run with that id under {root}")
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[RunDir]:
+    """Every run directory at or below the given paths (a run, a `run` session, or a results root)."""
+    runs = []
+    for p in map(Path, paths):
+        if (p / "config.yaml").exists():
+            runs.append(RunDir(p))
+            continue
+        for cfg in sorted(p.glob("**/config.yaml")):
+            if ".cache" not in cfg.parts:
+                runs.append(RunDir(cfg.parent))
+    return runs
+
+
+def readable_runs(runs: Iterable[RunDir], plugins: Plugins) -> list[RunDir]:
+    """The runs whose config.yaml loads; each other one is skipped with a warning line naming its file and why
+    (``harness table --all`` on a results root where one run was damaged)."""
+    out = []
+    for run in runs:
+        try:
+            run.load_config(plugins)
+        except HarnessError as e:
+            warn(f"skipped run {run.path}: {e}")
+            continue
+        out.append(run)
+    return out
+
+
+# ``run.json`` (written by harness.runs.info.write_run_info; read here so that tables need not import it)
+RUN_INFO = "run.json"
+
+
+def read_run_info(run: "RunDir") -> Optional[dict]:
+    """The run's ``run.json``, or None for a run made before it existed (or an unreadable one)."""
+    path = run.path / RUN_INFO
+    if not path.exists():
+        return None
+    try:
+        info = json.loads(path.read_text())
+    except ValueError:
+        return None
+    return info if isinstance(info, dict) else None

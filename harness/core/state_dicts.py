@@ -1,0 +1,65 @@
+"""Loading weight files and state dicts safely and strictly (released reference weights, user checkpoints).
+
+* ``load_weights_file``: ``torch.load(..., weights_only=True)``; a file that needs arbitrary code to load (a
+  pickled module, a custom class) is refused with one line.
+* ``load_state_strict``: every key of the module must be in the state dict with the same shape and no extra key
+  may be left; a mismatch names the first offending key and both shapes. BatchNorm ``num_batches_tracked``
+  buffers missing from old (PyTorch ≤ 0.3) files are tolerated and left as they are.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from harness.util.errors import HarnessError
+
+OPTIONAL_SUFFIXES = ("num_batches_tracked",)
+
+
+def load_weights_file(path: str | Path, *, what: str = "weight file") -> Any:
+    """The object in ``path`` loaded on the CPU with ``weights_only=True``; one-line HarnessError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError(f"{what} {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle.UnpicklingError, RuntimeError, …: all mean "not a plain tensor file"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise HarnessError(f"refusing {what} {path}: it cannot be loaded with weights_only=True (it needs "
+                           f"arbitrary code to load, or is not a torch file): {first[:200]}") from None
+
+
+def tensor_state(obj: Any, path: str | Path, *, key: str | None = None) -> "OrderedDict[str, torch.Tensor]":
+    """The state dict in a loaded file: the object itself, or ``obj[key]``; a dict of tensors is required."""
+    if key is not None and isinstance(obj, Mapping) and key in obj:
+        obj = obj[key]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise HarnessError(f"{path} does not hold a state dict of tensors")
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for k, v in obj.items():
+        out[str(k).removeprefix("module.")] = v  # files saved from a DataParallel wrapper
+    return out
+
+
+def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], *, source: str = "state dict") -> None:
+    """Load ``state`` into ``module`` strictly, naming the first offending key (and both shapes) on a mismatch."""
+    expected = module.state_dict()
+    for k, v in expected.items():
+        if k not in state:
+            if k.endswith(OPTIONAL_SUFFIXES):
+                continue
+            raise HarnessError(f"{source}: missing key {k!r} (expected shape {list(v.shape)}, file has no such key)")
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise HarnessError(f"{source}: key {k!r} has shape {list(state[k].shape)} in the file, the model expects "
+                               f"{list(v.shape)}")
+    for k, v in state.items():
+        if k not in expected:
+            raise HarnessError(f"{source}: unexpected key {k!r} (shape {list(v.shape)}; the model has no such key)")
+    full = dict(state)
+    for k, v in expected.items():
+        full.setdefault(k, v)  # tolerated missing num_batches_tracked: keep the module's own
+    module.load_state_dict(full, strict=True)

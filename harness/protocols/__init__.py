@@ -1,1 +1,0 @@
-"""Protocol presets of the built-in data sets (``<data set>.yaml``; see ``harness.protocol``)."""

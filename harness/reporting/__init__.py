@@ -1,0 +1,1 @@
+"""Reporting: tables of results (Markdown, LaTeX, CSV, explain) and the HTML report."""

@@ -1,0 +1,515 @@
+"""`harness report`: one self-contained HTML page for a session (or any runs), written by `harness run` beside
+``table.md``.
+
+The page holds, in this order (section ids in brackets):
+
+1. ``results``: the results table, rendered by ``harness.reporting.tables`` exactly as ``table.md`` (same cells, markers,
+   footnotes, protocol notes), or "not evaluated" when no run has records;
+2. ``comparison``: per data set, the same captions (the first test captions) and noise through every trained run's
+   final EMA generator (``harness.runs.sample.sample_sheet``, what `harness sample` draws), the attention maps of the
+   first 3 of those captions for methods whose generator returns them, and for image runs (``run.json`` kind
+   ``images``) their images of the same captions where their manifest lists them;
+3. ``curves``: per method, every logged loss term, the totals and images/s over steps, debiased-EMA smoothed
+   (``harness.reporting.plots``), seeds overlaid; metric-over-step curves where ``eval.every`` evaluated in training;
+4. ``samples``: the first, a middle and the last ``samples/step-*.png`` of each run;
+5. ``runs``: per run the config keys that differ from the other methods, environment, device, precision, weight
+   files with SHA-256, wall time; "not recorded" for what an older run lacks.
+
+Everything is embedded (PNG data URIs, inline style, no script): the page opens offline, e.g. from a mail.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from harness.util.errors import HarnessError
+from harness.config.protocol import flatten
+from harness.core.rundir import RunDir, atomic_write_text
+from harness.core.weights import file_digest
+
+if TYPE_CHECKING:  # type hints only
+    from harness.build import InferenceModels
+    from harness.data.dataset import TextImageDataset
+    from harness.data.vocab import Vocabulary
+    from harness.contract.plugins import Plugins
+
+REPORT_FILE = "report.html"
+SECTIONS = ("results", "comparison", "curves", "samples", "runs")
+TABLE_COLUMNS = ["probe_attributes"]  # as `harness run` writes table.md
+NUM_CAPTIONS = 6  # captions of the comparison sheet
+ATTENTION_CAPTIONS = 3  # of which the first ones get attention maps
+SAMPLE_SEED = 0  # noise seed of the comparison sheet (`harness sample --seed`)
+MAX_IMAGE_WIDTH = 1400  # embedded sheets wider than this are scaled down (pixels)
+MAX_ATTENTION_WIDTH = 800  # attention sheets (a column per word) are scaled down further: they are a glance
+NOT_RECORDED = "not recorded"
+IMAGE_KIND = "images"  # run.json kind of an image run (`harness evaluate-images`)
+MANIFEST_NAMES = ("manifest.csv", "captions.csv")  # where an image run's manifest is looked for, in its folder
+
+
+# ------------------------------------------------------------------------------------------------------
+# Small helpers
+# ------------------------------------------------------------------------------------------------------
+def png_data_uri(data: bytes) -> str:
+    """``data:image/png;base64,...`` for PNG bytes."""
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _png_file(path: Path, max_width: int = MAX_IMAGE_WIDTH) -> bytes:
+    """A PNG file's bytes, scaled down (Lanczos) when wider than ``max_width`` pixels and re-encoded optimised."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        if im.width <= max_width:
+            return path.read_bytes()
+        im = im.convert("RGB")
+        im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", optimize=True)
+        return buf.getvalue()
+
+
+def _parse_time(text: object) -> Optional[datetime]:
+    if not isinstance(text, str):
+        return None
+    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h} h {m:02d} min {s:02d} s" if h else (f"{m} min {s:02d} s" if m else f"{s} s")
+
+
+# ------------------------------------------------------------------------------------------------------
+# The runs
+# ------------------------------------------------------------------------------------------------------
+@dataclass
+class ReportRun:
+    """One run as the report sees it: a trained run (config.yaml) or an image run (run.json kind ``images``)."""
+
+    run: RunDir
+    info: dict  # run.json, {} when absent
+    config: dict  # config.yaml as a dict, {} for an image run
+    method: str
+    dataset: str
+    seed: Optional[int]
+    label: str
+
+    @property
+    def is_images(self) -> bool:
+        return self.info.get("kind") == IMAGE_KIND
+
+
+def _report_run(plugins: Plugins, run: RunDir) -> ReportRun:
+    from harness.core.rundir import read_run_info
+
+    info = read_run_info(run) or {}
+    if info.get("kind") == IMAGE_KIND:
+        return ReportRun(run, info, {}, str(info.get("label") or run.id), str(info.get("dataset") or "?"), None,
+                         str(info.get("label") or run.id))
+    cfg = run.config_dict()  # RunConfigError (one line) for a damaged run
+    label = info.get("label")
+    if not label:
+        from harness.runs.info import RowLabeller
+
+        label = RowLabeller(plugins).label(cfg)
+    return ReportRun(run, info, cfg, str(cfg["method"]), str((cfg.get("data") or {}).get("name", "?")),
+                     cfg.get("seed"), str(label))
+
+
+# ------------------------------------------------------------------------------------------------------
+# 1. The results table: harness.reporting.tables' cells, as table.md prints them
+# ------------------------------------------------------------------------------------------------------
+def _results_section(plugins: Plugins, runs: list[ReportRun]) -> dict:
+    from harness.reporting.tables import build_table, render_markdown, table_cells
+
+    evaluated = any(r.run.records_path.is_file() and r.run.records_path.stat().st_size > 0 for r in runs)
+    if not evaluated:
+        return {"evaluated": False, "table": None, "markdown": "", "note": None}
+    note = None
+    try:
+        table = build_table(plugins, [r.run for r in runs], columns=TABLE_COLUMNS)
+    except HarnessError as e:  # a table code that cannot take image runs yet: the trained runs alone
+        trained = [r.run for r in runs if not r.is_images]
+        if len(trained) == len(runs) or not trained:
+            raise
+        table = build_table(plugins, trained, columns=TABLE_COLUMNS)
+        note = f"image runs left out of the table ({e})"
+    return {"evaluated": True, "table": table_cells(table), "markdown": render_markdown(table), "note": note}
+
+
+# ------------------------------------------------------------------------------------------------------
+# 2. Comparison sheets
+# ------------------------------------------------------------------------------------------------------
+def comparison_captions(plugins: Plugins, run: ReportRun, n: int = NUM_CAPTIONS) -> tuple[list[str], TextImageDataset]:
+    """The first ``n`` captions of the run's evaluation split, as the vocabulary spells them (so every trained
+    run of the data set can encode them), and that split's data set (its ``vocab``)."""
+    from harness.runs.sample import _dataset
+    from harness.train.engine import caption_words
+
+    cfg = run.run.load_config(plugins)
+    ds = _dataset(plugins, cfg, None)
+    if hasattr(ds, "set_epoch"):
+        ds.set_epoch(0)
+    n = min(n, len(ds))
+    batch = ds.collate([ds[i] for i in range(n)])
+    return [" ".join(words) for words in caption_words(ds, batch)], ds
+
+
+def final_attention_sheet(plugins: Plugins, run: RunDir, captions: Sequence[str], vocab: Vocabulary, *, seed: int,
+                          count: int = ATTENTION_CAPTIONS, models: Optional[InferenceModels] = None) -> Optional[bytes]:
+    """PNG bytes of the attention sheet (``harness.train.samples.write_training_sheets``: each caption's image
+    and each word's map over it, last attention stage) of the run's final EMA generator for the first ``count``
+    of ``captions``, with the noise and caption subsampling of the comparison sheet (`harness sample`); None
+    for a method whose generator returns no attention maps. ``models``: the run's loaded ``InferenceModels``
+    (loaded here when None)."""
+    import numpy as np
+    import torch
+
+    from harness.data.captions import encode_caption_batch
+    from harness.build import load_inference_models
+    from harness.core.runtime import resolve_device
+    from harness.train.samples import write_training_sheets
+
+    if models is None:
+        models = load_inference_models(plugins, run, device=resolve_device(run.load_config(plugins).train.device))
+    device = next(models.modules.generator.parameters()).device
+    noise = torch.randn(len(captions), models.cfg.model.z_dim, generator=torch.Generator().manual_seed(seed))
+    tokens, lengths, order = encode_caption_batch([vocab.encode(c) for c in captions], models.cfg.eval.words_num,
+                                                  np.random.default_rng(seed))
+    with torch.no_grad():
+        text = models.modules.text_encoder(tokens.to(device), lengths.to(device))
+        out = models.modules.generator(noise[order].to(device), text)
+    if not out.attn:
+        return None
+    rows = [int((order == i).nonzero()[0, 0]) for i in range(min(count, len(captions)))]  # sorted row of caption i
+    words = [[vocab.ixtoword[t] for t in tokens[k, :lengths[k]].tolist()] for k in rows]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "final.png"
+        write_training_sheets([x[rows].float().cpu() for x in out.images], [captions[i] for i in range(len(rows))],
+                              words, [a[rows].float().cpu() for a in out.attn], path)
+        return _png_file(path.with_name("final-attn.png"), MAX_ATTENTION_WIDTH)
+
+
+def _training_sheets(run: RunDir) -> list[Path]:
+    pattern = re.compile(r"^step-(\d+)\.png$")
+    found = [(int(m.group(1)), p) for p in Path(run.samples).glob("step-*.png") if (m := pattern.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def find_manifest(run: ReportRun) -> Optional[Path]:
+    """An image run's manifest CSV (``harness evaluate-images``): the path its run.json records
+    (``manifest.path``), else ``manifest.csv``/``captions.csv`` in its source folder (``source``); None when there
+    is none."""
+    info = run.info
+    manifest = info.get("manifest")
+    candidates = [Path(manifest["path"])] if isinstance(manifest, dict) and manifest.get("path") else []
+    if isinstance(info.get("source"), str):
+        candidates += [Path(info["source"]) / name for name in MANIFEST_NAMES]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def image_run_images(run: ReportRun, captions: Sequence[str]) -> list[tuple[str, bytes]]:
+    """(caption, PNG bytes) of an image run's images whose manifest caption (``caption_tokens``, else ``caption``,
+    compared lower-cased) is one of ``captions``, first image per caption, in the order of ``captions``."""
+    from PIL import Image
+
+    manifest = find_manifest(run)
+    if manifest is None:
+        return []
+    wanted = {c.lower().strip(): c for c in captions}
+    found: dict[str, Path] = {}
+    with open(manifest, newline="") as f:
+        for row in csv.DictReader(f):
+            row = {(k or "").strip(): (v or "") for k, v in row.items()}
+            for key in ("caption_tokens", "caption"):
+                text = row.get(key, "").lower().strip()
+                if text in wanted and wanted[text] not in found:
+                    path = manifest.parent / row.get("file", "")
+                    if path.is_file():
+                        found[wanted[text]] = path
+                    break
+    out = []
+    for c in captions:
+        if c in found:
+            with Image.open(found[c]) as im:
+                im = im.convert("RGB")
+                im.thumbnail((256, 256))
+                buf = io.BytesIO()
+                im.save(buf, format="PNG", optimize=True)
+            out.append((c, buf.getvalue()))
+    return out
+
+
+def _comparison_section(plugins: Plugins, runs: list[ReportRun]) -> list[dict]:
+    from harness.runs.sample import sample_sheet
+    from harness.core.checkpoint import list_checkpoints
+
+    out = []
+    for dataset in dict.fromkeys(r.dataset for r in runs):
+        group = [r for r in runs if r.dataset == dataset]
+        trained = [r for r in group if not r.is_images and list_checkpoints(r.run)]
+        entry: dict[str, Any] = {"dataset": dataset, "sheet": None, "captions": [], "note": None,
+                                 "attention": [], "image_runs": []}
+        if not trained:
+            entry["note"] = "no trained run of this data set has a checkpoint"
+        else:
+            try:
+                captions, ds = comparison_captions(plugins, trained[0])
+                entry["captions"] = captions
+                loaded: dict[Path, InferenceModels] = {}
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = sample_sheet(plugins, [r.run for r in trained], captions, seed=SAMPLE_SEED,
+                                        out=Path(tmp) / "sheet.png", checkpoint=None, loaded=loaded)
+                    entry["sheet"] = png_data_uri(_png_file(path))
+                seen = set()
+                for r in trained:
+                    if r.label in seen:  # one seed per method
+                        continue
+                    seen.add(r.label)
+                    png = final_attention_sheet(plugins, r.run, captions, ds.vocab, seed=SAMPLE_SEED,
+                                                models=loaded.get(r.run.path))
+                    if png is not None:
+                        entry["attention"].append({"label": f"{r.label} (seed {r.seed})", "uri": png_data_uri(png)})
+            except HarnessError as e:
+                entry["note"] = f"comparison sheet not drawn: {e}"
+        for r in group:
+            if r.is_images:
+                images = image_run_images(r, entry["captions"])
+                entry["image_runs"].append({
+                    "label": r.label, "images": [{"caption": c, "uri": png_data_uri(b)} for c, b in images],
+                    "note": None if images else ("its manifest lists none of these captions"
+                                                 if find_manifest(r) else "no manifest found")})
+        out.append(entry)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# 3./4. Curves and training sheets
+# ------------------------------------------------------------------------------------------------------
+def _curves_section(runs: list[ReportRun]) -> list[dict]:
+    from harness.reporting.plots import curves_figure, figure_png, metric_figure
+
+    out = []
+    trained = [r for r in runs if not r.is_images]
+    for method in dict.fromkeys(r.method for r in trained):
+        group = [r for r in trained if r.method == method]
+        labels = [f"{r.label} s{r.seed}" + (f" [{r.dataset}]" if len({g.dataset for g in group}) > 1 else "")
+                  for r in group]
+        logs = [(label, r.run.read_log()) for label, r in zip(labels, group)]
+        records = [(label, r.run.read_records()) for label, r in zip(labels, group)]
+        curves = figure_png(curves_figure(logs))
+        metrics = figure_png(metric_figure(records))
+        out.append({"method": method, "runs": ", ".join(labels),
+                    "curves": png_data_uri(curves) if curves else None,
+                    "metrics": png_data_uri(metrics) if metrics else None})
+    return out
+
+
+def _samples_section(runs: list[ReportRun]) -> list[dict]:
+    out = []
+    for r in runs:
+        if r.is_images:
+            continue
+        sheets = _training_sheets(r.run)
+        picks = list(dict.fromkeys([sheets[0], sheets[len(sheets) // 2], sheets[-1]])) if sheets else []
+        out.append({"label": f"{r.label} seed {r.seed}", "run": r.run.id,
+                    "sheets": [{"name": p.name, "uri": png_data_uri(_png_file(p))} for p in picks]})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# 5. Per run
+# ------------------------------------------------------------------------------------------------------
+def differing_keys(configs: Sequence[tuple[str, dict]]) -> list[dict[str, Any]]:
+    """Per run, the flattened config keys whose value differs from that key's value in a run of another method
+    (a key a run lacks counts as different). ``configs``: (method, config dict) pairs; with one method only, the
+    keys that differ between its runs. Returns one {key: value} per run, keys sorted."""
+    MISSING = object()
+    flat = [(m, flatten(c)) for m, c in configs]
+    several = len({m for m, _ in flat}) > 1
+    out = []
+    for method, mine in flat:
+        others = [f for m, f in flat if (m != method if several else f is not mine)]
+        keys = set(mine) | {k for f in others for k in f}
+        diff = {k: mine.get(k, NOT_RECORDED) for k in sorted(keys)
+                if any(f.get(k, MISSING) != mine.get(k, MISSING) for f in others)}
+        out.append({k: v for k, v in diff.items() if k != "seed"})
+    return out
+
+
+def _environment(r: ReportRun) -> dict[str, str]:
+    env = r.info.get("environment")
+    if isinstance(env, dict) and env:
+        return {str(k): str(v) for k, v in env.items()}
+    for rec in reversed(r.run.read_records()):  # older runs: the versions their records carry
+        versions = (rec.get("protocol") or {}).get("versions") if isinstance(rec.get("protocol"), dict) else None
+        if isinstance(versions, dict) and versions:
+            return {str(k): str(v) for k, v in versions.items()} | {"source": "versions of its latest record"}
+    return {}
+
+
+def _weight_files(r: ReportRun) -> list[dict]:
+    """The run's latest checkpoint and pretrained stage files (hashed here), and the weight files its latest
+    records name with their hashes (``protocol.weights``)."""
+    from harness.core.checkpoint import list_checkpoints, read_pretrained
+
+    files: list[tuple[str, Path]] = []
+    ckpts = list_checkpoints(r.run)
+    if ckpts:
+        files.append((f"checkpoint (step {max(ckpts)}, the latest)", ckpts[max(ckpts)]))
+    try:
+        stages = read_pretrained(r.run).get("stages", {})
+    except ValueError:
+        stages = {}
+    for stage, d in stages.items():
+        d = Path(d)
+        found = sorted(p for p in d.glob("*") if p.is_file() and p.suffix in (".pt", ".pth", ".bin", ".npz")) \
+            if d.is_dir() else ([d] if d.is_file() else [])
+        files += [(f"pretrained {stage}", p) for p in found]
+    out = [{"role": role, "path": str(p), "size": f"{p.stat().st_size / 1e6:.2f} MB", "sha256": file_digest(p)}
+           for role, p in files]
+    named: dict[str, dict] = {}
+    for rec in r.run.read_records():
+        weights = (rec.get("protocol") or {}).get("weights") if isinstance(rec.get("protocol"), dict) else None
+        if isinstance(weights, dict):
+            for file, digest in weights.items():
+                named[str(file)] = {"role": f"evaluation ({rec.get('metric')})", "path": str(file), "size": "",
+                                    "sha256": str(digest)}
+    return out + list(named.values())
+
+
+def _wall_time(r: ReportRun) -> dict[str, str]:
+    started, finished = _parse_time(r.info.get("started")), _parse_time(r.info.get("finished"))
+    times = [t for e in r.run.read_log() if (t := _parse_time(e.get("time"))) is not None] \
+        if not r.is_images else []
+    out = {"started": r.info.get("started") or NOT_RECORDED,
+           "finished": r.info.get("finished") or NOT_RECORDED}
+    if started and finished:
+        out["wall time"] = _duration((finished - started).total_seconds())
+    elif not started:
+        out["wall time"] = NOT_RECORDED
+    else:
+        out["wall time"] = "not finished"
+    out["training (first to last log entry)"] = (
+        _duration((times[-1] - times[0]).total_seconds()) + f" over {len(times)} log entries"
+        if len(times) >= 2 else NOT_RECORDED)
+    return out
+
+
+def _runs_section(runs: list[ReportRun]) -> list[dict]:
+    trained = [r for r in runs if not r.is_images]
+    diffs = dict(zip((id(r) for r in trained), differing_keys([(r.method, r.config) for r in trained])))
+    out = []
+    for r in runs:
+        proto = r.info.get("protocol") if isinstance(r.info.get("protocol"), dict) else {}
+        out.append({
+            "label": r.label, "id": r.run.id, "path": str(r.run.path), "method": r.method, "seed": r.seed,
+            "dataset": r.dataset, "kind": r.info.get("kind", "trained"),
+            "protocol": f"{proto.get('name')} ({proto.get('id')})" if proto else NOT_RECORDED,
+            "device": r.info.get("device") or NOT_RECORDED, "precision": r.info.get("precision") or NOT_RECORDED,
+            "config": diffs.get(id(r), {}), "environment": _environment(r), "weights": _weight_files(r),
+            "time": _wall_time(r),
+        })
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# The page
+# ------------------------------------------------------------------------------------------------------
+def render_report(plugins: Plugins, runs: Sequence[RunDir], *, title: Optional[str] = None) -> str:
+    """The report page of ``runs`` as HTML text. Raises HarnessError when there is no run or a run's config is
+    unreadable."""
+    import jinja2
+
+    runs = list(runs)
+    if not runs:
+        raise HarnessError("no runs to report on (give a session directory, or run directories)")
+    items = [_report_run(plugins, r) for r in runs]
+    env = jinja2.Environment(loader=jinja2.PackageLoader("harness.reporting", "templates"),
+                             autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+                             undefined=jinja2.StrictUndefined)
+    page = env.get_template("report.html.j2").render(
+        title=title or "t2i-harness report", generated=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        datasets=", ".join(dict.fromkeys(r.dataset for r in items)), sections=SECTIONS,
+        results=_results_section(plugins, items), comparison=_comparison_section(plugins, items),
+        curves=_curves_section(items), samples=_samples_section(items), runs=_runs_section(items),
+        not_recorded=NOT_RECORDED, sample_seed=SAMPLE_SEED)
+    return page
+
+
+def write_report(plugins: Plugins, runs: Sequence[RunDir], out: Path | str, *, title: Optional[str] = None) -> Path:
+    """Write the report of ``runs`` to ``out`` (atomically); returns the path."""
+    out = Path(out)
+    text = render_report(plugins, runs, title=title)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, text)
+    return out
+
+
+def _is_run_dir(p: Path) -> bool:
+    if (p / "config.yaml").is_file():
+        return True
+    info = p / "run.json"
+    if info.is_file():
+        try:
+            return json.loads(info.read_text()).get("kind") == IMAGE_KIND
+        except (ValueError, AttributeError):
+            return False
+    return False
+
+
+def report_runs(plugins: Plugins, args: Sequence[str], root: Path) -> tuple[list[RunDir], list[Path]]:
+    """The runs named by ``harness report`` arguments (a session directory, run directories, run ids) and the
+    sessions (parent directories) they come from. Raises HarnessError (one line) for an argument that is none."""
+    from harness.core.rundir import find_runs, readable_runs, resolve_run
+
+    runs: list[RunDir] = []
+    sessions: list[Path] = []
+    for a in args:
+        p = Path(a)
+        if p.is_dir() and _is_run_dir(p):
+            found = [RunDir(p)]
+            if (p / "config.yaml").is_file():
+                found[0].config_dict()  # a run named alone: its broken config is the error
+            sessions.append(p.parent)
+        elif p.is_dir():
+            found = readable_runs(find_runs([p]), plugins)
+            found += [RunDir(d) for d in sorted(p.iterdir()) if d.is_dir() and not (d / "config.yaml").exists()
+                      and _is_run_dir(d)]
+            if not found:
+                raise HarnessError(f"{p} holds no runs (a session directory holds <method>-s<seed>/config.yaml)")
+            sessions.append(p)
+        else:
+            found = [resolve_run(a, root)]
+            sessions.append(found[0].path.parent)
+        runs += [r for r in found if r.path not in {x.path for x in runs}]
+    return runs, list(dict.fromkeys(s.resolve() for s in sessions))
+
+
+def report_command(plugins: Plugins, args: Sequence[str], root: Path, out: Optional[str]) -> Path:
+    """`harness report SESSION | RUN... [--out FILE]`: default output ``<session>/report.html``; ``--out`` is
+    required when the runs come from several sessions."""
+    runs, sessions = report_runs(plugins, args, root)
+    if out is None:
+        if len(sessions) != 1:
+            raise HarnessError(f"the runs come from {len(sessions)} sessions ({', '.join(map(str, sessions))}); "
+                               f"give --out FILE")
+        out = sessions[0] / REPORT_FILE
+    title = f"t2i-harness report: {sessions[0].name}" if len(sessions) == 1 else None
+    return write_report(plugins, runs, out, title=title)

@@ -1,0 +1,113 @@
+"""`harness sample`: one comparison sheet, the same captions and the same noise for every run, side by side
+(rows = runs, labelled with method and variant, seed and step; columns = captions, written under the
+last row) — what a paper's qualitative figure needs.
+
+Noise: one N(0, I) draw per caption from a CPU generator seeded with ``--seed``, shared by every run (runs with a
+different ``model.z_dim`` draw theirs from the same seed). Captions longer than ``eval.words_num`` words are
+subsampled keeping word order, with the same seed for every run.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional, TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from harness.util.errors import HarnessError
+
+if TYPE_CHECKING:  # type hints only
+    from harness.build import InferenceModels
+    from harness.config import Config
+    from harness.data.dataset import TextImageDataset
+    from harness.contract.plugins import Plugins
+    from harness.core.rundir import RunDir
+
+MIN_CELL = 128  # pixels per image on the sheet
+
+
+def read_captions(captions: list[str], file: str | None) -> list[str]:
+    """The ``--caption`` texts followed by the lines of ``--captions FILE`` (blank lines and ``#`` comments
+    skipped)."""
+    empty = [c for c in captions or [] if not c.strip()]
+    if empty:
+        raise HarnessError(f"--caption {empty[0]!r} is empty: give a caption with words")
+    out = [c.strip() for c in captions or []]
+    if file:
+        path = Path(file)
+        if not path.is_file():
+            raise HarnessError(f"--captions {file}: no such file (one caption per line)")
+        out += [line.strip() for line in path.read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    if not out:
+        raise HarnessError("no captions: give --caption TEXT (repeatable) or --captions FILE")
+    return out
+
+
+def _dataset(plugins: Plugins, cfg: Config, root: Optional[Path]) -> TextImageDataset:
+    return plugins.dataset(cfg.data.name).build(cfg.data, cfg.eval.split, train=False, seed=cfg.seed, cache_root=root)
+
+
+def generate_for_captions(models: InferenceModels, token_lists: list[list[int]], noise: torch.Tensor, *, words_num: int,
+                          seed: int, device: torch.device) -> torch.Tensor:
+    """Last-stage images (B×3×H×W in [−1, 1], on the CPU) for the captions, in their order."""
+    from harness.data.captions import encode_caption_batch
+
+    captions, lengths, order = encode_caption_batch(token_lists, words_num, np.random.default_rng(seed))
+    with torch.no_grad():
+        text = models.modules.text_encoder(captions.to(device), lengths.to(device))
+        images = models.modules.generator(noise[order].to(device), text).images[-1].float().cpu()
+    out = torch.empty_like(images)
+    out[order] = images
+    return out
+
+
+def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, seed: int, out: Optional[str | Path],
+                 checkpoint: Optional[str | int], loaded: Optional[dict[Path, InferenceModels]] = None) -> Path:
+    """Draw the sheet and return its path (default: ``<first run>/samples/sheet-s<seed>-<time>.png``).
+    ``loaded``, when given, receives each run's ``InferenceModels`` by run path (the HTML report reuses them)."""
+    from harness.data.vocab import check_vocabulary_size
+    from harness.evaluation.metrics.interface import check_finite
+    from harness.core.sheets import save_sheet
+    from harness.runs.info import RowLabeller
+    from harness.build import load_inference_models
+    from harness.core.runtime import resolve_device
+
+    if not runs:
+        raise HarnessError("sample needs at least one run")
+    step = int(checkpoint) if checkpoint is not None else None
+    labeller = RowLabeller(plugins)
+    datasets: dict[tuple, TextImageDataset] = {}
+    rows, labels = [], []
+    for run in runs:
+        cfg = run.load_config(plugins)
+        device = resolve_device(cfg.train.device)
+        key = (cfg.data.name, cfg.data.data_dir, cfg.data.shapes.seed if cfg.data.name == "shapes" else None)
+        if key not in datasets:
+            datasets[key] = _dataset(plugins, cfg, None)
+        tokens = [datasets[key].vocab.encode(c) for c in captions]  # unknown words: HarnessError naming them
+        models = load_inference_models(plugins, run, step=step, device=device)
+        if loaded is not None:
+            loaded[run.path] = models
+        check_vocabulary_size(models.vocab_size, datasets[key], f"run {run.path.name}'s text encoder")
+        noise = torch.randn(len(captions), models.cfg.model.z_dim, generator=torch.Generator().manual_seed(seed))
+        images = generate_for_captions(models, tokens, noise, words_num=models.cfg.eval.words_num, seed=seed,
+                                       device=device)
+        check_finite(images, f"generated image of run {run.path.name}", lambda r: f"caption {captions[r]!r}")
+        rows.append(list(images))
+        label = labeller.label(cfg.to_dict())
+        labels.append(f"{label} s{cfg.seed} @{models.step}")
+    if out is None:
+        out = Path(runs[0].samples) / f"sheet-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # small images are enlarged (nearest, integer factor) to at least MIN_CELL pixels so captions fit under them
+    cell = max(int(t.shape[-1]) for r in rows for t in r)
+    factor = -(-MIN_CELL // cell)
+    if factor > 1:
+        rows = [[torch.nn.functional.interpolate(t[None], scale_factor=factor, mode="nearest")[0] for t in r]
+                for r in rows]
+    # each caption is written (wrapped) under its column's last image
+    under = [[""] * len(captions) for _ in rows[:-1]] + [list(captions)]
+    return save_sheet(rows, under, out, row_labels=labels)

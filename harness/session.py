@@ -1,0 +1,177 @@
+"""`harness run`: for each selected method and seed, pretrain → train → evaluate, then write the tables.
+
+Every config is resolved (and so every name and key validated) before any work starts.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from harness.build import prepare_config
+from harness.config import Config
+from harness.contract.plugins import Plugins
+from harness.core.rundir import RunDir
+
+
+def train_run(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root: Path) -> None:
+    """``harness.train.engine.train_method`` with periodic evaluation (every ``eval.every`` steps:
+    ``harness.evaluation.evaluate.evaluate_run`` of that step's checkpoint, non-strict); ``harness train`` and ``harness run``
+    train through this."""
+    from harness.evaluation.evaluate import evaluate_run
+    from harness.train.engine import train_method
+
+    def evaluate(step: int) -> None:
+        evaluate_run(plugins, run, strict=False, root=root, step=step)
+
+    train_method(plugins, cfg, run, resume=resume, root=root, evaluate=evaluate)
+
+
+SESSION_FILE = "session.json"  # what a `harness run` was asked to do, and which runs finished
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with a message naming what was interrupted and how to continue (printed by the CLI)."""
+
+
+def run_benchmark(plugins: Plugins, *, methods: str, dataset: str, data_dir: Optional[str], preset: str, seeds: list[int],
+                  overrides: list[str], root: Path, metrics: Optional[str] = None, evaluate: bool = True) -> Path:
+    """Train and evaluate every (method, seed); returns the session directory holding the runs and tables.
+    The request is saved as ``session.json`` so that ``resume_benchmark`` can continue an interrupted session."""
+    from harness.core.rundir import new_session_dir
+    from harness.core.distributed import on_main
+
+    request = {"methods": [m.name for m in plugins.select_methods(methods)], "dataset": dataset,
+               "data_dir": data_dir, "preset": preset, "seeds": list(seeds), "overrides": list(overrides),
+               "metrics": metrics, "evaluate": evaluate, "done": []}
+    configs = _session_configs(plugins, request)  # every name, key and value checked before any work
+    from harness.data.validate import check_dataset
+
+    for data in {(c.data.name, c.data.data_dir, c.data.captions_per_image): c.data for c in configs}.values():
+        check_dataset(data, root)  # a data set that cannot be read is refused before the session directory exists
+
+    def create() -> Path:
+        session = new_session_dir(root)
+        _write_session(session, request)
+        return session
+
+    session = on_main(create)  # torchrun: rank 0 creates, every rank gets the path
+    return _run_session(plugins, session, request, configs, root)
+
+
+def resume_benchmark(plugins: Plugins, session: Path, *, root: Path) -> Path:
+    """Continue an interrupted `harness run` session: finished runs are kept, the interrupted one resumes from
+    its last checkpoint, the runs not started are made, then the tables are written. Raises HarnessError (one
+    line) when ``session`` is not a session directory."""
+    request = _read_session(session)
+    configs = _session_configs(plugins, request)
+    return _run_session(plugins, session, request, configs, root)
+
+
+def _session_configs(plugins: Plugins, request: dict) -> list[Config]:
+    configs = [prepare_config(plugins, m, dataset=request["dataset"], data_dir=request["data_dir"],
+                              preset=request["preset"], overrides=request["overrides"], seed=s)
+               for m in request["methods"] for s in request["seeds"]]
+    if request["evaluate"]:
+        from harness.evaluation.evaluate import check_metric_names
+
+        check_metric_names(plugins, request["metrics"])
+    return configs
+
+
+def _run_session(plugins: Plugins, session: Path, request: dict, configs: list[Config], root: Path) -> Path:
+    from harness.core.rundir import RunDir
+    from harness.runs.info import mark_finished
+    from harness.reporting.tables import write_table
+    from harness.core.distributed import is_main, on_main
+
+    runs = []
+    for i, cfg in enumerate(configs):
+        name = _run_name(cfg)
+        path = session / name
+        if name in request["done"]:
+            print(f"== {cfg.method} seed {cfg.seed}: finished earlier -> {path}", flush=True)
+            runs.append(RunDir(path))
+            continue
+        resume = (path / "config.yaml").is_file()
+        run = RunDir(path) if resume else on_main(lambda: _new_run(plugins, session, cfg))
+        print(f"== {cfg.method} seed {cfg.seed} on {cfg.data.name} (protocol {cfg.protocol}, preset {cfg.preset})"
+              f"{' (resumed)' if resume else ''} -> {run.path}", flush=True)
+        try:
+            train_run(plugins, run.load_config(plugins) if resume else cfg, run, resume=resume, root=root)
+            if request["evaluate"]:
+                from harness.evaluation.evaluate import evaluate_run
+
+                evaluate_run(plugins, run, metrics=request["metrics"], strict=False, root=root)
+        except KeyboardInterrupt:
+            from harness.core.checkpoint import last_good
+
+            later = ", ".join(f"({c.method}, {c.seed})" for c in configs[i + 1:]
+                              if _run_name(c) not in request["done"]) or "none"
+            raise Interrupted(f"interrupted: run {run.path} ({cfg.method}, seed {cfg.seed}), {last_good(run)}; "
+                              f"not started: {later}; continue the session with `harness run --resume {session}`"
+                              ) from None
+        if is_main():
+            mark_finished(run)
+        request["done"].append(name)
+        on_main(lambda: _write_session(session, request), share=False)
+        runs.append(run)
+    if is_main():
+        for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
+            # the CSV keeps everything: per-attribute probe columns where a probe ran (shapes)
+            write_table(plugins, runs, fmt=fmt, out=session / f"table.{ext}",
+                        columns=["probe_attributes"] if fmt == "csv" else [])
+        print((session / "table.md").read_text())
+        _write_report(plugins, session, runs)
+    return session
+
+
+def _write_report(plugins, session: Path, runs: list) -> None:
+    """``report.html`` beside table.md; a failure to draw it is a warning (training and tables are kept) naming
+    how to draw it again."""
+    from harness.util.errors import HarnessError
+    from harness.reporting.report import REPORT_FILE, write_report
+    from harness.core.rundir import warn
+
+    try:
+        print(write_report(plugins, runs, session / REPORT_FILE, title=f"t2i-harness report: {session.name}"),
+              flush=True)
+    except (HarnessError, OSError) as e:
+        warn(f"report not written ({e}); write it with `harness report {session}`")
+
+
+def _run_name(cfg: Config) -> str:
+    return f"{cfg.method}-s{cfg.seed}"
+
+
+def _write_session(session: Path, request: dict) -> None:
+    from harness.core.rundir import atomic_write_text
+
+    atomic_write_text(session / SESSION_FILE, json.dumps(request, indent=1))
+
+
+def _read_session(session: Path) -> dict:
+    from harness.util.errors import HarnessError
+
+    path = Path(session) / SESSION_FILE
+    if not path.is_file():
+        raise HarnessError(f"{session} is not a `harness run` session directory (no {SESSION_FILE}); "
+                           f"sessions made before {SESSION_FILE} existed cannot be resumed")
+    try:
+        request = json.loads(path.read_text())
+        keys = ("methods", "dataset", "data_dir", "preset", "seeds", "overrides", "metrics", "evaluate", "done")
+        if not isinstance(request, dict) or any(k not in request for k in keys):
+            raise ValueError("missing keys")
+    except ValueError as e:
+        raise HarnessError(f"{path}: not a session file ({e})") from None
+    return request
+
+
+def _new_run(plugins: Plugins, session: Path, cfg: Config):
+    from harness.core.rundir import RunDir
+    from harness.runs.info import write_run_info
+
+    run = RunDir.create(session, name=_run_name(cfg))
+    run.save_config(cfg)
+    write_run_info(plugins, run, cfg)
+    return run

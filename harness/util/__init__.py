@@ -1,0 +1,1 @@
+"""Small helpers every part may use: errors, hashing, the version."""
