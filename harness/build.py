@@ -84,7 +84,7 @@ def resolve_method_config(plugins: Plugins, method: str, *, dataset: str, data_d
                           protocols=ds.protocols, method_defaults={n: m.defaults for n, m in plugins.methods().items()})
 
 
-DEFAULT_VOCAB_SIZE = 5450  # len(ixtoword) of CUB captions.pickle (REFERENCE.md A, "Vocabulary size")
+DEFAULT_VOCAB_SIZE = 5450  # len(ixtoword) of the CUB captions.pickle in AttnGAN's birds.zip
 
 
 def build_for_counting(plugins: Plugins, cfg, vocab_size: int) -> MethodModules:

@@ -1,4 +1,4 @@
-"""Typed configuration (DESIGN.md §10): dataclass sections ``data, model, pretrain, train, loss, eval``.
+"""Typed configuration: dataclass sections ``data, model, pretrain, train, loss, eval``.
 
 A run's config is resolved in this order, each step type-checked:
 

@@ -1,4 +1,4 @@
-"""The evaluation protocol of a benchmark (DESIGN.md §11, issue 15): what every row of a table must share.
+"""The evaluation protocol of a benchmark : what every row of a table must share.
 
 A *protocol* belongs to a data set, not to a method. Each data set announces protocol presets
 (``DatasetInfo.protocols``: a YAML file or a mapping ``name -> values`` in the format of a method's

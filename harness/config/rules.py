@@ -1,5 +1,5 @@
 """What each config value may be: rules kept as metadata on the config dataclass fields, checked on the fully
-resolved config before any directory exists or any work starts (issue 13, README "Configuration").
+resolved config before any directory exists or any work starts (README "Presets and configuration").
 
 A field declares its rule with ``value(default, rule)`` (or ``value(factory=..., rule=...)``)::
 

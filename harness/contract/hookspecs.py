@@ -149,7 +149,7 @@ def harness_generator(cfg: Config, aux: dict[str, nn.Module]) -> nn.Module:
 
     Receives: the config and the auxiliary modules (``harness_auxiliary_modules``; a generator may hold
     one of them as a submodule, its parameters are then not counted as the generator's by ``inspect``).
-    Returns: a module with ``forward(noise: B×z, text: TextFeatures) -> GenOutput`` (DESIGN.md §10); every
+    Returns: a module with ``forward(noise: B×z, text: TextFeatures) -> GenOutput`` (``harness.contract.types``); every
     state it needs at inference is a parameter or buffer, so it is saved in its checkpoint. A random draw
     inside ``forward`` (e.g. conditioning augmentation's ε) should use ``harness.nn.item_noise.item_randn``:
     in training it is then drawn per item, the same on any number of ranks. firstresult.
@@ -252,6 +252,7 @@ def harness_on_step_end(run: RunDir, step: Step, logs: dict[str, float]) -> None
 def harness_on_evaluated(run: RunDir, records: list[dict]) -> None:
     """Called after an evaluation has written its records.
 
-    Receives: the run (``harness.core.rundir.RunDir``) and the new records (DESIGN.md §10 record schema).
+    Receives: the run (``harness.core.rundir.RunDir``) and the new records (dicts as ``harness.core.rundir.make_record``
+    writes them).
     Returns nothing.
     """

@@ -1,4 +1,4 @@
-"""The data types of the plugin contract (DESIGN.md §3 and §10).
+"""The data types of the plugin contract.
 
 Everything a plugin receives from or hands to the harness is one of these. `hookspecs.py` says *when* each is
 exchanged; this module says *what* it is.
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Generation interface (DESIGN.md §10): evaluation, sampling, DDP and the leakage test call generators only
+# Generation interface: evaluation, sampling, DDP and the leakage test call generators only
 # through these two types.
 # ----------------------------------------------------------------------------------------------------------
 @dataclass
@@ -213,7 +213,7 @@ class MetricFormat:
 class MetricInfo:
     """A metric's announcement.
 
-    name:       the metric id (DESIGN.md §10: is, is_ft, fid, fid_tv, kid, rp, rp_real, clip_rp, clip_score,
+    name:       the metric id (is, is_ft, fid, fid_tv, kid, rp, rp_real, clip_rp, clip_score,
                 probe_acc, probe_fid, probe_is, or a plugin's own)
     direction:  "higher" or "lower" is better (for the table's best mark)
     weights:    names of the WeightFile entries it needs

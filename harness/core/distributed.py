@@ -1,4 +1,4 @@
-"""Several processes, one model: ``torchrun --nproc_per_node N -m harness train|run ...`` (DESIGN.md §5).
+"""Several processes, one model: ``torchrun --nproc_per_node N -m harness train|run ...``.
 
 Everything the training engine and the evaluation loop need to run on N ranks lives here, so they call a few
 functions and stay the same code for one process (every function is a no-op or the identity when

@@ -1,4 +1,4 @@
-"""Reading a data set in the AttnGAN / DM-GAN directory layout (REFERENCE.md L5), shared by ``cub`` and ``coco``.
+"""Reading a data set in the AttnGAN / DM-GAN directory layout (``code/datasets.py``), shared by ``cub`` and ``coco``.
 
     DIR/<image root>/<key>.jpg                 CUB: CUB_200_2011/images/, COCO: images/
     DIR/CUB_200_2011/images.txt                CUB only: "<id> <relpath>"

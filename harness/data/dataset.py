@@ -1,4 +1,4 @@
-"""The one dataset interface every data set implements (DESIGN.md §4).
+"""The one dataset interface every data set implements.
 
 An item is a dict::
 

@@ -1,4 +1,4 @@
-"""A restricted unpickler for the AttnGAN metadata pickles (REFERENCE.md L5).
+"""A restricted unpickler for the AttnGAN metadata pickles (``birds.zip``, ``coco.zip``).
 
 `filenames.pickle`, `class_info.pickle` and `captions.pickle` were written by Python 2 with protocol 2; their
 byte strings (SHORT_BINSTRING / BINSTRING opcodes) are decoded as latin-1. They hold only lists, tuples, dicts,

@@ -1,4 +1,5 @@
-"""Image transforms of the reference GAN training (REFERENCE.md A3 "Training-data transform", L5).
+"""Image transforms of the reference GAN training (AttnGAN / DM-GAN ``code/datasets.py``:
+``get_imgs`` and the loader's ``transforms``).
 
 * CUB crop: a square of side 1.5·max(w, h) around the bounding-box centre, clipped to the image
   (``r = int(max(w, h) * 0.75)``, centre ``int((2x + w) / 2)``).

@@ -1,4 +1,5 @@
-"""Caption tokenisation and the word vocabulary, as the reference code does them (REFERENCE.md L5).
+"""Caption tokenisation and the word vocabulary, as the original AttnGAN ``code/datasets.py``
+(``load_captions``, ``build_dictionary``) does them.
 
 Tokenisation: ``RegexpTokenizer(r'\\w+')`` on the lower-cased caption, each token reduced to ASCII (non-ASCII
 characters dropped), empty tokens dropped. Index 0 is ``<end>`` (padding); real words start at 1.

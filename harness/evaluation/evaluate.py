@@ -1,5 +1,5 @@
 """`harness evaluate`: generate from a run's EMA generator for test captions and stream every batch into every
-requested metric in one pass (DESIGN.md §7; records as §10).
+requested metric in one pass, writing one record per metric (README "Run layout and records").
 
 Protocol (recorded with every number):
 
@@ -9,7 +9,7 @@ Protocol (recorded with every number):
 * noise: N(0, I) from a CPU generator seeded with ``eval.seed`` (the same images on every device);
 * images: the last stage, quantised as the reference saves PNGs (truncating ``(x + 1)·127.5`` to uint8), for every
   metric: the float image a metric sees (R-precision's) is that uint8 image read back as the data transform reads a
-  PNG (``x / 127.5 − 1``), so ``harness evaluate-images`` on the saved folder gives the same numbers (issue 17).
+  PNG (``x / 127.5 − 1``), so ``harness evaluate-images`` on the saved folder gives the same numbers.
 
 A metric whose weight file is missing is recorded as ``skipped`` with the one-line reason, unless it was named
 explicitly with ``strict=True`` (``harness evaluate --metrics X``), which raises. No PNG is written unless

@@ -1,4 +1,4 @@
-"""The image manifest (issue 17): which caption each image of a folder was generated from, in the protocol's
+"""The image manifest: which caption each image of a folder was generated from, in the protocol's
 schedule order.
 
 A CSV file with a header, one row per image::

@@ -1,4 +1,5 @@
-"""Exponential moving average of the generator's parameters (REFERENCE.md A3 step 5, A7 pitfall 8).
+"""Exponential moving average of the generator's parameters (``avg_param_G`` of the original AttnGAN /
+DM-GAN ``code/trainer.py``).
 
 avg ← d·avg + (1 − d)·θ after every generator step, for the **parameters** only; buffers (BatchNorm running
 statistics) are not averaged: the EMA generator uses the live generator's buffers, as the reference saves

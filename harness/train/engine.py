@@ -1,6 +1,6 @@
-"""Stage 1: GAN training, generic over methods through the component and loss hooks (DESIGN.md §5).
+"""Stage 1: GAN training, generic over methods through the component and loss hooks.
 
-One iteration, exactly the reference order (REFERENCE.md A3 "Per-iteration order"):
+One iteration, in the order of the original AttnGAN / DM-GAN ``code/trainer.py`` loop:
 
 1. text encoding with the frozen encoders (eval, no grad);
 2. one generator forward;
@@ -79,7 +79,7 @@ class GanTrainer:
         self.skip_d_weight_grads = skip_d_weight_grads
         m = modules
         frozen = [m.text_encoder, m.image_encoder, m.damsm.text, m.damsm.image]
-        for enc in frozen:  # frozen and in eval() for the whole GAN stage (REFERENCE.md A1 note 1)
+        for enc in frozen:  # frozen and in eval() for the whole GAN stage, as the original trainer
             enc.requires_grad_(False)
             enc.eval()
         for mod in [*frozen, m.generator, m.discriminators, *m.aux.values()]:

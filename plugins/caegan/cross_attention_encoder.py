@@ -1,5 +1,5 @@
-"""CAE-GAN's cross-attention encoder C_E(s, F_R) (Computer Science 2022, 49(2):107-115; seed formulas in
-DESIGN.md §6).
+"""CAE-GAN's cross-attention encoder C_E(s, F_R) (Computer Science 2022, 49(2):107-115), as this plugin reads
+the paper's abstract (its README lists the choices).
 
 Symbols (paper → code):
 
@@ -17,7 +17,7 @@ Symbols (paper → code):
     f_c      Norm(l_c + A2·l_cs + B2), pooled to B×D by the mean over the N regions
     W        the word-feature matrix handed to DM-GAN's dynamic memory: s itself (B×D×T)
 
-Reading of the seed text (the paper's sizes are not public; REFERENCE.md L1.5):
+Reading of the seed text (the paper's sizes are not public):
 
 * ``Norm(A1·l + B1)`` is read as the Transformer's post-norm "Add & Norm": A1·l + B1 is the affine output
   projection of the attention result and the residual is the query stream f_v (same width D), followed by

@@ -12,7 +12,7 @@ Choice (stated in the plugin README): a **clustered prototype bank built from th
   and every key (DAMSM trains sentence and image code to be cosine-aligned), the ``topk`` best entries mixed
   with softmax(γ·cos) weights: F_R = Σ_k w_k·regions_k.
 * The keys, regions and valid-entry count are **buffers**, so the bank travels in every checkpoint of a module
-  that holds it (DESIGN.md §10). Size: K·D·(P² + 1) floats (paper: 512·256·65·4 B ≈ 34 MB).
+  that holds it. Size: K·D·(P² + 1) floats (paper: 512·256·65·4 B ≈ 34 MB).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """DM-GAN's dynamic memory (Zhu et al., CVPR 2019, §3.2): memory writing, key addressing, value reading and
-the response gate, as the reference ``NEXT_STAGE_G`` computes them (REFERENCE.md A2, pitfall 10).
+the response gate, as the reference ``NEXT_STAGE_G`` (``code/model.py``) computes them.
 
 Symbols (paper → code): w_i word features (``words``, B×D×T); R the image features of the previous stage
 (``h``, B×C×H×W); r̄ their global average, **detached**; g^w the writing gate; m_i the memory slots;

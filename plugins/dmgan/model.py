@@ -1,5 +1,5 @@
 """DM-GAN networks (Zhu et al., "DM-GAN: Dynamic Memory Generative Adversarial Networks for Text-to-Image
-Synthesis", CVPR 2019), top to bottom, as the reference ``code/model.py`` (REFERENCE.md A1–A2).
+Synthesis", CVPR 2019), top to bottom, as the original ``code/model.py``.
 
     s, w  = sentence / word features (TextFeatures.sent, .words), mask = padding
     c, μ, logvar = CA(s)                                     ``ca_net``      (harness.nn.conditioning.CANet)

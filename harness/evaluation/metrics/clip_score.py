@@ -1,5 +1,5 @@
 """CLIP-R-precision (``clip_rp``) and CLIPScore (``clip_score``) with openai-clip, from a local file
-(REFERENCE.md L4; default ViT-B/32, ``ViT-B-32.pt`` checked by its sha256).
+(PyPI ``openai-clip``; default ViT-B/32, ``ViT-B-32.pt`` checked by its sha256).
 
 * ``clip_rp``: the R-precision protocol of ``r_precision.py`` (1 true + 99 other-class captions, R = 1, folds)
   with CLIP's image and text embeddings instead of DAMSM's (zero-shot CLIP, not the fine-tuned RN101 of Park

@@ -1,6 +1,6 @@
 """Feature streams: one feature extractor run once per generated batch, shared by every metric that reads it,
 plus the real images' features, computed once per (data set, split, resolution, extractor, weights) and cached
-under ``<root>/.cache/real-features/<key>/`` (DESIGN.md §10 "Caches")."""
+under ``<root>/.cache/real-features/<key>/`` (README "Run layout and records")."""
 from __future__ import annotations
 
 from typing import Callable

@@ -1,4 +1,5 @@
-"""IS, FID and KID with Inception networks (DESIGN.md §7; REFERENCE.md L2.1, L2.2, L3).
+"""IS, FID and KID with Inception networks (the variants of the published CUB/COCO numbers
+and of torch-fidelity 0.4.0).
 
 * ``is``, ``fid``, ``kid``: torch-fidelity 0.4.0's ``inception-v3-compat`` extractor (the TF inception-2015-12-05
   graph ported to PyTorch) fed uint8 batches directly (its generator-wrapper path crashes with class conditioning

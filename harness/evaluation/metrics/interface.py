@@ -142,7 +142,7 @@ def quantize_like_png(images: Tensor) -> Tensor:
 
 def dequantize_png(images_uint8: Tensor) -> Tensor:
     """uint8 B×3×H×W → float in [-1, 1] as the data transform reads a PNG (``x / 127.5 − 1``,
-    ``harness.data.transforms``): what every metric sees of a generated image (issue 17)."""
+    ``harness.data.transforms``): what every metric sees of a generated image."""
     return images_uint8.float().div(127.5).sub_(1.0)
 
 

@@ -1,4 +1,5 @@
-"""R-precision (AttnGAN's definition, DM-GAN's implementation; REFERENCE.md A4 and L2.3).
+"""R-precision (AttnGAN's definition, §4.1 of the paper; DM-GAN's implementation,
+``code/trainer.py`` ``sampling``).
 
 For every image: 1 true caption (the one it was generated from) + ``candidates − 1`` mismatched captions, each
 of a uniformly drawn test image whose class differs from the query image's class (drawn with replacement, so

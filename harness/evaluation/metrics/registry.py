@@ -1,6 +1,6 @@
 """The built-in metrics and the weight files they use (registered through the same hooks a plugin uses).
 
-Metric ids (DESIGN.md §10): is, is_ft, fid, fid_tv, kid, rp, rp_real, clip_rp, clip_score, probe_acc,
+Metric ids: is, is_ft, fid, fid_tv, kid, rp, rp_real, clip_rp, clip_score, probe_acc,
 probe_fid, probe_is; plus ``rp_ext`` (R-precision with a separately trained DAMSM, ``--rp-encoder``), beside
 ``rp`` in the table. Each factory is imported only when the metric is built (no torch-fidelity / CLIP import at
 start-up).
@@ -30,7 +30,7 @@ _RP = "harness.evaluation.metrics.r_precision"
 _CLIP = "harness.evaluation.metrics.clip_score"
 _PROBE = "harness.evaluation.metrics.shapes_probe"
 
-# How tables show each metric (DESIGN.md §10 ids stay in the CSV and JSON).
+# How tables show each metric (the ids themselves stay in the CSV and JSON).
 FORMATS = {
     "is": MetricFormat("IS"),
     "is_ft": MetricFormat("IS (fine-tuned)"),
