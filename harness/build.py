@@ -10,7 +10,7 @@ from typing import Optional, TYPE_CHECKING
 import torch
 from torch import nn
 
-from harness.config import Config, Resolution, resolve_config
+from harness.config import Config, PresetSources, Resolution, resolve_config
 from harness.config.rules import check_config
 from harness.util.errors import HarnessError
 from harness.contract.types import DamsmEncoders
@@ -79,9 +79,10 @@ def resolve_method_config(plugins: Plugins, method: str, *, dataset: str, data_d
     the installed methods' presets (for ``extends: other/preset``) come from the plugins."""
     info = plugins.method(method)
     ds = plugins.dataset(dataset)
-    return resolve_config(method, info.defaults, preset=preset, dataset=dataset, data_dir=data_dir,
-                          overrides=overrides, seed=seed, section_types=info.config_sections,
-                          protocols=ds.protocols, method_defaults={n: m.defaults for n, m in plugins.methods().items()})
+    presets = PresetSources(info.defaults, info.config_sections, ds.protocols,
+                            {n: m.defaults for n, m in plugins.methods().items()})
+    return resolve_config(method, presets, preset=preset, dataset=dataset, data_dir=data_dir, overrides=overrides,
+                          seed=seed)
 
 
 DEFAULT_VOCAB_SIZE = 5450  # len(ixtoword) of the CUB captions.pickle in AttnGAN's birds.zip

@@ -453,38 +453,41 @@ def _stages(cfg: Config, sources: dict[str, str]) -> None:
                           f"data.base_size (it follows from the two)")
 
 
-def resolve_config(
-    method: str,
-    defaults_file: Path,
-    *,
-    preset: str,
-    dataset: str,
-    data_dir: Optional[str] = None,
-    overrides: Optional[list[str]] = None,
-    seed: int = 0,
-    section_types: Optional[dict[str, type]] = None,
-    protocols: Protocols = None,
-    method_defaults: MethodDefaults = None,
-) -> Resolution:
+@dataclass(frozen=True)
+class PresetSources:
+    """What the installed plugins supply to a config besides the command line.
+
+    defaults_file:   the method's defaults.yaml (its presets)
+    section_types:   the method's own section dataclasses (``MethodInfo.config_sections``)
+    protocols:       the data set's protocol presets (``DatasetInfo.protocols``; None = the data set's built-in file)
+    method_defaults: every installed method's defaults.yaml by name, for ``extends: other/preset``
+    """
+
+    defaults_file: Path
+    section_types: Optional[dict[str, type]] = None
+    protocols: Protocols = None
+    method_defaults: MethodDefaults = None
+
+
+def resolve_config(method: str, presets: PresetSources, *, preset: str, dataset: str, data_dir: Optional[str] = None,
+                   overrides: Optional[list[str]] = None, seed: int = 0) -> Resolution:
     """Resolve a config: defaults → the data set's protocol → the method's preset → ``--dataset``/``--data-dir``
     → ``--set``, recording each key's source.
 
     ``preset``: ``paper`` (the protocol ``paper`` and the method's ``paper-<dataset>``), or a name both have
-    (``smoke``, ``test``). ``protocols``: the data set's protocol presets (``DatasetInfo.protocols``; None = the
-    built-in file of that data set). ``method_defaults``: the installed methods' defaults.yaml, for ``extends:
-    other/preset``. Raises ConfigError (one line) for an unknown protocol or preset, an undeclared protocol key in
-    a method preset, an unknown key or a bad value.
+    (``smoke``, ``test``). Raises ConfigError (one line) for an unknown protocol or preset, an undeclared protocol
+    key in a method preset, an unknown key or a bad value.
     """
     from harness.config.protocol import SET_REASON, check_declared, is_protocol_key, preset_names, protocol_layers
 
     protocol, method_preset = preset_names(preset, dataset)
-    protocol_part = protocol_layers(dataset, protocol, protocols)
-    method_part, declared = _method_layers(method, Path(defaults_file), method_preset, method_defaults)
+    protocol_part = protocol_layers(dataset, protocol, presets.protocols)
+    method_part, declared = _method_layers(method, Path(presets.defaults_file), method_preset, presets.method_defaults)
     for source, values in method_part:
         check_declared(source, values, declared)
 
     sources: dict[str, str] = {}
-    cfg = new_config(section_types)
+    cfg = new_config(presets.section_types)
     _apply(cfg, sources, protocol_part)
     reference = {k: cfg.get(k) for k in leaf_keys(cfg) if is_protocol_key(k)}  # the protocol's own values
     _apply(cfg, sources, method_part)
@@ -514,9 +517,11 @@ def leaf_keys(obj: DataclassInstance, prefix: str = "") -> list[str]:
     return [key for key, _, _ in leaf_fields(obj, prefix)]
 
 
-def build_config(method: str, defaults_file: Path, **kwargs: Any) -> Config:
-    """``resolve_config(...).cfg``: the resolved config without the sources."""
-    return resolve_config(method, defaults_file, **kwargs).cfg
+def build_config(method: str, defaults_file: Path, *, section_types: Optional[dict[str, type]] = None,
+                 **request: Any) -> Config:
+    """The resolved config of ``method`` from its defaults.yaml, without the sources (``request``: resolve_config's
+    keywords); the data set's built-in protocols, no other method's presets."""
+    return resolve_config(method, PresetSources(Path(defaults_file), section_types), **request).cfg
 
 
 def config_from_dict(d: dict, section_types: Optional[dict[str, type]] = None) -> Config:
