@@ -144,3 +144,20 @@ def test_every_shipped_preset_keeps_the_rules(method: str):
         dataset = preset.split("-", 1)[1] if preset.startswith("paper-") else "shapes"
         cfg = prepare_config(PLUGINS, method, dataset=dataset, data_dir=None, preset=preset, overrides=[], seed=0)
         assert cfg.preset == preset
+
+
+def test_world_size_is_read_once_and_a_bad_value_is_one_line(monkeypatch):
+    """The config rules and the distributed setup read $WORLD_SIZE through one function: a value that is not an
+    integer is one ConfigError naming it (the rules used to take it as 1 while the setup refused it)."""
+    from harness.config.rules import world_size
+    from harness.core.distributed import launched_distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    assert world_size() == 3 and launched_distributed()
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ConfigError, match=r"\$WORLD_SIZE='two' is not an integer"):
+        world_size()
+    with pytest.raises(ConfigError, match="WORLD_SIZE"):
+        launched_distributed()
+    monkeypatch.delenv("WORLD_SIZE")
+    assert world_size() == 1 and not launched_distributed()

@@ -21,8 +21,6 @@ constraints (``harness_check_config``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -539,6 +537,8 @@ def save_config(cfg: Config, path: Path) -> None:
     path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-def stage_sizes(cfg: Config) -> list[int]:
-    """Image resolution of each generator stage, low → high."""
-    return [cfg.data.base_size * 2 ** i for i in range(cfg.data.branch_num)]
+def stage_sizes(cfg: Config | DataConfig) -> list[int]:
+    """Image resolution of each generator stage, low → high: ``data.base_size · 2^i`` for i < ``data.branch_num``
+    (of a whole config, or of its data section alone)."""
+    data = cfg.data if isinstance(cfg, Config) else cfg
+    return [int(data.base_size) * 2 ** i for i in range(int(data.branch_num))]

@@ -216,11 +216,13 @@ def stage_size_problems(cfg: Config, min_doublings: int = 1) -> list[str]:
 
 
 def world_size() -> int:
-    """Processes of this launch (torchrun's ``WORLD_SIZE``; 1 without it)."""
+    """Processes of this launch: torchrun's ``WORLD_SIZE`` (1 without it). Raises ConfigError (one line) for a value
+    that is not an integer, before any work."""
+    raw = os.environ.get("WORLD_SIZE", "1")
     try:
-        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+        return max(1, int(raw))
     except ValueError:
-        return 1
+        raise ConfigError(f"$WORLD_SIZE={raw!r} is not an integer (torchrun sets it)") from None
 
 
 def batchnorm_batch_problems(cfg: Config) -> list[str]:

@@ -46,6 +46,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from harness.config.rules import world_size
 from harness.util.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
@@ -87,7 +88,7 @@ def _env_int(name: str, default: int) -> int:
 
 def launched_distributed() -> bool:
     """True when started by torchrun (or by hand) with ``WORLD_SIZE`` > 1."""
-    return _env_int("WORLD_SIZE", 1) > 1
+    return world_size() > 1
 
 
 def _device_for(name: str, local_rank: int, distributed: bool) -> torch.device:
@@ -117,7 +118,7 @@ def init_distributed(device: str = "auto", *, quiet: bool = True) -> DistInfo:
     if dist.is_initialized():
         rank, world = dist.get_rank(), dist.get_world_size()
     else:
-        rank, world = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
+        rank, world = _env_int("RANK", 0), world_size()
     local_rank = _env_int("LOCAL_RANK", rank)
     dev = _device_for(device, local_rank, True)
     if dev.type == "cuda":

@@ -455,9 +455,9 @@ class AttnGanDataset(TextImageDataset):
 def build_layout_dataset(spec: LayoutSpec, cfg: DataConfig, split: str, *, train: bool, seed: int = 0,
                          cache_root: Optional[Path] = None) -> AttnGanDataset:
     """``DatasetInfo.build`` of an AttnGAN-layout data set (``cfg`` is a ``DataConfig``)."""
-    from harness.data.dataset import data_stage_sizes
+    from harness.config import stage_sizes
 
     layout = read_layout(spec, cfg.data_dir, captions_per_image=cfg.captions_per_image, cache_root=cache_root)
     return AttnGanDataset(layout, split, words_num=cfg.words_num if train else cfg.eval_words_num,
-                          stage_sizes=data_stage_sizes(cfg), train=train, seed=seed,
+                          stage_sizes=stage_sizes(cfg), train=train, seed=seed,
                           cache_images=cfg.cache_images)

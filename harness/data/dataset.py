@@ -15,7 +15,7 @@ All item randomness (which of the captions, the subsample, crop and flip) comes 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -25,14 +25,6 @@ from torch.utils.data import Dataset
 from harness.data.captions import pad_or_subsample, sort_by_length
 from harness.data.vocab import Vocabulary
 from harness.contract.types import Batch
-
-if TYPE_CHECKING:  # type hints only
-    from harness.config import DataConfig
-
-
-def data_stage_sizes(cfg: DataConfig) -> list[int]:
-    """Stage resolutions of a ``DataConfig``: ``base_size · 2^i`` for i < ``branch_num``, low → high."""
-    return [int(cfg.base_size) * 2 ** i for i in range(int(cfg.branch_num))]
 
 
 class TextImageDataset(Dataset):

@@ -32,7 +32,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from harness.data.dataset import TextImageDataset, data_stage_sizes
+from harness.config import stage_sizes
+from harness.data.dataset import TextImageDataset
 from harness.data.transforms import stage_images
 from harness.data.vocab import Vocabulary, tokenize
 from harness.util.errors import HarnessError
@@ -242,7 +243,7 @@ class ShapesDataset(TextImageDataset):
         class_ids = [s.colour * len(SHAPES) + s.shape for s in self.scenes]
         super().__init__(split=split, keys=keys, class_ids=class_ids, captions=captions, vocab=vocab,
                          words_num=cfg.words_num if train else cfg.eval_words_num,
-                         stage_sizes=data_stage_sizes(cfg), captions_per_image=per, train=train, seed=seed)
+                         stage_sizes=stage_sizes(cfg), captions_per_image=per, train=train, seed=seed)
         self.texts = texts
         self._renders: OrderedDict[int, Image.Image] = OrderedDict()
         self._cache_bytes = cache_bytes
