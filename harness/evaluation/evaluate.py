@@ -299,7 +299,7 @@ def generate_into(ctx: EvalContext, modules: MethodModules, computers: list[Stre
                   save_images: Optional[str] = None, progress: bool = True) -> float:
     """Generate ``ctx.num_images`` images batch by batch and hand each batch to every metric; returns images/s
     of the loop (generation and every metric's per-batch work)."""
-    from harness.core.progress import tqdm
+    from tqdm import tqdm
     from harness.core.distributed import batch_rng, is_main, owned_batches
 
     images_idx, caption_ids = generation_schedule(ctx.bank.index, ctx.num_images, ctx.seed)

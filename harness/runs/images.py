@@ -261,7 +261,7 @@ def evaluate_images(plugins: Plugins, folder: Path | str, *, dataset: str, prese
     from harness.evaluation.evaluate import (CAPTIONS_POLICY, build_metrics, feed_batch, library_versions, make_context,
                                   make_records, schedule_batch, select_metrics, _damsm_protocol)
     from harness.evaluation.metrics.interface import EvalOptions
-    from harness.core.progress import tqdm
+    from tqdm import tqdm
     from harness.core.rundir import new_eval_id
     from harness.core.distributed import finish_metrics
     from harness.core.runtime import resolve_device

@@ -341,7 +341,7 @@ class TrainingLoop:
 
     # ---- loop -------------------------------------------------------------------------------------------
     def train(self) -> None:
-        from harness.core.progress import tqdm
+        from tqdm import tqdm
 
         cfg = self.cfg
         if self.step >= self.total_steps:

@@ -142,7 +142,7 @@ def next_damsm_lr(lr: float, cfg: Config) -> float:
 
 def train_damsm(ctx: PretrainContext, vocab_size: int, inception: Optional[Path] = None) -> dict:
     """Train the DAMSM encoders into ``ctx.out_dir`` (text_encoder.pth, image_encoder.pth, info.json)."""
-    from harness.core.progress import tqdm
+    from tqdm import tqdm
 
     from harness.nn.damsm import build_damsm
     from harness.core.weights import weight_sha256
