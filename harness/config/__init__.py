@@ -25,7 +25,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Optional, Union
 
 import yaml
 
@@ -219,19 +219,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
     if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "~")):
-            if type(None) in args:
-                return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(f"{key}: {value!r} is not {_type_name(tp)}")
+        return _coerce_union(value, tp, key)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: {value!r} is not {_type_name(tp)}")
@@ -244,41 +232,65 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: {value!r} is not {_type_name(tp)}")
         return [_coerce(v.strip() if isinstance(v, str) else v, item, key) for v in value]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
-            return value.lower() in ("true", "yes", "1", "on")
-        raise ConfigError(f"{key}: {value!r} is not a bool (true/false)")
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}: {value!r} is not an int")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.replace("_", ""))
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: {value!r} is not an int")
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}: {value!r} is not a float")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: {value!r} is not a float")
-    if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{key}: {value!r} is not a string")
+    if tp in _SCALARS:
+        converted = _SCALARS[tp](value)
+        if converted is _REFUSED:
+            raise ConfigError(f"{key}: {value!r} is not {_SCALAR_NAMES[tp]}")
+        return converted
     raise ConfigError(f"{key}: unsupported config type {tp!r}")
+
+
+def _coerce_union(value: Any, tp: Any, key: str) -> Any:
+    """``Optional[X]`` / ``X | Y``: None (or null/none/~) where allowed, else the first member that takes it."""
+    args = typing.get_args(tp)
+    if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "~")):
+        if type(None) in args:
+            return None
+    for a in args:
+        if a is type(None):
+            continue
+        try:
+            return _coerce(value, a, key)
+        except ConfigError:
+            continue
+    raise ConfigError(f"{key}: {value!r} is not {_type_name(tp)}")
+
+
+_REFUSED = object()
+_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+
+
+def _to_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+        return value.lower() in _TRUE
+    return _REFUSED
+
+
+def _to_number(value: Any, tp: type) -> Any:
+    """An int (from an int, an integral float or a string; ``_`` separators allowed) or a float; never a bool."""
+    if isinstance(value, bool):
+        return _REFUSED
+    if isinstance(value, int) or (tp is float and isinstance(value, float)):
+        return tp(value)
+    if tp is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return tp(value.replace("_", "")) if tp is int else tp(value)
+        except ValueError:
+            return _REFUSED
+    return _REFUSED
+
+
+def _to_str(value: Any) -> Any:
+    return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else _REFUSED
+
+
+_SCALARS: dict[type, Callable[[Any], Any]] = {bool: _to_bool, int: lambda v: _to_number(v, int),
+                                              float: lambda v: _to_number(v, float), str: _to_str}
+_SCALAR_NAMES = {bool: "a bool (true/false)", int: "an int", float: "a float", str: "a string"}
 
 
 def _hints(obj: DataclassInstance) -> dict[str, Any]:
