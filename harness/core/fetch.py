@@ -62,8 +62,8 @@ class FetchSettings:
     offline: bool = False
     mirror: Optional[str] = None
     timeout: float = 30.0
-    retries: int = 4
-    backoff: float = 2.0
+    retries: int = 3
+    backoff: float = 1.0
     chunk: int = 1 << 20
     progress: bool = True
 
