@@ -60,5 +60,5 @@ def test_no_verb_is_a_usage_error(capsys):
 def test_help_lists_every_verb():
     text = build_parser().format_help()
     for verb in ("run", "train", "evaluate", "sample", "table", "plugins", "datasets", "metrics", "weights",
-                 "inspect", "import-checkpoint"):
+                 "fetch", "inspect", "import-checkpoint"):
         assert verb in text

@@ -144,6 +144,9 @@ def test_an_unreachable_mirror_fails_in_one_line(tmp_path):
         download(src, tmp_path, _settings(mirror=dead))
     assert "\n" not in str(e.value) and dead in str(e.value)
     assert _left(tmp_path) == []
+    with pytest.raises(FetchError):  # a folder the download made is removed with it
+        download(src, tmp_path / "a" / "b", _settings(mirror=dead))
+    assert _left(tmp_path) == []
 
 
 def test_a_drive_confirmation_form_is_followed(server, tmp_path):

@@ -72,7 +72,7 @@ def test_a_wrong_digest_fails_in_one_line_and_leaves_nothing(server, tmp_path, c
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"expected {SHA}" in err
     assert f"received {hashlib.sha256(b'not the weights').hexdigest()}" in err
-    assert list((tmp_path / "weights").iterdir()) == []
+    assert not (tmp_path / "weights").exists()
 
 
 @pytest.mark.parametrize("how", ["env", "flag"])
@@ -99,7 +99,13 @@ def test_an_unreachable_mirror_fails_in_one_line_and_leaves_nothing(tmp_path, ca
     assert main(["fetch", "tiny", "--mirror", dead], plugins=_weight_plugin("https://files.example.org/tiny.pth")) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"{dead}/files.example.org/tiny.pth" in err
-    assert list((tmp_path / "weights").iterdir()) == []
+    assert not (tmp_path / "weights").exists()
+    data = tmp_path / "data" / "birds"
+    argv = ["fetch", "cub", "--data-dir", str(data), "--mirror", dead]
+    assert main(argv, plugins=build_plugins(entry_points=False)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{dead}/data.caltech.edu/records/" in err
+    assert not (tmp_path / "data").exists()
 
 
 def test_names_are_checked_before_any_download(server, tmp_path, capsys):

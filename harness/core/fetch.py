@@ -131,6 +131,7 @@ def download(src: Download, dest_dir: Path, settings: FetchSettings, *, label: s
         raise FetchError(f"{name}: not downloaded: offline ({OFFLINE_ENV}=1 or --offline); put {src.filename} "
                          f"into {dest_dir} by hand (from {src.urls[0]})")
     urls = [mirror_url(u, settings.mirror) for u in src.urls] if settings.mirror else list(src.urls)
+    made = [d for d in (dest_dir, *dest_dir.parents) if not d.exists()]  # deepest first
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / src.filename
     part = dest_dir / f"{src.filename}.part"
@@ -141,6 +142,9 @@ def download(src: Download, dest_dir: Path, settings: FetchSettings, *, label: s
         raise  # the partial file stays: the next run resumes it
     except BaseException:
         part.unlink(missing_ok=True)
+        for d in made:  # a failed download leaves no folder it made either
+            if d.exists() and not any(d.iterdir()):
+                d.rmdir()
         raise
     os.replace(part, target)
     return FetchResult(target, status, url)

@@ -189,7 +189,8 @@ def weight_sha256(path: Path) -> str:
 
 
 def weight_status(plugins: Plugins) -> list[dict]:
-    """One dict per announced weight file: name, purpose, filenames, locations, check, digest, status, path."""
+    """One dict per announced weight file: name, purpose, filenames, locations, check, digest, source, downloads
+    (one line each), status (see ``WeightCheck``, or "missing"), path, detail."""
     out = []
     for name, w in sorted(plugins.weight_files().items()):
         found, wrong = locate(w)
