@@ -60,10 +60,9 @@ def inception_weight_file() -> WeightFile:
         check="sha256-prefix",  # the older 1a9a5a14 file: only the prefix in its name is published
         source="torchvision inception_v3 IMAGENET1K_V1, download.pytorch.org/models/",
         label="torchvision Inception-v3",
-        # torchvision's current file; full sha256 and size as stated by several public projects pinning it
+        # torchvision's current file; the full sha256 as stated by several public projects pinning it
         downloads=[Download(INCEPTION_FILES[0], (f"https://download.pytorch.org/models/{INCEPTION_FILES[0]}",),
-                            digest="sha256:0cc3c7bd75056d25e46cba549dc184522069b81e9787eff6df84f397bd52a5ef",
-                            size=108_949_747)],
+                            digest="sha256:0cc3c7bd75056d25e46cba549dc184522069b81e9787eff6df84f397bd52a5ef")],
     )
 
 

@@ -94,7 +94,7 @@ def harness_weight_files() -> list[WeightFile]:
             name="inception_tf_fid",
             purpose="IS, FID, KID: the TF inception-2015-12-05 graph ported to PyTorch (torch-fidelity / pytorch-fid)",
             filenames=["weights-inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth"],
-            # Full sha256 and size as stated in several independent public projects that pin the file
+            # the full sha256 as stated by several independent public projects that pin the file
             # (torch-fidelity's weights-inception-… and pytorch-fid's pt_inception-… are the same bytes);
             # the releases themselves publish only the 8-hex prefix in the name.
             check="sha256", digest=INCEPTION_FID_SHA256,
@@ -107,7 +107,7 @@ def harness_weight_files() -> list[WeightFile]:
                  "weights-inception-2015-12-05-6726825d.pth",
                  "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                  "pt_inception-2015-12-05-6726825d.pth"),
-                digest=f"sha256:{INCEPTION_FID_SHA256}", size=95_628_359)]),
+                digest=f"sha256:{INCEPTION_FID_SHA256}")]),
         WeightFile(
             name="clip_vit_b32",
             purpose="CLIP-R-precision and CLIPScore: OpenAI CLIP ViT-B/32",
