@@ -8,6 +8,7 @@
     harness table     [RUNS... | --all] --format markdown|latex|csv [--out FILE] [--with-paper-numbers]
                       [--metrics is,fid,rp] [--caption TEXT] [--label tab:x] [--latex-siunitx] [--explain]
     harness plugins | datasets | metrics | weights
+    harness fetch     NAME... [--all-weights] [--data-dir DIR] [--offline] [--mirror URL]   weight files, data sets
     harness datasets  write NAME DIR --layout cub|coco  |  inspect NAME [--data-dir DIR] [--json]
     harness datasets  captions NAME [--data-dir DIR] --preset P --out captions.csv   the protocol's captions
     harness evaluate-images DIR --dataset D --preset P --name LABEL [--metrics ...] [--manifest FILE] [--allow-fewer]
@@ -163,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(sub.add_parser("metrics", help="available metrics"))
     p = sub.add_parser("weights", help="pretrained weight files: where they go, whether they are present")
     _add_common(p)
+    p = sub.add_parser("fetch", help="download weight files (by name) and data sets (cub, coco), verified")
+    p.add_argument("names", nargs="*", metavar="NAME", help="weight files (`harness weights`) and data sets")
+    p.add_argument("--all-weights", action="store_true", help="every weight file `harness weights` lists")
+    p.add_argument("--data-dir", default=None, help="where a data set's layout is unpacked")
+    p.add_argument("--offline", action="store_true", help="download nothing (as HARNESS_OFFLINE=1)")
+    p.add_argument("--mirror", default=None, metavar="URL", help="fetch from URL/<host>/<path> (HARNESS_MIRROR)")
+    _add_common(p)
 
     p = sub.add_parser("env", help="versions, devices, optional packages and weight files (for a bug report)")
     p.add_argument("--json", action="store_true")
@@ -266,6 +274,10 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
 
         print(describe_weights(plugins))
         return 0
+    if verb == "fetch":
+        from harness.runs.fetch import cmd_fetch
+
+        return cmd_fetch(args, plugins)
     if verb == "inspect":
         from harness.runs.inspect import format_inspection, inspect_method
 

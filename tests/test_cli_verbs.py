@@ -19,6 +19,7 @@ VERBS = {
     "datasets inspect": ["datasets", "inspect", "cub", "--data-dir", "d"],
     "metrics": ["metrics"],
     "weights": ["weights"],
+    "fetch": ["fetch", "cub", "inception_tf_fid", "--data-dir", "d", "--offline", "--mirror", "http://m"],
     "inspect": ["inspect", "--plugins", "a", "--preset", "paper", "--vocab-size", "5450", "--json"],
     "config": ["config", "--plugins", "a", "--dataset", "cub", "--preset", "paper", "--set", "eval.seed=1", "--json"],
     "import-checkpoint": ["import-checkpoint", "attngan", "bird_AttnGAN2.pth", "--dataset", "cub", "--data-dir", "d"],
@@ -59,5 +60,5 @@ def test_no_verb_is_a_usage_error(capsys):
 def test_help_lists_every_verb():
     text = build_parser().format_help()
     for verb in ("run", "train", "evaluate", "sample", "table", "plugins", "datasets", "metrics", "weights",
-                 "inspect", "import-checkpoint"):
+                 "fetch", "inspect", "import-checkpoint"):
         assert verb in text

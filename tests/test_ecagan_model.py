@@ -204,7 +204,7 @@ def test_imagenet_weights_required_when_training(plugins, tmp_path):
     torch.save({"features.0.weight": torch.zeros(1)}, weights / "vgg16-397923af.pth")
     os.environ["HARNESS_WEIGHTS_DIR"] = str(weights)
     try:
-        with pytest.raises(MissingWeightsError, match="sha256-prefix"):
+        with pytest.raises(MissingWeightsError, match="fails its sha256 check"):
             hooks.harness_auxiliary_modules(cfg=cfg, damsm=None, pretrained={"damsm": tmp_path}, training=True)
     finally:
         del os.environ["HARNESS_WEIGHTS_DIR"]

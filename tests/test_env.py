@@ -199,3 +199,20 @@ def test_env_runs_as_a_program(tmp_path):
     report = json.loads(out.stdout)
     assert REPORT_KEYS <= set(report) and {"attngan", "dmgan", "ecagan", "caegan"} <= set(report["plugins"])
     assert all(w["status"] == "missing" for w in report["weights"]["files"].values())  # HOME holds no weights
+
+
+def test_a_prefix_checked_file_is_not_called_present(weights_dir, capsys):
+    """A file whose only published check is the sha256 prefix in its name reads "prefix-checked only"."""
+    name = f"net-{hashlib.sha256(CONTENT).hexdigest()[:8]}.pth"
+    (weights_dir / name).write_bytes(CONTENT)
+
+    class P:
+        @hookimpl
+        def harness_weight_files(self):
+            return [WeightFile("hub", "test: hub-style name", [name], "sha256-prefix")]
+
+    plugins = build_plugins([P()], entry_points=False)
+    assert main(["env", "--json", "--weights-dir", str(weights_dir)], plugins=plugins) == 0
+    assert json.loads(capsys.readouterr().out)["weights"]["files"]["hub"]["status"] == "prefix-checked only"
+    assert main(["weights", "--weights-dir", str(weights_dir)], plugins=plugins) == 0
+    assert f"hub: prefix-checked only at {weights_dir / name}" in capsys.readouterr().out

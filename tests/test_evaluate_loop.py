@@ -135,7 +135,7 @@ def test_repeatable_and_strict(setup):
     with pytest.raises(MissingWeightsError, match="weights-inception-2015-12-05-6726825d.pth"):
         evaluate_run(plugins, run, metrics="fid", strict=True, root=root)
     skipped = evaluate_run(plugins, run, metrics="fid", strict=False, root=root)
-    assert skipped[0]["status"] == "skipped"
+    assert skipped[0]["status"] == "skipped" and "`harness fetch inception_tf_fid`" in skipped[0]["reason"]
     with pytest.raises(UnknownNameError):
         check_metric_names(plugins, "rp,nope")
     with pytest.raises(HarnessError, match="rp-encoder"):

@@ -90,7 +90,7 @@ def test_a_wrong_inception_file_is_named(env, isolated_paths):
     plugins, cfg, train_set, test_set, root = env
     cfg.pretrain.damsm.image_encoder = "inception_v3"
     (isolated_paths["weights"] / "inception_v3_google-0cc3c7bd.pth").write_bytes(b"not the weights")
-    with pytest.raises(MissingWeightsError, match="fails its sha256-prefix check"):
+    with pytest.raises(MissingWeightsError, match="fails its sha256 check"):
         pretrain.ensure_pretrained(plugins, cfg, root, train_set, test_set, "cpu")
 
 

@@ -5,8 +5,10 @@ import pytest
 
 from harness.util.errors import MissingWeightsError, UnknownNameError
 from harness.contract.plugins import build_plugins, hookimpl
-from harness.contract.types import WeightFile
-from harness.core.weights import describe_weights, find_weight, search_dirs, weight_status
+from harness.contract.types import Download, WeightFile
+from harness.core.fetch import parse_digest
+from harness.core.weights import (declared_digest, describe_weights, find_weight, require_weight, search_dirs,
+                                  weight_status)
 
 CONTENT = b"pretend these are weights"
 SHA = hashlib.sha256(CONTENT).hexdigest()
@@ -63,6 +65,8 @@ def test_found_in_order_and_verified(env, plugins):
     hub.mkdir(parents=True)
     (hub / f"net-{SHA[:8]}.pth").write_bytes(CONTENT)
     assert find_weight(plugins, "prefix").name == f"net-{SHA[:8]}.pth"
+    assert weight_status(plugins)[[r["name"] for r in weight_status(plugins)].index("prefix")]["status"] == \
+        "prefix-checked only"
     (env["env"] / "m.bin").write_bytes(CONTENT)
     assert find_weight(plugins, "md5").name == "m.bin"
 
@@ -96,10 +100,64 @@ def test_status_listing(env, plugins):
 
 def test_builtin_metric_weights_are_announced():
     files = build_plugins(entry_points=False).weight_files()
-    assert files["inception_tf_fid"].check == "sha256-prefix"
-    assert "weights-inception-2015-12-05-6726825d.pth" in files["inception_tf_fid"].filenames
+    fid = files["inception_tf_fid"]
+    assert fid.check == "sha256" and len(fid.digest) == 64 and fid.digest.startswith("6726825d")
+    assert "weights-inception-2015-12-05-6726825d.pth" in fid.filenames
     assert files["clip_vit_b32"].digest.startswith("40d36571")
     metrics = build_plugins(entry_points=False).metrics()
     for m in metrics.values():
         for w in m.weights:
             assert w in files, f"metric {m.name} needs unannounced weight file {w}"
+
+
+def test_a_forged_file_matching_the_prefix_is_refused_by_the_declared_full_digest(env):
+    """The forged file's sha256 starts with the published prefix; only the full digest tells it apart."""
+    forged = b"random weights that happen to match a prefix"
+    forged_sha = hashlib.sha256(forged).hexdigest()
+    real_sha = forged_sha[:8] + ("0" if forged_sha[8] != "0" else "1") + forged_sha[9:]  # differs after the prefix
+    name = f"net-{forged_sha[:8]}.pth"
+    prefix_only = WeightFile("w", "test", [name], "sha256-prefix")
+    declared = WeightFile("w", "test", [name], "sha256-prefix",
+                          downloads=[Download(name, ("http://127.0.0.1:9/x",), digest=f"sha256:{real_sha}")])
+    (env["cli"] / name).write_bytes(forged)
+    assert require_weight(prefix_only) == env["cli"] / name  # the prefix rule alone accepts the forgery
+    with pytest.raises(MissingWeightsError) as e:
+        require_weight(declared)
+    assert real_sha in str(e.value) and forged_sha in str(e.value) and "harness fetch w" in str(e.value)
+
+
+def test_builtin_full_digests_are_declared_for_the_files_fetched():
+    files = build_plugins(entry_points=False).weight_files()
+    for name in ("inception_tf_fid", "clip_vit_b32", "damsm_inception_v3"):
+        w = files[name]
+        assert w.downloads, name
+        for d in w.downloads:
+            assert d.filename in w.filenames and d.urls and parse_digest(d.digest)[0] == "sha256"
+    from plugins.ecagan.losses import VGG16_IMAGENET
+
+    assert VGG16_IMAGENET.check == "sha256" and VGG16_IMAGENET.digest.startswith("397923af")
+    assert VGG16_IMAGENET.downloads[0].digest == f"sha256:{VGG16_IMAGENET.digest}"
+    # the older torchvision Inception file has only its name's prefix: checked on it, shown as such
+    assert declared_digest(files["damsm_inception_v3"], "inception_v3_google-1a9a5a14.pth") is None
+
+
+def test_missing_line_names_the_fetch_command(env):
+    w = WeightFile("fetchable", "test", ["f.pth"], "sha256", SHA,
+                   downloads=[Download("f.pth", ("http://127.0.0.1:9/f.pth",), digest=f"sha256:{SHA}")])
+    with pytest.raises(MissingWeightsError, match="run `harness fetch fetchable`"):
+        require_weight(w)
+
+
+def test_auto_fetch_on_first_use_only_when_asked(env, monkeypatch):
+    from fetch_server import LoopbackServer, Route
+
+    with LoopbackServer() as server:
+        route = server.routes["/f.pth"] = Route(CONTENT)
+        w = WeightFile("fetchable", "test", ["f.pth"], "sha256", SHA,
+                       downloads=[Download("f.pth", (server.url("/f.pth"),), digest=f"sha256:{SHA}")])
+        with pytest.raises(MissingWeightsError):  # the default: nothing downloaded implicitly
+            require_weight(w)
+        assert route.requests == []
+        monkeypatch.setenv("HARNESS_FETCH", "auto")
+        assert require_weight(w) == env["cli"] / "f.pth"
+        assert (env["cli"] / "f.pth").read_bytes() == CONTENT and len(route.requests) == 1

@@ -157,6 +157,7 @@ class DatasetInfo:
     needs_data_dir:  False for generated data sets (shapes)
     protocols:       the data set's protocol presets (harness.config.protocol): a YAML file or a mapping
                      ``name -> values``; None = ``harness/config/protocols/<name>.yaml`` when it exists
+    downloads:       the archives ``harness fetch NAME --data-dir DIR`` fetches and unpacks into DIR, in order
     """
 
     name: str
@@ -165,14 +166,42 @@ class DatasetInfo:
     layout: str = ""
     needs_data_dir: bool = True
     protocols: Optional[Path | dict] = None
+    downloads: list[Download] = field(default_factory=list)  # ``harness fetch NAME``: archives, unpacked in order
+
+
+@dataclass(frozen=True)
+class Download:
+    """Where a weight file or a data set's archive can be fetched (``harness fetch``) and how it is verified.
+
+    filename: the name it is saved under (a weight file: one of its accepted names)
+    urls:     addresses of the same bytes, tried in order
+    digest:   "sha256:<hex>" or "md5:<hex>" of the whole file, as a public source states it; None where none
+              does (the file is then fetched but reported as unverified). A weight file whose accepted name has
+              a declared digest is checked on it wherever it is found.
+    size:     bytes, None when unknown (checked before the digest)
+    strip:    archives: a leading folder taken off every member's path, e.g. "birds/"
+    into:     archives: the folder (relative to the data directory) the members go to, e.g. "images"
+    inner:    archives: archives it holds (paths after ``strip``/``into``) unpacked in place afterwards, then removed
+    """
+
+    filename: str
+    urls: tuple[str, ...]
+    digest: Optional[str] = None
+    size: Optional[int] = None
+    strip: str = ""
+    into: str = ""
+    inner: tuple[str, ...] = ()
 
 
 @dataclass
 class WeightFile:
-    """A pretrained weight file the harness can use but never downloads (DESIGN.md §10 "Weights").
+    """A pretrained weight file the harness can use; ``harness fetch NAME`` downloads it from ``downloads``, and
+    nothing is downloaded implicitly unless ``HARNESS_FETCH=auto``.
 
     check: "sha256" (digest = full hex), "sha256-prefix" (digest = the hex prefix, usually the 8-hex suffix of
-           the file name), "md5", or "none" (shown as "unverified", never silently)
+           the file name), "md5", or "none" (shown as "unverified", never silently). A file whose name has a
+           full digest in ``downloads`` is checked on that digest; one that passes only a prefix check is shown
+           as "prefix-checked only".
     """
 
     name: str
@@ -182,6 +211,7 @@ class WeightFile:
     digest: Optional[str] = None
     source: str = ""  # where a user can get it (shown in the missing-file line)
     label: str = ""  # a few words for tables' "not computed" line, e.g. "Inception"; "" → the name
+    downloads: list[Download] = field(default_factory=list)  # ``harness fetch NAME``: the first that succeeds
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,34 @@
-"""Pretrained weight files: where they are looked for, how they are checked (DESIGN.md §10 "Weights").
+"""Pretrained weight files: where they are looked for, how they are checked, how they are fetched.
 
-The harness never downloads anything. A weight file is announced by a plugin (``harness_weight_files``) with
-its accepted file names and a check; ``find_weight`` looks for it in, in order,
+A weight file is announced by a plugin (``harness_weight_files``) with its accepted file names, a check and
+where it can be downloaded (``WeightFile.downloads``); ``find_weight`` looks for it in, in order,
 
 1. ``--weights-dir`` (the CLI puts it into ``$HARNESS_WEIGHTS_DIR``),
 2. ``$HARNESS_WEIGHTS``,
 3. ``$TORCH_HOME/hub/checkpoints`` (default ``~/.cache/torch/hub/checkpoints``, where torch.hub caches),
 4. ``~/.cache/clip`` (where openai-clip caches),
 
-and verifies it: ``sha256`` (full digest), ``sha256-prefix`` (the sha256 starts with the hex suffix of the file
-name, ``name-<hex>.ext`` as torch.hub names files, else with ``WeightFile.digest``), ``md5``, or ``none`` (accepted
-but shown as "unverified", never silently). A file that fails its check is refused with both hashes.
+and verifies it: on the full digest a download of that file name declares, else by ``WeightFile.check``:
+``sha256`` (full digest), ``sha256-prefix`` (the sha256 starts with the hex suffix of the file name,
+``name-<hex>.ext`` as torch.hub names files, else with ``WeightFile.digest``), ``md5``, or ``none`` (accepted
+but shown as "unverified", never silently). A file that passes only a prefix check is shown as "prefix-checked
+only"; one that fails its check is refused with both hashes.
+
+``harness fetch NAME`` (``fetch_weight``) downloads a weight file into the first search directory; nothing is
+downloaded implicitly unless ``HARNESS_FETCH=auto``, where ``require_weight`` fetches a missing file first.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, TYPE_CHECKING
 
-from harness.util.errors import MissingWeightsError, UnknownNameError
-from harness.contract.types import WeightFile
+from harness.util.errors import FetchError, MissingWeightsError, UnknownNameError
+from harness.util.hashing import file_digest
+from harness.contract.types import Download, WeightFile
+from harness.core.fetch import FetchSettings, auto_fetch, download, parse_digest
 
 if TYPE_CHECKING:  # type hints only
     from harness.contract.plugins import Plugins
@@ -31,8 +37,8 @@ CHECKS = ("sha256", "sha256-prefix", "md5", "none")
 # torch.hub's naming convention: ``name-<first hex digits of the sha256>.ext``
 _HASH_SUFFIX = re.compile(r"-([0-9a-fA-F]{8,64})\.[A-Za-z0-9]+$")
 
-# Hashing a large file takes seconds; remember digests per (path, size, mtime).
-_DIGESTS: dict[tuple[str, str, int, int], str] = {}
+# what a found file can be and still be used ("wrong hash" and "missing" cannot)
+USABLE = ("present", "prefix-checked only", "unverified")
 
 
 def search_dirs() -> list[Path]:
@@ -51,24 +57,12 @@ def search_dirs() -> list[Path]:
     return out
 
 
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file (cached per path, size and modification time)."""
-    st = path.stat()
-    key = (str(path.resolve()), algorithm, st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        h = hashlib.new(algorithm)
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _DIGESTS[key] = h.hexdigest()
-    return _DIGESTS[key]
-
-
 @dataclass
 class WeightCheck:
     """The outcome of checking one candidate file.
 
-    status: "present" (check passed), "unverified" (check "none"), "wrong hash"
+    status: "present" (a full digest matched), "prefix-checked only" (a sha256 prefix matched, no full digest is
+    declared for the name), "unverified" (check "none"), "wrong hash"
     """
 
     path: Path
@@ -77,24 +71,32 @@ class WeightCheck:
     actual: Optional[str]
 
 
+def declared_digest(w: WeightFile, filename: str) -> Optional[str]:
+    """The full digest (``"sha256:<hex>"``) a download of ``w`` declares for ``filename``, or None."""
+    return next((d.digest for d in w.downloads if d.filename == filename and d.digest), None)
+
+
 def check_file(w: WeightFile, path: Path) -> WeightCheck:
-    """Verify ``path`` against ``w.check``."""
+    """Verify ``path`` on the full digest declared for its name, else against ``w.check``."""
     if w.check not in CHECKS:
         raise ValueError(f"weight file {w.name!r}: unknown check {w.check!r} (valid: {', '.join(CHECKS)})")
+    declared = declared_digest(w, path.name)
+    if declared:
+        algorithm, expected = parse_digest(declared)
+        actual = file_digest(path, algorithm)
+        return WeightCheck(path, "present" if actual == expected else "wrong hash", expected, actual)
     if w.check == "none":
         return WeightCheck(path, "unverified", None, None)
     algorithm = "md5" if w.check == "md5" else "sha256"
     actual = file_digest(path, algorithm)
     expected = (w.digest or "").lower()
-    if w.check == "sha256-prefix":
-        suffix = _HASH_SUFFIX.search(path.name)
-        expected = suffix.group(1).lower() if suffix else expected
-    ok = actual.startswith(expected) if w.check == "sha256-prefix" else actual == expected
-    if w.check == "sha256-prefix":
-        actual_shown = actual[: max(len(expected), 8)]
-    else:
-        actual_shown = actual
-    return WeightCheck(path, "present" if ok and expected else "wrong hash", expected, actual_shown)
+    if w.check != "sha256-prefix":
+        return WeightCheck(path, "present" if expected and actual == expected else "wrong hash", expected, actual)
+    suffix = _HASH_SUFFIX.search(path.name)
+    expected = suffix.group(1).lower() if suffix else expected
+    ok = bool(expected) and actual.startswith(expected)
+    return WeightCheck(path, "prefix-checked only" if ok else "wrong hash", expected,
+                       actual[: max(len(expected), 8)])
 
 
 def _candidates(w: WeightFile) -> list[Path]:
@@ -105,7 +107,9 @@ def _where_line(w: WeightFile) -> str:
     dirs = search_dirs()
     names = " or ".join(w.filenames)
     src = f" (from {w.source})" if w.source else ""
-    return f"put {names}{src} into {dirs[0]} (or pass --weights-dir DIR; searched: {', '.join(map(str, dirs))})"
+    fetch = f"run `harness fetch {w.name}`, or " if w.downloads else ""
+    return (f"{fetch}put {names}{src} into {dirs[0]} (or pass --weights-dir DIR; searched: "
+            f"{', '.join(map(str, dirs))})")
 
 
 def locate(w: WeightFile) -> tuple[Optional[WeightCheck], list[WeightCheck]]:
@@ -113,7 +117,7 @@ def locate(w: WeightFile) -> tuple[Optional[WeightCheck], list[WeightCheck]]:
     wrong = []
     for path in _candidates(w):
         c = check_file(w, path)
-        if c.status in ("present", "unverified"):
+        if c.status in USABLE:
             return c, wrong
         wrong.append(c)
     return None, wrong
@@ -134,14 +138,49 @@ def require_weight(w: WeightFile) -> Path:
     put where, or where the missing file goes."""
     name = w.name
     found, wrong = locate(w)
+    if found is None and not wrong and w.downloads and auto_fetch():
+        fetch_weight(w, FetchSettings.from_env())  # HARNESS_FETCH=auto: fetched on first use
+        found, wrong = locate(w)
     if found is not None:
         return found.path
     if wrong:
         c = wrong[0]
+        declared = declared_digest(w, c.path.name)
+        check = parse_digest(declared)[0] if declared else w.check
         raise MissingWeightsError(
-            f"weight file {name!r}: {c.path} fails its {w.check} check (expected {c.expected}, got {c.actual}); "
+            f"weight file {name!r}: {c.path} fails its {check} check (expected {c.expected}, got {c.actual}); "
             f"replace it with the right file: {_where_line(w)}")
     raise MissingWeightsError(f"weight file {name!r} ({w.purpose}) is missing: {_where_line(w)}")
+
+
+def fetch_weight(w: WeightFile, settings: FetchSettings) -> str:
+    """Download weight file ``w`` into the first search directory unless a copy that passes its full check is
+    already found; one line saying what happened. Raises MissingWeightsError (nothing to download) or
+    FetchError (the first source's failure, when every source failed)."""
+    found, _ = locate(w)
+    if found is not None and found.status == "present":
+        return f"{w.name}: present at {found.path}"
+    if not w.downloads:
+        raise MissingWeightsError(f"weight file {w.name!r} declares no download: {_where_line(w)}")
+    errors: list[FetchError] = []
+    for src in w.downloads:
+        if src.filename not in w.filenames:
+            raise ValueError(f"weight file {w.name!r}: download {src.filename!r} is not an accepted file name")
+        try:
+            result = download(src, search_dirs()[0], settings, label=w.name)
+        except FetchError as e:
+            errors.append(e)
+            if settings.offline:
+                break
+            continue
+        check = check_file(w, result.path)
+        digest = f"{check.expected}" if check.expected else "no published digest"
+        return f"{w.name}: {check.status} at {result.path} ({digest})"
+    raise errors[0]
+
+
+def _declared_line(src: Download) -> str:
+    return f"{src.filename} from {src.urls[0]}" + (f", {src.digest}" if src.digest else ", no published digest")
 
 
 def weight_sha256(path: Path) -> str:
@@ -150,7 +189,8 @@ def weight_sha256(path: Path) -> str:
 
 
 def weight_status(plugins: Plugins) -> list[dict]:
-    """One dict per announced weight file: name, purpose, filenames, locations, check, digest, status, path."""
+    """One dict per announced weight file: name, purpose, filenames, locations, check, digest, source, downloads
+    (one line each), status (see ``WeightCheck``, or "missing"), path, detail."""
     out = []
     for name, w in sorted(plugins.weight_files().items()):
         found, wrong = locate(w)
@@ -163,7 +203,8 @@ def weight_status(plugins: Plugins) -> list[dict]:
             status, path, detail = "missing", None, None
         out.append({"name": name, "purpose": w.purpose, "filenames": list(w.filenames),
                     "locations": [str(d) for d in search_dirs()], "check": w.check, "digest": w.digest,
-                    "source": w.source, "status": status, "path": str(path) if path else None, "detail": detail})
+                    "source": w.source, "downloads": [_declared_line(d) for d in w.downloads], "status": status,
+                    "path": str(path) if path else None, "detail": detail})
     return out
 
 
@@ -185,6 +226,8 @@ def describe_weights(plugins: Plugins) -> str:
         lines.append(f"    check: {check}")
         if r["source"]:
             lines.append(f"    source: {r['source']}")
+        for line in r["downloads"]:
+            lines.append(f"    fetch: {line} (`harness fetch {r['name']}`)")
     if not rows:
         lines.append("(no weight files announced)")
     return "\n".join(lines)

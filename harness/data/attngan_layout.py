@@ -54,7 +54,12 @@ class LayoutSpec:
     layout: str  # one line, printed in errors
 
     def missing(self, data_dir: Path, what: str) -> DataError:
-        return DataError(f"{self.name}: missing {what} in {data_dir}; expected layout: {self.layout}")
+        return DataError(f"{self.name}: missing {what} in {data_dir}; expected layout: {self.layout}; "
+                         f"{self.fetch_hint(data_dir)}")
+
+    def fetch_hint(self, data_dir: Optional[Path | str] = None) -> str:
+        """The command that downloads and unpacks this layout."""
+        return f"`harness fetch {self.name} --data-dir {data_dir or 'DIR'}` downloads it"
 
 
 @dataclass
@@ -86,10 +91,12 @@ class LayoutData:
 # ----------------------------------------------------------------------------------------------------------
 def check_data_dir(spec: LayoutSpec, data_dir: Optional[str | Path]) -> Path:
     if data_dir is None:
-        raise DataError(f"{spec.name} needs --data-dir (or data.data_dir); expected layout: {spec.layout}")
+        raise DataError(f"{spec.name} needs --data-dir (or data.data_dir); expected layout: {spec.layout}; "
+                        f"{spec.fetch_hint()}")
     path = Path(data_dir).expanduser()
     if not path.is_dir():
-        raise DataError(f"{spec.name} data directory {path} does not exist; expected layout: {spec.layout}")
+        raise DataError(f"{spec.name} data directory {path} does not exist; expected layout: {spec.layout}; "
+                        f"{spec.fetch_hint(path)}")
     return path
 
 

@@ -4,8 +4,8 @@ The report holds the harness (version, where it is imported from), Python, the p
 torch's CUDA build and cuDNN, whether CUDA is available, the devices (every visible CUDA device with its compute
 capability, memory and native bf16 support; the CPU with its thread count), the other dependencies and the
 optional packages (a version, or ``"not installed"``), the installed method plugins, every announced weight file
-with its status (``harness.core.weights.weight_status``: present / unverified / wrong hash / missing) and the
-environment variables that change where the harness looks for things.
+with its status (``harness.core.weights.weight_status``: present / prefix-checked only / unverified / wrong hash /
+missing) and the environment variables that change where the harness looks for things and what it downloads.
 
 Collecting it never fails on what it reports: a package that is absent reads ``"not installed"``; a plugin set
 that does not load, a CUDA query that raises, or a torchvision that does not import reads ``"error: ..."``. Nothing
@@ -31,8 +31,9 @@ PACKAGES = ("pluggy", "pandas", "pyyaml", "numpy", "scipy", "pillow", "tqdm", "p
 # needed by some metrics or outputs only, or changing what a library does: IS/FID/KID (torch-fidelity), CLIP
 # scores (openai-clip), plots (matplotlib), pandas' Styler (jinja2), TensorBoard logs in training (tensorboard)
 OPTIONAL_PACKAGES = ("torch-fidelity", "openai-clip", "matplotlib", "jinja2", "tensorboard")
-# environment variables that change where the harness looks for weights, results and devices
-ENV_VARS = ("HARNESS_WEIGHTS", "HARNESS_WEIGHTS_DIR", "HARNESS_RESULTS", "TORCH_HOME", "CUDA_VISIBLE_DEVICES")
+# environment variables that change where the harness looks for weights, results and devices, and what it fetches
+ENV_VARS = ("HARNESS_WEIGHTS", "HARNESS_WEIGHTS_DIR", "HARNESS_RESULTS", "HARNESS_OFFLINE", "HARNESS_MIRROR",
+            "HARNESS_FETCH", "TORCH_HOME", "CUDA_VISIBLE_DEVICES")
 # native bf16 arithmetic: compute capability 8.0 (Ampere) and newer
 BF16_CAPABILITY = (8, 0)
 

@@ -33,7 +33,7 @@ from harness.contract.plugins import hookimpl
 from harness.core.seed import epoch_batches, preserved_rng, seed_everything
 from harness.nn.damsm import IMAGE_FILE, INFO_FILE, TEXT_FILE, load_damsm
 from harness.core.runtime import Precision, batch_loader
-from harness.contract.types import Batch, DamsmEncoders, PretrainContext, PretrainStage, WeightFile
+from harness.contract.types import Batch, DamsmEncoders, Download, PretrainContext, PretrainStage, WeightFile
 
 if TYPE_CHECKING:  # type hints only
     from harness.data.dataset import TextImageDataset
@@ -57,9 +57,12 @@ def inception_weight_file() -> WeightFile:
         name=INCEPTION_WEIGHT,
         purpose="ImageNet Inception-v3 trunk of the DAMSM image encoder (pretrain.damsm.image_encoder=inception_v3)",
         filenames=list(INCEPTION_FILES),
-        check="sha256-prefix",
+        check="sha256-prefix",  # the older 1a9a5a14 file: only the prefix in its name is published
         source="torchvision inception_v3 IMAGENET1K_V1, download.pytorch.org/models/",
         label="torchvision Inception-v3",
+        # torchvision's current file; the full sha256 as stated by several public projects pinning it
+        downloads=[Download(INCEPTION_FILES[0], (f"https://download.pytorch.org/models/{INCEPTION_FILES[0]}",),
+                            digest="sha256:0cc3c7bd75056d25e46cba549dc184522069b81e9787eff6df84f397bd52a5ef")],
     )
 
 

@@ -24,3 +24,8 @@ class MissingWeightsError(HarnessError):
 
 class DataError(HarnessError):
     """A data set is missing or malformed; the message names the expected layout or the offending file."""
+
+
+class FetchError(HarnessError):
+    """A download or an archive failed (offline, unreachable, wrong digest, unsafe member); the message is one
+    line naming the file, the address and what was expected, and no partial file is left in place."""

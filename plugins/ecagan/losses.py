@@ -18,16 +18,21 @@ from torch import Tensor, nn
 
 from harness.nn.reference_objective import generator_terms, stage_name
 from harness.core.state_dicts import load_weights_file
-from harness.contract.types import Step, WeightFile
+from harness.contract.types import Download, Step, WeightFile
 
 PERCEPTUAL_MODULE = "perceptual_vgg16"  # the auxiliary module's name (``Step.aux``, ``harness inspect``)
 VGG16_IMAGENET = WeightFile(
     name="vgg16_imagenet",
     purpose="ECAGAN perceptual loss: VGG-16 relu2_2 features (loss.perceptual.weights: imagenet)",
     filenames=["vgg16-397923af.pth"],
-    check="sha256-prefix",
-    digest="397923af",
+    # full sha256 and size as stated by several public projects that pin torchvision's file (torchvision
+    # itself publishes the 8-hex prefix in the name)
+    check="sha256",
+    digest="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
     source="torchvision VGG16_Weights.IMAGENET1K_V1, https://download.pytorch.org/models/vgg16-397923af.pth",
+    downloads=[Download("vgg16-397923af.pth", ("https://download.pytorch.org/models/vgg16-397923af.pth",),
+                        digest="sha256:397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+                        size=553_433_881)],
 )
 
 # torchvision's VGG-16 "features" indices of the layers φ uses; index 8 is relu2_2.

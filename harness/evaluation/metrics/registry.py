@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Callable
 
 from harness.contract.plugins import hookimpl
-from harness.contract.types import MetricFormat, MetricInfo, WeightFile
+from harness.contract.types import Download, MetricFormat, MetricInfo, WeightFile
 
 if TYPE_CHECKING:  # type hints only
     from harness.evaluation.metrics.interface import EvalContext, StreamingMetric
@@ -29,6 +29,8 @@ _INC = "harness.evaluation.metrics.inception"
 _RP = "harness.evaluation.metrics.r_precision"
 _CLIP = "harness.evaluation.metrics.clip_score"
 _PROBE = "harness.evaluation.metrics.shapes_probe"
+INCEPTION_FID_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+CLIP_B32_SHA256 = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
 
 # How tables show each metric (the ids themselves stay in the CSV and JSON).
 FORMATS = {
@@ -92,16 +94,29 @@ def harness_weight_files() -> list[WeightFile]:
             name="inception_tf_fid",
             purpose="IS, FID, KID: the TF inception-2015-12-05 graph ported to PyTorch (torch-fidelity / pytorch-fid)",
             filenames=["weights-inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth"],
-            check="sha256-prefix", digest="6726825d",
+            # the full sha256 as stated by several independent public projects that pin the file
+            # (torch-fidelity's weights-inception-… and pytorch-fid's pt_inception-… are the same bytes);
+            # the releases themselves publish only the 8-hex prefix in the name.
+            check="sha256", digest=INCEPTION_FID_SHA256,
             source="github.com/toshas/torch-fidelity/releases/download/v0.2.0/ or "
                    "github.com/mseitzer/pytorch-fid/releases/download/fid_weights/",
-            label="Inception"),
+            label="Inception",
+            downloads=[Download(
+                "weights-inception-2015-12-05-6726825d.pth",
+                ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                 "weights-inception-2015-12-05-6726825d.pth",
+                 "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+                 "pt_inception-2015-12-05-6726825d.pth"),
+                digest=f"sha256:{INCEPTION_FID_SHA256}")]),
         WeightFile(
             name="clip_vit_b32",
             purpose="CLIP-R-precision and CLIPScore: OpenAI CLIP ViT-B/32",
             filenames=["ViT-B-32.pt"],
-            check="sha256", digest="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
-            source="openaipublic.azureedge.net/clip/models/"
-                   "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+            # the sha256 is the folder of OpenAI's own address, and openai-clip checks the file against it
+            check="sha256", digest=CLIP_B32_SHA256,
+            source=f"openaipublic.azureedge.net/clip/models/{CLIP_B32_SHA256}/ViT-B-32.pt",
+            downloads=[Download("ViT-B-32.pt",
+                                (f"https://openaipublic.azureedge.net/clip/models/{CLIP_B32_SHA256}/ViT-B-32.pt",),
+                                digest=f"sha256:{CLIP_B32_SHA256}")],
             label="CLIP ViT-B/32"),
     ]
