@@ -33,8 +33,9 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 from urllib.request import Request, urlopen
 
-from harness.contract.types import Download
 from tqdm import tqdm
+
+from harness.contract.types import Download
 from harness.util.errors import FetchError
 from harness.util.hashing import file_digest
 from harness.util.version import __version__
