@@ -261,6 +261,8 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
             return 0
         for name, info in sorted(plugins.methods().items()):
             print(f"{name:10s} {info.paper}")
+        for b in plugins.broken:
+            print(f"broken     {b.source} of {b.distribution}: {b.reason}")
         return 0
     if verb == "metrics":
         for name, m in sorted(plugins.metrics().items()):

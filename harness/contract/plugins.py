@@ -4,22 +4,30 @@
 
 Component hooks reach only the selected method (``Plugins.method_hooks``): every *other* method plugin is
 removed through pluggy's ``subset_hook_caller``; non-method plugins (cross-cutting wrappers) stay.
+
+An installed plugin that fails to import, fails to announce, announces a name outside ``[a-z][a-z0-9_]*`` or a
+name another plugin holds is left out with one warning line, and ``harness plugins`` lists it as broken: every
+other method keeps working. A plugin passed in code (``build_plugins(extra=...)``) is refused the same way with
+a HarnessError. A component hook that raises or answers the wrong type is one line naming the method, the hook
+and what was expected (``PluginError``).
 """
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
 import pkgutil
-from dataclasses import dataclass
+import re
+import sys
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable, Iterable, Optional
 
 import pluggy
 
 from harness.contract import hookspecs
-from harness.util.errors import HarnessError, UnknownNameError
+from harness.util.errors import HarnessError, PluginError, UnknownNameError
 from harness.contract.hook_trace import install_tracing, trace_mode
-from harness.contract.types import DatasetInfo, MethodInfo, MetricInfo, WeightFile
+from harness.contract.types import DatasetInfo, MethodInfo, MetricInfo, PretrainStage, WeightFile
 
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
 ENTRY_POINT_GROUP = "harness"
@@ -42,32 +50,86 @@ OPTIONAL_HOOK_DEFAULTS: dict[str, Callable[[], object]] = {
 }
 
 
-class _WithDefault:
-    """A hook caller whose None answer (no implementation answered) becomes the hook's default."""
+# What each component hook must answer, as (test, description) for the one-line error on a wrong answer.
+def _is_module(x: object) -> bool:
+    import torch.nn as nn
 
-    def __init__(self, caller: pluggy.HookCaller, default: Callable[[], object]):
-        self._caller, self._default = caller, default
+    return isinstance(x, nn.Module)
+
+
+def _is_module_list(x: object) -> bool:
+    return (isinstance(x, (list, tuple)) or _is_module(x)) and all(_is_module(m) for m in x)  # type: ignore[union-attr]
+
+
+EXPECTED_ANSWERS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "harness_generator": (_is_module, "a torch.nn.Module"),
+    "harness_discriminators": (_is_module_list, "an nn.ModuleList (or list) of discriminator modules"),
+    "harness_text_encoder": (lambda x: x is None or _is_module(x), "a torch.nn.Module or None"),
+    "harness_image_encoder": (lambda x: x is None or _is_module(x), "a torch.nn.Module or None"),
+    "harness_auxiliary_modules": (lambda x: isinstance(x, dict) and all(isinstance(k, str) and _is_module(v)
+                                                                        for k, v in x.items()),
+                                  "a dict of name -> torch.nn.Module"),
+    "harness_pretrain_stages": (lambda x: isinstance(x, list) and all(isinstance(s, PretrainStage) for s in x),
+                                "a list of PretrainStage"),
+    # not firstresult: one answer per implementation
+    "harness_check_config": (lambda x: isinstance(x, list) and all(
+        isinstance(a, list) and all(isinstance(line, str) for line in a) for a in x), "a list of problem lines (str)"),
+}
+
+
+class _CheckedHook:
+    """One component hook of one method: the optional hooks' None becomes their default
+    (``OPTIONAL_HOOK_DEFAULTS``), and a hook that raises or answers the wrong type is a PluginError naming the
+    method, the hook and what was expected."""
+
+    def __init__(self, caller: pluggy.HookCaller, method: str, name: str):
+        self._caller, self._method, self._name = caller, method, name
 
     def __call__(self, **kwargs: Any) -> Any:
-        result = self._caller(**kwargs)
-        return self._default() if result is None else result
+        try:
+            result = self._caller(**kwargs)
+        except HarnessError:
+            raise  # already one line for the user
+        except Exception as e:
+            raise PluginError(f"method {self._method!r}: {self._name} raised {type(e).__name__}: "
+                              f"{_one_line(e)}") from e
+        if result is None and self._name in OPTIONAL_HOOK_DEFAULTS:
+            return OPTIONAL_HOOK_DEFAULTS[self._name]()
+        check = EXPECTED_ANSWERS.get(self._name)
+        if check is not None and not check[0](result):
+            raise PluginError(f"method {self._method!r}: {self._name} answered {type(result).__name__}, "
+                              f"expected {check[1]}")
+        return result
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._caller, name)
 
 
 class _MethodHooks:
-    """Component hooks of one method: ``hooks.harness_generator(cfg=..., aux=...)``; an optional hook no
-    implementation answers returns its default (``OPTIONAL_HOOK_DEFAULTS``)."""
+    """Component hooks of one method: ``hooks.harness_generator(cfg=..., aux=...)`` (``_CheckedHook``)."""
 
-    def __init__(self, pm: pluggy.PluginManager, remove: list[object]):
-        self._pm, self._remove = pm, remove
+    def __init__(self, pm: pluggy.PluginManager, method: str, remove: list[object]):
+        self._pm, self._method, self._remove = pm, method, remove
 
     def __getattr__(self, name: str) -> Any:
         if not name.startswith("harness_"):
             raise AttributeError(name)
-        caller = self._pm.subset_hook_caller(name, remove_plugins=self._remove)
-        return _WithDefault(caller, OPTIONAL_HOOK_DEFAULTS[name]) if name in OPTIONAL_HOOK_DEFAULTS else caller
+        return _CheckedHook(self._pm.subset_hook_caller(name, remove_plugins=self._remove), self._method, name)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """An installed plugin left out: where it came from (``entry point 'x'`` or a module), its distribution, and
+    why (one line)."""
+
+    source: str
+    distribution: str
+    reason: str
 
 
 @dataclass
@@ -76,6 +138,7 @@ class Plugins:
 
     pm: pluggy.PluginManager
     method_plugins: dict[str, object]  # method name -> the plugin object that provides it
+    broken: list[BrokenPlugin] = field(default_factory=list)  # installed plugins left out, with the reason
 
     # ---- registries -------------------------------------------------------------------------------
     def methods(self) -> dict[str, MethodInfo]:
@@ -122,7 +185,7 @@ class Plugins:
         """Component hooks answered only by method ``name`` (and non-method plugins)."""
         self.method(name)
         others = [p for n, p in self.method_plugins.items() if n != name]
-        return _MethodHooks(self.pm, others)
+        return _MethodHooks(self.pm, name, others)
 
 
 def _flatten(results: list[Optional[list]]) -> list:
@@ -138,67 +201,154 @@ def plugin_object(candidate: object) -> object:
     return candidate
 
 
-def _import_source_plugins() -> list[ModuleType]:
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")  # method, data-set and metric names: safe in paths and tables
+OWN_DISTRIBUTION = "t2i-harness"
+
+
+@dataclass
+class _Candidate:
+    """A plugin to register: where it comes from (for messages) and how to get it."""
+
+    source: str
+    distribution: str
+    load: Callable[[], object]
+    installed: bool  # an installed plugin is left out with a warning; one passed in code is refused (raises)
+    name: Optional[str] = None  # the name a non-method plugin registers under (its entry point's)
+
+
+def _source_tree_candidates() -> list[_Candidate]:
     """The packages under ``plugins/`` (a source checkout run without installation)."""
     try:
         pkg = importlib.import_module(SOURCE_PLUGIN_PACKAGE)
     except ImportError:
         return []
-    mods = []
-    for info in pkgutil.iter_modules(pkg.__path__, SOURCE_PLUGIN_PACKAGE + "."):
-        if info.ispkg:
-            mods.append(importlib.import_module(info.name))
-    return mods
+    return [_Candidate(info.name, "source tree", lambda n=info.name: importlib.import_module(n), True)
+            for info in pkgutil.iter_modules(pkg.__path__, SOURCE_PLUGIN_PACKAGE + ".") if info.ispkg]
 
 
-def _entry_point_plugins() -> list[tuple[str, object]]:
-    out = []
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        out.append((ep.name, ep.load()))
+def _entry_point_candidates() -> tuple[list[_Candidate], list[_Candidate]]:
+    """The entry points of group ``harness``: this distribution's (the built-in methods), then every other's.
+    Read per distribution: ``importlib.metadata.entry_points()`` keeps one of two entry points with the same name,
+    which would drop a plugin without a word."""
+    own, others, seen = [], [], set()
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"] or "unknown distribution"
+        if name.lower() in seen:  # the same distribution twice on sys.path: the first one is imported
+            continue
+        seen.add(name.lower())
+        for ep in dist.entry_points:
+            if ep.group == ENTRY_POINT_GROUP:
+                cand = _Candidate(f"entry point {ep.name!r} ({ep.value})", f"{name} {dist.version}", ep.load, True,
+                                  ep.name)
+                (own if name == OWN_DISTRIBUTION else others).append(cand)
+    return own, sorted(others, key=lambda c: (c.distribution, c.source))
+
+
+def _announced(plugin: object) -> dict[str, list]:
+    """What a plugin announces through its own registry hooks: ``{"method": [...], "dataset": [...], ...}``.
+    Raises PluginError for a hook that raises, a wrong type, or a name outside ``NAME_PATTERN``."""
+    out: dict[str, list] = {}
+    for kind, hook, tp in (("method", "harness_methods", MethodInfo), ("dataset", "harness_datasets", DatasetInfo),
+                           ("metric", "harness_metrics", MetricInfo)):
+        fn = getattr(plugin, hook, None)
+        if not callable(fn):
+            continue
+        try:
+            infos = list(fn() or [])
+        except Exception as e:
+            raise PluginError(f"{hook} raised {type(e).__name__}: {_one_line(e)}") from e
+        for info in infos:
+            if not isinstance(info, tp):
+                raise PluginError(f"{hook} answered a {type(info).__name__}, expected a list of {tp.__name__}")
+            if not isinstance(info.name, str) or not NAME_PATTERN.fullmatch(info.name):
+                raise PluginError(f"{kind} name {info.name!r} is not allowed: names match [a-z][a-z0-9_]*")
+        out[kind] = infos
+    if len(out.get("method", [])) > 1:
+        raise PluginError(f"announces {len(out['method'])} methods; a method plugin announces one")
     return out
 
 
 def build_plugins(extra: Iterable[object] = (), *, entry_points: bool = True) -> Plugins:
-    """Build the plugin manager.
+    """Build the plugin manager: the core modules, the built-in methods (this distribution's entry points, or the
+    source tree's ``plugins/``), every other distribution's entry points, then ``extra``.
 
     extra: plugin objects or modules to register as well (tests use this for out-of-tree plugins). A module
     with a ``plugin`` attribute registers that object (``plugin_object``), as the source tree's packages and
-    entry points to a module do.
-    With ``HARNESS_TRACE_HOOKS=1`` or ``all`` every hook answer is traced to stderr (``harness.contract.hook_trace``);
-    another value raises HarnessError.
+    entry points to a module do. An installed plugin that fails to import or announce, or announces a bad or
+    taken name, is left out with one warning line on stderr (``Plugins.broken``); an ``extra`` one raises
+    HarnessError. With ``HARNESS_TRACE_HOOKS=1`` or ``all`` every hook answer is traced to stderr
+    (``harness.contract.hook_trace``); another value raises HarnessError.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    candidates: list[tuple[Optional[str], object]] = [(None, importlib.import_module(m)) for m in CORE_PLUGIN_MODULES]
-    if entry_points:
-        candidates += _entry_point_plugins()
-    candidates += [(None, m) for m in _import_source_plugins()]
-    candidates += [(None, e) for e in extra]
-
-    method_plugins: dict[str, object] = {}
-    seen: set[int] = set()
-    for name, candidate in candidates:
-        plugin = plugin_object(candidate)
-        if id(plugin) in seen or pm.is_registered(plugin):
-            continue
-        seen.add(id(plugin))
-        announced = getattr(plugin, "harness_methods", None)
-        infos = list(announced() or []) if callable(announced) else []
-        if len(infos) == 1:
-            mname = infos[0].name
-            if mname in method_plugins:
-                continue  # the same method from an entry point and the source tree
-            method_plugins[mname] = plugin
-            pm.register(plugin, name=mname)
-        else:
-            if infos:
-                raise HarnessError(f"plugin {plugin!r} announces {len(infos)} methods; a method plugin announces one")
-            pm.register(plugin, name=name)
+    own, others = _entry_point_candidates() if entry_points else ([], [])
+    candidates = [_Candidate(m, OWN_DISTRIBUTION, lambda m=m: importlib.import_module(m), False)
+                  for m in CORE_PLUGIN_MODULES]
+    candidates += own + _source_tree_candidates() + others
+    candidates += [_Candidate(getattr(e, "__name__", type(e).__name__), "registered in code", lambda e=e: e, False)
+                   for e in extra]
+    registry = _Registry(pm)
+    for cand in candidates:
+        try:
+            registry.add(cand)
+        except HarnessError as e:
+            if not cand.installed:
+                raise HarnessError(f"plugin {cand.source}: {e}") from e
+            registry.broken.append(BrokenPlugin(cand.source, cand.distribution, str(e)))
+            print(f"harness: warning: plugin {cand.source} of {cand.distribution} left out: {e}", file=sys.stderr)
     pm.check_pending()
     mode = _trace_mode()
     if mode is not None:
         install_tracing(pm, mode)
-    return Plugins(pm, method_plugins)
+    return Plugins(pm, registry.method_plugins, registry.broken)
+
+
+def _check_hook_names(plugin: object) -> None:
+    """Every hook implementation names a hook of the contract (a misspelled one would never be called)."""
+    marker = hookspecs.PROJECT + "_impl"
+    unknown = sorted(n for n in dir(plugin) if getattr(getattr(plugin, n, None), marker, None) is not None
+                     and not hasattr(hookspecs, n))
+    if unknown:
+        raise PluginError(f"implements {', '.join(unknown)}, which is no hook (the hooks: harness/contract/"
+                          f"hookspecs.py, or `harness plugins --hooks`)")
+
+
+class _Registry:
+    """Registers plugins one by one, keeping who holds each announced name."""
+
+    def __init__(self, pm: pluggy.PluginManager):
+        self.pm = pm
+        self.method_plugins: dict[str, object] = {}
+        self.broken: list[BrokenPlugin] = []
+        self._holders: dict[tuple[str, str], str] = {}  # (kind, name) -> "source of distribution"
+        self._seen: set[int] = set()
+
+    def add(self, cand: _Candidate) -> None:
+        """Register ``cand`` or raise HarnessError (one line) saying why it cannot be."""
+        try:
+            plugin = plugin_object(cand.load())
+        except HarnessError:
+            raise
+        except Exception as e:
+            raise PluginError(f"failed to import: {type(e).__name__}: {_one_line(e)}") from e
+        if id(plugin) in self._seen or self.pm.is_registered(plugin):
+            return  # the same plugin from an entry point and the source tree, or passed twice
+        _check_hook_names(plugin)
+        announced = _announced(plugin)
+        holder = f"{cand.source} of {cand.distribution}"
+        for kind, infos in announced.items():
+            for info in infos:
+                other = self._holders.get((kind, info.name))
+                if other is not None:
+                    raise PluginError(f"{kind} {info.name!r} is already announced by {other}; rename or uninstall "
+                                      f"one of them")
+        self.pm.register(plugin, name=announced["method"][0].name if announced.get("method") else cand.name)
+        self._seen.add(id(plugin))
+        for kind, infos in announced.items():
+            for info in infos:
+                self._holders[(kind, info.name)] = holder
+        if announced.get("method"):
+            self.method_plugins[announced["method"][0].name] = plugin
 
 
 def _trace_mode() -> Optional[str]:

@@ -6,8 +6,7 @@ class HarnessError(Exception):
 
 
 class ConfigError(HarnessError, ValueError):
-    """A bad config key, value or preset; the message is one line meant for the user (re-exported by
-    ``harness.config``, where it was first defined)."""
+    """A bad config key, value or preset; the message is one line meant for the user."""
 
 
 class UnknownNameError(HarnessError):
@@ -29,3 +28,8 @@ class DataError(HarnessError):
 class FetchError(HarnessError):
     """A download or an archive failed (offline, unreachable, wrong digest, unsafe member); the message is one
     line naming the file, the address and what was expected, and no partial file is left in place."""
+
+
+class PluginError(HarnessError):
+    """A plugin failed: it raised in a hook or answered the wrong type; the message names the plugin, the hook and
+    what was expected."""
