@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from harness.data.dataset import TextImageDataset
+from harness.data.image_file import read_rgb8
 from harness.data.safe_pickle import dump_pickle, load_pickle
 from harness.data.transforms import StageTransform, bbox_crop_box, resize_shorter
 from harness.data.vocab import Vocabulary, tokenize
@@ -379,13 +380,13 @@ def read_layout(spec: LayoutSpec, data_dir: Optional[str | Path], *, captions_pe
 # The data set
 # ----------------------------------------------------------------------------------------------------------
 def open_image(path: Path) -> Image.Image:
-    """Decode an image fully (so a truncated file fails here), as RGB; DataError names the path."""
+    """Decode an image fully (so a truncated file fails here), as 8-bit RGB; DataError names the path."""
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.convert("RGB")
+        return read_rgb8(path)
     except FileNotFoundError:
         raise DataError(f"image file missing: {path}") from None
+    except DataError:
+        raise
     except Exception as e:
         raise DataError(f"unreadable or truncated image {path}: {e}") from None
 
