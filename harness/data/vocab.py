@@ -130,13 +130,23 @@ class Vocabulary:
     def tokens_of(self, caption: str) -> list[str]:
         return tokenize(caption)
 
+    def unknown_words(self, caption: str) -> list[str]:
+        """The words of ``caption`` whose tokens are not in the vocabulary, once each: the token, or the word as
+        written with how it was read when the tokeniser dropped letters of it (``ReadWord.shown``)."""
+        out: dict[str, None] = {}
+        for w in read_words(caption):
+            for t in w.tokens:
+                if t not in self.wordtoix:
+                    out.setdefault(t if w.loss is None else w.shown(), None)
+        return list(out)
+
     def encode(self, text: str) -> list[int]:
-        """Token ids of a caption; unknown words raise HarnessError naming them."""
+        """Token ids of a caption; unknown words raise HarnessError naming them (``unknown_words``)."""
         tokens = tokenize(text)
-        unknown = [t for t in tokens if t not in self.wordtoix]
+        unknown = self.unknown_words(text)
         if unknown:
             raise HarnessError(f"caption {text!r}: words not in the vocabulary ({len(self)} words): "
-                               f"{', '.join(dict.fromkeys(unknown))}")
+                               f"{', '.join(unknown)}")
         if not tokens:
             raise HarnessError(f"caption {text!r} has no words")
         return [self.wordtoix[t] for t in tokens]
