@@ -91,6 +91,16 @@ def test_read_word_says_what_was_lost():
                      "日本 (read as '': non-ASCII letters dropped)"]
 
 
+def test_caption_of_dropped_words_says_how_it_was_read():
+    vocab = Vocabulary.from_words(["a", "red"])
+    with pytest.raises(HarnessError) as e:
+        vocab.encode("日本 ÉÉ")
+    assert str(e.value) == ("caption '日本 ÉÉ' has no words: 日本 (read as '': non-ASCII letters dropped), "
+                            "ÉÉ (read as '': non-ASCII letters dropped)")
+    with pytest.raises(HarnessError, match=r"^caption '  \.' has no words$"):
+        vocab.encode("  .")
+
+
 def test_vocabulary_encode_decode_and_unknown_words():
     vocab = Vocabulary.from_words(["a", "red", "bird", "a"])
     assert vocab.ixtoword == ["<end>", "a", "red", "bird"] and len(vocab) == 4

@@ -148,7 +148,8 @@ class Vocabulary:
             raise HarnessError(f"caption {text!r}: words not in the vocabulary ({len(self)} words): "
                                f"{', '.join(unknown)}")
         if not tokens:
-            raise HarnessError(f"caption {text!r} has no words")
+            lost = [w.shown() for w in read_words(text) if w.loss is not None]
+            raise HarnessError(f"caption {text!r} has no words" + (f": {', '.join(lost)}" if lost else ""))
         return [self.wordtoix[t] for t in tokens]
 
     def encode_known(self, tokens: Sequence[str]) -> list[int]:
