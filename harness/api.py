@@ -133,8 +133,7 @@ def generate(run: LoadedRun, captions: Sequence[str], seed: int = 0, stage: int 
     if not _is_integer(stage) or not -n <= stage < n:
         raise HarnessError(f"stage {stage!r}: the generator has {n} stages, 0 … {n - 1} from low to high resolution "
                            f"(or -{n} … -1 counted from the last)")
-    unknown = {w: i for i, c in reversed(list(enumerate(captions))) for w in run.vocab.tokens_of(c)
-               if w not in run.vocab.wordtoix}
+    unknown = {w: i for i, c in reversed(list(enumerate(captions))) for w in run.vocab.unknown_words(c)}
     if unknown:
         words = ", ".join(f"{w} (caption {i})" for w, i in sorted(unknown.items(), key=lambda x: x[1]))
         raise HarnessError(f"words not in the vocabulary of run {run.path.name} ({len(run.vocab)} words): {words}")

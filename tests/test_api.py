@@ -45,6 +45,9 @@ def test_unknown_words_are_named(trained):
     run = harness.load_run(trained, device="cpu")
     with pytest.raises(HarnessError, match=r"zorb \(caption 0\), quux \(caption 1\)"):
         harness.generate(run, ["a red zorb", "quux circle"])
+    with pytest.raises(HarnessError, match=r": zorb \(caption 0\), réd \(read as 'rd': non-ASCII letters dropped\) "
+                                           r"\(caption 1\)$"):
+        harness.generate(run, ["a zorb circle", "a réd circle"])
     with pytest.raises(HarnessError, match="stage 7"):
         harness.generate(run, ["a red circle"], stage=7)
 

@@ -7,7 +7,7 @@ import torch
 
 from harness.data.captions import encode_caption_batch, pad_or_subsample, sort_by_length
 from harness.data.dataset import TextImageDataset
-from harness.data.vocab import Vocabulary, tokenize
+from harness.data.vocab import Vocabulary, read_words, tokenize
 from harness.util.errors import HarnessError
 
 
@@ -70,6 +70,35 @@ def test_collate_sorts_everything_together_and_trims():
 def test_tokenize_reference_rule():
     assert tokenize("This bird's wing, is RED-ish!  Café") == ["this", "bird", "s", "wing", "is", "red", "ish", "caf"]
     assert tokenize("  ") == []
+
+
+@pytest.mark.parametrize("caption", [
+    "This bird's wing, is RED-ish!  Café", "r\ufffdd and r\ufffd\ufffdd", "a\u00a0nbsp\tand\x1ctab", "ΟΔΟΣ réd",
+    "r\udce9d", "İx straße", "",
+])
+def test_read_words_keep_the_tokenisation(caption):
+    """The words as written, each with its tokens: together they are the caption's tokens, in order."""
+    words = read_words(caption)
+    assert [t for w in words for t in w.tokens] == tokenize(caption)
+    assert [w.typed for w in words] == caption.split()
+
+
+def test_read_word_says_what_was_lost():
+    shown = [w.shown() for w in read_words("Red-ish réd r\udce9d r\ufffdd 日本")]
+    assert shown == ["Red-ish", "réd (read as 'rd': non-ASCII letters dropped)",
+                     "r\\xe9d (read as 'r d': bytes not UTF-8)",  # a command-line word's undecoded byte
+                     "r\ufffdd (read as 'r d': bytes not UTF-8)",  # a byte a decoder replaced
+                     "日本 (read as '': non-ASCII letters dropped)"]
+
+
+def test_caption_of_dropped_words_says_how_it_was_read():
+    vocab = Vocabulary.from_words(["a", "red"])
+    with pytest.raises(HarnessError) as e:
+        vocab.encode("日本 ÉÉ")
+    assert str(e.value) == ("caption '日本 ÉÉ' has no words: 日本 (read as '': non-ASCII letters dropped), "
+                            "ÉÉ (read as '': non-ASCII letters dropped)")
+    with pytest.raises(HarnessError, match=r"^caption '  \.' has no words$"):
+        vocab.encode("  .")
 
 
 def test_vocabulary_encode_decode_and_unknown_words():

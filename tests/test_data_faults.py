@@ -66,7 +66,7 @@ def test_empty_captions_are_left_out_and_listed(cub, tmp_path, capsys):
     main(["datasets", "inspect", "cub", "--data-dir", str(cub), "--results-dir", str(tmp_path / "r")],
          plugins=data_plugins())
     text = capsys.readouterr().out
-    assert "warnings   3" in text and f"caption 4 is empty" in text
+    assert "warnings   3" in text and "caption 4 is empty" in text
 
 
 def test_training_start_warns_about_empty_captions(cub, tmp_path, capsys):
@@ -174,6 +174,32 @@ def test_inspect_lists_empty_captions_built_from_text(cub, tmp_path, capsys):
     text.write_text("\n".join(lines[:2] + ["日本語の説明だけ"] + lines[3:]) + "\n", encoding="utf-8")
     rc, report = _inspect(cub, tmp_path / "r", capsys)
     assert rc == 0 and report["problems"] == []
-    assert report["warnings"] == [f"{cub / 'text'}: test image {key!r} caption 2 is empty (left out)"]
+    assert report["warnings"] == [f"{text} line 3: 日本語の説明だけ (read as '': non-ASCII letters dropped)",
+                                  f"{cub / 'text'}: test image {key!r} caption 2 is empty (left out)"]
     ds = build_cub(small_cfg("cub", cub), "test", train=False, cache_root=tmp_path / "r")
     assert len(ds.captions(1)) == 9 and all(len(c) > 0 for c in ds.captions(1))
+
+
+def test_inspect_warns_about_caption_words_read_with_letters_lost(cub, tmp_path, capsys):
+    """Bytes that are not UTF-8 split a word (r\\xe9d → r, d) and non-ASCII letters are dropped (réd → rd): the
+    tokenisation stays the reference's, and `datasets inspect` names file, line and each word as written and read."""
+    (cub / "captions.pickle").unlink()
+    key = load_pickle(cub / "test" / "filenames.pickle")[2]
+    text = cub / "text" / f"{key}.txt"
+    lines = text.read_bytes().split(b"\n")
+    lines[1] = b"a small bird, r\xe9d and grey"  # Latin-1 bytes
+    lines[4] = "its crown is réd and its belly café-coloured".encode("utf-8")
+    text.write_bytes(b"\n".join([b""] + lines))  # a blank first line: file lines are caption positions + 2
+    rc, report = _inspect(cub, tmp_path / "r", capsys)
+    assert rc == 0 and report["problems"] == []
+    assert report["warnings"] == [
+        f"{text} line 3: r\\xe9d (read as 'r d': bytes not UTF-8)",
+        f"{text} line 6: réd (read as 'rd': non-ASCII letters dropped), café-coloured (read as 'caf coloured': "
+        "non-ASCII letters dropped)"]
+    ds = build_cub(small_cfg("cub", cub), "test", train=False, cache_root=tmp_path / "r")
+    read = [ds.vocab.decode(c) for c in ds.captions(2)]
+    assert read[1] == "a small bird r d and grey" and read[4] == "its crown is rd and its belly caf coloured"
+    main(["datasets", "inspect", "cub", "--data-dir", str(cub), "--results-dir", str(tmp_path / "r")],
+         plugins=data_plugins())
+    out = capsys.readouterr().out
+    assert "warnings   2" in out and "line 6: réd (read as 'rd'" in out and "problems   none" in out

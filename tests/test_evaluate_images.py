@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -20,6 +21,7 @@ from harness.evaluation.manifest import FIELDS, read_manifest
 from harness.contract.plugins import build_plugins, hookimpl
 from harness.core.rundir import RunDir
 from harness.contract.types import GenOutput
+from sixteen_bit import KINDS, write_16bit
 from test_evaluate_loop import FakeMethod, random_inception
 
 DEFAULTS = """
@@ -286,6 +288,44 @@ def test_resized_and_grey_images_are_converted(setup, tmp_path):
     Image.open(d / "000000.png").convert("L").resize((48, 48)).save(d / "000000.png")
     _, recs = _evaluate(plugins, root, d)
     assert recs[0]["resized"] == {"count": 1, "to": 32, "filter": "PIL bicubic"}
+
+
+def _rename_in_manifest(folder: Path, old: str, new: str) -> None:
+    rows = list(csv.reader((folder / "manifest.csv").read_text().splitlines()))
+    rows = [[new if cell == old else cell for cell in row] for row in rows]
+    with open(folder / "manifest.csv", "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+
+
+def test_16bit_images_are_read_by_their_high_byte(setup, tmp_path):
+    """Images 0-3 replaced by one 16-bit file of each kind; a copy holds the expected 8-bit pixels as PNGs: the
+    metrics are handed the same images from both."""
+    plugins, run, root, folder, _ = setup
+    wide, eight = _copy(folder, tmp_path / "wide"), _copy(folder, tmp_path / "eight")
+    for i, kind in enumerate(KINDS):
+        name = f"{i:06d}.png"
+        with Image.open(folder / name) as picture:
+            target = wide / (name.replace(".png", ".tif") if kind.startswith("tiff") else name)
+            expected = write_16bit(target, picture, kind, seed=i)
+        if target.name != name:
+            (wide / name).unlink()
+            _rename_in_manifest(wide, name, target.name)
+        Image.fromarray(expected).save(eight / name)
+    _evaluate(plugins, root, eight, metrics="pixels")
+    from_eight = PixelSpy.SEEN[-1]
+    _evaluate(plugins, root, wide, metrics="pixels")
+    assert torch.equal(PixelSpy.SEEN[-1], from_eight)
+
+
+def test_float_pixels_are_refused(setup, tmp_path):
+    plugins, run, root, folder, _ = setup
+    d = _copy(folder, tmp_path)
+    Image.fromarray(np.ones((32, 32), dtype=np.float32)).save(d / "000004.tif")
+    (d / "000004.png").unlink()
+    _rename_in_manifest(d, "000004.png", "000004.tif")
+    with pytest.raises(HarnessError) as e:
+        _evaluate(plugins, root, d)
+    assert _one_line(e).startswith(f"{d / '000004.tif'}: 32-bit float pixels (mode F) have no fixed range")
 
 
 def test_label_of_an_installed_method_is_refused(setup):

@@ -22,6 +22,34 @@ def test_read_captions(tmp_path):
         read_captions(["a red circle", "  "], None)  # said, not dropped: the sheet would lack a row
 
 
+def test_captions_file_that_is_not_utf8_is_refused_naming_the_line(tmp_path):
+    f = tmp_path / "caps.txt"
+    f.write_bytes("a red circle\na réd square\n".encode("utf-8") + b"a r\xe9d star\n")
+    with pytest.raises(HarnessError) as e:
+        read_captions([], str(f))
+    assert str(e.value) == f"--captions {f} line 3: byte 0xe9 is not UTF-8; save the file as UTF-8"
+    f.write_bytes("a red circle\na réd square\n".encode("utf-8"))
+    assert read_captions([], str(f)) == ["a red circle", "a réd square"]
+
+
+def test_unknown_words_are_named_as_typed(setup, tmp_path, capsys):  # noqa: F811
+    """réd is read as rd (non-ASCII letters dropped), an undecodable command-line byte splits r\\xe9d into r, d:
+    the error names the word the user typed and how it was read, not only the token."""
+    from harness.cli import main
+
+    plugins, run, root = setup
+    with pytest.raises(HarnessError) as e:
+        sample_sheet(plugins, [run], ["a réd circle"], seed=0, out=tmp_path / "x.png", checkpoint=None)
+    assert "words not in the vocabulary" in str(e.value)
+    assert str(e.value).endswith(" words): réd (read as 'rd': non-ASCII letters dropped)")
+    rc = main(["sample", str(run.path), "--caption", "a r\udce9d circle", "--out", str(tmp_path / "y.png"),
+               "--results-dir", str(root)], plugins=plugins)
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "words not in the vocabulary" in err and err.strip().endswith("r\\xe9d (read as 'r d': bytes not UTF-8)")
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
 def test_sheet_same_noise_side_by_side(setup, tmp_path):  # noqa: F811
     plugins, run, root = setup
     caps = ["a red circle", "a blue square on a white background", "a small green star"]

@@ -13,6 +13,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -22,6 +23,7 @@ from harness.contract.plugins import build_plugins
 from harness.reporting.report import SECTIONS, ReportRun, differing_keys, image_run_images
 from harness.reporting.plots import curves_figure
 from harness.core.rundir import RunDir
+from sixteen_bit import write_16bit
 
 
 class Page(HTMLParser):
@@ -245,6 +247,19 @@ def test_image_run_shows_its_images_of_the_comparison_captions(tmp_path):
                            ["a blue square", "a green star", "a red circle"])
     assert [c for c, _ in got] == ["a blue square", "a red circle"]
     assert Image.open(io.BytesIO(got[1][1])).convert("RGB").getpixel((5, 5)) == (255, 0, 0)
+
+
+def test_image_run_16bit_image_is_shown_by_its_high_byte(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    grey = np.full((32, 32), 0x40, dtype=np.uint8)
+    expected = write_16bit(folder / "0.png", Image.fromarray(grey), "png-I;16")
+    (folder / "manifest.csv").write_text("file,image_key,caption_index,caption,caption_tokens\n"
+                                         "0.png,k0,0,a red circle,a red circle\n")
+    info = {"kind": "images", "label": "ext", "dataset": "shapes", "source": str(folder)}
+    ((_, png),) = image_run_images(ReportRun(RunDir(tmp_path / "images-ext"), info, {}, "ext", "shapes", None, "ext"),
+                                   ["a red circle"])
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), expected)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -31,9 +31,10 @@ import numpy as np
 from PIL import Image
 
 from harness.data.dataset import TextImageDataset
+from harness.data.image_file import read_rgb8
 from harness.data.safe_pickle import dump_pickle, load_pickle
 from harness.data.transforms import StageTransform, bbox_crop_box, resize_shorter
-from harness.data.vocab import Vocabulary, tokenize
+from harness.data.vocab import ReadWord, Vocabulary, tokenize
 from harness.util.errors import DataError, HarnessError
 
 if TYPE_CHECKING:  # type hints only
@@ -168,23 +169,44 @@ def text_root(data_dir: Path, first_key: Optional[str] = None) -> Path:
 _ANY_WORD = re.compile(r"\w")
 
 
-def counted_lines(path: Path, limit: Optional[int] = None) -> list[str]:
-    """The lines of caption file ``path`` that AttnGAN's builder reads as captions, in file order, at most
-    ``limit``: the lines holding a word character (``\\w``, before the reduction to ASCII, so a line whose words
-    are all non-ASCII counts and gives an empty caption). Lines are split at "\\n" and decoded as UTF-8 (bad
-    bytes replaced); surrounding whitespace (a "\\r" of CRLF files) is removed. Raises DataError naming the
-    file when it cannot be read (a missing one included)."""
+def numbered_lines(path: Path, limit: Optional[int] = None) -> list[tuple[int, bytes, str]]:
+    """(line number from 1, bytes, text) of the lines of caption file ``path`` that AttnGAN's builder reads as
+    captions, in file order, at most ``limit``: the lines holding a word character (``\\w``, before the reduction
+    to ASCII, so a line whose words are all non-ASCII counts and gives an empty caption). Lines are split at
+    "\\n" and decoded as UTF-8 (bad bytes replaced; a multi-byte character never holds the byte of "\\n", so
+    line by line decodes as the whole file would); surrounding whitespace (a "\\r" of CRLF files) is removed from
+    the text. Raises DataError naming the file when it cannot be read (a missing one included)."""
     try:
-        raw = path.read_bytes().decode("utf-8", errors="replace")
+        raw = path.read_bytes()
     except OSError as e:
         raise DataError(f"cannot read caption file {path}: {e.strerror or e}") from None
     lines = []
-    for line in raw.split("\n"):
+    for n, line in enumerate(raw.split(b"\n"), start=1):
         if limit is not None and len(lines) == limit:
             break
-        if _ANY_WORD.search(line):
-            lines.append(line.strip())
+        text = line.decode("utf-8", errors="replace")
+        if _ANY_WORD.search(text):
+            lines.append((n, line, text.strip()))
     return lines
+
+
+def counted_lines(path: Path, limit: Optional[int] = None) -> list[str]:
+    """The text of the caption lines ``numbered_lines`` finds."""
+    return [text for _, _, text in numbered_lines(path, limit)]
+
+
+def caption_reading_notes(path: Path, captions_per_image: int) -> list[str]:
+    """One line per caption of text file ``path`` (those the builder reads) with words the tokeniser reads with
+    letters lost: bytes that are not UTF-8 (which split a word: ``r\\xe9d`` is read as ``r d``) or non-ASCII
+    letters (dropped: ``réd`` is read as ``rd``); file, line number, each word as written and as read."""
+    notes = []
+    for n, line, _ in numbered_lines(path, captions_per_image):
+        words = [ReadWord(w.decode("utf-8", "surrogateescape"), tuple(tokenize(w.decode("utf-8", "replace"))))
+                 for w in line.split()]
+        lost = [w.shown() for w in words if w.loss is not None]
+        if lost:
+            notes.append(f"{path} line {n}: {', '.join(lost)}")
+    return notes
 
 
 def read_caption_file(path: Path, captions_per_image: int) -> list[list[str]]:
@@ -386,13 +408,13 @@ def read_layout(spec: LayoutSpec, data_dir: Optional[str | Path], *, captions_pe
 # The data set
 # ----------------------------------------------------------------------------------------------------------
 def open_image(path: Path) -> Image.Image:
-    """Decode an image fully (so a truncated file fails here), as RGB; DataError names the path."""
+    """Decode an image fully (so a truncated file fails here), as 8-bit RGB; DataError names the path."""
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.convert("RGB")
+        return read_rgb8(path)
     except FileNotFoundError:
         raise DataError(f"image file missing: {path}") from None
+    except DataError:
+        raise
     except Exception as e:
         raise DataError(f"unreadable or truncated image {path}: {e}") from None
 

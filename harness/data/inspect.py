@@ -1,6 +1,7 @@
 """``harness datasets inspect NAME [--data-dir DIR] [--json]``: sizes, vocabulary, caption statistics, every
-problem found, warnings (empty captions left out, a ``captions.pickle`` older than ``text/``), and a sample sheet
-of test images with their first captions."""
+problem found, warnings (empty captions left out, a ``captions.pickle`` older than ``text/``, captions whose words
+lose letters to bytes that are not UTF-8 or to the tokeniser's drop of non-ASCII letters), and a sample sheet of
+test images with their first captions."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -20,6 +20,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from harness.data.image_file import rgb8
+
 
 def bbox_crop_box(bbox: Sequence[int], width: int, height: int) -> tuple[int, int, int, int]:
     """(x1, y1, x2, y2) of the reference crop around ``bbox = (x, y, w, h)`` in an image of width×height."""
@@ -48,7 +50,7 @@ def resize_shorter(img: Image.Image, size: int) -> Image.Image:
 
 def to_tensor(img: Image.Image) -> Tensor:
     """3×H×W float tensor in [-1, 1] (``ToTensor`` + ``Normalize(0.5, 0.5)``)."""
-    arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    arr = np.asarray(rgb8(img), dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
 

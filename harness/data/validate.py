@@ -18,6 +18,7 @@ from harness.util.hashing import stable_hash
 from harness.data.attngan_layout import (
     SPLITS,
     LayoutSpec,
+    caption_reading_notes,
     check_data_dir,
     empty_captions,
     keys_text_root,
@@ -95,8 +96,10 @@ def find_problems(spec: LayoutSpec, data_dir: Optional[str | Path], *, captions_
 
 def find_warnings(spec: LayoutSpec, data_dir: Optional[str | Path], *,
                   captions_per_image: Optional[int] = None) -> list[str]:
-    """What is read but deserves a look, one line each: a ``captions.pickle`` older than ``text/`` files, and
-    every empty caption left out (file, split, image key, caption index). Problems are ``find_problems``'s."""
+    """What is read but deserves a look, one line each: a ``captions.pickle`` older than ``text/`` files, every
+    empty caption left out (file, split, image key, caption index), and, when the captions come from ``text/``,
+    every caption with words read with letters lost (bytes not UTF-8, non-ASCII letters dropped: file, line,
+    the words as written and as read). Problems are ``find_problems``'s."""
     per = captions_per_image or spec.captions_per_image
     try:
         ddir = check_data_dir(spec, data_dir)
@@ -108,7 +111,9 @@ def find_warnings(spec: LayoutSpec, data_dir: Optional[str | Path], *,
             warnings += empty_captions(captions, keys, pickle_path)[0]  # refused images: find_problems
         else:  # the captions come from text/: a line whose words all drop (e.g. non-ASCII only) is empty too
             tokens = read_text_captions(spec, ddir, keys, per)
-            warnings += empty_captions(tokens, keys, keys_text_root(ddir, keys))[0]
+            root = keys_text_root(ddir, keys)
+            warnings += [n for s in SPLITS for k in keys[s] for n in caption_reading_notes(root / f"{k}.txt", per)]
+            warnings += empty_captions(tokens, keys, root)[0]
     except DataError:  # reported by find_problems
         return []
     return warnings

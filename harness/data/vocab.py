@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 from harness.util.errors import HarnessError
 
@@ -43,6 +43,43 @@ def tokenize(caption: str) -> list[str]:
         if t:
             tokens.append(t)
     return tokens
+
+
+# U+FFFD (bytes a decoder replaced) or a lone surrogate (bytes Python kept undecoded, e.g. in a command-line word)
+_NOT_UTF8 = re.compile("[\ufffd\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class ReadWord:
+    """One whitespace-separated word of a caption as written, and the tokens ``tokenize`` reads from it."""
+
+    typed: str
+    tokens: tuple[str, ...]
+
+    @property
+    def loss(self) -> Optional[str]:
+        """What the tokeniser drops of the word beyond case and punctuation, or None."""
+        if _NOT_UTF8.search(self.typed):
+            return "bytes not UTF-8"
+        if any(ord(c) > 127 and _WORD.match(c) for c in self.typed):
+            return "non-ASCII letters dropped"
+        return None
+
+    def shown(self) -> str:
+        """The word as written (undecodable bytes as ``\\xNN``), with how it was read when letters were lost:
+        ``réd (read as 'rd': non-ASCII letters dropped)``."""
+        try:
+            typed = self.typed.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a surrogate no decoder makes
+            typed = ascii(self.typed)[1:-1]
+        loss = self.loss
+        return typed if loss is None else f"{typed} (read as {' '.join(self.tokens)!r}: {loss})"
+
+
+def read_words(caption: str) -> list[ReadWord]:
+    """The words of ``caption`` as written with their tokens; all their tokens, in order, are
+    ``tokenize(caption)`` (a token never spans whitespace)."""
+    return [ReadWord(w, tuple(tokenize(w))) for w in caption.split()]
 
 
 @dataclass
@@ -94,15 +131,26 @@ class Vocabulary:
     def tokens_of(self, caption: str) -> list[str]:
         return tokenize(caption)
 
+    def unknown_words(self, caption: str) -> list[str]:
+        """The words of ``caption`` whose tokens are not in the vocabulary, once each: the token, or the word as
+        written with how it was read when the tokeniser dropped letters of it (``ReadWord.shown``)."""
+        out: dict[str, None] = {}
+        for w in read_words(caption):
+            for t in w.tokens:
+                if t not in self.wordtoix:
+                    out.setdefault(t if w.loss is None else w.shown(), None)
+        return list(out)
+
     def encode(self, text: str) -> list[int]:
-        """Token ids of a caption; unknown words raise HarnessError naming them."""
+        """Token ids of a caption; unknown words raise HarnessError naming them (``unknown_words``)."""
         tokens = tokenize(text)
-        unknown = [t for t in tokens if t not in self.wordtoix]
+        unknown = self.unknown_words(text)
         if unknown:
             raise HarnessError(f"caption {text!r}: words not in the vocabulary ({len(self)} words): "
-                               f"{', '.join(dict.fromkeys(unknown))}")
+                               f"{', '.join(unknown)}")
         if not tokens:
-            raise HarnessError(f"caption {text!r} has no words")
+            lost = [w.shown() for w in read_words(text) if w.loss is not None]
+            raise HarnessError(f"caption {text!r} has no words" + (f": {', '.join(lost)}" if lost else ""))
         return [self.wordtoix[t] for t in tokens]
 
     def encode_known(self, tokens: Sequence[str]) -> list[int]:

@@ -25,7 +25,7 @@ import io
 import json
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
@@ -227,7 +227,7 @@ def find_manifest(run: ReportRun) -> Optional[Path]:
 def image_run_images(run: ReportRun, captions: Sequence[str]) -> list[tuple[str, bytes]]:
     """(caption, PNG bytes) of an image run's images whose manifest caption (``caption_tokens``, else ``caption``,
     compared lower-cased) is one of ``captions``, first image per caption, in the order of ``captions``."""
-    from PIL import Image
+    from harness.data.image_file import read_rgb8
 
     manifest = find_manifest(run)
     if manifest is None:
@@ -247,11 +247,10 @@ def image_run_images(run: ReportRun, captions: Sequence[str]) -> list[tuple[str,
     out = []
     for c in captions:
         if c in found:
-            with Image.open(found[c]) as im:
-                im = im.convert("RGB")
-                im.thumbnail((256, 256))
-                buf = io.BytesIO()
-                im.save(buf, format="PNG", optimize=True)
+            im = read_rgb8(found[c])  # as evaluate-images read it (a 16-bit file by its high byte)
+            im.thumbnail((256, 256))
+            buf = io.BytesIO()
+            im.save(buf, format="PNG", optimize=True)
             out.append((c, buf.getvalue()))
     return out
 

@@ -8,8 +8,9 @@ protocol, and get a row in the same table as the trained methods.
   images in manifest order (``DIR/manifest.csv`` or ``--manifest FILE``), batches them with the protocol's
   ``eval.batch_size`` and sorts each batch by caption length exactly as ``harness evaluate`` does, so every seeded
   draw (R-precision's mismatched captions) is the same, and hands them to the same metric code. Images are
-  converted to RGB; one whose size is not the protocol's ``data.image_size`` is resized with PIL bicubic (the
-  record counts them, ``resized``).
+  read as 8-bit RGB as the data sets read theirs (``harness.data.image_file``: 16-bit pixels keep their high byte);
+  one whose size is not the protocol's ``data.image_size`` is resized with PIL bicubic (the record counts them,
+  ``resized``).
 
 An *image run* is the directory ``<results root>/images-<label slug>-<4 hex>`` holding ``config.yaml`` (the
 protocol's config; ``method: images``), ``run.json`` (``kind: images``, the label, the protocol id, the source
@@ -140,8 +141,9 @@ class FolderImages:
 
 def check_folder(folder: Path, rows: list[ManifestRow], *, ignore_extra: bool) -> FolderImages:
     """The first three checks of a folder, in order: every file the manifest lists exists (the first missing one
-    named), no image outside the manifest (unless ``ignore_extra``), every image decodes. Raises HarnessError."""
-    from PIL import Image
+    named), no image outside the manifest (unless ``ignore_extra``), every image decodes to 8-bit RGB. Raises
+    HarnessError."""
+    from harness.data.image_file import read_rgb8
 
     for r in rows:
         if not (folder / r.file).is_file():
@@ -156,9 +158,9 @@ def check_folder(folder: Path, rows: list[ManifestRow], *, ignore_extra: bool) -
     sizes = {}
     for r in rows:
         try:
-            with Image.open(folder / r.file) as im:
-                im.load()
-                sizes[r.file] = im.size
+            sizes[r.file] = read_rgb8(folder / r.file).size
+        except HarnessError:
+            raise
         except Exception as e:  # PIL raises many types for a damaged file
             raise HarnessError(f"{folder / r.file}: not a readable image ({type(e).__name__}: "
                                f"{' '.join(str(e).split())[:120]})") from None
@@ -188,16 +190,18 @@ def manifest_ids(rows: list[ManifestRow], dataset: TextImageDataset, bank: Capti
 
 
 def load_images(folder: Path, files: list[str], resolution: int) -> torch.Tensor:
-    """B×3×H×W uint8: each file converted to RGB, resized with PIL bicubic when not ``resolution``²."""
+    """B×3×H×W uint8: each file read as 8-bit RGB (16-bit scaled), resized with PIL bicubic when not
+    ``resolution``²."""
     from PIL import Image
+
+    from harness.data.image_file import read_rgb8
 
     out = []
     for f in files:
-        with Image.open(folder / f) as im:
-            im = im.convert("RGB")
-            if im.size != (resolution, resolution):
-                im = im.resize((resolution, resolution), Image.BICUBIC)
-            out.append(torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1))
+        im = read_rgb8(folder / f)
+        if im.size != (resolution, resolution):
+            im = im.resize((resolution, resolution), Image.BICUBIC)
+        out.append(torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1))
     return torch.stack(out)
 
 

@@ -28,8 +28,8 @@ MIN_CELL = 128  # pixels per image on the sheet
 
 
 def read_captions(captions: list[str], file: str | None) -> list[str]:
-    """The ``--caption`` texts followed by the lines of ``--captions FILE`` (blank lines and ``#`` comments
-    skipped)."""
+    """The ``--caption`` texts followed by the lines of ``--captions FILE`` (UTF-8; blank lines and ``#`` comments
+    skipped). A file that is not UTF-8 is refused naming the line: its words would be read with letters lost."""
     empty = [c for c in captions or [] if not c.strip()]
     if empty:
         raise HarnessError(f"--caption {empty[0]!r} is empty: give a caption with words")
@@ -38,8 +38,14 @@ def read_captions(captions: list[str], file: str | None) -> list[str]:
         path = Path(file)
         if not path.is_file():
             raise HarnessError(f"--captions {file}: no such file (one caption per line)")
-        out += [line.strip() for line in path.read_text().splitlines()
-                if line.strip() and not line.lstrip().startswith("#")]
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw.count(b"\n", 0, e.start) + 1
+            raise HarnessError(f"--captions {file} line {line}: byte 0x{raw[e.start]:02x} is not UTF-8; save the "
+                               f"file as UTF-8") from None
+        out += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not out:
         raise HarnessError("no captions: give --caption TEXT (repeatable) or --captions FILE")
     return out
