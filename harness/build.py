@@ -107,6 +107,14 @@ class InferenceModels:
     step: int
     pretrained: dict[str, Path]
 
+    @property
+    def text_encoder(self) -> nn.Module:
+        return self.modules.text_encoder
+
+    @property
+    def generator(self) -> nn.Module:
+        return self.modules.generator
+
 
 def load_inference_models(plugins: Plugins, run: RunDir, *, step: Optional[int] = None,
                           device: str | torch.device = "cpu") -> InferenceModels:
