@@ -8,7 +8,8 @@
 method's own, kept in ``<run>/pretrained/``: the cache is not needed) and its newest checkpoint, with the EMA
 generator, everything in ``eval()`` and frozen. The captions are tokenised with the vocabulary the run stored
 (``<run>/vocab.json``, written by ``harness train`` and ``harness import-checkpoint``), so the data set is not
-needed; a run made before that file existed falls back to its data set's vocabulary.
+needed; a run made before that file existed falls back to its data set's vocabulary (through the cache of the
+results root, where its training left the vocabulary it built from a ``text/`` folder).
 
 Reproducibility: image ``i`` is generated from draws of (``seed``, ``i``) alone: its noise, the generator's own
 draws (conditioning augmentation) and the subsample of a caption longer than ``eval.words_num`` words
@@ -61,7 +62,7 @@ def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, st
                  ``build_plugins(extra=[...])`` for a run of a method registered by hand
     Raises HarnessError (one line) when ``run`` is neither, its method is not installed, it has no checkpoint (of
     ``step``), a pretrained stage directory it names is gone, or ``device`` is not a usable device."""
-    from harness.build import load_inference_models
+    from harness.build import build_split, load_inference_models
     from harness.data.vocab import VOCAB_FILE, load_vocabulary
     from harness.contract.plugins import build_plugins
     from harness.core.rundir import RunDir, resolve_run, results_root
@@ -71,8 +72,8 @@ def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, st
         raise HarnessError(f"load_run needs a run directory's path or a run id, got {type(run).__name__}")
     dev = resolve_device("auto" if device is None else device, setting="device")
     path = Path(run).expanduser()
+    root = results_root(results_dir, create=False)
     if not (path / "config.yaml").is_file():  # a run id, as the CLI's RUN arguments (no run, ambiguous: one line)
-        root = results_root(results_dir, create=False)
         if not root.is_dir():
             raise HarnessError(f"{run}: not a run directory (expected <run>/config.yaml, <run>/checkpoints/, "
                                f"<run>/pretrained.json as `harness train` writes them), and no results root {root} "
@@ -88,9 +89,8 @@ def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, st
     models = load_inference_models(plugins, rd, step=step, device=dev)
     if (path / VOCAB_FILE).is_file():
         vocab = load_vocabulary(path / VOCAB_FILE)
-    else:  # a run made before vocab.json: the data set's vocabulary
-        cfg = models.cfg
-        vocab = plugins.dataset(cfg.data.name).build(cfg.data, "train", train=False, seed=cfg.seed).vocab
+    else:  # a run made before vocab.json: the data set's vocabulary, from the results root's cache as training
+        vocab = build_split(plugins, models.cfg, "train", train=False, cache_root=root if root.is_dir() else None).vocab
     if len(vocab) != models.vocab_size:
         raise HarnessError(f"{path}: the vocabulary has {len(vocab)} words, the text encoder {models.vocab_size}")
     m = models.modules

@@ -163,7 +163,7 @@ def evaluate_run(plugins: Plugins, run: RunDir, *, metrics: str | None = None, n
                  is_classes: Optional[int] = None, is_temperature: Optional[float] = None,
                  clip_model: Optional[str] = None, root: Path, step: Optional[int] = None) -> list[dict]:
     """Evaluate the run's EMA generator; appends the records to ``run.records_path`` and returns them."""
-    from harness.build import load_inference_models
+    from harness.build import build_split, load_inference_models
     from harness.core.distributed import init_distributed
 
     if step is None and checkpoint is not None:
@@ -185,7 +185,7 @@ def evaluate_run(plugins: Plugins, run: RunDir, *, metrics: str | None = None, n
     models = load_inference_models(plugins, run, step=step, device=device)
     cfg = models.cfg
     split = split or cfg.eval.split
-    dataset = plugins.dataset(cfg.data.name).build(cfg.data, split, train=False, seed=cfg.seed, cache_root=root)
+    dataset = build_split(plugins, cfg, split, train=False, cache_root=root)
     from harness.data.vocab import check_vocabulary_size
 
     check_vocabulary_size(models.vocab_size, dataset, f"run {run.path.name}'s text encoder")

@@ -159,11 +159,11 @@ def _results_section(plugins: Plugins, runs: list[ReportRun]) -> dict:
 def comparison_captions(plugins: Plugins, run: ReportRun, n: int = NUM_CAPTIONS) -> tuple[list[str], TextImageDataset]:
     """The first ``n`` captions of the run's evaluation split, as the vocabulary spells them (so every trained
     run of the data set can encode them), and that split's data set (its ``vocab``)."""
-    from harness.runs.sample import _dataset
+    from harness.build import build_split
     from harness.train.engine import caption_words
 
     cfg = run.run.load_config(plugins)
-    ds = _dataset(plugins, cfg, None)
+    ds = build_split(plugins, cfg, cfg.eval.split, train=False, cache_root=None)
     if hasattr(ds, "set_epoch"):
         ds.set_epoch(0)
     n = min(n, len(ds))

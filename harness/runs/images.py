@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from harness.config import Config
+from harness.build import build_split
 from harness.util.errors import HarnessError
 from harness.evaluation.manifest import MANIFEST_NAME, ManifestRow, manifest_sha256, read_manifest
 from harness.core.rundir import IMAGE_RUN_METHOD, RunDir
@@ -77,18 +78,13 @@ def protocol_config(plugins: Plugins, dataset: str, preset: str, data_dir: Optio
     return cfg
 
 
-def _eval_split(plugins: Plugins, cfg: Config, root: Path) -> TextImageDataset:
-    return plugins.dataset(cfg.data.name).build(cfg.data, cfg.eval.split, train=False, seed=cfg.seed,
-                                                cache_root=root)
-
-
 def protocol_schedule(plugins: Plugins, cfg: Config,
                       root: Path) -> tuple[TextImageDataset, CaptionBank, np.ndarray, np.ndarray]:
     """(evaluation split, caption bank, image indices, caption ids) of the protocol's ``eval.num_images``
     generations, exactly as ``harness evaluate`` draws them."""
     from harness.evaluation.evaluate import build_caption_bank, generation_schedule
 
-    dataset = _eval_split(plugins, cfg, root)
+    dataset = build_split(plugins, cfg, cfg.eval.split, train=False, cache_root=root)
     bank = build_caption_bank(dataset, cfg.eval.words_num, cfg.eval.seed)
     images, captions = generation_schedule(bank.index, cfg.eval.num_images, cfg.eval.seed)
     return dataset, bank, images, captions
@@ -237,7 +233,7 @@ def folder_models(plugins: Plugins, cfg: Config, dataset: TextImageDataset, *, n
         models.modules.damsm = load_external_damsm(ctx, path)
         models.pretrained["damsm"] = Path(path)
         return models, f"--rp-encoder {path}"
-    train_set = plugins.dataset(cfg.data.name).build(cfg.data, "train", train=True, seed=cfg.seed, cache_root=root)
+    train_set = build_split(plugins, cfg, "train", train=True, cache_root=root)
     entry = ensure_damsm(plugins, cfg, root, train_set, dataset, device)
     damsm = build_damsm(cfg, vocab_size)
     load_damsm(damsm, entry)

@@ -19,7 +19,6 @@ from harness.util.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
     from harness.build import InferenceModels
-    from harness.config import Config
     from harness.data.dataset import TextImageDataset
     from harness.contract.plugins import Plugins
     from harness.core.rundir import RunDir
@@ -45,10 +44,6 @@ def read_captions(captions: list[str], file: str | None) -> list[str]:
     return out
 
 
-def _dataset(plugins: Plugins, cfg: Config, root: Optional[Path]) -> TextImageDataset:
-    return plugins.dataset(cfg.data.name).build(cfg.data, cfg.eval.split, train=False, seed=cfg.seed, cache_root=root)
-
-
 def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, seed: int, out: Optional[str | Path],
                  checkpoint: Optional[str | int], loaded: Optional[dict[Path, InferenceModels]] = None) -> Path:
     """Draw the sheet and return its path (default: ``<first run>/samples/sheet-s<seed>-<time>.png``).
@@ -57,7 +52,7 @@ def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, s
     from harness.evaluation.metrics.interface import check_finite
     from harness.core.sheets import save_sheet
     from harness.runs.info import RowLabeller
-    from harness.build import load_inference_models
+    from harness.build import build_split, load_inference_models
     from harness.core.runtime import resolve_device
     from harness.evaluation.generation import generate_images
 
@@ -72,7 +67,7 @@ def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, s
         device = resolve_device(cfg.train.device)
         key = (cfg.data.name, cfg.data.data_dir, cfg.data.shapes.seed if cfg.data.name == "shapes" else None)
         if key not in datasets:
-            datasets[key] = _dataset(plugins, cfg, None)
+            datasets[key] = build_split(plugins, cfg, cfg.eval.split, train=False, cache_root=None)  # its vocabulary
         tokens = [datasets[key].vocab.encode(c) for c in captions]  # unknown words: HarnessError naming them
         models = load_inference_models(plugins, run, step=step, device=device)
         if loaded is not None:
