@@ -143,6 +143,18 @@ def _damsm_protocol(models: Optional[EvalModels]) -> dict:
     return damsm_info(models.pretrained["damsm"])
 
 
+def protocol_fields(cfg: Config, models: Optional[EvalModels], *, split: str, method_config: dict) -> dict:
+    """The protocol fields every record of one evaluation shares, for a run's evaluation and an image folder's
+    alike (``make_records``' ``common``): split, captions policy and seed, DAMSM, versions, caption length, padding
+    mask and batch size; ``method_config``: the method's ablation switches as trained ({} for an image run)."""
+    return {"split": split, "captions_policy": CAPTIONS_POLICY, "seed": cfg.eval.seed,
+            "damsm_image_encoder": cfg.pretrain.damsm.image_encoder, "damsm": _damsm_protocol(models),
+            "versions": library_versions(), "words_num": cfg.eval.words_num,
+            # under attention_mask=reference an image depends on its batch: both are part of the protocol
+            "attention_mask": cfg.model.attention_mask, "batch_size": cfg.eval.batch_size,
+            "method_config": method_config}
+
+
 # ------------------------------------------------------------------------------------------------------
 # The evaluation
 # ------------------------------------------------------------------------------------------------------
@@ -242,7 +254,6 @@ def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: TextImag
                     progress: bool = True) -> list[dict]:
     """The evaluation itself, on already built models and data (the benchmark and tests call this directly)."""
     cfg = models.cfg
-    seed = cfg.eval.seed
     ctx = make_context(plugins, models, dataset, split=split, device=device, root=root, num_images=num_images,
                        options=options, run=run)
     from harness.core.distributed import broadcast_object, finish_metrics, is_main
@@ -256,13 +267,9 @@ def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: TextImag
         results = finish_metrics(list(computers.values()))  # N ranks: states gathered, finished on rank 0
 
     base = {"method": cfg.method, "dataset": cfg.data.name, "seed": cfg.seed, "eval_id": eval_id}
-    common = {"split": split, "captions_policy": CAPTIONS_POLICY, "seed": seed,
-              "damsm_image_encoder": cfg.pretrain.damsm.image_encoder, "damsm": _damsm_protocol(models),
-              "versions": library_versions(), "words_num": cfg.eval.words_num,
-              # under attention_mask=reference an image depends on its batch: both are part of the protocol
-              "attention_mask": cfg.model.attention_mask, "batch_size": cfg.eval.batch_size,
-              # the method's ablation switches as trained (e.g. ECAGAN's loss.perceptual.weights=random)
-              "method_config": {k: cfg.get(k) for k in plugins.method(cfg.method).ablation_keys}}
+    # the method's ablation switches as trained (e.g. ECAGAN's loss.perceptual.weights=random)
+    ablation = {k: cfg.get(k) for k in plugins.method(cfg.method).ablation_keys}
+    common = protocol_fields(cfg, models, split=split, method_config=ablation)
     records = make_records(cfg, results, skipped, base=base, common=common, num_images=num_images, split=split,
                            step=models.step)
     if run is not None and is_main():

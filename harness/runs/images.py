@@ -254,8 +254,8 @@ def evaluate_images(plugins: Plugins, folder: Path | str, *, dataset: str, prese
     """Evaluate the images of ``folder`` under protocol ``dataset/preset`` and write an image run labelled
     ``name`` under ``root``; returns (the run, its records). Every check (see the module docstring) runs before
     any metric, and nothing is written when one fails (HarnessError, one line)."""
-    from harness.evaluation.evaluate import (CAPTIONS_POLICY, build_metrics, feed_batch, library_versions, make_context,
-                                  make_records, schedule_batch, select_metrics, _damsm_protocol)
+    from harness.evaluation.evaluate import (build_metrics, feed_batch, make_context, make_records, protocol_fields,
+                                             schedule_batch, select_metrics)
     from harness.evaluation.metrics.interface import EvalOptions
     from harness.core.progress import tqdm
     from harness.core.rundir import new_eval_id
@@ -319,9 +319,7 @@ def evaluate_images(plugins: Plugins, folder: Path | str, *, dataset: str, prese
     resized = sum(1 for s in images.sizes.values() if s != (resolution, resolution))
     sha = manifest_sha256(manifest_path)
     base = {"method": IMAGE_RUN_METHOD, "dataset": dataset, "seed": cfg.seed, "eval_id": new_eval_id()}
-    common = {"split": cfg.eval.split, "captions_policy": CAPTIONS_POLICY, "seed": cfg.eval.seed,
-              "damsm_image_encoder": cfg.pretrain.damsm.image_encoder, "damsm": _damsm_protocol(models),
-              "versions": library_versions(), "words_num": cfg.eval.words_num, "method_config": {}}
+    common = protocol_fields(cfg, models, split=cfg.eval.split, method_config={})
     extra = {"label": label, "images": n, "resized": {"count": resized, "to": resolution, "filter": "PIL bicubic"},
              "source": str(folder.resolve()), "manifest_sha256": sha}
     if rp_source:
