@@ -199,3 +199,23 @@ def test_env_runs_as_a_program(tmp_path):
     report = json.loads(out.stdout)
     assert REPORT_KEYS <= set(report) and {"attngan", "dmgan", "ecagan", "caegan"} <= set(report["plugins"])
     assert all(w["status"] == "missing" for w in report["weights"]["files"].values())  # HOME holds no weights
+
+
+
+def test_a_run_and_its_records_name_the_same_versions():
+    """run.json's environment and every record's protocol read the versions in one place
+    (``harness.util.version.library_versions``): the imported modules' own, torch's with its build tag, which the
+    installed distribution's metadata drops (`harness env`: test_env_json_has_the_report_keys_and_the_weight_files)."""
+    import numpy
+    import torchvision
+
+    from harness.config import new_config
+    from harness.evaluation.evaluate import protocol_fields
+    from harness.runs.info import run_environment
+
+    expected = {"harness": harness.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+                "numpy": numpy.__version__}
+    recorded = protocol_fields(new_config(), None, split="test", method_config={})["versions"]
+    assert {k: recorded[k] for k in expected} == expected
+    environment = run_environment("cpu")
+    assert {k: environment[k] for k in recorded} == recorded

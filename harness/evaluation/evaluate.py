@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from harness.util.errors import HarnessError, MissingWeightsError, UnknownNameError
+from harness.util.version import library_versions
 from harness.evaluation.metrics.interface import (
     CaptionBank,
     EvalContext,
@@ -119,22 +120,6 @@ def generation_schedule(index: CaptionIndex, num_images: int, seed: int) -> tupl
 # ------------------------------------------------------------------------------------------------------
 # Records
 # ------------------------------------------------------------------------------------------------------
-def library_versions() -> dict[str, str]:
-    import torchvision
-
-    from harness.util.version import __version__
-
-    out = {"harness": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-           "numpy": np.__version__}
-    try:
-        import torch_fidelity
-
-        out["torch_fidelity"] = torch_fidelity.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return out
-
-
 def _damsm_protocol(models: Optional[EvalModels]) -> dict:
     if models is None or "damsm" not in (models.pretrained or {}):
         return {}

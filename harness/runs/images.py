@@ -336,11 +336,11 @@ def write_image_run(cfg: Config, root: Path, *, label: str, num_images: int, fol
                     sha256: str, device: torch.device, extra: dict) -> RunDir:
     """Create ``<root>/images-<slug>-<4 hex>`` with ``config.yaml`` and ``run.json`` (kind ``images``)."""
     from harness.config.protocol import evaluated_values, protocol_id, protocol_name
-    from harness.core.rundir import _exclusive_dir, atomic_write_text
+    from harness.core.rundir import exclusive_dir, atomic_write_text
     from harness.core.rundir import RUN_INFO
     from harness.runs.info import VERSION
 
-    run = RunDir(_exclusive_dir(Path(root), f"images-{label_slug(label)}"))
+    run = RunDir(exclusive_dir(Path(root), f"images-{label_slug(label)}"))
     run.save_config(cfg)
     values = evaluated_values(cfg, num_images=num_images, split=cfg.eval.split)
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
