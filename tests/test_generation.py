@@ -31,7 +31,9 @@ def runs(tmp_path_factory):
     for method in METHODS:
         # ECAGAN's perceptual network is used by its loss only: left out, the checkpoint stays small
         extra = ["loss.perceptual.weight=0"] if method == "ecagan" else []
-        cfg = prepare_config(plugins, method, dataset="shapes", data_dir=None, preset="test", seed=0, overrides=extra)
+        # the sheet generates on train.device: the CPU, as harness.load_run(device="cpu") below
+        cfg = prepare_config(plugins, method, dataset="shapes", data_dir=None, preset="test", seed=0,
+                             overrides=["train.device=cpu", *extra])
         vocab = plugins.dataset("shapes").build(cfg.data, "train", train=False, seed=0, cache_root=root).vocab
         torch.manual_seed(0)
         modules = build_method(plugins, cfg, len(vocab))
