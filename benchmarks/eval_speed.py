@@ -97,7 +97,7 @@ def _use_random_weights(files: dict[str, Path]) -> None:
 
 def _models(plugins: Any, args: argparse.Namespace, root: Path, device: torch.device) -> tuple[Any, Any]:
     """(inference models, test split): a trained run's, or the preset's fresh networks."""
-    from harness.build import build_method
+    from harness.build import build_method, build_split
     from harness.build import prepare_config
     from harness.build import InferenceModels, load_inference_models
 
@@ -111,7 +111,7 @@ def _models(plugins: Any, args: argparse.Namespace, root: Path, device: torch.de
         cfg = prepare_config(plugins, args.method, dataset=args.dataset, data_dir=args.data_dir,
                              preset=args.preset, overrides=args.overrides, seed=0)
         models = None
-    dataset = plugins.dataset(cfg.data.name).build(cfg.data, cfg.eval.split, train=False, seed=0, cache_root=root)
+    dataset = build_split(plugins, cfg, cfg.eval.split, train=False, cache_root=root)
     if models is None:
         modules = build_method(plugins, cfg, len(dataset.vocab))
         for m in (modules.damsm.text, modules.damsm.image, modules.text_encoder, modules.generator):

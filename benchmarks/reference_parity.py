@@ -127,12 +127,12 @@ def dataset_vocab_size(args: argparse.Namespace, root: Path) -> int:
     """The vocabulary size of ``args.dataset``'s training split (what ``harness import-checkpoint`` checks the text
     encoder against), built under the results root ``root``."""
     from harness.contract.plugins import build_plugins
-    from harness.build import prepare_config
+    from harness.build import build_split, prepare_config
 
     plugins = build_plugins()
     cfg = prepare_config(plugins, args.method, dataset=args.dataset, data_dir=args.data_dir, preset=args.preset,
                          overrides=[], seed=0)
-    return len(plugins.dataset(args.dataset).build(cfg.data, "train", train=False, seed=0, cache_root=root).vocab)
+    return len(build_split(plugins, cfg, "train", train=False, cache_root=root).vocab)
 
 
 def compare(args: argparse.Namespace) -> tuple[Table, list[str], str]:

@@ -8,12 +8,14 @@
 method's own, kept in ``<run>/pretrained/``: the cache is not needed) and its newest checkpoint, with the EMA
 generator, everything in ``eval()`` and frozen. The captions are tokenised with the vocabulary the run stored
 (``<run>/vocab.json``, written by ``harness train`` and ``harness import-checkpoint``), so the data set is not
-needed; a run made before that file existed falls back to its data set's vocabulary.
+needed; a run made before that file existed falls back to its data set's vocabulary (through the cache of the
+results root, where its training left the vocabulary it built from a ``text/`` folder).
 
-Reproducibility: image ``i`` is generated from noise drawn for (``seed``, ``i``) alone, and the generator's own
-draws (conditioning augmentation) are made per item (``harness.nn.item_noise``), so the same call gives the same
-images and ``generate(run, [a, b])[0]`` equals ``generate(run, [a])[0]`` (up to float rounding of batched
-arithmetic). Captions longer than ``eval.words_num`` words are subsampled keeping word order, seeded.
+Reproducibility: image ``i`` is generated from draws of (``seed``, ``i``) alone: its noise, the generator's own
+draws (conditioning augmentation) and the subsample of a caption longer than ``eval.words_num`` words
+(``harness.evaluation.generation.generate_images``, which `harness sample` and the report's sheets use too). So the
+same call gives the same images, ``generate(run, [a, b])[0]`` equals ``generate(run, [a])[0]`` (up to float rounding
+of batched arithmetic), and the generator sees at most ``eval.batch_size`` captions at a time.
 """
 from __future__ import annotations
 
@@ -30,9 +32,6 @@ from harness.data.vocab import Vocabulary
 from harness.util.errors import HarnessError
 from harness.contract.plugins import Plugins
 from harness.contract.types import DamsmEncoders
-
-GENERATE_STEP = -2  # the step (stream) of harness.generate's per-item draws; training uses steps >= 0
-
 
 @dataclass
 class LoadedRun:
@@ -63,7 +62,7 @@ def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, st
                  ``build_plugins(extra=[...])`` for a run of a method registered by hand
     Raises HarnessError (one line) when ``run`` is neither, its method is not installed, it has no checkpoint (of
     ``step``), a pretrained stage directory it names is gone, or ``device`` is not a usable device."""
-    from harness.build import load_inference_models
+    from harness.build import build_split, load_inference_models
     from harness.data.vocab import VOCAB_FILE, load_vocabulary
     from harness.contract.plugins import build_plugins
     from harness.core.rundir import RunDir, resolve_run, results_root
@@ -73,8 +72,8 @@ def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, st
         raise HarnessError(f"load_run needs a run directory's path or a run id, got {type(run).__name__}")
     dev = resolve_device("auto" if device is None else device, setting="device")
     path = Path(run).expanduser()
+    root = results_root(results_dir, create=False)
     if not (path / "config.yaml").is_file():  # a run id, as the CLI's RUN arguments (no run, ambiguous: one line)
-        root = results_root(results_dir, create=False)
         if not root.is_dir():
             raise HarnessError(f"{run}: not a run directory (expected <run>/config.yaml, <run>/checkpoints/, "
                                f"<run>/pretrained.json as `harness train` writes them), and no results root {root} "
@@ -90,9 +89,8 @@ def load_run(run: str | Path, device: Optional[str | torch.device] = None, *, st
     models = load_inference_models(plugins, rd, step=step, device=dev)
     if (path / VOCAB_FILE).is_file():
         vocab = load_vocabulary(path / VOCAB_FILE)
-    else:  # a run made before vocab.json: the data set's vocabulary
-        cfg = models.cfg
-        vocab = plugins.dataset(cfg.data.name).build(cfg.data, "train", train=False, seed=cfg.seed).vocab
+    else:  # a run made before vocab.json: the data set's vocabulary, from the results root's cache as training
+        vocab = build_split(plugins, models.cfg, "train", train=False, cache_root=root if root.is_dir() else None).vocab
     if len(vocab) != models.vocab_size:
         raise HarnessError(f"{path}: the vocabulary has {len(vocab)} words, the text encoder {models.vocab_size}")
     m = models.modules
@@ -113,11 +111,10 @@ def generate(run: LoadedRun, captions: Sequence[str], seed: int = 0, stage: int 
     original code (README "Released weights"). Raises HarnessError naming the words the run's vocabulary does not
     know (with the index of their caption), for an empty caption list or caption, a caption that is not a string, a
     negative or non-integer ``seed``, or a ``stage`` the generator does not have. Captions longer than
-    ``eval.words_num`` words are subsampled keeping word order (seeded by ``seed``), as in evaluation."""
+    ``eval.words_num`` words are subsampled keeping word order (seeded by ``seed`` and the caption's index). The
+    generator runs on ``eval.batch_size`` captions at a time."""
     from harness.config import stage_sizes
-    from harness.data.captions import encode_caption_batch
-    from harness.nn.item_noise import per_item_draws
-    from harness.core.seed import sample_noise
+    from harness.evaluation.generation import generate_images
 
     if isinstance(captions, str):
         captions = [captions]
@@ -138,14 +135,4 @@ def generate(run: LoadedRun, captions: Sequence[str], seed: int = 0, stage: int 
         words = ", ".join(f"{w} (caption {i})" for w, i in sorted(unknown.items(), key=lambda x: x[1]))
         raise HarnessError(f"words not in the vocabulary of run {run.path.name} ({len(run.vocab)} words): {words}")
     tokens = [run.vocab.encode(c) for c in captions]  # an empty caption: HarnessError
-    import numpy as np
-
-    caps, lengths, order = encode_caption_batch(tokens, run.cfg.eval.words_num, np.random.default_rng(seed))
-    noise = sample_noise(seed, GENERATE_STEP, list(range(len(captions))), run.cfg.model.z_dim)
-    with torch.no_grad(), per_item_draws(seed, GENERATE_STEP, order):
-        text = run.text_encoder(caps.to(run.device), lengths.to(run.device))
-        stages = run.generator(noise[order].to(run.device), text).images
-        images = stages[stage].float().cpu()
-    out = torch.empty_like(images)
-    out[order] = images
-    return out.clamp_(-1.0, 1.0)
+    return generate_images(run, tokens, seed, stage=stage).images.clamp_(-1.0, 1.0)

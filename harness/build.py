@@ -1,6 +1,7 @@
 """Builds one method's modules through its component hooks (used by training, evaluation, sampling,
 `inspect` and `import-checkpoint` alike, so every path builds a method the same way), from a config
-(``prepare_config``, ``build_method``, ``build_for_counting``) or from a run directory (``load_inference_models``)."""
+(``prepare_config``, ``build_method``, ``build_for_counting``) or from a run directory (``load_inference_models``),
+and a run's data splits (``build_split``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,7 +18,17 @@ from harness.contract.types import DamsmEncoders
 
 if TYPE_CHECKING:  # type hints only
     from harness.contract.plugins import Plugins
+    from harness.data.dataset import TextImageDataset
     from harness.core.rundir import RunDir
+
+
+def build_split(plugins: Plugins, cfg: Config, split: str, *, train: bool,
+                cache_root: Optional[Path]) -> TextImageDataset:
+    """Split ``split`` of the data set ``cfg.data`` names, as every part of the harness builds it: item randomness
+    seeded with the run's ``cfg.seed``; ``train``: with the training transform; ``cache_root``: the results root
+    whose cache holds what the data set derives from its files (e.g. the vocabulary built from ``text/``), None to
+    derive it in memory."""
+    return plugins.dataset(cfg.data.name).build(cfg.data, split, train=train, seed=cfg.seed, cache_root=cache_root)
 
 
 @dataclass
@@ -107,6 +118,14 @@ class InferenceModels:
     vocab_size: int
     step: int
     pretrained: dict[str, Path]
+
+    @property
+    def text_encoder(self) -> nn.Module:
+        return self.modules.text_encoder
+
+    @property
+    def generator(self) -> nn.Module:
+        return self.modules.generator
 
 
 def load_inference_models(plugins: Plugins, run: RunDir, *, step: Optional[int] = None,

@@ -216,3 +216,22 @@ def test_a_prefix_checked_file_is_not_called_present(weights_dir, capsys):
     assert json.loads(capsys.readouterr().out)["weights"]["files"]["hub"]["status"] == "prefix-checked only"
     assert main(["weights", "--weights-dir", str(weights_dir)], plugins=plugins) == 0
     assert f"hub: prefix-checked only at {weights_dir / name}" in capsys.readouterr().out
+
+
+def test_a_run_and_its_records_name_the_same_versions():
+    """run.json's environment and every record's protocol read the versions in one place
+    (``harness.util.version.library_versions``): the imported modules' own, torch's with its build tag, which the
+    installed distribution's metadata drops (`harness env`: test_env_json_has_the_report_keys_and_the_weight_files)."""
+    import numpy
+    import torchvision
+
+    from harness.config import new_config
+    from harness.evaluation.evaluate import protocol_fields
+    from harness.runs.info import run_environment
+
+    expected = {"harness": harness.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+                "numpy": numpy.__version__}
+    recorded = protocol_fields(new_config(), None, split="test", method_config={})["versions"]
+    assert {k: recorded[k] for k in expected} == expected
+    environment = run_environment("cpu")
+    assert {k: environment[k] for k in recorded} == recorded

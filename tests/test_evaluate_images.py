@@ -189,6 +189,21 @@ def test_round_trip_gives_the_same_numbers_and_a_table_row(setup):
         evaluate_run(plugins, image_run, metrics="rp", strict=True, root=root)
 
 
+def test_an_image_run_records_the_protocol_fields_of_a_run_evaluation(setup, tmp_path):
+    """Both evaluations build their records' protocol block in one place: an image run's records carry every field a
+    run's do (the padding mask and batch size included), with the protocol's values."""
+    from harness.runs.images import protocol_config
+
+    plugins, run, root, folder, records = setup
+    _, recs = evaluate_images(plugins, _copy(folder, tmp_path), dataset="shapes", preset="test", name="Fields",
+                              metrics="pixels", root=root, device="cpu", progress=False)
+    mine, theirs = recs[0]["protocol"], {r["metric"]: r for r in records}["pixels"]["protocol"]
+    assert set(mine) == set(theirs)
+    cfg = protocol_config(plugins, "shapes", "test", None)
+    assert (mine["attention_mask"], mine["batch_size"]) == (cfg.model.attention_mask, cfg.eval.batch_size)
+    assert mine["method_config"] == {}
+
+
 @pytest.mark.slow
 def test_round_trip_inception_metrics_with_a_test_extractor(setup, tmp_path, monkeypatch):
     random_inception(tmp_path, monkeypatch)

@@ -65,15 +65,16 @@ def test_sheet_same_noise_side_by_side(setup, tmp_path):  # noqa: F811
         sample_sheet(plugins, [run], ["a zebra circle"], seed=0, out=tmp_path / "x.png", checkpoint=None)
 
 
-def test_generation_is_seeded_and_order_free(setup):  # noqa: F811
-    from harness.runs.sample import generate_for_captions
+def test_generation_is_seeded_and_independent_of_the_other_captions(setup):  # noqa: F811
     from harness.build import load_inference_models
+    from harness.evaluation.generation import generate_images
 
     plugins, run, root = setup
     models = load_inference_models(plugins, run)
     ds = plugins.dataset("shapes").build(models.cfg.data, "test", train=False, seed=0, cache_root=root)
     toks = [ds.vocab.encode(c) for c in ["a red circle", "a big blue square on a white background"]]
-    noise = torch.randn(2, models.cfg.model.z_dim, generator=torch.Generator().manual_seed(0))
-    a = generate_for_captions(models, toks, noise, words_num=25, seed=0, device=torch.device("cpu"))
-    b = generate_for_captions(models, toks[::-1], noise.flip(0), words_num=25, seed=0, device=torch.device("cpu"))
-    torch.testing.assert_close(a, b.flip(0))  # each image depends on its own caption and noise only
+    a = generate_images(models, toks, seed=0).images
+    assert torch.equal(a, generate_images(models, toks, seed=0).images)
+    assert not torch.allclose(a, generate_images(models, toks, seed=1).images)
+    other = generate_images(models, [ds.vocab.encode("a green star"), toks[1]], seed=0).images
+    torch.testing.assert_close(other[1], a[1])  # image 1 depends on its caption and (seed, 1) only

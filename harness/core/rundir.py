@@ -43,7 +43,7 @@ def results_root(arg: Optional[str | Path] = None, *, create: bool = True) -> Pa
     return root
 
 
-def _exclusive_dir(parent: Path, stem: str) -> Path:
+def exclusive_dir(parent: Path, stem: str) -> Path:
     """Create ``parent/<stem>-<4 hex>`` exclusively (two runs started at once never share a directory)."""
     parent.mkdir(parents=True, exist_ok=True)
     for _ in range(100):
@@ -64,7 +64,7 @@ def run_stem(method: str, dataset: str, seed: int, tag: str = "") -> str:
 
 def new_session_dir(root: Path) -> Path:
     """``<root>/<YYYYmmdd-HHMMSS>-<4 hex>/`` for one `harness run`."""
-    return _exclusive_dir(root, time.strftime("%Y%m%d-%H%M%S"))
+    return exclusive_dir(root, time.strftime("%Y%m%d-%H%M%S"))
 
 
 IMAGE_RUN_METHOD = "images"  # the ``method`` of an image run (``harness evaluate-images``; no installed method)
@@ -113,7 +113,7 @@ class RunDir:
                 raise HarnessError(f"run directory {path} exists already; a run never writes into another run's "
                                    f"directory") from None
         else:
-            path = _exclusive_dir(parent, stem or time.strftime("%Y%m%d-%H%M%S"))
+            path = exclusive_dir(parent, stem or time.strftime("%Y%m%d-%H%M%S"))
         run = cls(path)
         run.checkpoints.mkdir()
         run.samples.mkdir()

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from harness.util.errors import HarnessError, MissingWeightsError, UnknownNameError
+from harness.util.version import library_versions
 from harness.evaluation.metrics.interface import (
     CaptionBank,
     EvalContext,
@@ -119,28 +120,24 @@ def generation_schedule(index: CaptionIndex, num_images: int, seed: int) -> tupl
 # ------------------------------------------------------------------------------------------------------
 # Records
 # ------------------------------------------------------------------------------------------------------
-def library_versions() -> dict[str, str]:
-    import torchvision
-
-    from harness.util.version import __version__
-
-    out = {"harness": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-           "numpy": np.__version__}
-    try:
-        import torch_fidelity
-
-        out["torch_fidelity"] = torch_fidelity.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return out
-
-
 def _damsm_protocol(models: Optional[EvalModels]) -> dict:
     if models is None or "damsm" not in (models.pretrained or {}):
         return {}
     from harness.nn.damsm import damsm_info
 
     return damsm_info(models.pretrained["damsm"])
+
+
+def protocol_fields(cfg: Config, models: Optional[EvalModels], *, split: str, method_config: dict) -> dict:
+    """The protocol fields every record of one evaluation shares, for a run's evaluation and an image folder's
+    alike (``make_records``' ``common``): split, captions policy and seed, DAMSM, versions, caption length, padding
+    mask and batch size; ``method_config``: the method's ablation switches as trained ({} for an image run)."""
+    return {"split": split, "captions_policy": CAPTIONS_POLICY, "seed": cfg.eval.seed,
+            "damsm_image_encoder": cfg.pretrain.damsm.image_encoder, "damsm": _damsm_protocol(models),
+            "versions": library_versions(), "words_num": cfg.eval.words_num,
+            # under attention_mask=reference an image depends on its batch: both are part of the protocol
+            "attention_mask": cfg.model.attention_mask, "batch_size": cfg.eval.batch_size,
+            "method_config": method_config}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -163,7 +160,7 @@ def evaluate_run(plugins: Plugins, run: RunDir, *, metrics: str | None = None, n
                  is_classes: Optional[int] = None, is_temperature: Optional[float] = None,
                  clip_model: Optional[str] = None, root: Path, step: Optional[int] = None) -> list[dict]:
     """Evaluate the run's EMA generator; appends the records to ``run.records_path`` and returns them."""
-    from harness.build import load_inference_models
+    from harness.build import build_split, load_inference_models
     from harness.core.distributed import init_distributed
 
     if step is None and checkpoint is not None:
@@ -185,7 +182,7 @@ def evaluate_run(plugins: Plugins, run: RunDir, *, metrics: str | None = None, n
     models = load_inference_models(plugins, run, step=step, device=device)
     cfg = models.cfg
     split = split or cfg.eval.split
-    dataset = plugins.dataset(cfg.data.name).build(cfg.data, split, train=False, seed=cfg.seed, cache_root=root)
+    dataset = build_split(plugins, cfg, split, train=False, cache_root=root)
     from harness.data.vocab import check_vocabulary_size
 
     check_vocabulary_size(models.vocab_size, dataset, f"run {run.path.name}'s text encoder")
@@ -242,7 +239,6 @@ def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: TextImag
                     progress: bool = True) -> list[dict]:
     """The evaluation itself, on already built models and data (the benchmark and tests call this directly)."""
     cfg = models.cfg
-    seed = cfg.eval.seed
     ctx = make_context(plugins, models, dataset, split=split, device=device, root=root, num_images=num_images,
                        options=options, run=run)
     from harness.core.distributed import broadcast_object, finish_metrics, is_main
@@ -256,13 +252,9 @@ def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: TextImag
         results = finish_metrics(list(computers.values()))  # N ranks: states gathered, finished on rank 0
 
     base = {"method": cfg.method, "dataset": cfg.data.name, "seed": cfg.seed, "eval_id": eval_id}
-    common = {"split": split, "captions_policy": CAPTIONS_POLICY, "seed": seed,
-              "damsm_image_encoder": cfg.pretrain.damsm.image_encoder, "damsm": _damsm_protocol(models),
-              "versions": library_versions(), "words_num": cfg.eval.words_num,
-              # under attention_mask=reference an image depends on its batch: both are part of the protocol
-              "attention_mask": cfg.model.attention_mask, "batch_size": cfg.eval.batch_size,
-              # the method's ablation switches as trained (e.g. ECAGAN's loss.perceptual.weights=random)
-              "method_config": {k: cfg.get(k) for k in plugins.method(cfg.method).ablation_keys}}
+    # the method's ablation switches as trained (e.g. ECAGAN's loss.perceptual.weights=random)
+    ablation = {k: cfg.get(k) for k in plugins.method(cfg.method).ablation_keys}
+    common = protocol_fields(cfg, models, split=split, method_config=ablation)
     records = make_records(cfg, results, skipped, base=base, common=common, num_images=num_images, split=split,
                            step=models.step)
     if run is not None and is_main():

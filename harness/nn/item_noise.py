@@ -1,10 +1,11 @@
 """Random draws inside a network that belong to a data item, not to a batch position or a rank.
 
-The training engine wraps each generator forward in ``per_item_draws(seed, step, indices)``. Inside it,
+The training engine and ``harness.evaluation.generation.generate_images`` (``harness.generate``, `harness sample`,
+the report's sheets) wrap each generator forward in ``per_item_draws(seed, step, indices)``. Inside it,
 ``item_randn(like)`` returns N(0, I) rows where row i comes from a generator seeded by (seed, step, item index
 ``indices[i]``, draw number), so an item gets the same draw whichever rank or batch position it lands on: N ranks
 draw exactly what one process draws for the same global batch (conditioning augmentation's ε is such a draw).
-Outside the block (evaluation, sampling, a method used on its own) ``item_randn`` is ``torch.randn_like``, on the
+Outside the block (evaluation, a method used on its own) ``item_randn`` is ``torch.randn_like``, on the
 global generators (evaluation seeds those per generation batch).
 
     with per_item_draws(seed=0, step=12, indices=batch.indices):

@@ -159,11 +159,11 @@ def _results_section(plugins: Plugins, runs: list[ReportRun]) -> dict:
 def comparison_captions(plugins: Plugins, run: ReportRun, n: int = NUM_CAPTIONS) -> tuple[list[str], TextImageDataset]:
     """The first ``n`` captions of the run's evaluation split, as the vocabulary spells them (so every trained
     run of the data set can encode them), and that split's data set (its ``vocab``)."""
-    from harness.runs.sample import _dataset
+    from harness.build import build_split
     from harness.train.engine import caption_words
 
     cfg = run.run.load_config(plugins)
-    ds = _dataset(plugins, cfg, None)
+    ds = build_split(plugins, cfg, cfg.eval.split, train=False, cache_root=None)
     if hasattr(ds, "set_epoch"):
         ds.set_epoch(0)
     n = min(n, len(ds))
@@ -175,35 +175,36 @@ def final_attention_sheet(plugins: Plugins, run: RunDir, captions: Sequence[str]
                           count: int = ATTENTION_CAPTIONS, models: Optional[InferenceModels] = None) -> Optional[bytes]:
     """PNG bytes of the attention sheet (``harness.train.samples.write_training_sheets``: each caption's image
     and each word's map over it, last attention stage) of the run's final EMA generator for the first ``count``
-    of ``captions``, with the noise and caption subsampling of the comparison sheet (`harness sample`); None
-    for a method whose generator returns no attention maps. ``models``: the run's loaded ``InferenceModels``
-    (loaded here when None)."""
-    import numpy as np
-    import torch
-
-    from harness.data.captions import encode_caption_batch
+    of ``captions``, generated as the comparison sheet (`harness sample`) generates them
+    (``harness.evaluation.generation.generate_images``); None for a method whose generator returns no attention
+    maps. ``models``: the run's loaded ``InferenceModels`` (loaded here when None)."""
     from harness.build import load_inference_models
     from harness.core.runtime import resolve_device
+    from harness.evaluation.generation import generate_images
     from harness.train.samples import write_training_sheets
 
     if models is None:
         models = load_inference_models(plugins, run, device=resolve_device(run.load_config(plugins).train.device))
-    device = next(models.modules.generator.parameters()).device
-    noise = torch.randn(len(captions), models.cfg.model.z_dim, generator=torch.Generator().manual_seed(seed))
-    tokens, lengths, order = encode_caption_batch([vocab.encode(c) for c in captions], models.cfg.eval.words_num,
-                                                  np.random.default_rng(seed))
-    with torch.no_grad():
-        text = models.modules.text_encoder(tokens.to(device), lengths.to(device))
-        out = models.modules.generator(noise[order].to(device), text)
-    if not out.attn:
+    shown = list(captions[:count])
+    out = generate_images(models, [vocab.encode(c) for c in shown], seed, with_attention=True)
+    if not out.attention or not out.attention[0]:
         return None
-    rows = [int((order == i).nonzero()[0, 0]) for i in range(min(count, len(captions)))]  # sorted row of caption i
-    words = [[vocab.ixtoword[t] for t in tokens[k, :lengths[k]].tolist()] for k in rows]
+    words = [[vocab.ixtoword[t] for t in tokens] for tokens in out.tokens]
+    attn = [_padded([maps[-1] for maps in out.attention])]  # the sheet shows the last attention stage
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "final.png"
-        write_training_sheets([x[rows].float().cpu() for x in out.images], [captions[i] for i in range(len(rows))],
-                              words, [a[rows].float().cpu() for a in out.attn], path)
+        write_training_sheets([out.images], shown, words, attn, path)
         return _png_file(path.with_name("final-attn.png"), MAX_ATTENTION_WIDTH)
+
+
+def _padded(maps: list) -> Any:
+    """Per-caption attention maps (T_i×h×w) as one N×T×h×w tensor, zero-padded to the longest caption."""
+    import torch
+
+    out = torch.zeros(len(maps), max(m.shape[0] for m in maps), *maps[0].shape[1:])
+    for i, m in enumerate(maps):
+        out[i, :m.shape[0]] = m
+    return out
 
 
 def _training_sheets(run: RunDir) -> list[Path]:

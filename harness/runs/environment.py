@@ -59,7 +59,8 @@ def _guard(fn: Callable[[], Any]) -> Any:
         return _error(e)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -87,7 +88,7 @@ def _torch_report() -> dict[str, Any]:
     cuda_available = bool(torch.cuda.is_available())
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     devices = _guard(_cuda_devices) if cuda_available else []
-    cpu = {"type": "cpu", "name": _cpu_name(), "threads": torch.get_num_threads(), "cores": os.cpu_count()}
+    cpu = {"type": "cpu", "name": cpu_name(), "threads": torch.get_num_threads(), "cores": os.cpu_count()}
     cuda_list = devices if isinstance(devices, list) else []
     return {
         "torch": torch.__version__,
@@ -98,12 +99,6 @@ def _torch_report() -> dict[str, Any]:
         # what `train.amp=auto` gets: bf16 autocast on CUDA; the CPU trains in fp32
         "bf16": bool(cuda_list) and all(d["bf16"] for d in cuda_list),
     }
-
-
-def _torchvision_version() -> str:
-    import torchvision
-
-    return torchvision.__version__
 
 
 def _weights_report(plugins: Plugins) -> dict[str, Any]:
@@ -121,7 +116,7 @@ def collect_environment(plugins: Plugins | None = None) -> dict[str, Any]:
     builds the installed one (a failure to build it is reported, not raised).
     Keys: harness, harness_path, python, python_executable, platform, torch, torchvision, cuda, cuda_available,
     cudnn, devices, bf16, packages, optional, plugins, weights, environment."""
-    from harness.util.version import __version__
+    from harness.util.version import __version__, library_versions
 
     report: dict[str, Any] = {
         "harness": __version__,
@@ -133,7 +128,7 @@ def collect_environment(plugins: Plugins | None = None) -> dict[str, Any]:
     torch_part = _guard(_torch_report)
     if isinstance(torch_part, str):  # torch itself failed: keep the keys, each naming the failure
         torch_part = {k: torch_part for k in ("torch", "cuda", "cuda_available", "cudnn", "devices", "bf16")}
-    report.update({"torch": torch_part.pop("torch"), "torchvision": _guard(_torchvision_version)})
+    report.update({"torch": torch_part.pop("torch"), "torchvision": _guard(lambda: library_versions()["torchvision"])})
     report.update(torch_part)
     report["packages"] = {name: package_version(name) for name in PACKAGES}
     report["optional"] = {name: package_version(name) for name in OPTIONAL_PACKAGES}

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from harness.config import Config
+from harness.build import build_split
 from harness.util.errors import HarnessError
 from harness.evaluation.manifest import MANIFEST_NAME, ManifestRow, manifest_sha256, read_manifest
 from harness.core.rundir import IMAGE_RUN_METHOD, RunDir
@@ -78,18 +79,13 @@ def protocol_config(plugins: Plugins, dataset: str, preset: str, data_dir: Optio
     return cfg
 
 
-def _eval_split(plugins: Plugins, cfg: Config, root: Path) -> TextImageDataset:
-    return plugins.dataset(cfg.data.name).build(cfg.data, cfg.eval.split, train=False, seed=cfg.seed,
-                                                cache_root=root)
-
-
 def protocol_schedule(plugins: Plugins, cfg: Config,
                       root: Path) -> tuple[TextImageDataset, CaptionBank, np.ndarray, np.ndarray]:
     """(evaluation split, caption bank, image indices, caption ids) of the protocol's ``eval.num_images``
     generations, exactly as ``harness evaluate`` draws them."""
     from harness.evaluation.evaluate import build_caption_bank, generation_schedule
 
-    dataset = _eval_split(plugins, cfg, root)
+    dataset = build_split(plugins, cfg, cfg.eval.split, train=False, cache_root=root)
     bank = build_caption_bank(dataset, cfg.eval.words_num, cfg.eval.seed)
     images, captions = generation_schedule(bank.index, cfg.eval.num_images, cfg.eval.seed)
     return dataset, bank, images, captions
@@ -241,7 +237,7 @@ def folder_models(plugins: Plugins, cfg: Config, dataset: TextImageDataset, *, n
         models.modules.damsm = load_external_damsm(ctx, path)
         models.pretrained["damsm"] = Path(path)
         return models, f"--rp-encoder {path}"
-    train_set = plugins.dataset(cfg.data.name).build(cfg.data, "train", train=True, seed=cfg.seed, cache_root=root)
+    train_set = build_split(plugins, cfg, "train", train=True, cache_root=root)
     entry = ensure_damsm(plugins, cfg, root, train_set, dataset, device)
     damsm = build_damsm(cfg, vocab_size)
     load_damsm(damsm, entry)
@@ -262,8 +258,8 @@ def evaluate_images(plugins: Plugins, folder: Path | str, *, dataset: str, prese
     """Evaluate the images of ``folder`` under protocol ``dataset/preset`` and write an image run labelled
     ``name`` under ``root``; returns (the run, its records). Every check (see the module docstring) runs before
     any metric, and nothing is written when one fails (HarnessError, one line)."""
-    from harness.evaluation.evaluate import (CAPTIONS_POLICY, build_metrics, feed_batch, library_versions, make_context,
-                                  make_records, schedule_batch, select_metrics, _damsm_protocol)
+    from harness.evaluation.evaluate import (build_metrics, feed_batch, make_context, make_records, protocol_fields,
+                                             schedule_batch, select_metrics)
     from harness.evaluation.metrics.interface import EvalOptions
     from tqdm import tqdm
     from harness.core.rundir import new_eval_id
@@ -327,9 +323,7 @@ def evaluate_images(plugins: Plugins, folder: Path | str, *, dataset: str, prese
     resized = sum(1 for s in images.sizes.values() if s != (resolution, resolution))
     sha = manifest_sha256(manifest_path)
     base = {"method": IMAGE_RUN_METHOD, "dataset": dataset, "seed": cfg.seed, "eval_id": new_eval_id()}
-    common = {"split": cfg.eval.split, "captions_policy": CAPTIONS_POLICY, "seed": cfg.eval.seed,
-              "damsm_image_encoder": cfg.pretrain.damsm.image_encoder, "damsm": _damsm_protocol(models),
-              "versions": library_versions(), "words_num": cfg.eval.words_num, "method_config": {}}
+    common = protocol_fields(cfg, models, split=cfg.eval.split, method_config={})
     extra = {"label": label, "images": n, "resized": {"count": resized, "to": resolution, "filter": "PIL bicubic"},
              "source": str(folder.resolve()), "manifest_sha256": sha}
     if rp_source:
@@ -346,11 +340,11 @@ def write_image_run(cfg: Config, root: Path, *, label: str, num_images: int, fol
                     sha256: str, device: torch.device, extra: dict) -> RunDir:
     """Create ``<root>/images-<slug>-<4 hex>`` with ``config.yaml`` and ``run.json`` (kind ``images``)."""
     from harness.config.protocol import evaluated_values, protocol_id, protocol_name
-    from harness.core.rundir import _exclusive_dir, atomic_write_text
+    from harness.core.rundir import exclusive_dir, atomic_write_text
     from harness.core.rundir import RUN_INFO
     from harness.runs.info import VERSION
 
-    run = RunDir(_exclusive_dir(Path(root), f"images-{label_slug(label)}"))
+    run = RunDir(exclusive_dir(Path(root), f"images-{label_slug(label)}"))
     run.save_config(cfg)
     values = evaluated_values(cfg, num_images=num_images, split=cfg.eval.split)
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -82,7 +82,7 @@ def import_checkpoint(plugins: Plugins, method: str, file: Path, *, text_encoder
     with the original's padding mask and evaluation batch; with ``discriminators`` (one original ``netD<i>.pth`` per
     stage) a run that ``harness train --resume`` continues from ``start_epoch_of(file, start_epoch)``.
     Raises HarnessError (one line, before the run directory exists) for any unreadable or mismatched file."""
-    from harness.build import build_method
+    from harness.build import build_method, build_split
     from harness.data.vocab import check_vocabulary_size
     from harness.core.state_dicts import load_state_strict, load_weights_file, tensor_state
     from harness.config import parse_override
@@ -126,7 +126,7 @@ def import_checkpoint(plugins: Plugins, method: str, file: Path, *, text_encoder
     text_state = tensor_state(load_weights_file(dc.text_encoder_file, what="DAMSM text encoder file"),
                               dc.text_encoder_file)
     vocab_size = _vocab_size(text_state, Path(dc.text_encoder_file))
-    train_set = plugins.dataset(cfg.data.name).build(cfg.data, "train", train=False, seed=0, cache_root=root)
+    train_set = build_split(plugins, cfg, "train", train=False, cache_root=root)
     check_vocabulary_size(vocab_size, train_set, f"--text-encoder {dc.text_encoder_file}")
 
     modules = build_method(plugins, cfg, vocab_size)

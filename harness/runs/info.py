@@ -84,13 +84,15 @@ def write_run_info(plugins: Plugins, run: RunDir, cfg: Config) -> dict:
 
 
 def run_environment(device: str) -> dict[str, str]:
-    """Versions and machine of a run (``run.json`` ``environment``): Python, the harness, torch, torchvision,
-    numpy, the platform and the name of ``device`` (the GPU's name for a CUDA device, else the CPU's)."""
+    """Versions and machine of a run (``run.json`` ``environment``): Python, the platform, the name of ``device``
+    (the GPU's name for a CUDA device, else the CPU's) and ``harness.util.version.library_versions()``, the versions
+    every record's protocol carries."""
     import platform
 
-    from harness.runs.environment import _cpu_name, package_version
+    from harness.runs.environment import cpu_name
+    from harness.util.version import library_versions
 
-    name = _cpu_name()
+    name = cpu_name()
     if device.startswith("cuda"):
         try:
             import torch
@@ -98,9 +100,8 @@ def run_environment(device: str) -> dict[str, str]:
             name = torch.cuda.get_device_name(torch.device(device))
         except Exception as e:  # noqa: BLE001 - recorded, never fatal
             name = f"unknown ({type(e).__name__})"
-    return {"python": platform.python_version(), "harness": package_version("t2i-harness"),
-            "torch": package_version("torch"), "torchvision": package_version("torchvision"),
-            "numpy": package_version("numpy"), "platform": platform.platform(), "device_name": name}
+    return {"python": platform.python_version(), **library_versions(), "platform": platform.platform(),
+            "device_name": name}
 
 
 def _reason(reasons: dict, key: str) -> str:

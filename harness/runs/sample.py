@@ -2,9 +2,10 @@
 (rows = runs, labelled with method and variant, seed and step; columns = captions, written under the
 last row) — what a paper's qualitative figure needs.
 
-Noise: one N(0, I) draw per caption from a CPU generator seeded with ``--seed``, shared by every run (runs with a
-different ``model.z_dim`` draw theirs from the same seed). Captions longer than ``eval.words_num`` words are
-subsampled keeping word order, with the same seed for every run.
+Generation: ``harness.evaluation.generation.generate_images``, the convention of ``harness.generate``: the image of
+caption ``j`` is drawn from (``--seed``, ``j``) alone (its noise, the generator's own draws, the subsample of a
+caption longer than ``eval.words_num`` words), the same for every run, so a run's row is
+``harness.generate(run, captions, seed)`` and does not depend on the other rows.
 """
 from __future__ import annotations
 
@@ -12,14 +13,12 @@ import time
 from pathlib import Path
 from typing import Optional, TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from harness.util.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
     from harness.build import InferenceModels
-    from harness.config import Config
     from harness.data.dataset import TextImageDataset
     from harness.contract.plugins import Plugins
     from harness.core.rundir import RunDir
@@ -51,24 +50,6 @@ def read_captions(captions: list[str], file: str | None) -> list[str]:
     return out
 
 
-def _dataset(plugins: Plugins, cfg: Config, root: Optional[Path]) -> TextImageDataset:
-    return plugins.dataset(cfg.data.name).build(cfg.data, cfg.eval.split, train=False, seed=cfg.seed, cache_root=root)
-
-
-def generate_for_captions(models: InferenceModels, token_lists: list[list[int]], noise: torch.Tensor, *, words_num: int,
-                          seed: int, device: torch.device) -> torch.Tensor:
-    """Last-stage images (B×3×H×W in [−1, 1], on the CPU) for the captions, in their order."""
-    from harness.data.captions import encode_caption_batch
-
-    captions, lengths, order = encode_caption_batch(token_lists, words_num, np.random.default_rng(seed))
-    with torch.no_grad():
-        text = models.modules.text_encoder(captions.to(device), lengths.to(device))
-        images = models.modules.generator(noise[order].to(device), text).images[-1].float().cpu()
-    out = torch.empty_like(images)
-    out[order] = images
-    return out
-
-
 def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, seed: int, out: Optional[str | Path],
                  checkpoint: Optional[str | int], loaded: Optional[dict[Path, InferenceModels]] = None) -> Path:
     """Draw the sheet and return its path (default: ``<first run>/samples/sheet-s<seed>-<time>.png``).
@@ -77,8 +58,9 @@ def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, s
     from harness.evaluation.metrics.interface import check_finite
     from harness.core.sheets import save_sheet
     from harness.runs.info import RowLabeller
-    from harness.build import load_inference_models
+    from harness.build import build_split, load_inference_models
     from harness.core.runtime import resolve_device
+    from harness.evaluation.generation import generate_images
 
     if not runs:
         raise HarnessError("sample needs at least one run")
@@ -91,15 +73,13 @@ def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, s
         device = resolve_device(cfg.train.device)
         key = (cfg.data.name, cfg.data.data_dir, cfg.data.shapes.seed if cfg.data.name == "shapes" else None)
         if key not in datasets:
-            datasets[key] = _dataset(plugins, cfg, None)
+            datasets[key] = build_split(plugins, cfg, cfg.eval.split, train=False, cache_root=None)  # its vocabulary
         tokens = [datasets[key].vocab.encode(c) for c in captions]  # unknown words: HarnessError naming them
         models = load_inference_models(plugins, run, step=step, device=device)
         if loaded is not None:
             loaded[run.path] = models
         check_vocabulary_size(models.vocab_size, datasets[key], f"run {run.path.name}'s text encoder")
-        noise = torch.randn(len(captions), models.cfg.model.z_dim, generator=torch.Generator().manual_seed(seed))
-        images = generate_for_captions(models, tokens, noise, words_num=models.cfg.eval.words_num, seed=seed,
-                                       device=device)
+        images = generate_images(models, tokens, seed).images
         check_finite(images, f"generated image of run {run.path.name}", lambda r: f"caption {captions[r]!r}")
         rows.append(list(images))
         label = labeller.label(cfg.to_dict())

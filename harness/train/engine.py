@@ -33,6 +33,7 @@ from typing import Callable, Optional, TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from harness.build import build_split
 from harness.config import Config
 from harness.util.errors import HarnessError
 from harness.nn.item_noise import per_item_draws
@@ -254,9 +255,8 @@ def _build_datasets(plugins: Plugins, cfg: Config, root: Path) -> tuple[TextImag
         check_dataset = None
     if check_dataset is not None:
         check_dataset(cfg.data, root)
-    info = plugins.dataset(cfg.data.name)
-    train_set = info.build(cfg.data, "train", train=True, seed=cfg.seed, cache_root=root)
-    test_set = info.build(cfg.data, "test", train=False, seed=cfg.seed, cache_root=root)
+    train_set = build_split(plugins, cfg, "train", train=True, cache_root=root)
+    test_set = build_split(plugins, cfg, "test", train=False, cache_root=root)
     return train_set, test_set
 
 

@@ -26,6 +26,7 @@ from typing import Any, Optional, TYPE_CHECKING
 import torch
 from torch import nn
 
+from harness.build import build_split
 from harness.core.cache import cached, lookup
 from harness.config import Config, stage_sizes
 from harness.util.errors import HarnessError
@@ -331,9 +332,8 @@ def ensure_damsm(plugins: Plugins, cfg: Config, root: Path, train_set: TextImage
     damsm_set = train_set
     if dc.words_num != cfg.data.words_num and lookup(root, "damsm", key) is None:
         # DAMSM trains on captions of pretrain.damsm.words_num words (e.g. 15 for COCO, 12 for its GAN)
-        data = dataclasses.replace(cfg.data, words_num=dc.words_num)
-        damsm_set = plugins.dataset(cfg.data.name).build(data, "train", train=True, seed=cfg.seed,
-                                                         cache_root=root)
+        damsm_cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, words_num=dc.words_num))
+        damsm_set = build_split(plugins, damsm_cfg, "train", train=True, cache_root=root)
     return run_stage(stage, key, cfg, root, damsm_set, test_set, None, {}, device)
 
 
