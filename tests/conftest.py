@@ -3,6 +3,7 @@ into a per-test temporary directory, so tests never write into the repository an
 machine (no real weight file is ever found)."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -36,8 +37,8 @@ def results_root(isolated_paths: dict[str, Path]) -> Path:
 
 @pytest.fixture(scope="session")
 def shapes_cub_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny shapes data set written out once in the CUB layout (skips until the data writer exists)."""
-    writer = pytest.importorskip("harness.data.writer")
+    """A tiny shapes data set written out once in the CUB layout."""
+    from harness.data import writer
     from harness.contract.plugins import build_plugins
 
     out = tmp_path_factory.mktemp("shapes_cub") / "cub"
@@ -54,3 +55,44 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def cub_written(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small shapes data set (``data_fixtures.SMALL``) written once in the CUB layout; never modified."""
+    from data_fixtures import SMALL, data_plugins
+    from harness.data.writer import write_dataset
+
+    return write_dataset(data_plugins(), "shapes", tmp_path_factory.mktemp("w") / "cub", layout="cub",
+                         overrides=SMALL)
+
+
+@pytest.fixture
+def cub(cub_written: Path, tmp_path: Path) -> Path:
+    """A fresh copy of ``cub_written`` for a test that edits the data directory."""
+    return Path(shutil.copytree(cub_written, tmp_path / "cub"))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """A finished run of the fake evaluation method (``fake_method``): (plugins, run, results root)."""
+    from fake_method import make_fake_run
+
+    return make_fake_run(tmp_path_factory.mktemp("eval"))
+
+
+@pytest.fixture
+def no_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No weight directory: $HARNESS_WEIGHTS_DIR/$HARNESS_WEIGHTS unset, TORCH_HOME and HOME empty."""
+    for var in ("HARNESS_WEIGHTS_DIR", "HARNESS_WEIGHTS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def released(tmp_path: Path) -> tuple:
+    """Original-layout AttnGAN files for the `test` preset (``released_attngan``): (plugins, cfg, G, files)."""
+    from released_attngan import write_released
+
+    return write_released(tmp_path)

@@ -12,26 +12,14 @@ import pytest
 import torch
 
 from harness.build import build_method
-from harness.config import build_config, stage_sizes
+from harness.config import build_config
 from harness.contract.plugins import build_plugins
 from harness.core.runtime import Precision
 from harness.train.engine import GanTrainer
 from harness.core.seed import sample_noise
-from harness.contract.types import Batch
+from tiny_batch import seeded_batch
 
 TOLERANCE = 0.02
-
-
-def _batch(cfg, vocab: int, n: int = 4) -> Batch:
-    g = torch.Generator().manual_seed(0)
-    t = cfg.data.words_num
-    lengths = torch.tensor(sorted(torch.randint(3, t + 1, (n,), generator=g).tolist(), reverse=True))
-    lengths[0] = t
-    captions = torch.zeros(n, t, dtype=torch.long)
-    for i, k in enumerate(lengths.tolist()):
-        captions[i, :k] = torch.randint(1, vocab, (k,), generator=g)
-    images = [torch.rand(n, 3, s, s, generator=g) * 2 - 1 for s in stage_sizes(cfg)]
-    return Batch(images, captions, lengths, torch.arange(n) + 1, [str(i) for i in range(n)], torch.arange(n))
 
 
 @pytest.mark.parametrize("method", ["attngan", "dmgan"])
@@ -43,7 +31,7 @@ def test_bf16_step_matches_fp32_step(method):
     torch.manual_seed(0)
     modules = build_method(plugins, cfg, vocab)
     device = torch.device("cpu")
-    batch = _batch(cfg, vocab)
+    batch = seeded_batch(cfg, vocab)
     noise = sample_noise(0, 1, batch.indices, cfg.model.z_dim)
     losses, dtypes = {}, {}
     for mode, prec in (("fp32", Precision(device)),

@@ -3,50 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 from torch import nn
 
 from harness.cli import main
-from harness.config import build_config
-from harness.nn.damsm import RNNTextEncoder, SmallCNNImageEncoder
-from harness.contract.plugins import build_plugins
+from released_attngan import VOCAB, import_argv
 from harness.core.rundir import RunDir
 from harness.contract.types import TextFeatures
 
-VOCAB = 70  # the shapes vocabulary of the test preset: import refuses an encoder of another size
-
-
-def _no_nbt(state: dict) -> dict:
-    return {k: v.clone() for k, v in state.items() if not k.endswith("num_batches_tracked")}
-
-
-@pytest.fixture
-def released(tmp_path):
-    """Reference-style files for the `test` preset: G (DataParallel prefix, no num_batches_tracked), encoders."""
-    plugins = build_plugins()
-    info = plugins.method("attngan")
-    cfg = build_config("attngan", info.defaults, preset="test", dataset="shapes")
-    torch.manual_seed(0)
-    g = plugins.method_hooks("attngan").harness_generator(cfg=cfg, aux={})
-    text = RNNTextEncoder(VOCAB, cfg.pretrain.damsm.word_embedding_dim, cfg.model.embedding_dim)
-    image = SmallCNNImageEncoder(cfg.model.embedding_dim, 32)
-    files = {"g": tmp_path / "bird_AttnGAN2.pth", "text": tmp_path / "text_encoder200.pth",
-             "image": tmp_path / "image_encoder200.pth"}
-    torch.save({"module." + k: v for k, v in _no_nbt(g.state_dict()).items()}, files["g"])
-    torch.save(text.state_dict(), files["text"])
-    torch.save(_no_nbt(image.state_dict()), files["image"])
-    return plugins, cfg, g, files
-
-
-def _argv(files, g_file=None):
-    return ["import-checkpoint", "attngan", str(g_file or files["g"]), "--text-encoder", str(files["text"]),
-            "--image-encoder", str(files["image"]), "--dataset", "shapes", "--preset", "test"]
-
-
 def test_import_creates_run_with_identical_generator(released, results_root, capsys):
     plugins, cfg, g, files = released
-    assert main(_argv(files), plugins=plugins) == 0
+    assert main(import_argv(files), plugins=plugins) == 0
     run = RunDir(Path(capsys.readouterr().out.strip().splitlines()[-1]))
     assert run.path.parent == results_root and (run.checkpoints / "step-0.pt").is_file()
     from harness.build import load_inference_models
@@ -71,14 +38,14 @@ def test_import_refuses_code_and_mismatch_without_creating_a_run(released, resul
     plugins, cfg, g, files = released
     pickled = tmp_path / "pickled.pth"
     torch.save(nn.Linear(2, 2), pickled)
-    assert main(_argv(files, pickled), plugins=plugins) == 2
+    assert main(import_argv(files, pickled), plugins=plugins) == 2
     err = capsys.readouterr().err.strip()
     assert "weights_only" in err and len(err.splitlines()) == 1
     state = torch.load(files["g"], weights_only=True)
     state["module.img_net2.img.0.weight"] = torch.zeros(3, 5, 3, 3)
     bad = tmp_path / "bad.pth"
     torch.save(state, bad)
-    assert main(_argv(files, bad), plugins=plugins) == 2
+    assert main(import_argv(files, bad), plugins=plugins) == 2
     err = capsys.readouterr().err
     assert "img_net2.img.0.weight" in err and "[3, 5, 3, 3]" in err and "[3, 4, 3, 3]" in err
     assert not [p for p in results_root.iterdir() if not p.name.startswith(".")]
@@ -99,7 +66,7 @@ def test_import_declares_the_original_evaluation_as_deviations(released, results
     from harness.config.protocol import ORIGINAL_EVALUATION
 
     plugins, cfg, g, files = released
-    assert main(_argv(files), plugins=plugins) == 0
+    assert main(import_argv(files), plugins=plugins) == 0
     run = RunDir(Path(capsys.readouterr().out.strip().splitlines()[-1]))
     info = json.loads((run.path / "run.json").read_text())
     assert info["deviations"] == {"eval.batch_size": {"value": 100, "reason": ORIGINAL_EVALUATION},
@@ -111,7 +78,7 @@ def test_import_declares_the_original_evaluation_as_deviations(released, results
     assert set(saved.deviations) == {"eval.batch_size", "model.attention_mask"}
 
     # a value the user sets wins and is their own deviation
-    assert main(_argv(files) + ["--set", "eval.batch_size=4"], plugins=plugins) == 0
+    assert main(import_argv(files) + ["--set", "eval.batch_size=4"], plugins=plugins) == 0
     run = RunDir(Path(capsys.readouterr().out.strip().splitlines()[-1]))
     info = json.loads((run.path / "run.json").read_text())
     assert info["deviations"]["eval.batch_size"]["value"] == 4

@@ -65,7 +65,6 @@ def test_train_takes_one_method(plugins, results_root, capsys):
 
 
 def test_unknown_metric_fails_before_any_work(plugins, results_root, capsys):
-    pytest.importorskip("harness.evaluation.evaluate")
     rc = main(_args("run", ["--metrics", "nosuch"]), plugins=plugins)
     err = capsys.readouterr().err.strip()
     assert rc != 0 and "nosuch" in err and len(err.splitlines()) == 1

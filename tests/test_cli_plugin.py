@@ -25,7 +25,6 @@ def test_plugins_lists_the_out_of_tree_method(tiny_plugins, capsys):
 
 
 def test_inspect_counts_the_out_of_tree_method(tiny_plugins, capsys):
-    pytest.importorskip("harness.runs.inspect")
     argv = ["inspect", "--plugins", "tinygan", "--preset", "test", "--dataset", "shapes", "--vocab-size", "50"]
     assert main(argv + ["--json"], plugins=tiny_plugins) == 0
     report = json.loads(capsys.readouterr().out)
@@ -42,7 +41,6 @@ def test_inspect_counts_the_out_of_tree_method(tiny_plugins, capsys):
 
 @pytest.mark.slow
 def test_train_and_table_with_the_out_of_tree_method(tiny_plugins, results_root, capsys):
-    pytest.importorskip("harness.train.engine")
     if "shapes" not in tiny_plugins.datasets():
         pytest.skip("the built-in shapes data set is not registered yet")
     rc = main(["train", "--plugins", "tinygan", "--dataset", "shapes", "--preset", "test", "--seed", "1"],

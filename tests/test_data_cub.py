@@ -8,14 +8,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pluggy
 import pytest
 import torch
 
-from harness.contract import hookspecs
 from harness.cli import main
-from harness.config import DataConfig
-from harness.data import registry, validate
+from harness.data import validate
 from harness.data.coco import build_coco
 from harness.data.cub import build_cub
 from harness.data.safe_pickle import dump_pickle, load_pickle
@@ -24,24 +21,7 @@ from harness.data.transforms import bbox_crop_box
 from harness.data.validate import check_dataset
 from harness.data.writer import write_dataset
 from harness.util.errors import DataError
-from harness.contract.plugins import Plugins
-
-SMALL = ["data.shapes.train_images=12", "data.shapes.test_images=6", "data.base_size=16"]
-
-
-def data_plugins() -> Plugins:
-    """Only the built-in data sets (independent of the method plugins)."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    pm.register(registry)
-    return Plugins(pm, {})
-
-
-def small_cfg(name: str, data_dir: Path | None) -> DataConfig:
-    cfg = DataConfig(name=name, data_dir=str(data_dir) if data_dir else None, base_size=16)
-    cfg.shapes.train_images, cfg.shapes.test_images = 12, 6
-    return cfg
-
+from data_fixtures import SMALL, data_plugins, small_cfg
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:

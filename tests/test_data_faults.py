@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,21 +15,9 @@ from harness.data.cub import build_cub
 from harness.data.safe_pickle import dump_pickle, load_pickle
 from harness.data.validate import check_dataset
 from harness.data.vocab import Vocabulary
-from harness.data.writer import write_dataset
 from harness.util.errors import DataError
 from harness.train.pretrain import damsm_key
-from test_data_cub import SMALL, data_plugins, small_cfg
-
-
-@pytest.fixture(scope="module")
-def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_dataset(data_plugins(), "shapes", tmp_path_factory.mktemp("w") / "cub", layout="cub",
-                         overrides=SMALL)
-
-
-@pytest.fixture
-def cub(written: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(written, tmp_path / "cub"))
+from data_fixtures import data_plugins, small_cfg
 
 
 def _empty_captions(cub: Path, split: str, image: int, which: list[int]) -> list:

@@ -19,7 +19,7 @@ from harness.data.validate import find_problems
 from harness.data.writer import write_dataset
 from harness.util.errors import DataError
 from sixteen_bit import KINDS, widen, write_16bit
-from test_data_cub import SMALL, data_plugins, small_cfg
+from data_fixtures import SMALL, data_plugins, small_cfg
 
 BUILD = {"cub": build_cub, "coco": build_coco}
 SPEC = {"cub": CUB, "coco": COCO}

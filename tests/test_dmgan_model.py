@@ -152,7 +152,7 @@ def test_smoke_damsm_shared_with_other_methods(plugins):
 
 def test_one_training_step_test_preset(plugins):
     """Contract: one reference-order iteration of the `test` preset on CPU, every term finite and logged."""
-    engine = pytest.importorskip("harness.train.engine")
+    from harness.train import engine
     torch.manual_seed(0)
     cfg = _config(plugins, "test")
     modules = build_method(plugins, cfg, vocab_size=30)

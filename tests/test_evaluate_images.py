@@ -22,7 +22,7 @@ from harness.contract.plugins import build_plugins, hookimpl
 from harness.core.rundir import RunDir
 from harness.contract.types import GenOutput
 from sixteen_bit import KINDS, write_16bit
-from test_evaluate_loop import FakeMethod, random_inception
+from fake_method import FakeMethod, random_inception
 
 DEFAULTS = """
 test:

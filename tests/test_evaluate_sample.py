@@ -6,7 +6,9 @@ from PIL import Image
 from harness.util.errors import HarnessError
 from harness.runs.sample import read_captions, sample_sheet
 
-from test_evaluate_loop import _one_thread, setup  # noqa: F401  (the fake-method run, one thread)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 
 def test_read_captions(tmp_path):

@@ -12,8 +12,11 @@ from harness.evaluation.evaluate import evaluate_run
 from harness.nn.damsm import RNNTextEncoder
 from harness.core.rundir import RunDir
 from harness.core.checkpoint import save_checkpoint, write_pretrained
-from test_attngan_import import _argv, released  # noqa: F401  (fixture)
-from test_evaluate_loop import ColourGenerator, _no_weights, _one_thread, setup  # noqa: F401  (fixtures)
+from released_attngan import import_argv
+from fake_method import ColourGenerator
+
+
+pytestmark = pytest.mark.usefixtures("one_thread", "no_weights")
 
 
 @pytest.mark.parametrize("words", [50, 5450])
@@ -23,7 +26,7 @@ def test_import_refuses_an_encoder_of_another_vocabulary(released, results_root,
     plugins, cfg, g, files = released
     text = RNNTextEncoder(words, cfg.pretrain.damsm.word_embedding_dim, cfg.model.embedding_dim)
     torch.save(text.state_dict(), files["text"])
-    argv = _argv(files)
+    argv = import_argv(files)
     if layout == "cub":
         argv[argv.index("shapes")] = "cub"
         argv += ["--data-dir", str(shapes_cub_dir)]

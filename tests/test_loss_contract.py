@@ -12,7 +12,7 @@ from harness.core.runtime import Precision
 from harness.core.seed import sample_noise
 from harness.train.engine import GanTrainer
 from readme_method import readme_method_plugins
-from test_amp import _batch
+from tiny_batch import seeded_batch
 
 VOCAB = 40
 
@@ -53,7 +53,7 @@ def _one_step(tmp_path, recorder: Recorder, amp: str = "bf16"):
     modules = build_method(plugins, cfg, VOCAB)
     device = torch.device("cpu")
     trainer = GanTrainer(plugins, cfg, modules, device, precision=Precision.from_config(cfg, device))
-    batch = _batch(cfg, VOCAB)
+    batch = seeded_batch(cfg, VOCAB)
     return trainer, trainer.train_step(batch, sample_noise(0, 1, batch.indices, cfg.model.z_dim), 1)
 
 

@@ -14,8 +14,7 @@ from harness.data.vocab import tokenize
 from harness.util.errors import DataError
 from harness.evaluation.evaluate import build_caption_bank
 from harness.evaluation.manifest import read_manifest, schedule_rows, write_manifest
-from test_data_cub import small_cfg
-from test_data_faults import cub, written  # noqa: F401 (fixtures: a CUB-layout copy of the written shapes)
+from data_fixtures import small_cfg
 
 IMAGE = 2  # the test image whose text file is rewritten
 

@@ -1,8 +1,11 @@
 """openai-clip without pkg_resources, loading from a local file, clip_rp / clip_score through the loop
 (a tiny randomly initialised CLIP made here)."""
+import pytest
 import torch
 
-from test_evaluate_loop import _one_thread, setup  # noqa: F401  (the fake-method run, one thread)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 
 def test_import_clip_works_without_pkg_resources():

@@ -17,7 +17,9 @@ from harness.evaluation.metrics.features import FeatureStream
 from harness.evaluation.metrics.frechet import gaussian_stats, inception_score, kernel_distance
 from harness.evaluation.metrics.interface import GeneratedBatch, NonFiniteError, quantize_like_png
 from harness.evaluation.metrics.r_precision import RPrecision, retrieval_hits
-from test_evaluate_loop import _no_weights, _one_thread, setup  # noqa: F401  (fixtures)
+
+
+pytestmark = pytest.mark.usefixtures("one_thread", "no_weights")
 
 
 # ---- the pure functions ---------------------------------------------------------------------------------------

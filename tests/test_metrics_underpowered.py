@@ -12,8 +12,10 @@ from harness.evaluation.evaluate import evaluate_run
 from harness.evaluation.metrics.power import frechet_power, is_power, kid_power, rp_power
 from harness.core.rundir import make_record, new_eval_id
 from harness.reporting.tables import write_table
-from test_evaluate_loop import _no_weights, _one_thread, setup  # noqa: F401  (fixtures)
 from test_tables import make_plugins, write_run
+
+
+pytestmark = pytest.mark.usefixtures("one_thread", "no_weights")
 
 
 # ---- the rules, at their boundaries --------------------------------------------------------------------------

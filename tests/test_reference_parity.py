@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from test_reference_speed import CONFIG as SPEED_CONFIG, write_checkouts
+from reference_checkouts import CONFIG as SPEED_CONFIG, write_checkouts
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "reference_parity.py"

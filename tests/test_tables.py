@@ -288,7 +288,6 @@ def test_three_metric_table_fits_one_and_two_column_articles(tmp_path):
 
 @needs_pdflatex
 def test_six_metric_table_is_a_table_star_that_fits_the_text_width(tmp_path):
-    pytest.importorskip("harness.evaluation.metrics.registry")
     plugins, runs = small_runs(tmp_path, {"is": (4.123, 0.2), "fid": (21.456, 1.7), "fid_tv": (25.5, 2.0),
                                           "rp": (61.789, 2.1), "clip_rp": (33.3, 1.0), "clip_score": (24.1, 0.4)})
     tex = write_table(plugins, runs, fmt="latex", with_paper_numbers=True, caption="Shapes benchmark.",
@@ -354,7 +353,6 @@ def test_speed_and_params_columns(tmp_path):
 
 
 def test_params_counted_from_the_config_when_not_recorded(tmp_path):
-    pytest.importorskip("harness.nn.damsm")
     plugins = make_plugins(tmp_path)
     run = write_run(tmp_path / "s", plugins, "beta", 0, BETA[0])
     from core_tiny_method import build_generator
@@ -550,7 +548,6 @@ class DisplayRegistry:
 
 
 def test_display_names_and_decimals_come_from_the_registry(tmp_path):
-    pytest.importorskip("harness.evaluation.metrics.registry")
     alpha, beta = TinyMethod(tmp_path / "a", "alpha"), TinyMethod(tmp_path / "b", "beta")
     plugins = build_plugins(extra=[alpha, beta, TinyRegistry(datasets=("tinyset",)), DisplayRegistry()])
     values = {"alpha": {"sharpness": (1.23456, None, None), "kid": (0.0123461, None, None),

@@ -18,8 +18,6 @@ from harness.build import load_inference_models
 from harness.core.checkpoint import list_checkpoints, load_checkpoint
 from harness.train.engine import train_method
 
-pytest.importorskip("plugins.attngan")
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models on one intra-op thread
 
