@@ -63,9 +63,10 @@ def files_digest(files: Iterable[Path], base: Optional[Path] = None, *, strict: 
     """A hash of each file's path (relative to ``base`` when given), size and modification time (ns): cheap, and
     any rewrite changes it. ``strict``: the sha256 of its bytes instead of the time, for file systems whose times
     cannot be trusted (a copy that keeps them, a rewrite that restores them). A missing file counts as missing."""
+    prefix = os.path.join(os.fspath(base), "") if base is not None else ""
     rows = []
-    for p in files:
-        name = str(Path(p).relative_to(base)) if base is not None else str(p)
+    for p in map(os.fspath, files):
+        name = p[len(prefix):] if prefix and p.startswith(prefix) else p  # Path.relative_to, without its cost
         try:
             st = os.stat(p)
         except FileNotFoundError:

@@ -426,7 +426,8 @@ class AttnGanDataset(TextImageDataset):
         files += [self.image_path(i) for i in range(len(self))]
         if captions:
             pickle_path = ddir / "captions.pickle"
-            files += [pickle_path] if pickle_path.is_file() else [self.layout.caption_file(k) for k in self.keys]
+            text = keys_text_root(ddir, self.layout.keys)  # once: LayoutData.caption_file looks it up per key
+            files += [pickle_path] if pickle_path.is_file() else [text / f"{k}.txt" for k in self.keys]
         return files
 
     def raw_caption(self, index: int, j: int) -> str:
