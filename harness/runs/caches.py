@@ -71,7 +71,8 @@ def format_entries(entries: list[CacheEntry]) -> str:
     lines = [f"{e.name:{width}s}  {format_size(e.size):>10s}  "
              f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(e.created))}  {built_from(e.description)}"
              for e in entries]
-    lines.append(f"{len(entries)} entries, {format_size(sum(e.size for e in entries))}")
+    lines.append(f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'}, "
+                 f"{format_size(sum(e.size for e in entries))}")
     return "\n".join(lines)
 
 
