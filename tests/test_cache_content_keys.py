@@ -19,7 +19,8 @@ from harness.build import prepare_config
 from harness.cli import main
 from harness.contract.plugins import build_plugins
 from harness.core.cache import cached, files_digest, list_entries, lookup
-from harness.data.validate import file_listing_hash
+from harness.data.validate import check_dataset, file_listing_hash
+from harness.util.errors import DataError
 from harness.evaluation.metrics.features import FeatureStream
 from harness.evaluation.metrics.interface import EvalContext, real_to_uint8
 from harness.train import pretrain
@@ -189,3 +190,17 @@ def test_cache_list_and_remove(tmp_path, results_root, capsys):
     assert "kinds with entries: damsm" in capsys.readouterr().err
     assert main(["cache", "remove", "--kind", "damsm"]) == 0
     assert not b.exists() and not c.exists() and list_entries(results_root) == []
+
+
+def test_the_data_check_under_strict_cache_sees_an_image_broken_with_size_and_time_kept(data):
+    plugins, ddir, root = data
+    strict, cheap = _config(plugins, ddir, "data.strict_cache=true"), _config(plugins, ddir)
+    check_dataset(strict.data, root)
+    check_dataset(cheap.data, root)
+    image = sorted((ddir / "CUB_200_2011" / "images").rglob("*.jpg"))[0]
+    st = image.stat()
+    image.write_bytes(b"\0" * st.st_size)  # no longer an image; same size, time put back
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns))
+    check_dataset(cheap.data, root)  # the cached verdict: times are trusted
+    with pytest.raises(DataError, match="unreadable or truncated image"):
+        check_dataset(strict.data, root)
