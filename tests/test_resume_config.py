@@ -4,6 +4,7 @@ anything is written; the run's pretrained encoders are never swapped under its c
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -120,3 +121,19 @@ def test_the_runs_pretrained_encoders_are_kept_when_the_cache_would_give_others(
     assert [e.key for e in list_entries(root, "damsm")] == damsm_entries  # nothing trained
     state = load_checkpoint(latest_checkpoint(run))
     assert state["step"] == 4 and state["pretrained"]["damsm"] == str(run.path / "pretrained" / "damsm")
+
+
+def test_a_run_whose_run_json_has_no_config_is_checked_on_its_protocol_values(plugins, tmp_path, capsys):
+    root = tmp_path / "results"
+    run = _train(plugins, root, "--dataset", "shapes")
+    info = json.loads((run.path / "run.json").read_text())
+    del info["config"], info["history"]  # as written before run.json held the config
+    (run.path / "run.json").write_text(json.dumps(info))
+    old = run.load_config(plugins).pretrain.damsm.max_steps
+    _edit(run, pretrain__damsm__max_steps=old + 1)
+    before = _snapshot(root)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run.path)], plugins=plugins) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"pretrain.damsm.max_steps: {old} -> {old + 1}" in err, err
+    assert _snapshot(root) == before

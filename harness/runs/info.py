@@ -105,11 +105,16 @@ def _plain(d: dict) -> dict:
 def resume_changes(run: RunDir, cfg: Config) -> dict[str, tuple[Any, Any]]:
     """``{key: (old, new)}`` of the ``RESUMABLE_KEYS`` whose value in ``cfg`` (the run's config.yaml) differs from
     run.json's ``config``. Raises ConfigError in one line naming every other changed key with its old and new
-    value. {} for a run whose run.json holds no config (made before it did)."""
+    value. A run whose run.json holds no config (made before it did) is compared on its protocol values only."""
     info = read_run_info(run)
-    if info is None or not isinstance(info.get("config"), dict):
+    if info is None:
         return {}
-    old, new = flatten(info["config"]), flatten(_plain(cfg.to_dict()))
+    new = flatten(_plain(cfg.to_dict()))
+    if isinstance(info.get("config"), dict):
+        old = flatten(info["config"])
+    else:
+        old = dict((info.get("protocol") or {}).get("values") or {})
+        new = {k: v for k, v in _plain(protocol_values(cfg)).items() if k in old}
     keys = list(new) + [k for k in old if k not in new]  # config order
     changed = {k: (old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)}
     refused = {k: v for k, v in changed.items() if k not in RESUMABLE_KEYS}
