@@ -554,9 +554,9 @@ def _train(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root: Pa
     train_set, test_set = _build_datasets(plugins, cfg, root)
     vocab_size = len(train_set.vocab)
     pretrained = _kept_pretrained(run) if resume and list_checkpoints(run) else {}
-    if pretrained:  # the encoders the checkpoint was trained with, whatever the cache holds now
+    if pretrained and is_main():  # the encoders the checkpoint was trained with, whatever the cache holds now
         print(f"resume: pretrained stages kept from the run ({', '.join(pretrained)})", flush=True)
-    else:
+    if not pretrained:
         pretrained = ensure_pretrained(plugins, cfg, root, train_set, test_set, device)
         on_main(lambda: write_pretrained(run, pretrained, vocab_size), share=False)
     on_main(lambda: save_vocabulary(train_set.vocab, Path(run.path) / VOCAB_FILE), share=False)  # harness.api
