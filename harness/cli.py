@@ -9,6 +9,7 @@
                       [--metrics is,fid,rp] [--caption TEXT] [--label tab:x] [--latex-siunitx] [--explain]
     harness plugins | datasets | metrics | weights
     harness fetch     NAME... [--all-weights] [--data-dir DIR] [--offline] [--mirror URL]   weight files, data sets
+    harness cache     list [--kind K] [--json]  |  remove KIND/KEY... | --kind K | --all
     harness datasets  write NAME DIR --layout cub|coco  |  inspect NAME [--data-dir DIR] [--json]
     harness datasets  captions NAME [--data-dir DIR] --preset P --out captions.csv   the protocol's captions
     harness evaluate-images DIR --dataset D --preset P --name LABEL [--metrics ...] [--manifest FILE] [--allow-fewer]
@@ -172,6 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", default=None, metavar="URL", help="fetch from URL/<host>/<path> (HARNESS_MIRROR)")
     _add_common(p)
 
+    p = sub.add_parser("cache", help="list or remove the cache entries (DAMSM, real statistics, ...) of a results root")
+    p.add_argument("cache_verb", choices=["list", "remove"])
+    p.add_argument("entries", nargs="*", metavar="KIND/KEY", help="remove: the entries (as `cache list` names them)")
+    p.add_argument("--kind", default=None, help="only entries of this kind (damsm, real-features, ...)")
+    p.add_argument("--all", action="store_true", help="remove: every entry")
+    p.add_argument("--json", action="store_true", help="list: as JSON, with each entry's whole key")
+    _add_common(p)
+
     p = sub.add_parser("env", help="versions, devices, optional packages and weight files (for a bug report)")
     p.add_argument("--json", action="store_true")
     _add_common(p)
@@ -269,6 +278,10 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
             w = f"  [weights: {', '.join(m.weights)}]" if m.weights else ""
             print(f"{name:11s} {m.direction:6s} {m.description}{w}")
         return 0
+    if verb == "cache":
+        from harness.runs.caches import cmd_cache
+
+        return cmd_cache(args, plugins)
     if verb == "datasets":
         return _datasets(args, plugins)
     if verb == "weights":

@@ -24,7 +24,22 @@ def train_run(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root:
     def evaluate(step: int) -> None:
         evaluate_run(plugins, run, strict=False, root=root, step=step)
 
+    if resume:
+        _apply_resume_changes(run, cfg)
     train_method(plugins, cfg, run, resume=resume, root=root, evaluate=evaluate)
+
+
+def _apply_resume_changes(run: RunDir, cfg: Config) -> None:
+    """Refuse a config.yaml that changed what the run is (one line, before anything is written); name each key
+    that may change and did, and record it in run.json's history (the training applies them)."""
+    from harness.core.distributed import is_main, on_main
+    from harness.runs.info import record_resume, resume_changes, show_value
+
+    changes = resume_changes(run, cfg)
+    if is_main():
+        for key, (old, new) in changes.items():
+            print(f"resume: {key} {show_value(old)} -> {show_value(new)} (config.yaml; applied)", flush=True)
+    on_main(lambda: record_resume(run, changes), share=False)
 
 
 SESSION_FILE = "session.json"  # what a `harness run` was asked to do, and which runs finished

@@ -66,6 +66,7 @@ class DataConfig:
     captions_per_image: Optional[int] = value(None, at_least(1))  # None = the set's own (cub 10, coco 5, shapes 10)
     num_workers: int = value(0, at_least(0))
     cache_images: bool = False  # cub/coco: keep decoded, cropped images in memory (per worker) after epoch 0
+    strict_cache: bool = False  # cache keys hash the data files' bytes, not their size and time (times not trusted)
     shapes: ShapesConfig = field(default_factory=ShapesConfig)
 
 

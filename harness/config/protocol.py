@@ -7,7 +7,7 @@ A *protocol* belongs to a data set, not to a method. Each data set announces pro
 
 A protocol owns exactly the keys of ``PROTOCOL_KEYS``: everything the shared DAMSM and the metrics depend on
 (the final image resolution, caption handling, the DAMSM section and the embedding width the methods read, the
-evaluation settings). Not in it: ``data.data_dir``, ``data.num_workers``, ``data.cache_images``, ``eval.metrics``,
+evaluation settings). Not in it: ``data.data_dir``, ``data.num_workers``, ``data.cache_images``, ``data.strict_cache``, ``eval.metrics``,
 ``eval.every`` and the DAMSM weight-file paths (machine-specific or not affecting a number).
 
 A method preset that sets a protocol key must declare it, ``deviations: {eval.num_images: "reason"}``; so must
@@ -74,6 +74,7 @@ PROTOCOL_KEYS: tuple[str, ...] = (
 # Keys of the protocol's sections that are not protocol keys: machine-specific, or not affecting any number.
 NOT_PROTOCOL_KEYS: tuple[str, ...] = (
     "data.name", "data.data_dir", "data.base_size", "data.branch_num", "data.num_workers", "data.cache_images",
+    "data.strict_cache",
     "pretrain.damsm.text_encoder_file", "pretrain.damsm.image_encoder_file", "eval.metrics", "eval.every",
 )
 BUILTIN_DIR = Path(__file__).resolve().parent / "protocols"

@@ -444,6 +444,21 @@ class AttnGanDataset(TextImageDataset):
     def image_path(self, index: int) -> Path:
         return self.layout.image_path(self.keys[index])
 
+    def source_files(self, captions: bool = True) -> list[Path]:
+        """The split lists, the CUB box files, every image of the split and (``captions``) its caption source:
+        ``captions.pickle`` when there is one, else the split's ``text/`` files."""
+        ddir = self.layout.data_dir
+        files = [ddir / self.split / "filenames.pickle"]
+        files += [ddir / self.split / "class_info.pickle"] if self.layout.spec.has_class_info else []
+        files += [ddir / "CUB_200_2011" / f for f in ("images.txt", "bounding_boxes.txt")] \
+            if self.layout.spec.has_bbox else []
+        files += [self.image_path(i) for i in range(len(self))]
+        if captions:
+            pickle_path = ddir / "captions.pickle"
+            text = keys_text_root(ddir, self.layout.keys)  # once: LayoutData.caption_file looks it up per key
+            files += [pickle_path] if pickle_path.is_file() else [text / f"{k}.txt" for k in self.keys]
+        return files
+
     def raw_caption(self, index: int, j: int) -> str:
         """The line of ``text/<key>.txt`` that caption ``j`` of image ``index`` (counting the kept captions, as
         ``captions``) was read from, as written (capitals and punctuation kept; surrounding whitespace removed).

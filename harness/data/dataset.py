@@ -15,6 +15,7 @@ All item randomness (which of the captions, the subsample, crop and flip) comes 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -119,6 +120,12 @@ class TextImageDataset(Dataset):
             keys=[it["key"] for it in items],
             indices=torch.tensor([it["index"] for it in items], dtype=torch.long),
         )
+
+    def source_files(self, captions: bool = True) -> list[Path] | None:
+        """The files this split is read from (``captions=False``: without the caption files), for the keys of the
+        caches built from it; [] when nothing is read from files, None when not known (every file of the data
+        directory then counts)."""
+        return None
 
     def describe(self) -> str:
         return (f"{self.name or type(self).__name__} {self.split}: {len(self)} images, {self.num_classes} classes, "

@@ -248,6 +248,9 @@ class ShapesDataset(TextImageDataset):
         self._renders: OrderedDict[int, Image.Image] = OrderedDict()
         self._cache_bytes = cache_bytes
 
+    def source_files(self, captions: bool = True) -> list:
+        return []  # generated from data.shapes.*, which every cache key holds
+
     # ---- ground truth for the evaluation probe ------------------------------------------------------------
     @staticmethod
     def attribute_names() -> dict[str, list[str]]:

@@ -3,7 +3,8 @@
 ``find_problems`` lists everything wrong (missing files, unreadable pickles, caption files with too few
 captions, unreadable or truncated images); ``check_dataset`` raises one DataError when there is anything, and
 caches the verdict under ``<root>/.cache/data-validation/<key>/`` keyed by the data directory's file list,
-sizes and modification times, so a second start does not decode every image again.
+sizes and modification times (``data.strict_cache``: contents), so a second start does not decode every image again.
+``source_digest`` is the same kind of digest for the cache entries built from one split (DAMSM, real statistics).
 """
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from harness.core.cache import cached
-from harness.util.hashing import stable_hash
+from harness.core.cache import cached, files_digest, tree_files
 from harness.data.attngan_layout import (
     SPLITS,
     LayoutSpec,
@@ -39,6 +39,7 @@ from harness.util.errors import DataError
 
 if TYPE_CHECKING:  # type hints only
     from harness.config import DataConfig
+    from harness.data.dataset import TextImageDataset
 
 LAYOUT_SPECS: dict[str, LayoutSpec] = {"cub": CUB, "coco": COCO}
 SHOWN_IN_ERROR = 3
@@ -127,16 +128,25 @@ def problems_error(name: str, data_dir: Optional[str | Path], problems: list[str
                      f"`harness datasets inspect {name} --data-dir {data_dir}` lists them all")
 
 
-def file_listing_hash(data_dir: Path) -> str:
-    """A hash of every file's relative path, size and modification time under ``data_dir``."""
-    rows = []
-    for dirpath, dirnames, filenames in os.walk(data_dir):
-        dirnames.sort()
-        for f in sorted(filenames):
-            p = Path(dirpath) / f
-            st = p.stat()
-            rows.append((str(p.relative_to(data_dir)), st.st_size, st.st_mtime_ns))
-    return stable_hash(rows, length=32)
+def file_listing_hash(data_dir: Path, *, strict: bool = False) -> str:
+    """A hash of every file's relative path, size and modification time (``strict``: sha256) under ``data_dir``."""
+    return files_digest(tree_files(data_dir), data_dir, strict=strict)
+
+
+def source_digest(dataset: TextImageDataset, data_dir: Optional[str | Path], *, strict: bool = False,
+                  captions: bool = True) -> Optional[dict]:
+    """What a cache entry built from ``dataset`` (one split) depends on, for its key: ``files_digest`` of the
+    split's files (``dataset.source_files``; every file of ``data_dir`` for a data set that does not list them),
+    ``captions=False`` leaving caption files out. None for a data set without files (generated)."""
+    files = dataset.source_files(captions=captions)
+    if files is None:
+        if not data_dir:
+            return None
+        ddir = Path(data_dir).expanduser().resolve()
+        return {"all_files": file_listing_hash(ddir, strict=strict), "strict": strict}
+    if not files:
+        return None
+    return {"files": files_digest(files, strict=strict), "count": len(files), "strict": strict}
 
 
 def check_dataset(cfg: DataConfig, root: Path) -> None:
@@ -155,7 +165,7 @@ def check_dataset(cfg: DataConfig, root: Path) -> None:
                                                                    decode_images=False)) from None
     ddir = Path(cfg.data_dir).expanduser().resolve()  # type: ignore[arg-type]  # read_layout refused None
     description = {"dataset": cfg.name, "data_dir": str(ddir), "captions_per_image": per,
-                   "files": file_listing_hash(ddir)}
+                   "files": file_listing_hash(ddir, strict=cfg.strict_cache)}
 
     def build(tmp: Path) -> None:
         found = find_problems(spec, ddir, captions_per_image=per, decode_images=True)

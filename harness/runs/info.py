@@ -10,7 +10,13 @@ never relabels an old run.
      "protocol": {"name": "shapes/test", "id": "<12 hex>", "values": {key: value}},
      "device": "cpu", "precision": "fp32" | "bf16", "started": ISO time, "finished": ISO time or null,
      "environment": {"python": .., "harness": .., "torch": .., "torchvision": .., "numpy": .., "platform": ..,
-                     "device_name": ..}}                               # issue 18: the report's environment
+                     "device_name": ..},                               # the report's environment
+     "config": {...},                 # the resolved config the run trains under (created with; resume edits applied)
+     "history": [{"event": "resume", "time": ISO time, "changed": {key: {"old": v, "new": v}}}]}
+
+``train --resume`` compares ``config.yaml`` with ``config`` (``resume_changes``): the keys of ``RESUMABLE_KEYS``
+may change (applied, one line each, recorded in ``history``); any other change is refused before anything is
+written.
 
 Runs made before run.json existed are labelled from their config.yaml by ``RowLabeller`` (below) and their
 generator counted by building it (the fallback ``harness.reporting.tables`` keeps).
@@ -21,9 +27,9 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Iterable
 
-from harness.config.protocol import deviation_values, protocol_id, protocol_name, protocol_values
+from harness.config.protocol import deviation_values, flatten, protocol_id, protocol_name, protocol_values
 from harness.core.rundir import RUN_INFO, RunDir, atomic_write_text, read_run_info
-from harness.util.errors import HarnessError
+from harness.util.errors import ConfigError, HarnessError
 
 if TYPE_CHECKING:  # type hints only
     from harness.config import Config
@@ -31,6 +37,12 @@ if TYPE_CHECKING:  # type hints only
     from harness.contract.types import MethodInfo
 
 VERSION = 1
+# what may change when a run is resumed: how long it trains, its learning rates (set on the loaded optimisers),
+# and how often it checkpoints, logs, draws samples and evaluates; everything else defines what the run is
+RESUMABLE_KEYS: tuple[str, ...] = (
+    "train.max_steps", "train.epochs", "train.lr_g", "train.lr_d", "train.checkpoint_every", "train.sample_every",
+    "train.log_every", "train.keep_checkpoints", "eval.every", "data.num_workers",
+)
 
 
 def _now() -> str:
@@ -78,9 +90,56 @@ def write_run_info(plugins: Plugins, run: RunDir, cfg: Config) -> dict:
         "protocol": {"name": protocol_name(d), "id": protocol_id(values), "values": values},
         "device": device, "precision": precision, "started": _now(), "finished": None,
         "environment": run_environment(device),
+        "config": _plain(d),
+        "history": [],
     }
     atomic_write_text(run.path / RUN_INFO, json.dumps(info, indent=1, default=str))
     return info
+
+
+def _plain(d: dict) -> dict:
+    """``d`` as run.json holds it (JSON types), so that a config read back compares equal."""
+    return json.loads(json.dumps(d, default=str))
+
+
+def resume_changes(run: RunDir, cfg: Config) -> dict[str, tuple[Any, Any]]:
+    """``{key: (old, new)}`` of the ``RESUMABLE_KEYS`` whose value in ``cfg`` (the run's config.yaml) differs from
+    run.json's ``config``. Raises ConfigError in one line naming every other changed key with its old and new
+    value. A run whose run.json holds no config (made before it did) is compared on its protocol values only."""
+    info = read_run_info(run)
+    if info is None:
+        return {}
+    new = flatten(_plain(cfg.to_dict()))
+    if isinstance(info.get("config"), dict):
+        old = flatten(info["config"])
+    else:
+        old = dict((info.get("protocol") or {}).get("values") or {})
+        new = {k: v for k, v in _plain(protocol_values(cfg)).items() if k in old}
+    keys = list(new) + [k for k in old if k not in new]  # config order
+    changed = {k: (old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)}
+    refused = {k: v for k, v in changed.items() if k not in RESUMABLE_KEYS}
+    if refused:
+        listed = "; ".join(f"{k}: {show_value(a)} -> {show_value(b)}" for k, (a, b) in refused.items())
+        raise ConfigError(f"run {run.path.name}: config.yaml changed what the run is since it was created ({listed});"
+                          f" a resume may change only {', '.join(RESUMABLE_KEYS)}; put the value back, or start a "
+                          f"new run")
+    return changed
+
+
+def record_resume(run: RunDir, changes: dict[str, tuple[Any, Any]]) -> None:
+    """Append the resume's changes to run.json's ``history`` and make its ``config`` the one now trained under."""
+    info = read_run_info(run)
+    if info is None or not changes:
+        return
+    for key, (_, new) in changes.items():
+        section = info.setdefault("config", {})
+        *parents, leaf = key.split(".")
+        for part in parents:
+            section = section.setdefault(part, {})
+        section[leaf] = new
+    info.setdefault("history", []).append(
+        {"event": "resume", "time": _now(), "changed": {k: {"old": a, "new": b} for k, (a, b) in changes.items()}})
+    atomic_write_text(run.path / RUN_INFO, json.dumps(info, indent=1, default=str))
 
 
 def run_environment(device: str) -> dict[str, str]:

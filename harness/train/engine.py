@@ -39,8 +39,8 @@ from harness.util.errors import HarnessError
 from harness.nn.item_noise import per_item_draws
 from harness.core.runtime import Precision, batch_loader
 from harness.core.checkpoint import (aux_state, latest_checkpoint, list_checkpoints, load_aux_state,
-                                      last_good, load_checkpoint, resume_hint, save_checkpoint,
-                                      write_pretrained)
+                                      last_good, load_checkpoint, read_pretrained, resume_hint,
+                                      save_checkpoint, write_pretrained)
 from harness.core.distributed import (average_across_ranks, convert_sync_bn, init_distributed, is_main, local_slice,
                                        no_sync, on_main, reseed_rank_streams, shard_batches, wrap_ddp, wrap_each)
 from harness.train.ema import ParameterEMA
@@ -197,6 +197,14 @@ class GanTrainer:
         for opt, sd in zip(self.opt_d, state["opt_d"]):
             opt.load_state_dict(sd)
         load_aux_state(self.modules.aux, state.get("aux", {}))
+        self.set_learning_rates()
+
+    def set_learning_rates(self) -> None:
+        """The config's ``train.lr_g`` / ``train.lr_d`` on every parameter group (a loaded optimiser state carries
+        the rate it was saved with; a resumed run trains at the rate its config.yaml says)."""
+        for opt, lr in [(self.opt_g, self.cfg.train.lr_g), *[(o, self.cfg.train.lr_d) for o in self.opt_d]]:
+            for group in opt.param_groups:
+                group["lr"] = lr
 
     def load_imported(self, state: dict, source: str) -> None:
         """Start from an ``import-checkpoint`` run made with the original's discriminators, as the original
@@ -529,6 +537,13 @@ def train_method(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, ro
                            f"{resume_hint(run)} once there is space") from None
 
 
+def _kept_pretrained(run: RunDir) -> dict[str, Path]:
+    """The run's own pretrained stages (``<run>/pretrained/``), {} when it has none to keep (runs made before the
+    harness kept them, or whose copies are gone)."""
+    stages = {k: Path(v) for k, v in read_pretrained(run)["stages"].items()}
+    return stages if stages and all(p.is_dir() for p in stages.values()) else {}
+
+
 def _train(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root: Path,
            evaluate: Optional[Callable[[int], None]]) -> None:
     from harness.build import build_method
@@ -538,8 +553,12 @@ def _train(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root: Pa
     device = init_distributed(cfg.train.device).device  # torchrun: joins the group, cuda:LOCAL_RANK
     train_set, test_set = _build_datasets(plugins, cfg, root)
     vocab_size = len(train_set.vocab)
-    pretrained = ensure_pretrained(plugins, cfg, root, train_set, test_set, device)
-    on_main(lambda: write_pretrained(run, pretrained, vocab_size), share=False)
+    pretrained = _kept_pretrained(run) if resume and list_checkpoints(run) else {}
+    if pretrained and is_main():  # the encoders the checkpoint was trained with, whatever the cache holds now
+        print(f"resume: pretrained stages kept from the run ({', '.join(pretrained)})", flush=True)
+    if not pretrained:
+        pretrained = ensure_pretrained(plugins, cfg, root, train_set, test_set, device)
+        on_main(lambda: write_pretrained(run, pretrained, vocab_size), share=False)
     on_main(lambda: save_vocabulary(train_set.vocab, Path(run.path) / VOCAB_FILE), share=False)  # harness.api
     seed_everything(cfg.seed)  # after pretraining: a cache hit or miss must not change the GAN's initialisation
     modules = build_method(plugins, cfg, vocab_size, pretrained, training=True)

@@ -1,8 +1,10 @@
 """Stage 0: the DAMSM text and image encoders (AttnGAN ``pretrain_DAMSM.py``), plus any pretraining stage a method
 asks for (``harness_pretrain_stages``), each cached under ``<root>/.cache/<kind>/<key>/``.
 
-The DAMSM stage is shared: its key is the data set's fingerprint, ``cfg.pretrain.damsm`` and the vocabulary
-(its size and a hash of its words in id order), never the method or the run's seed, so every method of a run and every later run on the same data reuse it.
+The DAMSM stage is shared: its key is the data set's fingerprint (with a digest of the training split's files, so
+an entry trained on files changed since is not found), ``cfg.pretrain.damsm`` and the vocabulary (its size and a
+hash of its words in id order), never the method or the run's seed, so every method of a run and every later run
+on the same data reuse it.
 Images: the data set's last stage (256² for CUB; the ``inception_v3`` encoder resizes to 299, where the reference
 crops 299 from a 355 rescale); captions of ``pretrain.damsm.words_num`` words. Training follows the reference:
 loss w0 + w1 + s0 + s1 (no λ), Adam(β 0.5, 0.999) re-created every epoch, lr × 0.98 per epoch while lr > lr/10,
@@ -70,8 +72,9 @@ def inception_weight_file() -> WeightFile:
 # ------------------------------------------------------------------------------------------------------
 # Keys
 # ------------------------------------------------------------------------------------------------------
-def dataset_fingerprint(cfg: Config) -> dict:
-    """What identifies the training data: name, directory, generator settings (shapes), sizes, caption length."""
+def dataset_fingerprint(cfg: Config, files: Optional[dict] = None) -> dict:
+    """What identifies the training data: name, directory, generator settings (shapes), sizes, caption length, and
+    ``files``: the digest of the files read (``harness.data.validate.source_digest``) where there are files."""
     d = cfg.data
     fp: dict[str, Any] = {
         "name": d.name,
@@ -82,16 +85,26 @@ def dataset_fingerprint(cfg: Config) -> dict:
     }
     if d.name == "shapes":
         fp["shapes"] = dataclasses.asdict(d.shapes)
+    if files is not None:
+        fp["files"] = files
     return fp
 
 
-def damsm_key(cfg: Config, vocab_size: int, vocab_hash: Optional[str] = None) -> dict:
-    """The shared DAMSM cache key: data fingerprint, ``pretrain.damsm`` settings, embedding size and the
-    vocabulary's size and ``Vocabulary.fingerprint()`` (equal sizes with other words or order differ)."""
+def training_files(cfg: Config, train_set: TextImageDataset) -> Optional[dict]:
+    """The training split's file digest for the pretraining keys (``data.strict_cache``: by content)."""
+    from harness.data.validate import source_digest
+
+    return source_digest(train_set, cfg.data.data_dir, strict=cfg.data.strict_cache)
+
+
+def damsm_key(cfg: Config, vocab_size: int, vocab_hash: Optional[str] = None, files: Optional[dict] = None) -> dict:
+    """The shared DAMSM cache key: data fingerprint (with ``files``, the training split's digest), ``pretrain.damsm``
+    settings, embedding size and the vocabulary's size and ``Vocabulary.fingerprint()`` (equal sizes with other
+    words or order differ)."""
     dc = dataclasses.asdict(cfg.pretrain.damsm)
     dc.pop("text_encoder_file", None)
     dc.pop("image_encoder_file", None)
-    return {"stage": "damsm", "version": STAGE_VERSION, "data": dataset_fingerprint(cfg), "damsm": dc,
+    return {"stage": "damsm", "version": STAGE_VERSION, "data": dataset_fingerprint(cfg, files), "damsm": dc,
             "embedding_dim": cfg.model.embedding_dim, "vocab_size": int(vocab_size), "vocab_hash": vocab_hash}
 
 
@@ -99,16 +112,17 @@ def damsm_key(cfg: Config, vocab_size: int, vocab_hash: Optional[str] = None) ->
 # The DAMSM stage
 # ------------------------------------------------------------------------------------------------------
 def damsm_stage(cfg: Config, *, vocab_size: Optional[int] = None, inception: Optional[Path] = None,
-                vocab_hash: Optional[str] = None) -> PretrainStage:
-    """The shared DAMSM stage. ``vocab_size`` (default: from the training set when it runs) and ``vocab_hash``
-    enter the key; ``inception`` is the verified ImageNet Inception file (looked up when needed and not given)."""
+                vocab_hash: Optional[str] = None, files: Optional[dict] = None) -> PretrainStage:
+    """The shared DAMSM stage. ``vocab_size`` (default: from the training set when it runs), ``vocab_hash`` and
+    ``files`` enter the key; ``inception`` is the verified ImageNet Inception file (looked up when needed and not
+    given)."""
 
     def train(ctx: PretrainContext) -> None:
         n = vocab_size if vocab_size is not None else len(ctx.train_set.vocab)
         train_damsm(ctx, n, inception)
 
-    return PretrainStage(name="damsm", key=damsm_key(cfg, vocab_size if vocab_size is not None else -1, vocab_hash),
-                         train=train)
+    return PretrainStage(name="damsm", train=train,
+                         key=damsm_key(cfg, vocab_size if vocab_size is not None else -1, vocab_hash, files))
 
 
 def _load_imagenet_trunk(image: nn.Module, path: Path) -> None:
@@ -298,10 +312,11 @@ def ensure_pretrained(plugins: Plugins, cfg: Config, root: Path, train_set: Text
         load_damsm(damsm, pretrained["damsm"])
         for m in (damsm.text, damsm.image):
             m.to(device).eval().requires_grad_(False)
+        files = training_files(cfg, train_set)
         for stage in stages:
             if stage.name in pretrained:
                 raise HarnessError(f"method {cfg.method!r}: two pretraining stages are named {stage.name!r}")
-            description = {"stage": stage.name, "data": dataset_fingerprint(cfg), "vocab_size": vocab_size,
+            description = {"stage": stage.name, "data": dataset_fingerprint(cfg, files), "vocab_size": vocab_size,
                            "vocab_hash": vocab_hash, "damsm": pretrained["damsm"].name, "key": stage.key}
             pretrained[stage.name] = run_stage(stage, description, cfg, root, train_set, test_set, damsm,
                                                pretrained, device)
@@ -322,13 +337,14 @@ def ensure_damsm(plugins: Plugins, cfg: Config, root: Path, train_set: TextImage
             raise HarnessError("pretrain.damsm: importing released DAMSM encoders needs both text_encoder_file "
                                "and image_encoder_file")
         return import_damsm(cfg, dc.text_encoder_file, dc.image_encoder_file, root)
-    key = damsm_key(cfg, vocab_size, vocab_hash)
+    files = training_files(cfg, train_set)
+    key = damsm_key(cfg, vocab_size, vocab_hash, files)
     inception = None
     if dc.image_encoder == "inception_v3" and lookup(root, "damsm", key) is None:
         from harness.core.weights import find_weight
 
         inception = find_weight(plugins, INCEPTION_WEIGHT)  # refuses with one line naming the file
-    stage = damsm_stage(cfg, vocab_size=vocab_size, inception=inception, vocab_hash=vocab_hash)
+    stage = damsm_stage(cfg, vocab_size=vocab_size, inception=inception, vocab_hash=vocab_hash, files=files)
     damsm_set = train_set
     if dc.words_num != cfg.data.words_num and lookup(root, "damsm", key) is None:
         # DAMSM trains on captions of pretrain.damsm.words_num words (e.g. 15 for COCO, 12 for its GAN)

@@ -254,15 +254,24 @@ class EvalContext:
         return self._shared[key]
 
     def dataset_key(self) -> dict:
-        """What identifies the real images of this evaluation (part of every real-statistics cache key)."""
+        """What identifies the real images of this evaluation (part of every real-statistics cache key): the data
+        settings, split and resolution, and a digest of the split's image files and split lists
+        (``harness.data.validate.source_digest``; by content with ``data.strict_cache``), so statistics of images
+        changed since are never found again."""
+        from harness.data.validate import source_digest
+
         d = dataclasses.asdict(self.cfg.data)
         # the method's stages (base_size, branch_num) do not change the real images at ``resolution``: a run and
         # the folder of its saved images (``harness evaluate-images``) share the real statistics and the probe
         keep = {k: v for k, v in d.items() if k not in ("num_workers", "words_num", "eval_words_num",
-                                                        "captions_per_image", "base_size", "branch_num")}
+                                                        "captions_per_image", "base_size", "branch_num",
+                                                        "strict_cache")}
         if keep.get("data_dir"):
             keep["data_dir"] = str(Path(keep["data_dir"]).expanduser().resolve())
-        return {"data": keep, "split": self.split, "resolution": self.resolution}
+        key = {"data": keep, "split": self.split, "resolution": self.resolution}
+        files = self.share("dataset-files", lambda: source_digest(self.dataset, self.cfg.data.data_dir,
+                                                                  strict=self.cfg.data.strict_cache, captions=False))
+        return {**key, "files": files} if files is not None else key
 
     def real_batches(self) -> Iterator[Batch]:
         """The evaluation split's real images in order, as collated ``Batch`` objects."""
