@@ -49,3 +49,34 @@ def test_generation_is_seeded_and_order_free(setup):  # noqa: F811
     a = generate_for_captions(models, toks, noise, words_num=25, seed=0, device=torch.device("cpu"))
     b = generate_for_captions(models, toks[::-1], noise.flip(0), words_num=25, seed=0, device=torch.device("cpu"))
     torch.testing.assert_close(a, b.flip(0))  # each image depends on its own caption and noise only
+
+
+def test_sheet_names_runs_as_the_table_does(setup, tmp_path, monkeypatch):  # noqa: F811
+    """The sheet's row label is the run's table label, ``(deviates: …)`` included, for a run with run.json and
+    for one without (whose label is derived from config.yaml the same way)."""
+    import shutil
+
+    import harness.core.sheets as sheets
+    from harness.build import prepare_config
+    from harness.core.rundir import RunDir
+    from harness.reporting.tables import build_table
+    from harness.runs.info import write_run_info
+
+    plugins, run, _ = setup
+    cfg = prepare_config(plugins, "fakegan", dataset="shapes", data_dir=None, preset="test", seed=0,
+                         overrides=["data.shapes.train_images=120", "data.shapes.test_images=24",
+                                    "eval.num_images=7"])
+    assert "eval.num_images" in cfg.deviations
+    with_info = RunDir(shutil.copytree(run.path, tmp_path / "with-info"))
+    with_info.save_config(cfg)
+    write_run_info(plugins, with_info, cfg)
+    without = RunDir(shutil.copytree(run.path, tmp_path / "without-info"))
+    without.save_config(cfg)
+    drawn = []
+    save = sheets.save_sheet
+    monkeypatch.setattr(sheets, "save_sheet", lambda *a, **k: drawn.append(k["row_labels"]) or save(*a, **k))
+    for r in (with_info, without):
+        sample_sheet(plugins, [r], ["a red circle"], seed=0, out=tmp_path / f"{r.path.name}.png", checkpoint=None)
+        label = build_table(plugins, [r]).rows[0].label
+        assert "(deviates: " in label and "eval.num_images=7" in label
+        assert drawn[-1] == [f"{label} s0 @5"]

@@ -12,14 +12,16 @@ never relabels an old run.
      "environment": {"python": .., "harness": .., "torch": .., "torchvision": .., "numpy": .., "platform": ..,
                      "device_name": ..}}                               # issue 18: the report's environment
 
-Runs made before run.json existed are labelled from their config.yaml by ``RowLabeller`` (below) and their
-generator counted by building it (the fallback ``harness.reporting.tables`` keeps).
+The row label is made here and nowhere else: ``row_label`` when the run is created, and ``run_info_or_derived``
+reads it back for the table, the report and the sample sheets. For a run made before run.json existed, that
+function derives the label and protocol from its config.yaml with the same ``row_label``, and
+``generator_parameters`` counts its generator by building it.
 """
 from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from harness.config.protocol import deviation_values, protocol_id, protocol_name, protocol_values
 from harness.core.rundir import RUN_INFO, RunDir, atomic_write_text, read_run_info
@@ -71,7 +73,7 @@ def write_run_info(plugins: Plugins, run: RunDir, cfg: Config) -> dict:
     device, precision = _device_and_precision(cfg)
     info = {
         "version": VERSION, "method": cfg.method, "dataset": cfg.data.name, "seed": cfg.seed,
-        "label": labeller.label(d, exclude=deviations) + deviation_label(deviations),
+        "label": row_label(labeller, d),
         "ablation": labeller.changed(d),
         "deviations": {k: {"value": v, "reason": _reason(cfg.deviations, k)} for k, v in deviations.items()},
         "params": parameter_counts(plugins, cfg),
@@ -116,6 +118,40 @@ def mark_finished(run: RunDir) -> None:
     if info is not None:
         info["finished"] = _now()
         atomic_write_text(run.path / RUN_INFO, json.dumps(info, indent=1, default=str))
+
+
+def row_label(labeller: RowLabeller, cfg: dict) -> str:
+    """A run's row label from its config: ``method``, the ablation keys that differ from the method's preset,
+    then the protocol keys it deviates in, e.g. ``ecagan (model.upsample=nearest) (deviates: eval.num_images=32)``."""
+    deviations = deviation_values(cfg)
+    return labeller.label(cfg, exclude=deviations) + deviation_label(deviations)
+
+
+def run_info_or_derived(plugins: Plugins, run: RunDir, labeller: Optional[RowLabeller] = None) -> dict:
+    """The run's ``run.json``; for a run made before run.json existed, its ``method``, ``dataset``, ``seed``,
+    ``label`` and ``protocol`` (``values``, ``id``) derived from its config.yaml as ``write_run_info`` makes them.
+    ``labeller`` is reused across runs (it caches the presets it resolved)."""
+    info = read_run_info(run)
+    if info is not None:
+        return info
+    cfg = run.config_dict()
+    values = protocol_values(cfg)
+    return {"method": cfg.get("method"), "dataset": (cfg.get("data") or {}).get("name"), "seed": cfg.get("seed"),
+            "label": row_label(labeller or RowLabeller(plugins), cfg),
+            "protocol": {"id": protocol_id(values), "values": values}}
+
+
+def generator_parameters(plugins: Plugins, run: RunDir) -> Optional[int]:
+    """The run's generator parameters: ``run.json``'s count, else counted by building the generator from the
+    run's config (fresh weights); None when the method is not installed or cannot be built here."""
+    n = ((read_run_info(run) or {}).get("params") or {}).get("generator")
+    if n is not None:
+        return int(n)
+    try:
+        cfg = run.load_config(plugins)
+    except HarnessError:  # e.g. an image run (no method) or a method not installed
+        return None
+    return parameter_counts(plugins, cfg).get("generator")
 
 
 class RowLabeller:
