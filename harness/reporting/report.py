@@ -109,6 +109,7 @@ class ReportRun:
     dataset: str
     seed: Optional[int]
     label: str
+    name: str = ""  # the method's display name (MethodInfo.display_name)
 
     @property
     def is_images(self) -> bool:
@@ -122,12 +123,12 @@ def _report_run(plugins: Plugins, run: RunDir) -> ReportRun:
     if info.get("kind") == IMAGE_KIND:
         return ReportRun(run, info, {}, str(info.get("label") or run.id), str(info.get("dataset") or "?"), None,
                          str(info.get("label") or run.id))
-    from harness.runs.info import run_info_or_derived
+    from harness.runs.info import method_display_name, run_label
 
     cfg = run.config_dict()  # RunConfigError (one line) for a damaged run
-    label = run_info_or_derived(plugins, run)["label"]
-    return ReportRun(run, info, cfg, str(cfg["method"]), str((cfg.get("data") or {}).get("name", "?")),
-                     cfg.get("seed"), str(label))
+    method = str(cfg["method"])
+    return ReportRun(run, info, cfg, method, str((cfg.get("data") or {}).get("name", "?")), cfg.get("seed"),
+                     run_label(plugins, run), method_display_name(plugins, method))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -307,7 +308,7 @@ def _curves_section(runs: list[ReportRun]) -> list[dict]:
         records = [(label, r.run.read_records()) for label, r in zip(labels, group)]
         curves = figure_png(curves_figure(logs))
         metrics = figure_png(metric_figure(records))
-        out.append({"method": method, "runs": ", ".join(labels),
+        out.append({"method": group[0].name or method, "runs": ", ".join(labels),
                     "curves": png_data_uri(curves) if curves else None,
                     "metrics": png_data_uri(metrics) if metrics else None})
     return out

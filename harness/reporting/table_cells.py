@@ -103,6 +103,7 @@ def _cell_row(table: ResultsTable, row: Row, shared: dict[str, str], notes: Foot
     label = TableCell(row.label)
     if row.kind == "reported" and row.sources:
         label.markers.append(notes.marker("reported: " + "; ".join(scrub(s) for s in row.sources)))
+    label.markers += [notes.marker(text) for text in row_notes(row)]
     cells = [label]
     for c in table.shown:
         cells.append(_metric_cell(row.cells.get(c, Cell()), table.formats[c], shared.get(c), notes,
@@ -111,6 +112,21 @@ def _cell_row(table: ResultsTable, row: Row, shared: dict[str, str], notes: Foot
         v = row.extras.get(c)
         cells.append(_number_cell(v, None, table.formats[c]) if v is not None else TableCell("–"))
     return CellRow(row.kind, cells)
+
+
+def row_notes(row: Row) -> list[str]:
+    """What a row's numbers measured beyond the protocol: runs whose latest evaluation scored an earlier
+    checkpoint than their final one, and image runs whose images were resized before scoring."""
+    from harness.runs.images import resize_note
+
+    early = [r for r in row.runs if r.early]
+    out = []
+    if early:
+        which = ", ".join((f"seed {r.seed} " if len(row.runs) > 1 else "") + f"at step {r.step} of {r.final_step}"
+                          for r in early)
+        out.append(f"evaluated before the final checkpoint: {which}")
+    out += [resize_note(r.resized, r.images) for r in row.runs if r.resized and r.resized.get("count")]
+    return out
 
 
 def _metric_cell(cell: Cell, fmt: MetricFormat, shared: Optional[str], notes: Footnotes,

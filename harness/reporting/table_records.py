@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Optional
 import pandas as pd
 
 from harness.core.rundir import RunDir
-from harness.runs.info import RowLabeller, run_info_or_derived, show_value
+from harness.runs.info import RowLabeller, display_label, run_info_or_derived, show_value
+from harness.util.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
     from harness.contract.plugins import Plugins
@@ -26,30 +27,48 @@ if TYPE_CHECKING:  # type hints only
 REAL_ROW = "real images"
 REAL_SUFFIX = "_real"
 LINE_COLUMNS = ["row", "kind", "dataset", "run", "seed", "column", "metric_id", "value", "std", "std_over", "status",
-                "reason", "variant", "split", "num_images", "underpowered", "pid", "rid", "method"]
+                "reason", "variant", "split", "num_images", "underpowered", "pid", "rid", "method", "step"]
 
 
 @dataclass
 class RunRow:
-    """One run as the table sees it: its row label, method, data set, directory and the protocol id its row is
-    keyed by (the protocol it was evaluated under when that is one)."""
+    """One run as the table sees it: its row label (as shown), method id, data set, directory, the protocol
+    id its row is keyed by (the protocol it was evaluated under when that is one), its seed, the training step
+    its latest evaluation scored (the earliest, when metrics were evaluated at different steps) and its final
+    checkpoint's step, and for an image run what its records say about resized images (and how many images)."""
 
     label: str
     method: str
     dataset: str
     run: RunDir
     pid: str
+    seed: Any = None
+    step: Optional[int] = None
+    final_step: Optional[int] = None
+    resized: Optional[dict] = None
+    images: Optional[int] = None
+
+    @property
+    def early(self) -> bool:
+        """Its latest evaluation scored an earlier checkpoint than the run's final one."""
+        return self.step is not None and self.final_step is not None and self.step != self.final_step
 
 
 @dataclass
 class TableRecords:
     """What the table is made of: a line per (run, column) of the latest evaluation (``lines``, columns
-    ``LINE_COLUMNS``), every run's row, the data sets in order and the protocol values of every protocol id met."""
+    ``LINE_COLUMNS``), every run's row, the data sets in order, the protocol values of every protocol id met and
+    the display name of every installed method (``MethodInfo.display_name`` by id)."""
 
     lines: pd.DataFrame
     runs: list[RunRow]
     datasets: list[str]
     protocol_values: dict[str, dict]
+    names: dict[str, str]
+
+    def name(self, method: str) -> str:
+        """The method's display name; its id when it is not installed."""
+        return self.names.get(method, method)
 
     @property
     def multi(self) -> bool:
@@ -79,18 +98,32 @@ def collect_records(plugins: Plugins, runs: list[RunDir]) -> TableRecords:
         run_values = dict(info["protocol"]["values"])
         run_pid = protocol_id(run_values)
         values_of.setdefault(run_pid, run_values)
-        row = RunRow(str(info["label"]), method, dataset, run, run_pid)
+        row = RunRow(display_label(plugins, info), method, dataset, run, run_pid, seed=cfg.get("seed"),
+                     final_step=final_step(run, cfg))
         run_rows.append(row)
         if dataset not in datasets:
             datasets.append(dataset)
-        mine = [_line(rec, row, cfg.get("seed"), values_of) for rec in latest_records(run.read_records())]
+        latest = latest_records(run.read_records())
+        mine = [_line(rec, row, cfg.get("seed"), values_of) for rec in latest]
         lines += mine
+        steps = [int(line["step"]) for line in mine if line["kind"] == "reproduced" and line["step"] is not None]
+        row.step = min(steps) if steps else None
+        resized = [rec for rec in latest if isinstance(rec.get("resized"), dict)]
+        if resized:
+            row.resized, row.images = resized[0]["resized"], resized[0].get("images")
         evaluated = {line["pid"] for line in mine if line["kind"] == "reproduced"}
         if len(evaluated) == 1:  # the row of a run is that of the protocol it was evaluated under
             row.pid = evaluated.pop()
     long = pd.DataFrame(lines, columns=LINE_COLUMNS)
     _key_by_protocol(run_rows, long)
-    return TableRecords(long, run_rows, datasets, values_of)
+    return TableRecords(long, run_rows, datasets, values_of, _display_names(plugins))
+
+
+def _display_names(plugins: Plugins) -> dict[str, str]:
+    try:
+        return {name: info.display_name for name, info in plugins.methods().items()}
+    except HarnessError:  # a broken method registry: ids are shown
+        return {}
 
 
 def _line(rec: dict, row: RunRow, seed: Any, values_of: dict[str, dict]) -> dict:
@@ -109,8 +142,20 @@ def _line(rec: dict, row: RunRow, seed: Any, values_of: dict[str, dict]) -> dict
         "status": rec.get("status", "ok"), "reason": rec.get("reason"),
         "variant": rec.get("variant") or protocol.get("variant"), "split": protocol.get("split"),
         "num_images": protocol.get("num_images"), "underpowered": rec.get("underpowered") or None,
-        "pid": pid, "rid": protocol.get("id"), "method": row.method,
+        "pid": pid, "rid": protocol.get("id"), "method": row.method, "step": rec.get("step"),
     }
+
+
+def final_step(run: RunDir, cfg: dict) -> Optional[int]:
+    """The step of the run's final checkpoint: its newest checkpoint; without one (records copied without their
+    checkpoints), the config's ``train.max_steps`` when set."""
+    from harness.core.checkpoint import list_checkpoints
+
+    saved = list_checkpoints(run)
+    if saved:
+        return max(saved)
+    steps = (cfg.get("train") or {}).get("max_steps")
+    return steps if isinstance(steps, int) else None
 
 
 def _key_by_protocol(run_rows: list[RunRow], long: pd.DataFrame) -> None:
@@ -153,7 +198,7 @@ def protocol_notes(records: TableRecords) -> list[str]:
         labels = {p: [label for label, q in rows.items() if q == p] for p in pids}
         parts = [f"{key} = " + " vs ".join(f"{show_value(v)} ({', '.join(labels[p])})" for p, v in zip(pids, vals))
                  for key, vals in diff.items()]
-        notes.append(f"{group}: rows measured under different protocols; they differ in "
+        notes.append(f"{records.name(group)}: rows measured under different protocols; they differ in "
                      + ("; ".join(parts) if parts else "settings not recorded"))
     return notes
 

@@ -28,7 +28,7 @@ import pandas as pd
 
 from harness.contract.types import MetricFormat
 from harness.core.rundir import RunDir
-from harness.reporting.table_records import (TableRecords, column_protocols, latest_probe, num,
+from harness.reporting.table_records import (RunRow, TableRecords, column_protocols, latest_probe, num,
                                              protocol_notes)
 from harness.util.errors import HarnessError
 
@@ -68,6 +68,7 @@ class Row:
     cells: dict[str, Cell] = field(default_factory=dict)
     extras: dict[str, Optional[float]] = field(default_factory=dict)  # params, speed, probe attributes
     sources: list[str] = field(default_factory=list)  # reported rows: where the numbers were published
+    runs: list[RunRow] = field(default_factory=list)  # reproduced rows: the runs it aggregates
 
 
 @dataclass
@@ -95,7 +96,7 @@ def records_to_rows(plugins: Plugins, records: TableRecords, *, extra: list[str]
     method_of: dict[str, str] = {}
     for run_row in records.runs:  # every run gets its row, even without records
         label = records.row_label(run_row.label, run_row.dataset)
-        rows.setdefault((label, "reproduced"), Row(label, "reproduced"))
+        rows.setdefault((label, "reproduced"), Row(label, "reproduced")).runs.append(run_row)
         method_of[label] = run_row.method
     metric_columns: list[str] = []
     if not long.empty:
@@ -107,7 +108,7 @@ def records_to_rows(plugins: Plugins, records: TableRecords, *, extra: list[str]
                 note=f"not averaged: records of {len(ids)} protocol ids (metric settings or weights differ)")
         metric_columns = list(dict.fromkeys(long["column"]))
 
-    ordered = _order_rows(list(rows.values()), method_of)
+    ordered = _order_rows(list(rows.values()), method_of, records)
     if with_paper_numbers:
         ordered = _add_reported_rows(plugins, ordered, method_of, records)
     for c in (c for r in ordered for c in r.cells):
@@ -124,7 +125,7 @@ def records_to_rows(plugins: Plugins, records: TableRecords, *, extra: list[str]
     formats = {c: _metric_format(registry.get(c), c, [r.cells[c].value for r in ordered if c in r.cells])
                for c in metric_columns}
     _mark_best(ordered, directions, formats)
-    _fill_extras(plugins, records, ordered, extra)
+    _fill_extras(plugins, ordered, extra)
     formats.update({c: _extra_format(c) for c in extra})
     ok = long[(long["status"] == "ok") & (long["kind"] == "reproduced")] if not long.empty else long
     return ResultsTable(metric_columns, extra, ordered, directions, records.datasets,
@@ -179,12 +180,16 @@ def _aggregate(group: pd.DataFrame, *, dedupe: bool) -> Cell:
                 underpowered=weak, **counts)
 
 
-def _order_rows(rows: list[Row], method_of: dict[str, str]) -> list[Row]:
+def _order_rows(rows: list[Row], method_of: dict[str, str], records: TableRecords) -> list[Row]:
     """Reproduced rows grouped by method (in order of first appearance, variants after their method);
     the real-image rows last."""
     reproduced = [r for r in rows if r.kind == "reproduced"]
     order = list(dict.fromkeys(method_of.get(r.label, r.label) for r in reproduced))
-    reproduced.sort(key=lambda r: (order.index(method_of.get(r.label, r.label)), r.label != method_of.get(r.label)))
+
+    def variant(label: str) -> bool:
+        return label not in method_of or label != records.name(method_of[label])
+
+    reproduced.sort(key=lambda r: (order.index(method_of.get(r.label, r.label)), variant(r.label)))
     return reproduced + [r for r in rows if r.kind == "real"]
 
 
@@ -203,15 +208,16 @@ def _add_reported_rows(plugins: Plugins, rows: list[Row], method_of: dict[str, s
         for dataset in records.datasets:
             numbers = [n for n in info.reported if (n.dataset or "cub") == dataset]
             if numbers:
-                out.append(_reported_row(records.row_label(f"{method} (reported)", dataset), numbers))
+                out.append(_reported_row(records.row_label(f"{info.display_name} (reported)", dataset), numbers,
+                                         records))
     return out + [r for r in rows if r.kind == "real"]
 
 
-def _reported_row(label: str, numbers: list[ReportedNumber]) -> Row:
+def _reported_row(label: str, numbers: list[ReportedNumber], records: TableRecords) -> Row:
     row = Row(label, "reported")
     row.sources = list(dict.fromkeys(n.source for n in numbers if n.source))
     for number in numbers:
-        cell = _reported_cell(number)
+        cell = _reported_cell(number, records)
         if number.metric in row.cells:  # two published numbers for one metric: keep both, as text
             prev = row.cells[number.metric]
             prev.note = "; ".join(x for x in (prev.note or _plain_number(prev), cell.note or _plain_number(cell)) if x)
@@ -221,10 +227,10 @@ def _reported_row(label: str, numbers: list[ReportedNumber]) -> Row:
     return row
 
 
-def _reported_cell(number: ReportedNumber) -> Cell:
+def _reported_cell(number: ReportedNumber, records: TableRecords) -> Cell:
     if number.relative_to:
-        return Cell(status="ok", note=f"{number.value:+.2f} % vs {number.relative_to} (reported)", n=0,
-                    reported=True)
+        return Cell(status="ok", note=f"{number.value:+.2f} % vs {records.name(number.relative_to)} (reported)",
+                    n=0, reported=True)
     std = num(number.std)
     return Cell(value=float(number.value), std=std, over=number.std_over if std is not None else None, n=0,
                 status="ok", reported=True)
@@ -298,17 +304,12 @@ def _mark_best(rows: list[Row], directions: dict[str, Optional[str]], formats: d
             c.best = v == best
 
 
-def _fill_extras(plugins: Plugins, records: TableRecords, rows: list[Row], extra: list[str]) -> None:
+def _fill_extras(plugins: Plugins, rows: list[Row], extra: list[str]) -> None:
     """The extra columns of every reproduced row: the mean over the row's runs of what each run has."""
-    if not extra:
-        return
-    by_label: dict[str, list[RunDir]] = {}
-    for run_row in records.runs:
-        by_label.setdefault(records.row_label(run_row.label, run_row.dataset), []).append(run_row.run)
     for row in rows:
         if row.kind == "reproduced":
             for c in extra:
-                row.extras[c] = _extra_value(plugins, c, by_label.get(row.label, []))
+                row.extras[c] = _extra_value(plugins, c, [r.run for r in row.runs])
 
 
 def _extra_value(plugins: Plugins, column: str, runs: list[RunDir]) -> Optional[float]:

@@ -14,7 +14,9 @@ The CSV (``rows_to_csv``) and ``explain_table`` print the rows themselves: every
 precision, with the full skip reasons. CSV layout (metric ids, never display names): ``row, kind`` (reproduced |
 reported | real), then for each metric ``<m>, <m>_std, <m>_over, <m>_n, <m>_best, <m>_note, <m>_underpowered``
 (``<m>_note`` holds a skip reason or a relative claim), then the extra columns asked for (``params``,
-``speed``, ``probe_acc.<attribute>``).
+``speed``, ``probe_acc.<attribute>``), then ``RUN_COLUMNS``: per run of the row (``;`` between runs) the step
+its latest evaluation scored and its final checkpoint's step, and for an image run how many images were resized,
+from which sizes, to which, with which filter.
 """
 from __future__ import annotations
 
@@ -27,14 +29,16 @@ from harness.core.rundir import RunDir, atomic_write_text
 from harness.reporting.table_cells import rows_to_cells
 from harness.reporting.table_records import REAL_ROW, collect_records
 from harness.reporting.table_render import cells_to_latex, cells_to_markdown
-from harness.reporting.table_rows import (ATTRIBUTE_PREFIX, Cell, ResultsTable, metric_registry, probe_attributes,
-                                          records_to_rows)
+from harness.reporting.table_rows import (ATTRIBUTE_PREFIX, Cell, ResultsTable, Row, metric_registry,
+                                          probe_attributes, records_to_rows)
 from harness.util.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
     from harness.contract.plugins import Plugins
 
 EXTRA_COLUMNS = ("params", "speed", "probe_attributes")
+# CSV columns after the metrics and extras, describing what each row's runs measured
+RUN_COLUMNS = ("step", "final_step", "resized", "resized_from", "resized_to", "resize_filter")
 FORMATS = ("markdown", "latex", "csv")
 
 
@@ -120,7 +124,7 @@ def rows_to_csv(table: ResultsTable) -> str:
     head = ["row", "kind"]
     for c in table.columns:
         head += [c, f"{c}_std", f"{c}_over", f"{c}_n", f"{c}_best", f"{c}_note", f"{c}_underpowered"]
-    w.writerow(head + table.extra_columns)
+    w.writerow(head + table.extra_columns + list(RUN_COLUMNS))
     for row in table.rows:
         line: list[Any] = [row.label, row.kind]
         for c in table.columns:
@@ -128,8 +132,22 @@ def rows_to_csv(table: ResultsTable) -> str:
             note = cell.note if cell.status != "skipped" else f"skipped: {cell.note}"
             line += [_csv_num(cell.value), _csv_num(cell.std), cell.over or "", cell.n or "",
                      "*" if cell.best and not cell.underpowered else "", note or "", cell.underpowered or ""]
-        w.writerow(line + [_csv_num(row.extras.get(c)) for c in table.extra_columns])
+        w.writerow(line + [_csv_num(row.extras.get(c)) for c in table.extra_columns] + _run_columns(row))
     return buf.getvalue()
+
+
+def _run_columns(row: Row) -> list[str]:
+    """``RUN_COLUMNS`` of a row: per run of the row (``;`` between runs) the step its latest evaluation scored,
+    its final checkpoint's step, and for image runs the resized images' count, stored sizes, size and filter."""
+
+    def each(values: list[Any]) -> str:
+        return ";".join("" if v is None else str(v) for v in values) if any(v is not None for v in values) else ""
+
+    resized = [r.resized or {} for r in row.runs]
+    return [each([r.step for r in row.runs]), each([r.final_step for r in row.runs]),
+            each([x.get("count") for x in resized]), each([" ".join(x.get("from") or []) or None for x in resized]),
+            each([f"{x['to']}x{x['to']}" if x.get("to") else None for x in resized]),
+            each([x.get("filter") for x in resized])]
 
 
 def _csv_num(v: Optional[float]) -> str:

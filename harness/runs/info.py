@@ -1,4 +1,4 @@
-"""``run.json``: what a run is, written when the run directory is created (issue 15), so that ``harness table`` is a
+"""``run.json``: what a run is, written when the run directory is created, so that ``harness table`` is a
 pure function of records and run directories: it builds no model and reads no preset, and a later preset edit
 never relabels an old run.
 
@@ -10,12 +10,13 @@ never relabels an old run.
      "protocol": {"name": "shapes/test", "id": "<12 hex>", "values": {key: value}},
      "device": "cpu", "precision": "fp32" | "bf16", "started": ISO time, "finished": ISO time or null,
      "environment": {"python": .., "harness": .., "torch": .., "torchvision": .., "numpy": .., "platform": ..,
-                     "device_name": ..}}                               # issue 18: the report's environment
+                     "device_name": ..}}                               # the report's environment
 
-The row label is made here and nowhere else: ``row_label`` when the run is created, and ``run_info_or_derived``
-reads it back for the table, the report and the sample sheets. For a run made before run.json existed, that
-function derives the label and protocol from its config.yaml with the same ``row_label``, and
-``generator_parameters`` counts its generator by building it.
+The row label is made here and nowhere else: ``row_label`` when the run is created (with method ids), and
+``run_label`` / ``display_label`` read it back, with the method's display name, for the table, the report and the
+sample sheets. For a run made before run.json existed, ``run_info_or_derived`` derives the label and protocol
+from its config.yaml with the same ``row_label``, and ``generator_parameters`` counts its generator by building
+it.
 """
 from __future__ import annotations
 
@@ -139,6 +140,29 @@ def run_info_or_derived(plugins: Plugins, run: RunDir, labeller: Optional[RowLab
     return {"method": cfg.get("method"), "dataset": (cfg.get("data") or {}).get("name"), "seed": cfg.get("seed"),
             "label": row_label(labeller or RowLabeller(plugins), cfg),
             "protocol": {"id": protocol_id(values), "values": values}}
+
+
+def display_label(plugins: Plugins, info: dict) -> str:
+    """The row label as tables, the report and sample sheets show it: ``info``'s (run.json's) label with the
+    method id in front replaced by the method's ``MethodInfo.display_name`` (``dmgan (deviates: …)`` →
+    ``DM-GAN (deviates: …)``); labels of image runs and of methods not installed are shown as they are."""
+    label, method = str(info["label"]), str(info.get("method") or "")
+    if label == method or label.startswith(method + " "):
+        return method_display_name(plugins, method) + label[len(method):]
+    return label
+
+
+def method_display_name(plugins: Plugins, method: str) -> str:
+    """``MethodInfo.display_name`` of an installed method; the id of one that is not installed."""
+    try:
+        return plugins.method(method).display_name
+    except HarnessError:
+        return method
+
+
+def run_label(plugins: Plugins, run: RunDir, labeller: Optional[RowLabeller] = None) -> str:
+    """The run's row label as shown (``display_label`` of ``run_info_or_derived``)."""
+    return display_label(plugins, run_info_or_derived(plugins, run, labeller))
 
 
 def generator_parameters(plugins: Plugins, run: RunDir) -> Optional[int]:
