@@ -61,8 +61,8 @@ def test_fixture_covers_the_table(session: Path, capsys):
     """The session exercises what the byte comparison is meant to hold: methods, seeds, a variant, a deviating
     run, a run without run.json, an image run, skips, real-image rows, paper numbers and their footnotes."""
     md = regenerate(session, capsys)["table.md"].decode()
-    for text in ("| dmgan", "| attngan", "ecagan (model.upsample=nearest)", "ecagan (deviates: eval.num_images=32)",
-                 "caegan (model.attention_mask=reference)", "StackGAN++ (images)", "real images", "(reported)",
+    for text in ("| DM-GAN", "| AttnGAN", "ECAGAN (model.upsample=nearest)", "ECAGAN (deviates: eval.num_images=32)",
+                 "CAE-GAN (model.attention_mask=reference)", "StackGAN++ (images)", "real images", "(reported)",
                  "2 seeds", "Not computed: KID", "[a]"):
         assert text in md, text
     assert not (session / "6-caegan-s0" / "run.json").exists()
