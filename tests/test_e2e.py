@@ -37,10 +37,11 @@ def test_run_every_method_on_shapes_writes_the_tables(results_root, capsys, tmp_
 
     rows = list(csv.DictReader(io.StringIO((session / "table.csv").read_text())))
     reproduced = [r["row"] for r in rows if r["kind"] == "reproduced"]
-    assert reproduced == methods  # one row per method, in --plugins order
+    names = [plugins.method(m).display_name for m in methods]  # rows are named by display name (id if none)
+    assert reproduced == names  # one row per method, in --plugins order
     md = (session / "table.md").read_text()
-    for m in methods:
-        assert f"| {m} |" in md
+    for name in names:
+        assert f"| {name} |" in md
     tex = (session / "table.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex
     for text in (md, tex):  # for a paper or a README: no machine details, no per-attribute probe columns

@@ -3,6 +3,7 @@ bad-folder lines, on a tiny fake method under the shapes/test protocol (no devia
 share the protocol)."""
 import csv
 import hashlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -297,12 +298,23 @@ def test_caption_without_known_words(setup, tmp_path):
     assert "line 6: the caption 'zzz qqq' has no word the vocabulary knows" in _one_line(e)
 
 
-def test_resized_and_grey_images_are_converted(setup, tmp_path):
+def test_resized_and_grey_images_are_converted(setup, tmp_path, capsys):
+    from harness.reporting.table_cells import rows_to_cells
+    from harness.reporting.tables import build_table, write_table
+
     plugins, run, root, folder, _ = setup
     d = _copy(folder, tmp_path)
     Image.open(d / "000000.png").convert("L").resize((48, 48)).save(d / "000000.png")
-    _, recs = _evaluate(plugins, root, d)
-    assert recs[0]["resized"] == {"count": 1, "to": 32, "filter": "PIL bicubic"}
+    image_run, recs = _evaluate(plugins, root, d)
+    n = len(list(d.glob("*.png")))
+    assert recs[0]["resized"] == {"count": 1, "from": ["48x48"], "to": 32, "filter": "PIL bicubic"}
+    line = f"1 of {n} images resized from 48x48 to 32x32 (PIL bicubic) before scoring"
+    assert line in capsys.readouterr().out.splitlines()  # evaluate-images says it
+    cells = rows_to_cells(build_table(plugins, [image_run]))
+    assert [t for m, t in cells.footnotes if m in cells.rows[0].cells[0].markers] == [line]  # and the table's row
+    row = next(csv.DictReader(io.StringIO(write_table(plugins, [image_run], fmt="csv"))))
+    assert (row["resized"], row["resized_from"], row["resized_to"], row["resize_filter"]) == (
+        "1", "48x48", "32x32", "PIL bicubic")
 
 
 def _rename_in_manifest(folder: Path, old: str, new: str) -> None:

@@ -80,3 +80,34 @@ def test_generation_is_seeded_and_independent_of_the_other_captions(setup):  # n
     assert not torch.allclose(a, generate_images(models, toks, seed=1).images)
     other = generate_images(models, [ds.vocab.encode("a green star"), toks[1]], seed=0).images
     torch.testing.assert_close(other[1], a[1])  # image 1 depends on its caption and (seed, 1) only
+
+
+def test_sheet_names_runs_as_the_table_does(setup, tmp_path, monkeypatch):
+    """The sheet's row label is the run's table label, ``(deviates: …)`` included, for a run with run.json and
+    for one without (whose label is derived from config.yaml the same way)."""
+    import shutil
+
+    import harness.core.sheets as sheets
+    from harness.build import prepare_config
+    from harness.core.rundir import RunDir
+    from harness.reporting.tables import build_table
+    from harness.runs.info import write_run_info
+
+    plugins, run, _ = setup
+    cfg = prepare_config(plugins, "fakegan", dataset="shapes", data_dir=None, preset="test", seed=0,
+                         overrides=["data.shapes.train_images=120", "data.shapes.test_images=24",
+                                    "eval.num_images=7"])
+    assert "eval.num_images" in cfg.deviations
+    with_info = RunDir(shutil.copytree(run.path, tmp_path / "with-info"))
+    with_info.save_config(cfg)
+    write_run_info(plugins, with_info, cfg)
+    without = RunDir(shutil.copytree(run.path, tmp_path / "without-info"))
+    without.save_config(cfg)
+    drawn = []
+    save = sheets.save_sheet
+    monkeypatch.setattr(sheets, "save_sheet", lambda *a, **k: drawn.append(k["row_labels"]) or save(*a, **k))
+    for r in (with_info, without):
+        sample_sheet(plugins, [r], ["a red circle"], seed=0, out=tmp_path / f"{r.path.name}.png", checkpoint=None)
+        label = build_table(plugins, [r]).rows[0].label
+        assert "(deviates: " in label and "eval.num_images=7" in label
+        assert drawn[-1] == [f"{label} s0 @5"]

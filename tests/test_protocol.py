@@ -19,7 +19,9 @@ from harness.core.rundir import RunDir, make_record, new_eval_id
 from harness.build import prepare_config
 from harness.core.rundir import read_run_info
 from harness.runs.info import write_run_info
-from harness.reporting.tables import build_table, render_markdown
+from harness.reporting.table_cells import rows_to_cells
+from harness.reporting.table_render import cells_to_markdown
+from harness.reporting.tables import build_table
 from harness.train.pretrain import damsm_key
 from readme_method import readme_method_plugins
 
@@ -153,7 +155,7 @@ def test_two_runs_with_other_eval_num_images_make_two_rows_and_a_footnote(tmp_pa
     assert all(r.extras["params"] > 0 for r in table.rows if r.kind == "reproduced")
     rows = {r.label: r.cells["rp"].value for r in table.rows if r.kind == "reproduced"}
     assert rows == {"tinygan": 40.0, "tinygan (deviates: eval.num_images=32)": 60.0}
-    text = render_markdown(table)
+    text = cells_to_markdown(rows_to_cells(table))
     (note,) = [line for line in text.splitlines() if "different protocols" in line]
     assert "eval.num_images = 30000 (tinygan) vs 32 (tinygan (deviates: eval.num_images=32))" in note
 

@@ -131,13 +131,13 @@ def test_run_writes_a_self_contained_report_whose_table_holds_the_records(sessio
     col = {h.split(" (")[0]: i for i, h in enumerate(head)}  # display names: "R-precision (%) ↑ [a]"
     by_label = {r[0]: r for r in rows}
     assert "IS" not in col
-    # header and cell footnote markers are superscripts, not text (the page uses harness.reporting.tables.table_cells)
+    # header and cell footnote markers are superscripts, not text (the page uses harness.reporting.table_cells.rows_to_cells)
     assert re.search(r"<th>R-precision \(%\) ↑<sup>\[a\]</sup></th>", page_text), page_text.split("<thead>")[1][:300]
     assert "Not computed: IS: Inception weights not installed" in page.text["results"]
-    for method in ("tinygan", "ecagan"):
+    for method, shown in (("tinygan", "tinygan"), ("ecagan", "ECAGAN")):  # rows named by display name
         records = RunDir(session / f"{method}-s0").read_records()
         rp = _latest(records, "rp")
-        value, std = (float(x) for x in re.findall(r"[-\d.]+", by_label[method][col["R-precision"]])[:2])
+        value, std = (float(x) for x in re.findall(r"[-\d.]+", by_label[shown][col["R-precision"]])[:2])
         assert math.isclose(value, rp["value"], abs_tol=0.006) and math.isclose(std, rp["std"], abs_tol=0.006)
         assert _latest(records, "is")["status"] == "skipped"
     # the same cells as table.md (the same code)

@@ -18,7 +18,9 @@ from harness.build import prepare_config
 from harness.util.errors import HarnessError
 from harness.contract.plugins import build_plugins, hookimpl
 from harness.core.rundir import RunDir, make_record, new_eval_id
-from harness.reporting.tables import build_table, explain_table, latex_escape, write_table
+from harness.runs.info import write_run_info
+from harness.reporting.table_render import latex_escape
+from harness.reporting.tables import RUN_COLUMNS, build_table, explain_table, write_table
 from harness.contract.types import ReportedNumber
 
 DIRECTIONS = {"is": "higher", "fid": "lower", "fid_tv": "lower", "kid": "lower", "rp": "higher"}
@@ -112,7 +114,7 @@ def test_csv_numbers_match_an_independent_computation(table_runs):
     plugins, runs = table_runs
     rows = parse_csv(write_table(plugins, runs, fmt="csv", with_paper_numbers=True))
     header = next(csv.reader(io.StringIO(write_table(plugins, runs, fmt="csv", with_paper_numbers=True))))
-    metric_cols = [h for h in header[2:] if "_" not in h or h in ("fid_tv",)]
+    metric_cols = [h for h in header[2:] if ("_" not in h or h in ("fid_tv",)) and h not in RUN_COLUMNS]
     assert metric_cols == ["is", "fid", "fid_tv", "kid", "rp"]  # DESIGN.md §10 order; rp_real → real row
 
     expected_rows = ["alpha", "alpha (model.gf_dim=16)", "alpha (reported)", "beta", "real images"]
@@ -343,7 +345,9 @@ def test_speed_and_params_columns(tmp_path):
     for run, seed in zip(runs, BETA):
         for i, v in enumerate(speeds[seed]):
             run.append_log({"step": i, "loss": 1.0, "images_per_s": v})
-        (run.path / "params.json").write_text(json.dumps({"generator": 1234567}))
+        info = write_run_info(plugins, run, run.load_config(plugins))  # run.json holds the generator's count
+        info["params"]["generator"] = 1234567
+        (run.path / "run.json").write_text(json.dumps(info))
     rows = parse_csv(write_table(plugins, runs, fmt="csv", columns=["params", "speed"]))
     assert float(rows["beta"]["speed"]) == pytest.approx((statistics.median(speeds[0]) + statistics.median(speeds[1])) / 2)
     assert float(rows["beta"]["params"]) == 1234567
@@ -617,11 +621,13 @@ def test_a_partly_skipped_cell_says_so_in_a_few_words(tmp_path):
     assert parse_csv(write_table(plugins, runs, fmt="csv"))["alpha"]["is_note"] == f"1 of 3 runs skipped: {reason}"
 
 
-def test_table_cells_are_what_markdown_prints_and_keep_labels_verbatim():
-    """``table_cells`` lays the table out once for Markdown and the HTML report: a label that ends like a
-    footnote marker stays text, the best cell is flagged, the header's ± basis is a marker, footnotes are numbered
-    in order of first use."""
-    from harness.reporting.tables import Cell, ResultsTable, Row, render_markdown, table_cells
+def test_rows_to_cells_are_what_markdown_prints_and_keep_labels_verbatim():
+    """``rows_to_cells`` lays the table out once for Markdown, LaTeX and the HTML report: a label that ends like
+    a footnote marker stays text, the best cell is flagged, the header's ± basis is a marker, footnotes are
+    numbered in order of first use."""
+    from harness.reporting.table_cells import rows_to_cells
+    from harness.reporting.table_render import cells_to_markdown
+    from harness.reporting.table_rows import Cell, ResultsTable, Row
     from harness.contract.types import MetricFormat
 
     rows = [Row("ecagan (model.mode=[ab])", "reproduced",
@@ -632,15 +638,15 @@ def test_table_cells_are_what_markdown_prints_and_keep_labels_verbatim():
     table = ResultsTable(columns=["fid"], extra_columns=[], rows=rows, directions={"fid": "lower"},
                          datasets=["cub"], shown=["fid"], formats={"fid": MetricFormat("FID", decimals=2)},
                          splits=["test"], num_images=[30000])
-    parts = table_cells(table)
+    parts = rows_to_cells(table)
     assert [(h.text, h.markers) for h in parts.head] == [("Method", []), ("FID ↓", ["a"])]
-    (label, cell), (_, best), (_, skipped) = parts.rows
+    (label, cell), (_, best), (_, skipped) = [row.cells for row in parts.rows]
     assert label.text == "ecagan (model.mode=[ab])" and label.markers == []
     assert (cell.text, cell.best) == ("20.12 ± 0.50", False) and (best.text, best.best) == ("18.00 ± 0.25", True)
     assert skipped.text == "–" and skipped.markers == ["b"]
     assert [m for m, _ in parts.footnotes] == ["a", "b"] and "3 seeds" in parts.footnotes[0][1]
     assert "weights missing" in parts.footnotes[1][1] or "not computed" in parts.footnotes[1][1]
-    md = render_markdown(table).splitlines()
+    md = cells_to_markdown(parts).splitlines()
     assert md[0] == "| Method | FID ↓ [a] |"
     assert md[2:5] == ["| ecagan (model.mode=[ab]) | 20.12 ± 0.50 |", "| dmgan | **18.00 ± 0.25** |",
                        "| attngan | – [b] |"]

@@ -134,6 +134,7 @@ class MethodInfo:
     ablation_keys:   dotted config keys whose non-default values name a variant in the table's row label
     reference_eval_batch_size: the original code's evaluation batch (``harness import-checkpoint`` sets
                      ``eval.batch_size`` to it, with ``model.attention_mask=reference``); None: no released weights
+    display_name:    how tables and the report name the method, e.g. "DM-GAN" ("" = the plugin name)
     """
 
     name: str
@@ -144,6 +145,10 @@ class MethodInfo:
     ablation_keys: list[str] = field(default_factory=list)
     description: str = ""
     reference_eval_batch_size: Optional[int] = None
+    display_name: str = ""
+
+    def __post_init__(self) -> None:
+        self.display_name = self.display_name or self.name
 
 
 @dataclass

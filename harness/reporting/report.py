@@ -3,8 +3,8 @@
 
 The page holds, in this order (section ids in brackets):
 
-1. ``results``: the results table, rendered by ``harness.reporting.tables`` exactly as ``table.md`` (same cells, markers,
-   footnotes, protocol notes), or "not evaluated" when no run has records;
+1. ``results``: the results table, laid out by ``harness.reporting.table_cells`` exactly as ``table.md`` (same
+   cells, markers, footnotes, protocol notes), or "not evaluated" when no run has records;
 2. ``comparison``: per data set, the same captions (the first test captions) and noise through every trained run's
    final EMA generator (``harness.runs.sample.sample_sheet``, what `harness sample` draws), the attention maps of the
    first 3 of those captions for methods whose generator returns them, and for image runs (``run.json`` kind
@@ -109,6 +109,7 @@ class ReportRun:
     dataset: str
     seed: Optional[int]
     label: str
+    name: str = ""  # the method's display name (MethodInfo.display_name)
 
     @property
     def is_images(self) -> bool:
@@ -122,35 +123,27 @@ def _report_run(plugins: Plugins, run: RunDir) -> ReportRun:
     if info.get("kind") == IMAGE_KIND:
         return ReportRun(run, info, {}, str(info.get("label") or run.id), str(info.get("dataset") or "?"), None,
                          str(info.get("label") or run.id))
-    cfg = run.config_dict()  # RunConfigError (one line) for a damaged run
-    label = info.get("label")
-    if not label:
-        from harness.runs.info import RowLabeller
+    from harness.runs.info import method_display_name, run_label
 
-        label = RowLabeller(plugins).label(cfg)
-    return ReportRun(run, info, cfg, str(cfg["method"]), str((cfg.get("data") or {}).get("name", "?")),
-                     cfg.get("seed"), str(label))
+    cfg = run.config_dict()  # RunConfigError (one line) for a damaged run
+    method = str(cfg["method"])
+    return ReportRun(run, info, cfg, method, str((cfg.get("data") or {}).get("name", "?")), cfg.get("seed"),
+                     run_label(plugins, run), method_display_name(plugins, method))
 
 
 # ------------------------------------------------------------------------------------------------------
-# 1. The results table: harness.reporting.tables' cells, as table.md prints them
+# 1. The results table: harness.reporting.table_cells' cells, as table.md prints them
 # ------------------------------------------------------------------------------------------------------
 def _results_section(plugins: Plugins, runs: list[ReportRun]) -> dict:
-    from harness.reporting.tables import build_table, render_markdown, table_cells
+    from harness.reporting.table_cells import rows_to_cells
+    from harness.reporting.table_render import cells_to_markdown
+    from harness.reporting.tables import build_table
 
     evaluated = any(r.run.records_path.is_file() and r.run.records_path.stat().st_size > 0 for r in runs)
     if not evaluated:
         return {"evaluated": False, "table": None, "markdown": "", "note": None}
-    note = None
-    try:
-        table = build_table(plugins, [r.run for r in runs], columns=TABLE_COLUMNS)
-    except HarnessError as e:  # a table code that cannot take image runs yet: the trained runs alone
-        trained = [r.run for r in runs if not r.is_images]
-        if len(trained) == len(runs) or not trained:
-            raise
-        table = build_table(plugins, trained, columns=TABLE_COLUMNS)
-        note = f"image runs left out of the table ({e})"
-    return {"evaluated": True, "table": table_cells(table), "markdown": render_markdown(table), "note": note}
+    cells = rows_to_cells(build_table(plugins, [r.run for r in runs], columns=TABLE_COLUMNS))
+    return {"evaluated": True, "table": cells, "markdown": cells_to_markdown(cells), "note": None}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -315,7 +308,7 @@ def _curves_section(runs: list[ReportRun]) -> list[dict]:
         records = [(label, r.run.read_records()) for label, r in zip(labels, group)]
         curves = figure_png(curves_figure(logs))
         metrics = figure_png(metric_figure(records))
-        out.append({"method": method, "runs": ", ".join(labels),
+        out.append({"method": group[0].name or method, "runs": ", ".join(labels),
                     "curves": png_data_uri(curves) if curves else None,
                     "metrics": png_data_uri(metrics) if metrics else None})
     return out

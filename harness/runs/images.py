@@ -9,8 +9,8 @@ protocol, and get a row in the same table as the trained methods.
   ``eval.batch_size`` and sorts each batch by caption length exactly as ``harness evaluate`` does, so every seeded
   draw (R-precision's mismatched captions) is the same, and hands them to the same metric code. Images are
   read as 8-bit RGB as the data sets read theirs (``harness.data.image_file``: 16-bit pixels keep their high byte);
-  one whose size is not the protocol's ``data.image_size`` is resized with PIL bicubic (the record counts them,
-  ``resized``).
+  one whose size is not the protocol's ``data.image_size`` is resized with PIL bicubic: one printed line says how
+  many and from which sizes, and the records' ``resized`` keep it (``resize_summary``).
 
 An *image run* is the directory ``<results root>/images-<label slug>-<4 hex>`` holding ``config.yaml`` (the
 protocol's config; ``method: images``), ``run.json`` (``kind: images``, the label, the protocol id, the source
@@ -56,6 +56,7 @@ IMAGE_RUN_KIND = "images"
 # Files of a folder that count as images (any other file, e.g. manifest.csv or a README, is not looked at).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 DAMSM_METRICS = ("rp", "rp_real", "rp_ext")
+RESIZE_FILTER = "PIL bicubic"  # how an image not at the protocol's size is resized (load_images)
 
 
 def protocol_config(plugins: Plugins, dataset: str, preset: str, data_dir: Optional[str] = None) -> Config:
@@ -183,6 +184,29 @@ def manifest_ids(rows: list[ManifestRow], dataset: TextImageDataset, bank: Capti
         images.append(i)
         captions.append(int(bank.index.offsets[i]) + r.caption_index)
     return np.asarray(images, dtype=np.int64), np.asarray(captions, dtype=np.int64)
+
+
+def resize_summary(sizes: dict[str, tuple[int, int]], resolution: int, *, say: Optional[int] = None) -> dict:
+    """What the record says about resizing: ``{"count": n, "from": ["WxH", ...], "to": resolution, "filter":
+    "PIL bicubic"}`` (``from``: the distinct stored sizes of the resized images, most frequent first). With
+    ``say`` (the number of images evaluated), ``resize_note``'s line is printed when any image was resized."""
+    resized = [f"{w}x{h}" for w, h in sizes.values() if (w, h) != (resolution, resolution)]
+    counts = {size: resized.count(size) for size in dict.fromkeys(resized)}
+    summary = {"count": len(resized), "from": sorted(counts, key=lambda size: -counts[size]), "to": resolution,
+               "filter": RESIZE_FILTER}
+    if say is not None and resized:
+        print(resize_note(summary, say), flush=True)
+    return summary
+
+
+def resize_note(resized: dict, images: Optional[int]) -> str:
+    """One line saying which images were resized before scoring (``evaluate-images`` prints it; the table
+    footnotes it): ``2 of 16 images resized from 48x48 to 32x32 (PIL bicubic) before scoring``."""
+    of = f" of {images:,}" if images else ""
+    sizes = resized.get("from") or []
+    source = f" from {', '.join(sizes)}" if sizes else ""
+    to, how = resized.get("to"), resized.get("filter") or RESIZE_FILTER
+    return f"{resized.get('count', 0)}{of} images resized{source} to {to}x{to} ({how}) before scoring"
 
 
 def load_images(folder: Path, files: list[str], resolution: int) -> torch.Tensor:
@@ -320,12 +344,11 @@ def evaluate_images(plugins: Plugins, folder: Path | str, *, dataset: str, prese
             few = f"{n} of the protocol's {expected} images (--allow-fewer)"
             r.underpowered = f"{few}; {r.underpowered}" if r.underpowered else few
 
-    resized = sum(1 for s in images.sizes.values() if s != (resolution, resolution))
+    resized = resize_summary(images.sizes, resolution, say=n)
     sha = manifest_sha256(manifest_path)
     base = {"method": IMAGE_RUN_METHOD, "dataset": dataset, "seed": cfg.seed, "eval_id": new_eval_id()}
     common = protocol_fields(cfg, models, split=cfg.eval.split, method_config={})
-    extra = {"label": label, "images": n, "resized": {"count": resized, "to": resolution, "filter": "PIL bicubic"},
-             "source": str(folder.resolve()), "manifest_sha256": sha}
+    extra = {"label": label, "images": n, "resized": resized, "source": str(folder.resolve()), "manifest_sha256": sha}
     if rp_source:
         extra["rp_encoder"] = rp_source
     records = make_records(cfg, results, skipped, base=base, common=common, num_images=n, split=cfg.eval.split,

@@ -1,4 +1,4 @@
-"""``run.json``: what a run is, written when the run directory is created (issue 15), so that ``harness table`` is a
+"""``run.json``: what a run is, written when the run directory is created, so that ``harness table`` is a
 pure function of records and run directories: it builds no model and reads no preset, and a later preset edit
 never relabels an old run.
 
@@ -18,14 +18,17 @@ never relabels an old run.
 may change (applied, one line each, recorded in ``history``); any other change is refused before anything is
 written.
 
-Runs made before run.json existed are labelled from their config.yaml by ``RowLabeller`` (below) and their
-generator counted by building it (the fallback ``harness.reporting.tables`` keeps).
+The row label is made here and nowhere else: ``row_label`` when the run is created (with method ids), and
+``run_label`` / ``display_label`` read it back, with the method's display name, for the table, the report and the
+sample sheets. For a run made before run.json existed, ``run_info_or_derived`` derives the label and protocol
+from its config.yaml with the same ``row_label``, and ``generator_parameters`` counts its generator by building
+it.
 """
 from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from harness.config.protocol import deviation_values, flatten, protocol_id, protocol_name, protocol_values
 from harness.core.rundir import RUN_INFO, RunDir, atomic_write_text, read_run_info
@@ -83,7 +86,7 @@ def write_run_info(plugins: Plugins, run: RunDir, cfg: Config) -> dict:
     device, precision = _device_and_precision(cfg)
     info = {
         "version": VERSION, "method": cfg.method, "dataset": cfg.data.name, "seed": cfg.seed,
-        "label": labeller.label(d, exclude=deviations) + deviation_label(deviations),
+        "label": row_label(labeller, d),
         "ablation": labeller.changed(d),
         "deviations": {k: {"value": v, "reason": _reason(cfg.deviations, k)} for k, v in deviations.items()},
         "params": parameter_counts(plugins, cfg),
@@ -176,6 +179,63 @@ def mark_finished(run: RunDir) -> None:
     if info is not None:
         info["finished"] = _now()
         atomic_write_text(run.path / RUN_INFO, json.dumps(info, indent=1, default=str))
+
+
+def row_label(labeller: RowLabeller, cfg: dict) -> str:
+    """A run's row label from its config: ``method``, the ablation keys that differ from the method's preset,
+    then the protocol keys it deviates in, e.g. ``ecagan (model.upsample=nearest) (deviates: eval.num_images=32)``."""
+    deviations = deviation_values(cfg)
+    return labeller.label(cfg, exclude=deviations) + deviation_label(deviations)
+
+
+def run_info_or_derived(plugins: Plugins, run: RunDir, labeller: Optional[RowLabeller] = None) -> dict:
+    """The run's ``run.json``; for a run made before run.json existed, its ``method``, ``dataset``, ``seed``,
+    ``label`` and ``protocol`` (``values``, ``id``) derived from its config.yaml as ``write_run_info`` makes them.
+    ``labeller`` is reused across runs (it caches the presets it resolved)."""
+    info = read_run_info(run)
+    if info is not None:
+        return info
+    cfg = run.config_dict()
+    values = protocol_values(cfg)
+    return {"method": cfg.get("method"), "dataset": (cfg.get("data") or {}).get("name"), "seed": cfg.get("seed"),
+            "label": row_label(labeller or RowLabeller(plugins), cfg),
+            "protocol": {"id": protocol_id(values), "values": values}}
+
+
+def display_label(plugins: Plugins, info: dict) -> str:
+    """The row label as tables, the report and sample sheets show it: ``info``'s (run.json's) label with the
+    method id in front replaced by the method's ``MethodInfo.display_name`` (``dmgan (deviates: …)`` →
+    ``DM-GAN (deviates: …)``); labels of image runs and of methods not installed are shown as they are."""
+    label, method = str(info["label"]), str(info.get("method") or "")
+    if label == method or label.startswith(method + " "):
+        return method_display_name(plugins, method) + label[len(method):]
+    return label
+
+
+def method_display_name(plugins: Plugins, method: str) -> str:
+    """``MethodInfo.display_name`` of an installed method; the id of one that is not installed."""
+    try:
+        return plugins.method(method).display_name
+    except HarnessError:
+        return method
+
+
+def run_label(plugins: Plugins, run: RunDir, labeller: Optional[RowLabeller] = None) -> str:
+    """The run's row label as shown (``display_label`` of ``run_info_or_derived``)."""
+    return display_label(plugins, run_info_or_derived(plugins, run, labeller))
+
+
+def generator_parameters(plugins: Plugins, run: RunDir) -> Optional[int]:
+    """The run's generator parameters: ``run.json``'s count, else counted by building the generator from the
+    run's config (fresh weights); None when the method is not installed or cannot be built here."""
+    n = ((read_run_info(run) or {}).get("params") or {}).get("generator")
+    if n is not None:
+        return int(n)
+    try:
+        cfg = run.load_config(plugins)
+    except HarnessError:  # e.g. an image run (no method) or a method not installed
+        return None
+    return parameter_counts(plugins, cfg).get("generator")
 
 
 class RowLabeller:

@@ -57,7 +57,7 @@ def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, s
     from harness.data.vocab import check_vocabulary_size
     from harness.evaluation.metrics.interface import check_finite
     from harness.core.sheets import save_sheet
-    from harness.runs.info import RowLabeller
+    from harness.runs.info import RowLabeller, run_label
     from harness.build import build_split, load_inference_models
     from harness.core.runtime import resolve_device
     from harness.evaluation.generation import generate_images
@@ -82,8 +82,7 @@ def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, s
         images = generate_images(models, tokens, seed).images
         check_finite(images, f"generated image of run {run.path.name}", lambda r: f"caption {captions[r]!r}")
         rows.append(list(images))
-        label = labeller.label(cfg.to_dict())
-        labels.append(f"{label} s{cfg.seed} @{models.step}")
+        labels.append(f"{run_label(plugins, run, labeller)} s{cfg.seed} @{models.step}")
     if out is None:
         out = Path(runs[0].samples) / f"sheet-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}.png"
     out = Path(out)

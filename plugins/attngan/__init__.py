@@ -29,6 +29,7 @@ class AttnGAN:
     def harness_methods(self) -> list[MethodInfo]:
         return [MethodInfo(
             name=NAME,
+            display_name="AttnGAN",
             paper="Xu et al., AttnGAN: Fine-Grained Text to Image Generation with Attentional GANs, CVPR 2018",
             defaults=Path(__file__).with_name("defaults.yaml"),
             reported=[

@@ -38,6 +38,7 @@ class CAEGAN(DMGAN):
     def harness_methods(self) -> list[MethodInfo]:
         return [MethodInfo(
             name=NAME,
+            display_name="CAE-GAN",
             paper="谭馨悦, 何小海, 王正勇, 罗晓东, 卿粼波. 基于Transformer交叉注意力的文本生成图像技术 (Text-to-image "
                   "generation based on Transformer cross attention). 计算机科学 Computer Science, 2022, 49(2):107-115.",
             defaults=Path(__file__).with_name("defaults.yaml"),

@@ -38,6 +38,7 @@ class DMGAN:
     def harness_methods(self) -> list[MethodInfo]:
         return [MethodInfo(
             name=NAME,
+            display_name="DM-GAN",
             paper="M. Zhu, P. Pan, W. Chen, Y. Yang. DM-GAN: Dynamic Memory Generative Adversarial Networks for "
                   "Text-to-Image Synthesis. CVPR 2019.",
             defaults=Path(__file__).with_name("defaults.yaml"),

@@ -33,6 +33,7 @@ class ECAGAN(DMGAN):
     def harness_methods(self) -> list[MethodInfo]:
         return [MethodInfo(
             name=NAME,
+            display_name="ECAGAN",
             paper="张云帆, 易尧华, 汤梓伟, 王新宇. 基于通道注意力机制的文本生成图像方法 (Text-to-Image Synthesis Method "
                   "Based on Channel Attention Mechanism). 计算机工程 (Computer Engineering), 2022, 48(4): 206-212.",
             defaults=Path(__file__).with_name("defaults.yaml"),
