@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -208,13 +209,6 @@ def _default_preset(preset: Optional[str], dataset: str) -> str:
     return preset or ("smoke" if dataset == "shapes" else "paper")
 
 
-def _set_weights_dir(args: argparse.Namespace) -> None:
-    import os
-
-    if getattr(args, "weights_dir", None):
-        os.environ["HARNESS_WEIGHTS_DIR"] = str(args.weights_dir)
-
-
 def main(argv: Optional[Sequence[str]] = None, *, plugins: Plugins | None = None) -> int:
     """Entry point; ``plugins`` lets tests pass a plugin manager with out-of-tree plugins."""
     args = build_parser().parse_args(argv)
@@ -237,12 +231,12 @@ def _dispatch(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.contract.plugins import build_plugins
     from harness.core.rundir import results_root
 
-    _set_weights_dir(args)
+    weights_dir = Path(args.weights_dir) if getattr(args, "weights_dir", None) else None  # a value, not the env
     if args.verb == "env":  # before the plugins are built: a plugin that fails to load is part of the report
         from harness.runs.environment import env_command
 
-        return env_command(args.json, plugins)
-    plugins = plugins or build_plugins()
+        return env_command(args.json, dataclasses.replace(plugins, weights_dir=weights_dir) if plugins else None)
+    plugins = dataclasses.replace(plugins or build_plugins(), weights_dir=weights_dir)
     verb = args.verb
 
     if verb == "plugins":

@@ -21,7 +21,6 @@ def isolated_paths(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
         p.mkdir()
     monkeypatch.setenv("HARNESS_RESULTS", str(paths["results"]))
     monkeypatch.setenv("HARNESS_WEIGHTS", str(paths["weights"]))
-    monkeypatch.delenv("HARNESS_WEIGHTS_DIR", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(paths["torch_home"]))
     monkeypatch.setenv("HOME", str(paths["home"]))
     monkeypatch.setenv("XDG_CACHE_HOME", str(paths["home"] / ".cache"))

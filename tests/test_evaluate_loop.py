@@ -90,8 +90,7 @@ def setup(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _no_weights(tmp_path, monkeypatch):
-    for var in ("HARNESS_WEIGHTS_DIR", "HARNESS_WEIGHTS"):
-        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("HARNESS_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 

@@ -466,7 +466,7 @@ def weight_reasons(tmp_path: Path, monkeypatch) -> dict[str, str]:
     wdir = tmp_path / "weights"
     wdir.mkdir()
     (wdir / "ViT-B-32.pt").write_bytes(b"not the CLIP weights")
-    monkeypatch.setenv("HARNESS_WEIGHTS_DIR", str(wdir))
+    monkeypatch.setenv("HARNESS_WEIGHTS", str(wdir))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     plugins = build_plugins()
     reasons = {}

@@ -11,6 +11,7 @@ import importlib
 import importlib.metadata
 import pkgutil
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterable, Optional
 
@@ -76,6 +77,7 @@ class Plugins:
 
     pm: pluggy.PluginManager
     method_plugins: dict[str, object]  # method name -> the plugin object that provides it
+    weights_dir: Optional[Path] = None  # searched first for weight files (--weights-dir; harness.core.weights)
 
     # ---- registries -------------------------------------------------------------------------------
     def methods(self) -> dict[str, MethodInfo]:
