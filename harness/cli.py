@@ -3,13 +3,15 @@
 the work and prints what it returns. ``harness --help`` and ``harness VERB --help`` list the options; the
 README's "Commands" section shows them in use.
 
-A new verb is a function adding its parser to ``VERBS`` and a ``cmd_<verb>(args, plugins) -> int``.
+A new verb is two functions: ``_<verb>(sub)``, which adds the verb's parser with ``_verb`` (its handler
+registered there) and its options and returns it, listed in ``VERBS``; and ``cmd_<verb>(args, plugins) -> int``.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence, TYPE_CHECKING
@@ -22,6 +24,7 @@ if TYPE_CHECKING:  # type hints only
     from harness.evaluation.metrics.interface import EvalOptions
 
 METRIC_OPTION = "metric_option:"  # the namespace prefix of the metrics' own options (not an identifier: no clash)
+
 
 # ------------------------------------------------------------------------------------------------------
 # Options several verbs share
@@ -77,7 +80,8 @@ def _one_method(plugins: Plugins, names: Optional[str], verb: str, hint: str = "
 
 
 def _add_metric_options(p: argparse.ArgumentParser, options: Sequence[MetricOption]) -> None:
-    """Every metric's own options (``MetricInfo.options``), gathered under ``args.metric_options`` by name."""
+    """Every metric's own options (``MetricInfo.options``), each parsed into ``metric_option:<name>`` (read back by
+    ``_eval_options``)."""
     group = p.add_argument_group("metric options", "options the metrics declare (a metric not asked for "
                                                    "ignores its options)")
     for o in options:
@@ -492,7 +496,7 @@ def build_parser(metric_options: Optional[Sequence[MetricOption]] = None) -> arg
 # ------------------------------------------------------------------------------------------------------
 def main(argv: Optional[Sequence[str]] = None, *, plugins: Plugins | None = None) -> int:
     """Parse, then call the verb's handler; ``plugins`` lets tests pass a plugin manager with out-of-tree plugins.
-    Errors the user can fix print one line (exit 2)."""
+    Errors the user can fix print one line (exit 2); a closed output pipe ends quietly (exit 141)."""
     try:
         plugins, failure = _load_plugins(plugins)
         parser = build_parser(list(plugins.metric_options().values()) if plugins is not None else None)
@@ -506,6 +510,7 @@ def main(argv: Optional[Sequence[str]] = None, *, plugins: Plugins | None = None
         if plugins is not None:
             plugins = dataclasses.replace(plugins, weights_dir=Path(args.weights_dir) if args.weights_dir else None)
         code = args.func(args, plugins)
+        sys.stdout.flush()  # a closed pipe fails here, inside the handler's try, not at interpreter exit
         from harness.core.distributed import leave_group
 
         leave_group(wait=True)  # torchrun: every rank has finished before any leaves the process group
@@ -517,6 +522,9 @@ def main(argv: Optional[Sequence[str]] = None, *, plugins: Plugins | None = None
         print(f"harness: {e}" if str(e) else "harness: interrupted; resume with `harness train --resume RUN`",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `harness table | head -1`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit flush writes nowhere
+        return 141
 
 
 def _load_plugins(given: Optional[Plugins]) -> tuple[Optional[Plugins], Optional[BaseException]]:

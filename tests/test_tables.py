@@ -286,6 +286,15 @@ def test_three_metric_table_fits_one_and_two_column_articles(tmp_path):
             assert "Overfull \\hbox" not in log, (twocolumn, natural)
 
 
+def test_a_caption_without_a_final_period_ends_its_sentence(tmp_path):
+    """`--caption` and the protocol sentence are two sentences: a period is added where the caption has none."""
+    plugins, runs = small_runs(tmp_path, {"is": (4.123, 0.2)})
+    for caption, shown in (("Shapes benchmark", "Shapes benchmark."), ("Shapes benchmark.", "Shapes benchmark."),
+                           ("Is it good?", "Is it good?"), ("Shapes (see text.)", "Shapes (see text.)")):
+        tex = write_table(plugins, runs, fmt="latex", caption=caption)
+        assert rf"\caption{{{shown} Evaluated on tinyset" in tex, caption
+
+
 @needs_pdflatex
 def test_six_metric_table_is_a_table_star_that_fits_the_text_width(tmp_path):
     pytest.importorskip("harness.evaluation.metrics.registry")

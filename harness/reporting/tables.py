@@ -54,6 +54,7 @@ from typing import Any, Iterable, Optional, Sequence, TYPE_CHECKING
 
 import pandas as pd
 
+from harness.util.text import join_sentences
 from harness.util.errors import HarnessError
 from harness.core.rundir import RunDir, atomic_write_text
 from harness.reporting.table_text import join_reasons, scrub, short_reason
@@ -912,7 +913,7 @@ def render_latex(table: ResultsTable, *, caption: Optional[str] = None, label: O
     spec = "l" + "".join(_siunitx_spec(lay, i) if siunitx else "r" for i in range(len(lay.columns)))
     lines = [f"% t2i-harness results table; needs \\usepackage{{{packages}}}",
              rf"\begin{{{env}}}[t]", r"\centering",
-             rf"\caption{{{latex_escape(caption or 'Text-to-image results.')} {latex_escape(lay.protocol)}}}",
+             rf"\caption{{{latex_escape(join_sentences(caption or 'Text-to-image results.', lay.protocol))}}}",
              rf"\label{{{label or 'tab:results'}}}", r"\small", r"\setlength{\tabcolsep}{4pt}",
              rf"\resizebox{{\ifdim\width>{width}{width}\else\width\fi}}{{!}}{{%",
              rf"\begin{{tabular}}{{@{{}}{spec}@{{}}}}", r"\toprule",
