@@ -162,7 +162,8 @@ def weight_status(plugins: Plugins) -> list[dict]:
         else:
             status, path, detail = "missing", None, None
         out.append({"name": name, "purpose": w.purpose, "filenames": list(w.filenames),
-                    "locations": [str(d) for d in search_dirs(plugins.weights_dir)], "check": w.check, "digest": w.digest,
+                    "locations": [str(d) for d in search_dirs(plugins.weights_dir)], "check": w.check,
+                    "digest": w.digest,
                     "source": w.source, "status": status, "path": str(path) if path else None, "detail": detail})
     return out
 

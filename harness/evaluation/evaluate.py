@@ -282,7 +282,8 @@ def make_records(cfg: Config, results: list[MetricResult], skipped: list[tuple[s
     (the evaluated ``split`` among them), ``extra`` further record fields (e.g. an image run's ``label``)."""
     from harness.config.protocol import evaluated_values, protocol_name, record_protocol
 
-    values = evaluated_values(cfg, num_images=num_images, split=common["split"])  # the protocol as this evaluation ran it
+    # the protocol as this evaluation ran it
+    values = evaluated_values(cfg, num_images=num_images, split=common["split"])
     pname = protocol_name(cfg.to_dict())
     records = []
     for r in results:
