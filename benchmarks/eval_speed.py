@@ -34,6 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.evaluation.evaluate import build_metrics, generate_into, make_context, select_metrics  # noqa: E402
+from harness.evaluation.metrics.interface import EvalOptions  # noqa: E402
 from harness.contract.plugins import build_plugins  # noqa: E402
 
 
@@ -134,8 +135,8 @@ def measure(args: argparse.Namespace) -> dict:
     names, explicit = select_metrics(plugins, None if args.metrics == "auto" else args.metrics, cfg.data.name)
 
     t0 = time.perf_counter()
-    ctx = make_context(plugins, models, dataset, split=cfg.eval.split, device=device, root=root,
-                       num_images=args.num_images)
+    ctx = make_context(plugins, models, dataset, EvalOptions(split=cfg.eval.split, num_images=args.num_images),
+                       device=device, root=root)
     computers, skipped = build_metrics(ctx, names, explicit=False, strict=False)
     setup_s = time.perf_counter() - t0
 

@@ -248,6 +248,7 @@ def time_evaluation(plugins, method: str, cfg, modules, device, images: int, roo
                     vocab: int) -> EvalResult:
     """generate + IS + FID + R-precision on ``images`` images through the evaluation loop (timing only)."""
     from harness.evaluation.evaluate import build_metrics, generate_into, make_context
+    from harness.evaluation.metrics.interface import EvalOptions
 
     res = EvalResult(method, images=images)
     try:
@@ -263,7 +264,8 @@ def time_evaluation(plugins, method: str, cfg, modules, device, images: int, roo
             m.to(device).eval()
         models = SimpleNamespace(cfg=dcfg, modules=modules, vocab_size=vocab, step=0,
                                  pretrained={"damsm": root / "random-damsm"})  # untrained DAMSM: timing only
-        ctx = make_context(plugins, models, dataset, split="test", device=device, root=root, num_images=images)
+        ctx = make_context(plugins, models, dataset, EvalOptions(split="test", num_images=images), device=device,
+                           root=root)
         stream = random_inception_stream(ctx, dry_run)  # IS and FID find it under their shared key
         computers, _ = build_metrics(ctx, ["is", "fid", "rp"], explicit=True, strict=True)
         _sync(device)

@@ -54,7 +54,10 @@ def build_method(plugins: Plugins, cfg: Config, vocab_size: int, pretrained: Opt
     if "damsm" in pretrained:
         load_damsm(damsm, pretrained["damsm"])
     hooks = plugins.method_hooks(cfg.method)
-    aux = hooks.harness_auxiliary_modules(cfg=cfg, damsm=damsm, pretrained=pretrained, training=training)
+    from harness.core.weights import find_weight
+
+    aux = hooks.harness_auxiliary_modules(cfg=cfg, damsm=damsm, pretrained=pretrained, training=training,
+                                          find_weight=lambda name: find_weight(plugins, name))
     text_encoder = hooks.harness_text_encoder(cfg=cfg, damsm=damsm) or damsm.text
     image_encoder = hooks.harness_image_encoder(cfg=cfg, damsm=damsm) or damsm.image
     generator = hooks.harness_generator(cfg=cfg, aux=aux)

@@ -1,10 +1,13 @@
-"""`harness run`: for each selected method and seed, pretrain → train → evaluate, then write the tables.
+"""`harness train` and `harness run`: train one run (new or resumed), or for each selected method and seed
+pretrain → train → evaluate, then write the tables.
 
 Every config is resolved (and so every name and key validated) before any work starts.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -12,6 +15,7 @@ from harness.build import prepare_config
 from harness.config import Config
 from harness.contract.plugins import Plugins
 from harness.core.rundir import RunDir
+from harness.evaluation.metrics.interface import EvalOptions
 
 
 def train_run(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root: Path) -> None:
@@ -42,6 +46,44 @@ def _apply_resume_changes(run: RunDir, cfg: Config) -> None:
     on_main(lambda: record_resume(run, changes), share=False)
 
 
+def train_new(plugins: Plugins, cfg: Config, root: Path) -> RunDir:
+    """`harness train`: a new run of ``cfg`` under ``root`` (its data set checked before the directory exists),
+    trained and marked finished. Under torchrun rank 0 creates the directory and every rank trains it."""
+    from harness.core.distributed import on_main
+    from harness.data.validate import check_dataset
+    from harness.runs.info import create_run, mark_finished
+
+    check_dataset(cfg.data, root)
+    run = on_main(lambda: create_run(plugins, cfg, root))
+    _train_interruptible(plugins, cfg, run, resume=False, root=root)
+    on_main(lambda: mark_finished(run))
+    return run
+
+
+def train_resumed(plugins: Plugins, run: RunDir, root: Path) -> RunDir:
+    """`harness train --resume RUN`: continue ``run`` from its last checkpoint with its saved config (checked as a
+    new one is: it may have been edited by hand), then mark it finished."""
+    from harness.config.rules import check_config
+    from harness.core.distributed import on_main
+    from harness.runs.info import mark_finished
+
+    cfg = run.load_config(plugins)
+    check_config(plugins, cfg)
+    _train_interruptible(plugins, cfg, run, resume=True, root=root)
+    on_main(lambda: mark_finished(run))
+    return run
+
+
+def _train_interruptible(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root: Path) -> None:
+    """``train_run``; Ctrl-C names the run and the command that continues it."""
+    from harness.core.checkpoint import resume_hint
+
+    try:
+        train_run(plugins, cfg, run, resume=resume, root=root)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: run {run.path}; {resume_hint(run)}") from None
+
+
 SESSION_FILE = "session.json"  # what a `harness run` was asked to do, and which runs finished
 
 
@@ -49,16 +91,41 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C, with a message naming what was interrupted and how to continue (printed by the CLI)."""
 
 
-def run_benchmark(plugins: Plugins, *, methods: str, dataset: str, data_dir: Optional[str], preset: str, seeds: list[int],
-                  overrides: list[str], root: Path, metrics: Optional[str] = None, evaluate: bool = True) -> Path:
+@dataclass
+class SessionRequest:
+    """What a `harness run` is asked to do; saved (with the finished runs) as ``session.json``.
+
+    methods: comma-separated method names; metrics: comma-separated metric ids (None: every one that applies);
+    evaluate: False trains only; metric_options: the metrics' own options by name
+    (``harness.evaluation.metrics.interface.EvalOptions``)."""
+
+    methods: str
+    dataset: str
+    data_dir: Optional[str]
+    preset: str
+    seeds: list[int]
+    overrides: list[str]
+    metrics: Optional[str] = None
+    evaluate: bool = True
+    metric_options: dict = dataclasses.field(default_factory=dict)
+
+
+def session_path(arg: str, root: Path) -> Path:
+    """A SESSION argument: a session directory's path, else its id under the results root (the run-id rule)."""
+    from harness.core.rundir import check_run_id
+
+    p = Path(arg)
+    return p if p.is_dir() else check_run_id(arg, root)
+
+
+def run_benchmark(plugins: Plugins, asked: SessionRequest, *, root: Path) -> Path:
     """Train and evaluate every (method, seed); returns the session directory holding the runs and tables.
     The request is saved as ``session.json`` so that ``resume_benchmark`` can continue an interrupted session."""
     from harness.core.rundir import new_session_dir
     from harness.core.distributed import on_main
 
-    request = {"methods": [m.name for m in plugins.select_methods(methods)], "dataset": dataset,
-               "data_dir": data_dir, "preset": preset, "seeds": list(seeds), "overrides": list(overrides),
-               "metrics": metrics, "evaluate": evaluate, "done": []}
+    request = dict(dataclasses.asdict(asked), methods=[m.name for m in plugins.select_methods(asked.methods)],
+                   seeds=list(asked.seeds), overrides=list(asked.overrides), done=[])
     configs = _session_configs(plugins, request)  # every name, key and value checked before any work
     from harness.data.validate import check_dataset
 
@@ -88,15 +155,21 @@ def _session_configs(plugins: Plugins, request: dict) -> list[Config]:
                               preset=request["preset"], overrides=request["overrides"], seed=s)
                for m in request["methods"] for s in request["seeds"]]
     if request["evaluate"]:
-        from harness.evaluation.evaluate import check_metric_names
+        from harness.evaluation.evaluate import check_metric_names, check_metric_options
 
         check_metric_names(plugins, request["metrics"])
+        check_metric_options(plugins, _eval_options(request))
     return configs
+
+
+def _eval_options(request: dict) -> EvalOptions:
+    # a session saved before metric options were kept has none
+    return EvalOptions(metrics=request["metrics"], metric_options=dict(request.get("metric_options") or {}))
 
 
 def _run_session(plugins: Plugins, session: Path, request: dict, configs: list[Config], root: Path) -> Path:
     from harness.core.rundir import RunDir
-    from harness.runs.info import mark_finished
+    from harness.runs.info import create_run, mark_finished
     from harness.reporting.tables import write_table
     from harness.core.distributed import is_main, on_main
 
@@ -109,7 +182,7 @@ def _run_session(plugins: Plugins, session: Path, request: dict, configs: list[C
             runs.append(RunDir(path))
             continue
         resume = (path / "config.yaml").is_file()
-        run = RunDir(path) if resume else on_main(lambda: _new_run(plugins, session, cfg))
+        run = RunDir(path) if resume else on_main(lambda: create_run(plugins, cfg, session, name=name))
         print(f"== {cfg.method} seed {cfg.seed} on {cfg.data.name} (protocol {cfg.protocol}, preset {cfg.preset})"
               f"{' (resumed)' if resume else ''} -> {run.path}", flush=True)
         try:
@@ -117,7 +190,7 @@ def _run_session(plugins: Plugins, session: Path, request: dict, configs: list[C
             if request["evaluate"]:
                 from harness.evaluation.evaluate import evaluate_run
 
-                evaluate_run(plugins, run, metrics=request["metrics"], strict=False, root=root)
+                evaluate_run(plugins, run, _eval_options(request), strict=False, root=root)
         except KeyboardInterrupt:
             from harness.core.checkpoint import last_good
 
@@ -180,13 +253,3 @@ def _read_session(session: Path) -> dict:
     except ValueError as e:
         raise HarnessError(f"{path}: not a session file ({e})") from None
     return request
-
-
-def _new_run(plugins: Plugins, session: Path, cfg: Config):
-    from harness.core.rundir import RunDir
-    from harness.runs.info import write_run_info
-
-    run = RunDir.create(session, name=_run_name(cfg))
-    run.save_config(cfg)
-    write_run_info(plugins, run, cfg)
-    return run

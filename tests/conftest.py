@@ -22,7 +22,6 @@ def isolated_paths(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
         p.mkdir()
     monkeypatch.setenv("HARNESS_RESULTS", str(paths["results"]))
     monkeypatch.setenv("HARNESS_WEIGHTS", str(paths["weights"]))
-    monkeypatch.delenv("HARNESS_WEIGHTS_DIR", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(paths["torch_home"]))
     monkeypatch.setenv("HOME", str(paths["home"]))
     monkeypatch.setenv("XDG_CACHE_HOME", str(paths["home"] / ".cache"))
@@ -83,9 +82,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple:
 
 @pytest.fixture
 def no_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No weight directory: $HARNESS_WEIGHTS_DIR/$HARNESS_WEIGHTS unset, TORCH_HOME and HOME empty."""
-    for var in ("HARNESS_WEIGHTS_DIR", "HARNESS_WEIGHTS"):
-        monkeypatch.delenv(var, raising=False)
+    """No weight directory: $HARNESS_WEIGHTS unset, TORCH_HOME and HOME empty."""
+    monkeypatch.delenv("HARNESS_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 

@@ -5,7 +5,7 @@ import pytest
 
 from core_tiny_method import TinyMethod, TinyRegistry
 from harness.cli import build_parser, main
-from harness.contract.plugins import build_plugins
+from harness.contract.plugins import build_plugins, hookimpl
 
 VERBS = {
     "run": ["run", "--plugins", "a,b", "--seeds", "0,1,2", "--set", "train.batch_size=4", "--set", "eval.every=0"],
@@ -62,3 +62,40 @@ def test_help_lists_every_verb():
     for verb in ("run", "train", "evaluate", "sample", "table", "plugins", "datasets", "metrics", "weights",
                  "fetch", "inspect", "import-checkpoint"):
         assert verb in text
+
+
+def test_run_and_evaluate_take_the_metrics_options(capsys):
+    args = build_parser().parse_args(["run", "--plugins", "a", "--metrics", "is_ft", "--is-classifier", "c.pt",
+                                      "--is-classes", "200", "--is-temperature", "0.5"])
+    assert {k: v for k, v in vars(args).items() if k.startswith("metric_option:") and v is not None} == {
+        "metric_option:is_classifier": "c.pt", "metric_option:is_classes": 200, "metric_option:is_temperature": 0.5}
+    for flag, name in (("--clip-model", "clip_model"), ("--fid-stats", "fid_stats"), ("--rp-encoder", "rp_encoder")):
+        for verb in (["evaluate", "r"], ["evaluate-images", "d", "--dataset", "cub", "--preset", "paper", "--name", "x"]):
+            assert vars(build_parser().parse_args([*verb, flag, "f"]))[f"metric_option:{name}"] == "f"
+    # a resumed session keeps its saved request: a metric option given again is named and refused
+    assert main(["run", "--resume", "some-session", "--is-classes", "5"]) == 2
+    assert "drop --is-classes" in capsys.readouterr().err
+
+
+class _ClashingMetrics:
+    def __init__(self, options):
+        self.options = options
+
+    @hookimpl
+    def harness_metrics(self):
+        from harness.contract.types import MetricInfo
+
+        return [MetricInfo(f"clash{i}", "higher", "test", options=[o]) for i, o in enumerate(self.options)]
+
+
+def test_a_metric_option_that_clashes_is_one_line(capsys):
+    from harness.contract.types import MetricOption
+
+    same_name = _ClashingMetrics([MetricOption("is_classes", "as text", str)])  # is_ft's is an int
+    verb_option = _ClashingMetrics([MetricOption("num_images", "evaluate has its own")])
+    for plugin, words in ((same_name, ["metric option 'is_classes' is declared by", "'is_ft'", "'clash0'",
+                                       "with different types"]),
+                          (verb_option, ["--num-images clashes with an option of `harness evaluate`"])):
+        assert main(["metrics"], plugins=build_plugins(extra=[plugin], entry_points=False)) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and all(w in err for w in words), err

@@ -192,39 +192,43 @@ def test_perceptual_terms_equal_direct_computation(plugins):
 def test_imagenet_weights_required_when_training(plugins, tmp_path):
     """paper preset: building for training without vgg16-397923af.pth stops with the missing-file line;
     evaluation and `inspect` (training=False) need no file; a wrong file fails its hash check."""
+    import dataclasses
+
+    from harness.core.weights import find_weight
+
     cfg = _config(plugins, "paper", "cub")
     hooks = plugins.method_hooks("ecagan")
-    with pytest.raises(MissingWeightsError, match=r"vgg16_imagenet.*missing.*vgg16-397923af\.pth"):
-        hooks.harness_auxiliary_modules(cfg=cfg, damsm=None, pretrained={"damsm": tmp_path}, training=True)
-    with torch.device("meta"):
-        assert PERCEPTUAL_MODULE in hooks.harness_auxiliary_modules(cfg=cfg, damsm=None, pretrained={"damsm": tmp_path}, training=False)
-    import os
 
+    def aux(cfg, training, weights_dir=None):
+        found = dataclasses.replace(plugins, weights_dir=weights_dir)
+        return hooks.harness_auxiliary_modules(cfg=cfg, damsm=None, pretrained={"damsm": tmp_path}, training=training,
+                                               find_weight=lambda name: find_weight(found, name))
+
+    with pytest.raises(MissingWeightsError, match=r"vgg16_imagenet.*missing.*vgg16-397923af\.pth"):
+        aux(cfg, True)
+    with torch.device("meta"):
+        assert PERCEPTUAL_MODULE in aux(cfg, False)
     (weights := tmp_path / "w").mkdir()
     torch.save({"features.0.weight": torch.zeros(1)}, weights / "vgg16-397923af.pth")
-    os.environ["HARNESS_WEIGHTS_DIR"] = str(weights)
-    try:
-        with pytest.raises(MissingWeightsError, match="fails its sha256 check"):
-            hooks.harness_auxiliary_modules(cfg=cfg, damsm=None, pretrained={"damsm": tmp_path}, training=True)
-    finally:
-        del os.environ["HARNESS_WEIGHTS_DIR"]
+    with pytest.raises(MissingWeightsError, match="fails its sha256 check"):
+        aux(cfg, True, weights_dir=weights)
     smoke = _config(plugins, "smoke")  # random weights: no file needed
-    assert PERCEPTUAL_MODULE in hooks.harness_auxiliary_modules(cfg=smoke, damsm=None, pretrained={"damsm": tmp_path}, training=True)
+    assert PERCEPTUAL_MODULE in aux(smoke, True)
 
 
-def test_imagenet_weights_loaded_from_the_found_file(plugins, tmp_path, monkeypatch):
+def test_imagenet_weights_loaded_from_the_found_file(plugins, tmp_path):
     from torchvision.models.vgg import cfgs, make_layers
-
-    import plugins.ecagan as ecagan
 
     torch.manual_seed(3)
     features = make_layers(cfgs["D"])
     path = tmp_path / "vgg16-397923af.pth"
     torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
-    monkeypatch.setattr(ecagan, "imagenet_vgg16_file", lambda: path)
     cfg = _config(plugins, "paper", "cub")
+    asked = []
     aux = plugins.method_hooks("ecagan").harness_auxiliary_modules(cfg=cfg, damsm=None, pretrained={"damsm": tmp_path},
-                                                                  training=True)
+                                                                  training=True,
+                                                                  find_weight=lambda name: asked.append(name) or path)
+    assert asked == ["vgg16_imagenet"]
     phi = aux[PERCEPTUAL_MODULE]
     assert isinstance(phi, VGGPerceptualFeatures)
     torch.testing.assert_close(phi.features[5].weight, features[5].weight)

@@ -130,8 +130,7 @@ def weights_dir(tmp_path, monkeypatch):
     d = tmp_path / "w"
     d.mkdir()
     (d / "here.pth").write_bytes(CONTENT)
-    for var in ("HARNESS_WEIGHTS_DIR", "HARNESS_WEIGHTS"):  # empty: not searched; restored after the test
-        monkeypatch.setenv(var, "")
+    monkeypatch.setenv("HARNESS_WEIGHTS", "")  # empty: not searched; restored after the test
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     return d
@@ -192,7 +191,7 @@ def test_env_reports_plugins_that_fail_to_load(weights_dir, monkeypatch, capsys)
 
 def test_env_runs_as_a_program(tmp_path):
     """`python -m harness env --json` in a fresh process (the installed package under tox), outside the tree."""
-    env = {k: v for k, v in os.environ.items() if k not in ("HARNESS_WEIGHTS", "HARNESS_WEIGHTS_DIR", "TORCH_HOME")}
+    env = {k: v for k, v in os.environ.items() if k not in ("HARNESS_WEIGHTS", "TORCH_HOME")}
     out = subprocess.run([sys.executable, "-m", "harness", "env", "--json"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300, env={**env, "HOME": str(tmp_path)})
     assert out.returncode == 0, out.stderr

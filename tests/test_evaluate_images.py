@@ -14,10 +14,11 @@ import torch
 from PIL import Image
 from torch import nn
 
+from harness.evaluation.metrics.interface import EvalOptions
 from harness.config import Config
-from harness.util.errors import HarnessError
+from harness.util.errors import HarnessError, UnknownNameError
 from harness.evaluation.evaluate import build_caption_bank, evaluate_run, generation_schedule
-from harness.runs.images import evaluate_images, export_captions
+from harness.runs.images import ImageFolder, evaluate_images, export_captions
 from harness.evaluation.manifest import FIELDS, read_manifest
 from harness.contract.plugins import build_plugins, hookimpl
 from harness.core.rundir import RunDir
@@ -107,8 +108,8 @@ def setup(tmp_path_factory):
     write_pretrained(run, {"damsm": damsm}, len(train.vocab))
     save_checkpoint(run, {"generator_ema": NoisyGenerator(cfg).state_dict(), "vocab_size": len(train.vocab)}, 5)
     folder = tmp / "png"
-    records = evaluate_run(plugins, run, metrics="rp,probe_acc,probe_fid,pixels", strict=True, root=root,
-                           save_images=str(folder))
+    records = evaluate_run(plugins, run, EvalOptions(metrics="rp,probe_acc,probe_fid,pixels", save_images=str(folder)),
+                           strict=True, root=root)
     return plugins, run, root, folder, records
 
 
@@ -140,7 +141,7 @@ def test_manifest_is_written_in_schedule_order_and_replaced(setup):
         assert row.caption_tokens == " ".join(w for w in row.caption.lower().replace(".", "").split()
                                               if w in ds.vocab.wordtoix)
     # a second evaluation replaces the file (never appends)
-    evaluate_run(plugins, run, metrics="probe_acc", strict=True, root=root, save_images=str(folder))
+    evaluate_run(plugins, run, EvalOptions(metrics="probe_acc", save_images=str(folder)), strict=True, root=root)
     assert (folder / "manifest.csv").read_text() == text
 
 
@@ -160,9 +161,8 @@ def test_round_trip_gives_the_same_numbers_and_a_table_row(setup):
     from harness.reporting.tables import build_table
 
     plugins, run, root, folder, records = setup
-    image_run, recs = evaluate_images(plugins, folder, dataset="shapes", preset="test", name="Saved GAN",
-                                      metrics="rp,probe_acc,probe_fid,pixels", root=root, device="cpu",
-                                      progress=False)
+    image_run, recs = evaluate_images(plugins, ImageFolder(folder, "Saved GAN", "shapes", "test", device="cpu"),
+                                      EvalOptions(metrics="rp,probe_acc,probe_fid,pixels"), root=root, progress=False)
     a, b = _values(records), _values(recs)
     assert set(a) == set(b) == {"rp", "probe_acc", "probe_fid", "pixels"}
     # every metric is handed the saved 8-bit image (read back as the data transform reads a PNG), in one order
@@ -187,7 +187,7 @@ def test_round_trip_gives_the_same_numbers_and_a_table_row(setup):
     assert rows["Saved GAN"].cells["rp"].value == pytest.approx(rows["fakegan"].cells["rp"].value, abs=1e-6)
     assert rows["Saved GAN"].extras["params"] is None and rows["Saved GAN"].extras["speed"] is None
     with pytest.raises(HarnessError, match="image run"):
-        evaluate_run(plugins, image_run, metrics="rp", strict=True, root=root)
+        evaluate_run(plugins, image_run, EvalOptions(metrics="rp"), strict=True, root=root)
 
 
 def test_an_image_run_records_the_protocol_fields_of_a_run_evaluation(setup, tmp_path):
@@ -210,9 +210,10 @@ def test_round_trip_inception_metrics_with_a_test_extractor(setup, tmp_path, mon
     random_inception(tmp_path, monkeypatch)
     plugins, run, root, _, _ = setup
     folder = tmp_path / "png"
-    a = _values(evaluate_run(plugins, run, metrics="is,fid,kid", strict=True, root=root, save_images=str(folder)))
-    _, recs = evaluate_images(plugins, folder, dataset="shapes", preset="test", name="inception check",
-                              metrics="is,fid,kid", root=root, device="cpu", progress=False)
+    a = _values(evaluate_run(plugins, run, EvalOptions(metrics="is,fid,kid", save_images=str(folder)),
+                             strict=True, root=root))
+    _, recs = evaluate_images(plugins, ImageFolder(folder, "inception check", "shapes", "test", device="cpu"),
+                              EvalOptions(metrics="is,fid,kid"), root=root, progress=False)
     b = _values(recs)
     assert set(a) == set(b) == {"is", "fid", "kid"}
     for m in a:
@@ -223,9 +224,8 @@ def test_round_trip_inception_metrics_with_a_test_extractor(setup, tmp_path, mon
 # Bad folders: one line each, in the issue's order
 # ------------------------------------------------------------------------------------------------------
 def _evaluate(plugins, root, folder, **kw):
-    kw.setdefault("metrics", "probe_acc")
-    return evaluate_images(plugins, folder, dataset="shapes", preset="test", name=kw.pop("name", "ext"), root=root,
-                           device="cpu", progress=False, **kw)
+    images = ImageFolder(folder, kw.pop("name", "ext"), "shapes", "test", device="cpu", **kw)
+    return evaluate_images(plugins, images, EvalOptions(metrics="probe_acc"), root=root, progress=False)
 
 
 def _one_line(excinfo) -> str:
@@ -374,3 +374,64 @@ def test_cli_prints_the_line_and_writes_nothing(setup, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("harness: error: ") and "000000.png is missing" in err
     assert sorted(p.name for p in root.iterdir()) == before
+
+
+# ------------------------------------------------------------------------------------------------------
+# Metric options: declared by the metric, taken by every evaluating verb
+# ------------------------------------------------------------------------------------------------------
+class ScaledCount:
+    """A plugin metric with an option of its own: the number of images it is handed times ``--count-scale``."""
+
+    def __init__(self, ctx):
+        self.scale, self.images = ctx.options.value("count_scale"), 0
+
+    def update(self, batch):
+        self.images += len(batch.images)
+
+    def finish(self):
+        from harness.evaluation.metrics.interface import MetricResult
+
+        return [MetricResult("scaled_count", self.scale * self.images)]
+
+
+class ScaledCountPlugin:
+    @hookimpl
+    def harness_metrics(self):
+        from harness.contract.types import MetricInfo, MetricOption
+
+        option = MetricOption("count_scale", "test: the factor", float, metavar="X")
+        return [MetricInfo("scaled_count", "higher", "test: images × --count-scale", factory=ScaledCount,
+                           options=[option])]
+
+
+def test_a_plugin_metric_declares_an_option_and_receives_it(setup, tmp_path, capsys):
+    from harness.cli import build_parser, main
+
+    _, _, _, folder, _ = setup
+    plugins = build_plugins([ScaledCountPlugin()], entry_points=False)
+    root = tmp_path / "results"
+    assert main(["evaluate-images", str(folder), "--dataset", "shapes", "--preset", "test", "--name", "scaled",
+                 "--metrics", "scaled_count", "--count-scale", "2.5", "--results-dir", str(root)],
+                plugins=plugins) == 0
+    run = RunDir(Path(capsys.readouterr().out.strip().splitlines()[-1]))
+    (record,) = run.read_records()
+    assert record["metric"] == "scaled_count" and record["value"] == 2.5 * len(read_manifest(folder / "manifest.csv"))
+    args = build_parser(list(plugins.metric_options().values())).parse_args(["evaluate", "r", "--count-scale", "3"])
+    assert args.func.__name__ == "cmd_evaluate" and vars(args)["metric_option:count_scale"] == 3.0
+
+
+def test_evaluate_images_takes_the_built_in_metrics_options(setup, tmp_path, capsys):
+    """`--is-classifier FILE --is-classes 200` are accepted; the classifier file is where the evaluation stops."""
+    from harness.cli import main
+
+    plugins, _, _, folder, _ = setup
+    missing = tmp_path / "classifier.pt"
+    root = tmp_path / "results"
+    assert main(["evaluate-images", str(folder), "--dataset", "shapes", "--preset", "test", "--name", "ft",
+                 "--metrics", "is_ft", "--is-classifier", str(missing), "--is-classes", "200",
+                 "--results-dir", str(root)], plugins=plugins) == 2
+    assert capsys.readouterr().err.strip() == f"harness: error: --is-classifier {missing}: no such file"
+    assert not root.exists() or not any(root.glob("images-*"))
+    with pytest.raises(UnknownNameError, match="is_clases.*is_classes"):
+        evaluate_images(plugins, ImageFolder(folder, "ft", "shapes", "test"),
+                        EvalOptions(metrics="is_ft", metric_options={"is_clases": 200}), root=root)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from harness.evaluation.metrics.interface import EvalOptions
 from harness.util.errors import HarnessError, MissingWeightsError, UnknownNameError
 from harness.evaluation.evaluate import check_metric_names, evaluate_run, generation_schedule, build_caption_bank
 from harness.evaluation.metrics.interface import quantize_like_png
@@ -48,17 +49,17 @@ def test_auto_metrics_skip_missing_weights_and_record_protocol(setup):
 
 def test_repeatable_and_strict(setup):
     plugins, run, root = setup
-    a = _by_metric(evaluate_run(plugins, run, metrics="rp,probe_acc", strict=True, root=root))
-    b = _by_metric(evaluate_run(plugins, run, metrics="rp,probe_acc", strict=True, root=root))
+    a = _by_metric(evaluate_run(plugins, run, EvalOptions(metrics="rp,probe_acc"), strict=True, root=root))
+    b = _by_metric(evaluate_run(plugins, run, EvalOptions(metrics="rp,probe_acc"), strict=True, root=root))
     assert a["rp"]["value"] == b["rp"]["value"] and a["probe_acc"]["value"] == b["probe_acc"]["value"]
     with pytest.raises(MissingWeightsError, match="weights-inception-2015-12-05-6726825d.pth"):
-        evaluate_run(plugins, run, metrics="fid", strict=True, root=root)
-    skipped = evaluate_run(plugins, run, metrics="fid", strict=False, root=root)
+        evaluate_run(plugins, run, EvalOptions(metrics="fid"), strict=True, root=root)
+    skipped = evaluate_run(plugins, run, EvalOptions(metrics="fid"), strict=False, root=root)
     assert skipped[0]["status"] == "skipped" and "`harness fetch inception_tf_fid`" in skipped[0]["reason"]
     with pytest.raises(UnknownNameError):
         check_metric_names(plugins, "rp,nope")
     with pytest.raises(HarnessError, match="rp-encoder"):
-        evaluate_run(plugins, run, metrics="rp_ext", strict=True, root=root)
+        evaluate_run(plugins, run, EvalOptions(metrics="rp_ext"), strict=True, root=root)
 
 
 def test_rp_ext_with_a_damsm_directory(setup):
@@ -66,8 +67,9 @@ def test_rp_ext_with_a_damsm_directory(setup):
     from harness.core.checkpoint import read_pretrained
 
     damsm_dir = Path(read_pretrained(run)["stages"]["damsm"])
-    recs = _by_metric(evaluate_run(plugins, run, metrics="rp,rp_ext", strict=True, root=root,
-                                   rp_encoder=str(damsm_dir)))
+    recs = _by_metric(evaluate_run(plugins, run, EvalOptions(metrics="rp,rp_ext",
+                                                             metric_options={"rp_encoder": str(damsm_dir)}),
+                                   strict=True, root=root))
     assert recs["rp_ext"]["value"] == pytest.approx(recs["rp"]["value"])  # same encoder → same number
     assert "independent" in recs["rp_ext"]["protocol"]["variant"]
 
@@ -86,8 +88,8 @@ def test_schedule_and_quantisation(setup):
 
 def test_save_images(setup, tmp_path):
     plugins, run, root = setup
-    evaluate_run(plugins, run, metrics="probe_acc", num_images=5, strict=True, root=root,
-                 save_images=str(tmp_path / "png"))
+    evaluate_run(plugins, run, EvalOptions(metrics="probe_acc", num_images=5, save_images=str(tmp_path / "png")),
+                 strict=True, root=root)
     assert len(list((tmp_path / "png").glob("*.png"))) == 5
     lines = (tmp_path / "png" / "manifest.csv").read_text().splitlines()
     assert lines[0] == "file,image_key,caption_index,caption,caption_tokens" and len(lines) == 1 + 5
@@ -98,7 +100,8 @@ def test_inception_metrics_with_a_random_extractor(setup, tmp_path, monkeypatch)
     """The torch-fidelity path end to end (random weights made here, only to exercise the plumbing)."""
     path = random_inception(tmp_path, monkeypatch)
     plugins, run, root = setup
-    recs = _by_metric(evaluate_run(plugins, run, metrics="is,fid,kid", num_images=12, strict=True, root=root))
+    recs = _by_metric(evaluate_run(plugins, run, EvalOptions(metrics="is,fid,kid", num_images=12),
+                                   strict=True, root=root))
     assert recs["is"]["value"] >= 1.0 and recs["is"]["std_over"] == "splits"
     assert recs["fid"]["value"] > 0 and recs["kid"]["kid_subset_size"] == 10
     sha = __import__("hashlib").sha256(path.read_bytes()).hexdigest()
@@ -121,24 +124,30 @@ def test_fid_tv_with_published_statistics_and_is_ft(setup, tmp_path, monkeypatch
     monkeypatch.setattr(inc, "find_weight", lambda plugins, name: tv)
     stats = tmp_path / "bird_val.npz"
     GaussianStats(np.zeros(2048), np.eye(2048), 10).save(stats)
-    recs = _by_metric(evaluate_run(plugins, run, metrics="fid_tv", num_images=4, strict=True, root=root,
-                                   fid_stats=str(stats)))
+    recs = _by_metric(evaluate_run(plugins, run, EvalOptions(metrics="fid_tv", num_images=4,
+                                                             metric_options={"fid_stats": str(stats)}),
+                                   strict=True, root=root))
     assert np.isfinite(recs["fid_tv"]["value"]) and "bird_val.npz" in recs["fid_tv"]["protocol"]["variant"]
 
     classifier = torch.jit.script(nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(48, 7)))
     clf = tmp_path / "clf.pt"
     classifier.save(str(clf))
-    recs = _by_metric(evaluate_run(plugins, run, metrics="is_ft", strict=True, root=root, is_classifier=str(clf),
-                                   is_classes=6, is_temperature=0.5))
+    recs = _by_metric(evaluate_run(plugins, run, EvalOptions(metrics="is_ft",
+                                                             metric_options={"is_classifier": str(clf), "is_classes": 6,
+                                                                             "is_temperature": 0.5}),
+                                   strict=True, root=root))
     assert 1.0 <= recs["is_ft"]["value"] <= 6.0  # background logit dropped: at most 6 classes
     assert "IS*" in recs["is_ft"]["protocol"]["variant"] and "clf.pt" in recs["is_ft"]["protocol"]["weights"]
     with pytest.raises(HarnessError, match="is-classes"):
-        evaluate_run(plugins, run, metrics="is_ft", strict=True, root=root, is_classifier=str(clf))
+        evaluate_run(plugins, run, EvalOptions(metrics="is_ft", metric_options={"is_classifier": str(clf)}),
+                     strict=True, root=root)
 
 
 def test_rp_ext_with_a_run_id(setup, tmp_path, monkeypatch):
     """`--rp-encoder RUN` takes a run id under the results root, as a RUN argument does (README)."""
     plugins, run, root = setup
     monkeypatch.chdir(tmp_path)  # the id is no path from here
-    recs = _by_metric(evaluate_run(plugins, run, metrics="rp,rp_ext", strict=True, root=root, rp_encoder=run.id))
+    recs = _by_metric(evaluate_run(plugins, run, EvalOptions(metrics="rp,rp_ext",
+                                                             metric_options={"rp_encoder": run.id}),
+                                   strict=True, root=root))
     assert recs["rp_ext"]["value"] == pytest.approx(recs["rp"]["value"])  # the run's own DAMSM → the same number

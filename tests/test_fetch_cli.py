@@ -33,7 +33,7 @@ class _FastSettings(FetchSettings):
 @pytest.fixture(autouse=True)
 def fast(monkeypatch, tmp_path):
     monkeypatch.setattr(harness.runs.fetch, "FetchSettings", _FastSettings)
-    monkeypatch.setenv("HARNESS_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("HARNESS_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("HARNESS_RESULTS", str(tmp_path / "results"))
     monkeypatch.delenv("HARNESS_OFFLINE", raising=False)
     monkeypatch.delenv("HARNESS_MIRROR", raising=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from harness.evaluation.metrics.interface import EvalOptions
 from harness.cli import main
 from harness.util.errors import HarnessError
 from harness.evaluation.evaluate import evaluate_run
@@ -56,7 +57,7 @@ def test_evaluate_refuses_a_run_whose_encoder_is_not_the_data_sets(setup, tmp_pa
     save_checkpoint(bad, {"generator_ema": ColourGenerator(cfg).state_dict(), "vocab_size": 50}, 1)
     with pytest.raises(HarnessError, match="run mismatch's text encoder has a 50-word vocabulary but the shapes "
                                            "data has 70 words"):
-        evaluate_run(plugins, bad, metrics="probe_acc", num_images=8, strict=True, root=root)
+        evaluate_run(plugins, bad, EvalOptions(metrics="probe_acc", num_images=8), strict=True, root=root)
     assert bad.read_records() == []
     from harness.runs.sample import sample_sheet
 

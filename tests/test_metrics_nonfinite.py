@@ -15,7 +15,7 @@ from harness.evaluation.evaluate import evaluate_run, make_context
 from harness.evaluation.metrics.clip_score import ClipEncoders
 from harness.evaluation.metrics.features import FeatureStream
 from harness.evaluation.metrics.frechet import gaussian_stats, inception_score, kernel_distance
-from harness.evaluation.metrics.interface import GeneratedBatch, NonFiniteError, quantize_like_png
+from harness.evaluation.metrics.interface import EvalOptions, GeneratedBatch, NonFiniteError, quantize_like_png
 from harness.evaluation.metrics.r_precision import RPrecision, retrieval_hits
 
 
@@ -62,8 +62,8 @@ def ctx(setup, tmp_path):
     plugins, run, root = setup
     cfg = run.load_config(plugins)
     ds = plugins.dataset("shapes").build(cfg.data, "test", train=False, seed=0, cache_root=root)
-    return make_context(plugins, SimpleNamespace(cfg=cfg), ds, split="test", device="cpu", root=tmp_path,
-                        num_images=8)
+    return make_context(plugins, SimpleNamespace(cfg=cfg), ds, EvalOptions(split="test", num_images=8), device="cpu",
+                        root=tmp_path)
 
 
 def _batch(ctx, caption_ids: list[int]) -> GeneratedBatch:
@@ -165,8 +165,9 @@ def test_evaluation_refuses_a_nan_image_naming_its_caption(setup, tmp_path, monk
     monkeypatch.setattr(ckpt, "load_inference_models", poisoned)
     before = run.read_records()
     with pytest.raises(HarnessError, match=r"non-finite \(NaN or inf\) generated image for test image '") as e:
-        evaluate_run(plugins, run, metrics="rp,probe_acc", num_images=24, strict=True, root=root,
-                     save_images=str(tmp_path / "png"))
+        evaluate_run(plugins, run, EvalOptions(metrics="rp,probe_acc", num_images=24,
+                                               save_images=str(tmp_path / "png")),
+                     strict=True, root=root)
     assert "\n" not in str(e.value) and "caption" in str(e.value)
     assert run.read_records() == before  # nothing recorded
     from PIL import Image

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.evaluation.evaluate import evaluate_run
+from harness.evaluation.metrics.interface import EvalOptions
 from harness.evaluation.metrics.power import frechet_power, is_power, kid_power, rp_power
 from harness.core.rundir import make_record, new_eval_id
 from harness.reporting.tables import write_table
@@ -45,8 +46,8 @@ def test_rp_rule_is_fewer_than_100_per_fold():
 # ---- the records of an evaluation ----------------------------------------------------------------------------
 def test_evaluation_records_say_underpowered(setup):
     plugins, run, root = setup
-    recs = {r["metric"]: r for r in evaluate_run(plugins, run, metrics="rp,rp_real,probe_acc,probe_fid,probe_is",
-                                                 num_images=40, strict=True, root=root)}
+    asked = EvalOptions(metrics="rp,rp_real,probe_acc,probe_fid,probe_is", num_images=40)
+    recs = {r["metric"]: r for r in evaluate_run(plugins, run, asked, strict=True, root=root)}
     # the fixture: 40 images, 4 folds, 2 IS splits, 24 real test images, the probe's 128-d features
     assert recs["rp"]["underpowered"] == "40 images in 4 folds: 10 per fold < 100"
     assert recs["rp_real"]["underpowered"] == "24 images in 4 folds: 6 per fold < 100"

@@ -94,7 +94,6 @@ def session(tmp_path_factory) -> Path:
             (base / name).mkdir()
         mp.setenv("HARNESS_RESULTS", str(base / "results"))
         mp.setenv("HARNESS_WEIGHTS", str(base / "weights"))
-        mp.delenv("HARNESS_WEIGHTS_DIR", raising=False)
         mp.setenv("TORCH_HOME", str(base / "torch_home"))
         mp.setenv("HOME", str(base / "home"))
         mp.setenv("XDG_CACHE_HOME", str(base / "home" / ".cache"))

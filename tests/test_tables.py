@@ -288,6 +288,15 @@ def test_three_metric_table_fits_one_and_two_column_articles(tmp_path):
             assert "Overfull \\hbox" not in log, (twocolumn, natural)
 
 
+def test_a_caption_without_a_final_period_ends_its_sentence(tmp_path):
+    """`--caption` and the protocol sentence are two sentences: a period is added where the caption has none."""
+    plugins, runs = small_runs(tmp_path, {"is": (4.123, 0.2)})
+    for caption, shown in (("Shapes benchmark", "Shapes benchmark."), ("Shapes benchmark.", "Shapes benchmark."),
+                           ("Is it good?", "Is it good?"), ("Shapes (see text.)", "Shapes (see text.)")):
+        tex = write_table(plugins, runs, fmt="latex", caption=caption)
+        assert rf"\caption{{{shown} Evaluated on tinyset" in tex, caption
+
+
 @needs_pdflatex
 def test_six_metric_table_is_a_table_star_that_fits_the_text_width(tmp_path):
     plugins, runs = small_runs(tmp_path, {"is": (4.123, 0.2), "fid": (21.456, 1.7), "fid_tv": (25.5, 2.0),
@@ -468,7 +477,7 @@ def weight_reasons(tmp_path: Path, monkeypatch) -> dict[str, str]:
     wdir = tmp_path / "weights"
     wdir.mkdir()
     (wdir / "ViT-B-32.pt").write_bytes(b"not the CLIP weights")
-    monkeypatch.setenv("HARNESS_WEIGHTS_DIR", str(wdir))
+    monkeypatch.setenv("HARNESS_WEIGHTS", str(wdir))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     plugins = build_plugins()
     reasons = {}

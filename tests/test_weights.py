@@ -1,4 +1,5 @@
 """Weight files: search order, checks, refusal of a wrong hash with both hashes, status listing."""
+import dataclasses
 import hashlib
 
 import pytest
@@ -30,7 +31,6 @@ def env(tmp_path, monkeypatch):
     dirs = {k: tmp_path / k for k in ("cli", "env", "torch", "home")}
     for d in dirs.values():
         d.mkdir()
-    monkeypatch.setenv("HARNESS_WEIGHTS_DIR", str(dirs["cli"]))
     monkeypatch.setenv("HARNESS_WEIGHTS", str(dirs["env"]))
     monkeypatch.setenv("TORCH_HOME", str(dirs["torch"]))
     monkeypatch.setenv("HOME", str(dirs["home"]))
@@ -38,13 +38,30 @@ def env(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def plugins():
-    return build_plugins([_WeightPlugin()], entry_points=False)
+def plugins(env):
+    """The plugin set as the CLI passes it on with ``--weights-dir <env["cli"]>``."""
+    return dataclasses.replace(build_plugins([_WeightPlugin()], entry_points=False), weights_dir=env["cli"])
 
 
 def test_search_order(env):
-    assert search_dirs() == [env["cli"], env["env"], env["torch"] / "hub" / "checkpoints",
-                             env["home"] / ".cache" / "clip"]
+    assert search_dirs(env["cli"]) == [env["cli"], env["env"], env["torch"] / "hub" / "checkpoints",
+                                       env["home"] / ".cache" / "clip"]
+    assert search_dirs() == [env["env"], env["torch"] / "hub" / "checkpoints", env["home"] / ".cache" / "clip"]
+
+
+def test_weights_dir_is_passed_as_a_value(env, plugins, capsys):
+    """`--weights-dir` reaches the lookup without touching the process environment."""
+    import os
+
+    from harness.cli import main
+
+    (env["cli"] / "full.pth").write_bytes(CONTENT)
+    plain = dataclasses.replace(plugins, weights_dir=None)
+    assert main(["weights", "--weights-dir", str(env["cli"])], plugins=plain) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"search order: {env['cli']}, {env['env']}")
+    assert f"full: present at {env['cli'] / 'full.pth'}" in out
+    assert "HARNESS_WEIGHTS_DIR" not in os.environ and plain.weights_dir is None
 
 
 def test_missing_names_files_and_places(env, plugins):

@@ -21,7 +21,7 @@ Types are in ``harness.contract.types``; the config in ``harness.config``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TYPE_CHECKING
+from typing import Callable, TYPE_CHECKING
 
 import pluggy
 from torch import Tensor, nn
@@ -106,14 +106,15 @@ def harness_pretrain_stages(cfg: Config) -> list[PretrainStage]:
 
 @hookspec(firstresult=True)
 def harness_auxiliary_modules(cfg: Config, damsm: DamsmEncoders, pretrained: dict[str, Path],
-                              training: bool) -> dict[str, nn.Module]:
+                              training: bool, find_weight: Callable[[str], Path]) -> dict[str, nn.Module]:
     """Modules the method uses besides the encoders, G and the Ds (e.g. ECAGAN's VGG-16 feature extractor
     for the perceptual loss, CAE-GAN's cross-attention encoder).
 
     Receives: the config, the DAMSM encoders, the pretrained stages' directories (empty for ``inspect``), and
     ``training``: True when the modules are built for GAN training, False for evaluation, sampling and
     ``inspect`` (so a module that only serves a training loss, e.g. ECAGAN's VGG, needs its weight file only
-    then).
+    then); ``find_weight(name)``: the verified local path of an announced weight file (``harness_weight_files``),
+    looked for where ``harness weights`` says, ``--weights-dir`` first (MissingWeightsError, one line, if absent).
     Returns: ``{name: module}``. Optional: not implementing it (or answering None) means none (default {}). Called once when the
     method is built, before ``harness_generator``; the same instances are passed to ``harness_generator`` and
     are in ``Step.aux``.

@@ -19,6 +19,7 @@ import pkgutil
 import re
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterable, Optional
 
@@ -27,7 +28,7 @@ import pluggy
 from harness.contract import hookspecs
 from harness.util.errors import HarnessError, PluginError, UnknownNameError
 from harness.contract.hook_trace import install_tracing, trace_mode
-from harness.contract.types import DatasetInfo, MethodInfo, MetricInfo, PretrainStage, WeightFile
+from harness.contract.types import DatasetInfo, MethodInfo, MetricInfo, MetricOption, PretrainStage, WeightFile
 
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
 ENTRY_POINT_GROUP = "harness"
@@ -139,6 +140,7 @@ class Plugins:
     pm: pluggy.PluginManager
     method_plugins: dict[str, object]  # method name -> the plugin object that provides it
     broken: list[BrokenPlugin] = field(default_factory=list)  # installed plugins left out, with the reason
+    weights_dir: Optional[Path] = None  # searched first for weight files (--weights-dir; harness.core.weights)
 
     # ---- registries -------------------------------------------------------------------------------
     def methods(self) -> dict[str, MethodInfo]:
@@ -149,6 +151,18 @@ class Plugins:
 
     def metrics(self) -> dict[str, MetricInfo]:
         return {m.name: m for m in _flatten(self.pm.hook.harness_metrics())}
+
+    def metric_options(self) -> dict[str, MetricOption]:
+        """Every option the installed metrics declare, by name; two declarations of one name with different
+        types raise HarnessError naming both metrics."""
+        out: dict[str, tuple[str, MetricOption]] = {}
+        for metric in self.metrics().values():
+            for option in metric.options:
+                seen = out.setdefault(option.name, (metric.name, option))
+                if seen[1].type is not option.type:
+                    raise HarnessError(f"metric option {option.name!r} is declared by {seen[0]!r} and "
+                                       f"{metric.name!r} with different types")
+        return {name: option for name, (_, option) in out.items()}
 
     def weight_files(self) -> dict[str, WeightFile]:
         return {w.name: w for w in _flatten(self.pm.hook.harness_weight_files())}

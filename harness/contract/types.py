@@ -256,6 +256,8 @@ class MetricInfo:
                 (``harness.evaluation.metrics.interface`` defines both)
     datasets:   data sets the metric applies to (None = all)
     format:     display name, LaTeX form and decimals in tables (None = the id, decimals from the values)
+    options:    the options the metric reads (``MetricOption``): ``harness evaluate``, ``evaluate-images`` and
+                ``run`` accept each, and the factory reads its value as ``ctx.options.value(name)``
     """
 
     name: str
@@ -265,6 +267,29 @@ class MetricInfo:
     factory: Optional[Callable[[EvalContext], StreamingMetric]] = None
     datasets: Optional[list[str]] = None
     format: Optional[MetricFormat] = None
+    options: list[MetricOption] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MetricOption:
+    """An option of a metric, e.g. ``MetricOption("is_classes", "classes of the classifier", int)``: the command
+    line takes it as ``--is-classes N``; the metric reads it (None when not given) as ``ctx.options.value(name)``.
+
+    name:    a Python identifier; ``_`` becomes ``-`` on the command line. Metrics that declare the same name
+             (with the same type) share one value, e.g. CLIP-R and CLIPScore's ``clip_model``
+    help:    one line for ``--help``
+    type:    turns the command line's text into the value (str, int, float, ...)
+    metavar: the value's placeholder in ``--help`` (default: the name in capitals)
+    """
+
+    name: str
+    help: str
+    type: Callable[[str], Any] = str
+    metavar: Optional[str] = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
 
 
 @dataclass

@@ -370,6 +370,24 @@ def readable_runs(runs: Iterable[RunDir], plugins: Plugins) -> list[RunDir]:
     return out
 
 
+def select_runs(plugins: Plugins, names: Iterable[str | Path], root: Path) -> list[RunDir]:
+    """The runs ``harness table`` and ``report`` mean by their arguments: none given, every readable run under
+    ``root``; else each a run (by path or id: its broken config is the error) or a directory holding runs
+    (a `run` session, a results root: damaged runs there are skipped with a warning)."""
+    names = list(names)
+    if not names:
+        return readable_runs(find_runs([root]), plugins)
+    runs = []
+    for a in names:
+        if (Path(a) / "config.yaml").is_file() or not Path(a).exists():
+            run = resolve_run(a, root)
+            run.load_config(plugins)
+            runs.append(run)
+        else:
+            runs += readable_runs(find_runs([a]), plugins)
+    return runs
+
+
 # ``run.json`` (written by harness.runs.info.write_run_info; read here so that tables need not import it)
 RUN_INFO = "run.json"
 

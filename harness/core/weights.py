@@ -3,7 +3,7 @@
 A weight file is announced by a plugin (``harness_weight_files``) with its accepted file names, a check and
 where it can be downloaded (``WeightFile.downloads``); ``find_weight`` looks for it in, in order,
 
-1. ``--weights-dir`` (the CLI puts it into ``$HARNESS_WEIGHTS_DIR``),
+1. ``--weights-dir`` (``Plugins.weights_dir``, passed as a value),
 2. ``$HARNESS_WEIGHTS``,
 3. ``$TORCH_HOME/hub/checkpoints`` (default ``~/.cache/torch/hub/checkpoints``, where torch.hub caches),
 4. ``~/.cache/clip`` (where openai-clip caches),
@@ -41,12 +41,12 @@ _HASH_SUFFIX = re.compile(r"-([0-9a-fA-F]{8,64})\.[A-Za-z0-9]+$")
 USABLE = ("present", "prefix-checked only", "unverified")
 
 
-def search_dirs() -> list[Path]:
-    """The directories searched for weight files, in order (environment read at call time)."""
-    dirs: list[Path] = []
-    for var in ("HARNESS_WEIGHTS_DIR", "HARNESS_WEIGHTS"):
-        if os.environ.get(var):
-            dirs.append(Path(os.environ[var]).expanduser())
+def search_dirs(weights_dir: Optional[Path | str] = None) -> list[Path]:
+    """The directories searched for weight files, in order: ``weights_dir`` (``--weights-dir``) when given, then
+    the environment's (read at call time)."""
+    dirs: list[Path] = [Path(weights_dir).expanduser()] if weights_dir else []
+    if os.environ.get("HARNESS_WEIGHTS"):
+        dirs.append(Path(os.environ["HARNESS_WEIGHTS"]).expanduser())
     torch_home = Path(os.environ.get("TORCH_HOME") or Path.home() / ".cache" / "torch").expanduser()
     dirs.append(torch_home / "hub" / "checkpoints")
     dirs.append(Path.home() / ".cache" / "clip")
@@ -99,12 +99,12 @@ def check_file(w: WeightFile, path: Path) -> WeightCheck:
                        actual[: max(len(expected), 8)])
 
 
-def _candidates(w: WeightFile) -> list[Path]:
-    return [d / name for d in search_dirs() for name in w.filenames if (d / name).is_file()]
+def _candidates(w: WeightFile, weights_dir: Optional[Path]) -> list[Path]:
+    return [d / name for d in search_dirs(weights_dir) for name in w.filenames if (d / name).is_file()]
 
 
-def _where_line(w: WeightFile) -> str:
-    dirs = search_dirs()
+def _where_line(w: WeightFile, weights_dir: Optional[Path]) -> str:
+    dirs = search_dirs(weights_dir)
     names = " or ".join(w.filenames)
     src = f" (from {w.source})" if w.source else ""
     fetch = f"run `harness fetch {w.name}`, or " if w.downloads else ""
@@ -112,10 +112,10 @@ def _where_line(w: WeightFile) -> str:
             f"{', '.join(map(str, dirs))})")
 
 
-def locate(w: WeightFile) -> tuple[Optional[WeightCheck], list[WeightCheck]]:
+def locate(w: WeightFile, weights_dir: Optional[Path] = None) -> tuple[Optional[WeightCheck], list[WeightCheck]]:
     """The first candidate that passes its check (or is unverified), and every wrong-hash candidate seen."""
     wrong = []
-    for path in _candidates(w):
+    for path in _candidates(w, weights_dir):
         c = check_file(w, path)
         if c.status in USABLE:
             return c, wrong
@@ -129,18 +129,18 @@ def find_weight(plugins: Plugins, name: str) -> Path:
     files = plugins.weight_files()
     if name not in files:
         raise UnknownNameError("weight file", name, list(files))
-    return require_weight(files[name])
+    return require_weight(files[name], plugins.weights_dir)
 
 
-def require_weight(w: WeightFile) -> Path:
+def require_weight(w: WeightFile, weights_dir: Optional[Path] = None) -> Path:
     """The path of the weight file ``w`` describes, verified, for code that holds its own ``WeightFile`` (no
-    plugin manager needed); raises MissingWeightsError with one line: the file that fails its check and what to
-    put where, or where the missing file goes."""
+    plugin manager needed; ``weights_dir`` is searched first); raises MissingWeightsError with one line: the file
+    that fails its check and what to put where, or where the missing file goes."""
     name = w.name
-    found, wrong = locate(w)
+    found, wrong = locate(w, weights_dir)
     if found is None and not wrong and w.downloads and auto_fetch():
-        fetch_weight(w, FetchSettings.from_env())  # HARNESS_FETCH=auto: fetched on first use
-        found, wrong = locate(w)
+        fetch_weight(w, FetchSettings.from_env(), weights_dir)  # HARNESS_FETCH=auto: fetched on first use
+        found, wrong = locate(w, weights_dir)
     if found is not None:
         return found.path
     if wrong:
@@ -149,25 +149,25 @@ def require_weight(w: WeightFile) -> Path:
         check = parse_digest(declared)[0] if declared else w.check
         raise MissingWeightsError(
             f"weight file {name!r}: {c.path} fails its {check} check (expected {c.expected}, got {c.actual}); "
-            f"replace it with the right file: {_where_line(w)}")
-    raise MissingWeightsError(f"weight file {name!r} ({w.purpose}) is missing: {_where_line(w)}")
+            f"replace it with the right file: {_where_line(w, weights_dir)}")
+    raise MissingWeightsError(f"weight file {name!r} ({w.purpose}) is missing: {_where_line(w, weights_dir)}")
 
 
-def fetch_weight(w: WeightFile, settings: FetchSettings) -> str:
-    """Download weight file ``w`` into the first search directory unless a copy that passes its full check is
-    already found; one line saying what happened. Raises MissingWeightsError (nothing to download) or
-    FetchError (the first source's failure, when every source failed)."""
-    found, _ = locate(w)
+def fetch_weight(w: WeightFile, settings: FetchSettings, weights_dir: Optional[Path] = None) -> str:
+    """Download weight file ``w`` into the first search directory (``weights_dir`` when given) unless a copy that
+    passes its full check is already found; one line saying what happened. Raises MissingWeightsError (nothing
+    to download) or FetchError (the first source's failure, when every source failed)."""
+    found, _ = locate(w, weights_dir)
     if found is not None and found.status == "present":
         return f"{w.name}: present at {found.path}"
     if not w.downloads:
-        raise MissingWeightsError(f"weight file {w.name!r} declares no download: {_where_line(w)}")
+        raise MissingWeightsError(f"weight file {w.name!r} declares no download: {_where_line(w, weights_dir)}")
     errors: list[FetchError] = []
     for src in w.downloads:
         if src.filename not in w.filenames:
             raise ValueError(f"weight file {w.name!r}: download {src.filename!r} is not an accepted file name")
         try:
-            result = download(src, search_dirs()[0], settings, label=w.name)
+            result = download(src, search_dirs(weights_dir)[0], settings, label=w.name)
         except FetchError as e:
             errors.append(e)
             if settings.offline:
@@ -193,7 +193,7 @@ def weight_status(plugins: Plugins) -> list[dict]:
     (one line each), status (see ``WeightCheck``, or "missing"), path, detail."""
     out = []
     for name, w in sorted(plugins.weight_files().items()):
-        found, wrong = locate(w)
+        found, wrong = locate(w, plugins.weights_dir)
         if found is not None:
             status, path, detail = found.status, found.path, None
         elif wrong:
@@ -202,16 +202,16 @@ def weight_status(plugins: Plugins) -> list[dict]:
         else:
             status, path, detail = "missing", None, None
         out.append({"name": name, "purpose": w.purpose, "filenames": list(w.filenames),
-                    "locations": [str(d) for d in search_dirs()], "check": w.check, "digest": w.digest,
-                    "source": w.source, "downloads": [_declared_line(d) for d in w.downloads], "status": status,
-                    "path": str(path) if path else None, "detail": detail})
+                    "locations": [str(d) for d in search_dirs(plugins.weights_dir)], "check": w.check,
+                    "digest": w.digest, "source": w.source, "downloads": [_declared_line(d) for d in w.downloads],
+                    "status": status, "path": str(path) if path else None, "detail": detail})
     return out
 
 
 def describe_weights(plugins: Plugins) -> str:
     """The text of ``harness weights``."""
     rows = weight_status(plugins)
-    lines = ["search order: " + ", ".join(str(d) for d in search_dirs()), ""]
+    lines = ["search order: " + ", ".join(str(d) for d in search_dirs(plugins.weights_dir)), ""]
     for r in rows:
         if r["check"] == "none":
             check = "unverified (check: none)"

@@ -17,6 +17,7 @@ explicitly with ``strict=True`` (``harness evaluate --metrics X``), which raises
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -143,70 +144,62 @@ def protocol_fields(cfg: Config, models: Optional[EvalModels], *, split: str, me
 # ------------------------------------------------------------------------------------------------------
 # The evaluation
 # ------------------------------------------------------------------------------------------------------
-def resolve_rp_encoder(arg: str, root: Path) -> str:
-    """``--rp-encoder RUN_OR_DIR``: an existing directory (a run or a DAMSM cache entry) as given, else a run id
-    under the results root (``harness.core.rundir.resolve_run``; an unknown one raises HarnessError)."""
-    from harness.core.rundir import resolve_run
-
-    if Path(arg).expanduser().is_dir():
-        return str(Path(arg).expanduser())
-    return str(resolve_run(arg, root).path)
+def check_metric_options(plugins: Plugins, options: EvalOptions) -> None:
+    """Fail before any work when ``options`` names a metric option no installed metric declares."""
+    declared = plugins.metric_options()
+    for name in options.metric_options:
+        if name not in declared:
+            raise UnknownNameError("metric option", name, list(declared))
 
 
-def evaluate_run(plugins: Plugins, run: RunDir, *, metrics: str | None = None, num_images: Optional[int] = None,
-                 split: Optional[str] = None, checkpoint: Optional[str | int] = None,
-                 save_images: Optional[str] = None, strict: bool, rp_encoder: Optional[str] = None,
-                 fid_stats: Optional[str] = None, is_classifier: Optional[str] = None,
-                 is_classes: Optional[int] = None, is_temperature: Optional[float] = None,
-                 clip_model: Optional[str] = None, root: Path, step: Optional[int] = None) -> list[dict]:
-    """Evaluate the run's EMA generator; appends the records to ``run.records_path`` and returns them."""
+def evaluate_run(plugins: Plugins, run: RunDir, options: Optional[EvalOptions] = None, *, strict: bool, root: Path,
+                 step: Optional[int] = None) -> list[dict]:
+    """Evaluate the run's EMA generator (of checkpoint ``step``, default the latest) as ``options`` asks; appends
+    the records to ``run.records_path`` and returns them."""
     from harness.build import build_split, load_inference_models
     from harness.core.distributed import init_distributed
-
-    if step is None and checkpoint is not None:
-        try:
-            step = int(checkpoint)
-        except ValueError:
-            raise HarnessError(f"--checkpoint expects a step number, got {checkpoint!r}") from None
-    if rp_encoder:
-        rp_encoder = resolve_rp_encoder(rp_encoder, root)
-    cfg0 = run.load_config(plugins)
     from harness.core.rundir import IMAGE_RUN_METHOD
 
+    options = options or EvalOptions()
+    check_metric_options(plugins, options)
+    cfg0 = run.load_config(plugins)
     if cfg0.method == IMAGE_RUN_METHOD:
         raise HarnessError(f"{run.path} is an image run (no generator); evaluate its folder again with "
                            f"`harness evaluate-images`")
-    names, explicit = select_metrics(plugins, metrics or (cfg0.eval.metrics if cfg0.eval.metrics != ["auto"]
-                                                          else None), cfg0.data.name)
+    select_metrics(plugins, _asked_metrics(options, cfg0), cfg0.data.name)  # unknown names fail before any work
     device = init_distributed(cfg0.train.device).device  # torchrun: joins the group, cuda:LOCAL_RANK
     models = load_inference_models(plugins, run, step=step, device=device)
     cfg = models.cfg
-    split = split or cfg.eval.split
-    dataset = build_split(plugins, cfg, split, train=False, cache_root=root)
+    options = dataclasses.replace(options, split=options.split or cfg.eval.split,
+                                  num_images=options.num_images or cfg.eval.num_images)
+    dataset = build_split(plugins, cfg, options.split, train=False, cache_root=root)
     from harness.data.vocab import check_vocabulary_size
 
     check_vocabulary_size(models.vocab_size, dataset, f"run {run.path.name}'s text encoder")
-    options = EvalOptions(rp_encoder, fid_stats, is_classifier, is_classes, is_temperature, clip_model)
-    return evaluate_models(plugins, models, dataset, names=names, explicit=explicit, strict=strict,
-                           num_images=num_images or cfg.eval.num_images, split=split, device=device, root=root,
-                           options=options, run=run, save_images=save_images)
+    return evaluate_models(plugins, models, dataset, options, strict=strict, device=device, root=root, run=run)
 
 
-def make_context(plugins: Plugins, models: EvalModels, dataset: TextImageDataset, *, split: str,
-                 device: torch.device | str, root: Path, num_images: int, options: Optional[EvalOptions] = None,
-                 run: RunDir | None = None) -> EvalContext:
-    """The evaluation context (caption bank included) for ``models`` on ``dataset``."""
+def _asked_metrics(options: EvalOptions, cfg: Config) -> Optional[str]:
+    """The metrics asked for: the options', else the config's ``eval.metrics`` (None: every one that applies)."""
+    return options.metrics or (",".join(cfg.eval.metrics) if cfg.eval.metrics != ["auto"] else None)
+
+
+def make_context(plugins: Plugins, models: EvalModels, dataset: TextImageDataset, options: EvalOptions, *,
+                 device: torch.device | str, root: Path, run: RunDir | None = None) -> EvalContext:
+    """The evaluation context (caption bank included) for ``models`` on ``dataset``; ``options.split`` and
+    ``options.num_images`` are the evaluation's (not None)."""
     from harness.build import load_external_damsm
 
     cfg = models.cfg
+    num_images = int(options.num_images)
     least = max(2, cfg.eval.rp_folds, cfg.eval.is_splits)
     if num_images < least:
         raise HarnessError(f"{num_images} images are too few: R-precision folds ({cfg.eval.rp_folds}) and IS splits "
                            f"({cfg.eval.is_splits}) need at least {least} (--num-images / eval.num_images)")
     bank = build_caption_bank(dataset, cfg.eval.words_num, cfg.eval.seed)
-    return EvalContext(plugins=plugins, cfg=cfg, dataset=dataset, split=split, device=torch.device(device),
+    return EvalContext(plugins=plugins, cfg=cfg, dataset=dataset, split=options.split, device=torch.device(device),
                        root=Path(root), bank=bank, resolution=int(dataset.stage_sizes[-1]), num_images=num_images,
-                       seed=cfg.eval.seed, options=options or EvalOptions(), models=models, run=run,
+                       seed=cfg.eval.seed, options=options, models=models, run=run,
                        real_batch_size=cfg.eval.batch_size, load_damsm=lambda path: load_external_damsm(
                            plugins, path, cfg=cfg, vocab_size=models.vocab_size, device=torch.device(device)))
 
@@ -233,14 +226,14 @@ def build_metrics(ctx: EvalContext, names: list[str], *, explicit: bool,
     return computers, skipped
 
 
-def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: TextImageDataset, *, names: list[str],
-                    explicit: bool, strict: bool, num_images: int, split: str, device: torch.device, root: Path,
-                    options: EvalOptions, run: RunDir | None = None, save_images: Optional[str] = None,
-                    progress: bool = True) -> list[dict]:
-    """The evaluation itself, on already built models and data (the benchmark and tests call this directly)."""
+def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: TextImageDataset, options: EvalOptions, *,
+                    strict: bool, device: torch.device, root: Path, run: RunDir | None = None) -> list[dict]:
+    """The evaluation itself, on already built models and data (``options.split`` and ``options.num_images``
+    set: the evaluation's)."""
     cfg = models.cfg
-    ctx = make_context(plugins, models, dataset, split=split, device=device, root=root, num_images=num_images,
-                       options=options, run=run)
+    split, num_images = options.split, int(options.num_images)
+    names, explicit = select_metrics(plugins, _asked_metrics(options, cfg), cfg.data.name)
+    ctx = make_context(plugins, models, dataset, options, device=device, root=root, run=run)
     from harness.core.distributed import broadcast_object, finish_metrics, is_main
 
     eval_id = broadcast_object(new_eval_id())  # one id on every rank
@@ -248,29 +241,40 @@ def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: TextImag
 
     results: list[MetricResult] = []
     if computers:
-        generate_into(ctx, models.modules, list(computers.values()), save_images=save_images, progress=progress)
+        generate_into(ctx, models.modules, list(computers.values()), save_images=options.save_images)
         results = finish_metrics(list(computers.values()))  # N ranks: states gathered, finished on rank 0
 
     base = {"method": cfg.method, "dataset": cfg.data.name, "seed": cfg.seed, "eval_id": eval_id}
     # the method's ablation switches as trained (e.g. ECAGAN's loss.perceptual.weights=random)
     ablation = {k: cfg.get(k) for k in plugins.method(cfg.method).ablation_keys}
     common = protocol_fields(cfg, models, split=split, method_config=ablation)
-    records = make_records(cfg, results, skipped, base=base, common=common, num_images=num_images, split=split,
-                           step=models.step)
+    records = make_records(cfg, results, skipped, base=base, common=common, num_images=num_images, step=models.step)
     if run is not None and is_main():
         run.append_records(records)
         plugins.pm.hook.harness_on_evaluated(run=run, records=records)
     return records
 
 
+def record_lines(records: list[dict]) -> list[str]:
+    """One line per record, as ``harness evaluate`` prints them: metric, value ± std, or why it was skipped."""
+    lines = []
+    for r in records:
+        val = "skipped: " + str(r["reason"]) if r["status"] != "ok" else (
+            f"{r['value']:.4g}" + (f" ± {r['std']:.2g} ({r['std_over']})" if r.get("std") is not None else ""))
+        power = f"  (underpowered: {r['underpowered']})" if r.get("underpowered") else ""
+        lines.append(f"{r['metric']:11s} {val}{power}")
+    return lines
+
+
 def make_records(cfg: Config, results: list[MetricResult], skipped: list[tuple[str, str]], *, base: dict,
-                 common: dict, num_images: int, split: str, step: Optional[int], **extra: Any) -> list[dict]:
+                 common: dict, num_images: int, step: Optional[int], **extra: Any) -> list[dict]:
     """The records of one evaluation: one per result, one ``skipped`` record per (metric, reason); ``base`` holds
-    the record's identity (method, dataset, seed, eval_id), ``common`` the protocol fields every record shares,
-    ``extra`` further record fields (e.g. an image run's ``label``)."""
+    the record's identity (method, dataset, seed, eval_id), ``common`` the protocol fields every record shares
+    (the evaluated ``split`` among them), ``extra`` further record fields (e.g. an image run's ``label``)."""
     from harness.config.protocol import evaluated_values, protocol_name, record_protocol
 
-    values = evaluated_values(cfg, num_images=num_images, split=split)  # the protocol as this evaluation ran it
+    # the protocol as this evaluation ran it
+    values = evaluated_values(cfg, num_images=num_images, split=common["split"])
     pname = protocol_name(cfg.to_dict())
     records = []
     for r in results:

@@ -10,6 +10,7 @@ import unicodedata
 from typing import Optional
 
 from harness.reporting.table_cells import HeadCell, TableCell, TableCells
+from harness.util.text import join_sentences
 
 # Metric columns up to which a LaTeX table is a one-column ``table`` at \columnwidth; beyond, ``table*``.
 ONE_COLUMN_MAX = 3
@@ -80,7 +81,7 @@ def cells_to_latex(cells: TableCells, *, caption: Optional[str] = None, label: O
     spec = "l" + "".join(_siunitx_spec(cells, i) if siunitx else "r" for i in range(1, columns + 1))
     lines = [f"% t2i-harness results table; needs \\usepackage{{{packages}}}",
              rf"\begin{{{env}}}[t]", r"\centering",
-             rf"\caption{{{latex_escape(caption or 'Text-to-image results.')} {latex_escape(cells.protocol)}}}",
+             rf"\caption{{{latex_escape(join_sentences(caption or 'Text-to-image results.', cells.protocol))}}}",
              rf"\label{{{label or 'tab:results'}}}", r"\small", r"\setlength{\tabcolsep}{4pt}",
              rf"\resizebox{{\ifdim\width>{width}{width}\else\width\fi}}{{!}}{{%",
              rf"\begin{{tabular}}{{@{{}}{spec}@{{}}}}", r"\toprule",

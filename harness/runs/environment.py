@@ -32,8 +32,8 @@ PACKAGES = ("pluggy", "pandas", "pyyaml", "numpy", "scipy", "pillow", "tqdm", "p
 # scores (openai-clip), plots (matplotlib), pandas' Styler (jinja2), TensorBoard logs in training (tensorboard)
 OPTIONAL_PACKAGES = ("torch-fidelity", "openai-clip", "matplotlib", "jinja2", "tensorboard")
 # environment variables that change where the harness looks for weights, results and devices, and what it fetches
-ENV_VARS = ("HARNESS_WEIGHTS", "HARNESS_WEIGHTS_DIR", "HARNESS_RESULTS", "HARNESS_OFFLINE", "HARNESS_MIRROR",
-            "HARNESS_FETCH", "TORCH_HOME", "CUDA_VISIBLE_DEVICES")
+ENV_VARS = ("HARNESS_WEIGHTS", "HARNESS_RESULTS", "HARNESS_OFFLINE", "HARNESS_MIRROR", "HARNESS_FETCH", "TORCH_HOME",
+            "CUDA_VISIBLE_DEVICES")
 # native bf16 arithmetic: compute capability 8.0 (Ampere) and newer
 BF16_CAPABILITY = (8, 0)
 
@@ -106,7 +106,7 @@ def _weights_report(plugins: Plugins) -> dict[str, Any]:
 
     files = {r["name"]: {"status": r["status"], "path": r["path"], "filenames": r["filenames"]}
              for r in weight_status(plugins)}
-    return {"searched": [str(d) for d in search_dirs()], "files": files}
+    return {"searched": [str(d) for d in search_dirs(plugins.weights_dir)], "files": files}
 
 
 def collect_environment(plugins: Plugins | None = None) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def cmd_fetch(args: argparse.Namespace, plugins: Plugins) -> int:
             if not w.downloads and name not in args.names:  # --all-weights: said, not fatal
                 print(f"{name}: no download declared; `harness weights` says where it goes")
                 continue
-            print(fetch_weight(w, settings))
+            print(fetch_weight(w, settings, plugins.weights_dir))
         else:
             code |= fetch_dataset(plugins, datasets[name], Path(args.data_dir).expanduser(), settings,
                                   results_root(args.results_dir))

@@ -29,6 +29,7 @@ the vocabulary knows. Then the manifest must be the protocol's schedule (its pre
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -46,10 +47,11 @@ from harness.build import build_split
 from harness.util.errors import HarnessError
 from harness.evaluation.manifest import MANIFEST_NAME, ManifestRow, manifest_sha256, read_manifest
 from harness.core.rundir import IMAGE_RUN_METHOD, RunDir
+from harness.evaluation.metrics.interface import EvalOptions
 
 if TYPE_CHECKING:  # type hints only
     from harness.data.dataset import TextImageDataset
-    from harness.evaluation.metrics.interface import CaptionBank
+    from harness.evaluation.metrics.interface import CaptionBank, EvalContext, MetricResult, StreamingMetric
     from harness.contract.plugins import Plugins
 
 IMAGE_RUN_KIND = "images"
@@ -253,8 +255,7 @@ def folder_models(plugins: Plugins, cfg: Config, dataset: TextImageDataset, *, n
     if not need_damsm and not rp_encoder:
         return models, None
     if rp_encoder:
-        from harness.evaluation.evaluate import resolve_rp_encoder
-        from harness.evaluation.metrics.r_precision import load_external_damsm
+        from harness.evaluation.metrics.r_precision import load_external_damsm, resolve_rp_encoder
 
         path = resolve_rp_encoder(rp_encoder, root)
         ctx = SimpleNamespace(plugins=plugins, cfg=cfg, device=device, models=models)
@@ -274,41 +275,94 @@ def folder_models(plugins: Plugins, cfg: Config, dataset: TextImageDataset, *, n
 # ------------------------------------------------------------------------------------------------------
 # The evaluation
 # ------------------------------------------------------------------------------------------------------
-def evaluate_images(plugins: Plugins, folder: Path | str, *, dataset: str, preset: str, name: str,
-                    data_dir: Optional[str] = None, metrics: Optional[str] = None,
-                    manifest: Optional[Path | str] = None, allow_fewer: bool = False, ignore_extra: bool = False,
-                    rp_encoder: Optional[str] = None, root: Path, device: Optional[str] = None,
-                    progress: bool = True) -> tuple[RunDir, list[dict]]:
-    """Evaluate the images of ``folder`` under protocol ``dataset/preset`` and write an image run labelled
-    ``name`` under ``root``; returns (the run, its records). Every check (see the module docstring) runs before
-    any metric, and nothing is written when one fails (HarnessError, one line)."""
-    from harness.evaluation.evaluate import (build_metrics, feed_batch, make_context, make_records, protocol_fields,
-                                             schedule_batch, select_metrics)
-    from harness.evaluation.metrics.interface import EvalOptions
-    from tqdm import tqdm
-    from harness.core.rundir import new_eval_id
-    from harness.core.distributed import finish_metrics
-    from harness.core.runtime import resolve_device
+@dataclass
+class ImageFolder:
+    """A folder of images to evaluate (``harness evaluate-images``): the images of ``path`` listed by its manifest
+    (``DIR/manifest.csv`` unless ``manifest``), under protocol ``dataset``/``preset``, as the table row ``name``.
+    ``allow_fewer``: fewer images than the protocol's count are evaluated (records marked underpowered);
+    ``ignore_extra``: images the manifest does not list are ignored; ``device``: auto, cpu, cuda or cuda:N."""
 
-    label = check_label(plugins, name)
-    cfg = protocol_config(plugins, dataset, preset, data_dir)
-    names, explicit = select_metrics(plugins, metrics, dataset)
-    folder = Path(folder).expanduser()
+    path: Path | str
+    name: str
+    dataset: str
+    preset: str
+    data_dir: Optional[str] = None
+    manifest: Optional[Path | str] = None
+    allow_fewer: bool = False
+    ignore_extra: bool = False
+    device: Optional[str] = None
+
+
+def evaluate_images(plugins: Plugins, images: ImageFolder, options: Optional[EvalOptions] = None, *, root: Path,
+                    progress: bool = True) -> tuple[RunDir, list[dict]]:
+    """Evaluate the images of ``images.path`` under its protocol with the metrics and metric options of
+    ``options`` (``rp_encoder`` also replaces the protocol's DAMSM for ``rp`` and ``rp_real``) and write an image
+    run under ``root``; returns (the run, its records). Every check (see the module docstring) runs before any
+    metric, and nothing is written when one fails (HarnessError, one line)."""
+    from harness.core.runtime import resolve_device
+    from harness.evaluation.evaluate import build_metrics, check_metric_options, make_context, select_metrics
+
+    options = options or EvalOptions()
+    label = check_label(plugins, images.name)
+    cfg = protocol_config(plugins, images.dataset, images.preset, images.data_dir)
+    check_metric_options(plugins, options)
+    names, explicit = select_metrics(plugins, options.metrics, images.dataset)
+    folder = Path(images.path).expanduser()
     if not folder.is_dir():
         raise HarnessError(f"{folder}: no such folder (expected a folder of images and its {MANIFEST_NAME})")
-    manifest_path = Path(manifest).expanduser() if manifest else folder / MANIFEST_NAME
+    manifest_path = Path(images.manifest).expanduser() if images.manifest else folder / MANIFEST_NAME
     rows = read_manifest(manifest_path)
     if not rows:
         raise HarnessError(f"manifest {manifest_path} lists no image")
-    images = check_folder(folder, rows, ignore_extra=ignore_extra)
+    found = check_folder(folder, rows, ignore_extra=images.ignore_extra)
+    _check_count(cfg, len(rows), images, manifest_path)
+    ds, img_ids, cap_ids = _check_schedule(plugins, cfg, rows, images, manifest_path, root)
+
+    dev = resolve_device(images.device, setting="--device") if images.device else resolve_device(cfg.train.device)
+    rp_encoder = options.value("rp_encoder")
+    models, rp_source = folder_models(plugins, cfg, ds, need_damsm=any(n in ("rp", "rp_real") for n in names),
+                                      rp_encoder=rp_encoder, root=root, device=dev)
+    n = len(rows)
+    if rp_encoder:  # rp_ext scores with the encoder loaded above
+        given = dict(options.metric_options, rp_encoder=str(models.pretrained.get("damsm")))
+        options = dataclasses.replace(options, metric_options=given)
+    options = dataclasses.replace(options, split=cfg.eval.split, num_images=n)
+    ctx = make_context(plugins, models, ds, options, device=dev, root=root)
+    computers, skipped = build_metrics(ctx, names, explicit=explicit, strict=True)
+    results = _score_folder(ctx, computers, folder, rows, (img_ids, cap_ids), progress) if computers else []
+    resolution, expected = int(cfg.data.image_size), int(cfg.eval.num_images)
+    if n < expected:
+        for r in results:
+            few = f"{n} of the protocol's {expected} images (--allow-fewer)"
+            r.underpowered = f"{few}; {r.underpowered}" if r.underpowered else few
+    resized = resize_summary(found.sizes, resolution, say=n)
+    sha = manifest_sha256(manifest_path)
+    extra = {"label": label, "images": n, "resized": resized, "source": str(folder.resolve()), "manifest_sha256": sha}
+    if rp_source:
+        extra["rp_encoder"] = rp_source
+    records = _image_records(cfg, models, results, skipped, n, extra)
+    run = write_image_run(cfg, root, label=label, num_images=n, folder=folder, manifest=manifest_path, sha256=sha,
+                          extra={"device": str(dev), "resized": resized, "ignored": found.ignored,
+                                 "rp_encoder": rp_source})
+    run.append_records(records)
+    return run, records
+
+
+def _check_count(cfg: Config, n: int, images: ImageFolder, manifest_path: Path) -> None:
+    """The manifest's image count against the protocol's ``eval.num_images`` (fewer only with allow_fewer)."""
     expected = int(cfg.eval.num_images)
-    if len(rows) < expected and not allow_fewer:
-        raise HarnessError(f"{folder}: {len(rows)} images, the protocol {dataset}/{cfg.protocol} evaluates "
+    if n < expected and not images.allow_fewer:
+        raise HarnessError(f"{images.path}: {n} images, the protocol {images.dataset}/{cfg.protocol} evaluates "
                            f"{expected}; pass --allow-fewer to evaluate them anyway (the records are then marked "
                            f"underpowered)")
-    if len(rows) > expected:
-        raise HarnessError(f"manifest {manifest_path}: {len(rows)} images, the protocol {dataset}/{cfg.protocol} "
+    if n > expected:
+        raise HarnessError(f"manifest {manifest_path}: {n} images, the protocol {images.dataset}/{cfg.protocol} "
                            f"evaluates {expected} (export its captions with `harness datasets captions`)")
+
+
+def _check_schedule(plugins: Plugins, cfg: Config, rows: list[ManifestRow], images: ImageFolder, manifest_path: Path,
+                    root: Path) -> tuple[TextImageDataset, np.ndarray, np.ndarray]:
+    """The manifest must be the protocol's schedule (its prefix): (split, image ids, caption ids)."""
     ds, bank, sched_images, sched_captions = protocol_schedule(plugins, cfg, root)
     img_ids, cap_ids = manifest_ids(rows, ds, bank, f"manifest {manifest_path}")
     for n, (a, b, c, d) in enumerate(zip(img_ids, cap_ids, sched_images, sched_captions)):
@@ -316,52 +370,44 @@ def evaluate_images(plugins: Plugins, folder: Path | str, *, dataset: str, prese
             raise HarnessError(f"manifest {manifest_path} line {n + 2}: {rows[n].image_key} caption "
                                f"{rows[n].caption_index}, but the protocol draws {ds.keys[int(c)]} caption "
                                f"{int(d) - int(bank.index.offsets[int(c)])} there (export the protocol's captions "
-                               f"with `harness datasets captions {dataset} --preset {preset}`)")
+                               f"with `harness datasets captions {images.dataset} --preset {images.preset}`)")
+    return ds, img_ids, cap_ids
 
-    dev = resolve_device(device, setting="--device") if device else resolve_device(cfg.train.device)
-    need = any(n in ("rp", "rp_real") for n in names)
-    models, rp_source = folder_models(plugins, cfg, ds, need_damsm=need, rp_encoder=rp_encoder, root=root,
-                                      device=dev)
-    n = len(rows)
-    ctx = make_context(plugins, models, ds, split=cfg.eval.split, device=dev, root=root, num_images=n,
-                       options=EvalOptions(rp_encoder=str(models.pretrained.get("damsm")) if rp_encoder else None))
-    computers, skipped = build_metrics(ctx, names, explicit=explicit, strict=True)
-    resolution = int(cfg.data.image_size)
-    bs = int(cfg.eval.batch_size)
-    results = []
-    if computers:
-        bar = tqdm(total=n, unit="img", desc="evaluate-images", disable=not progress)
-        for k, lo in enumerate(range(0, n, bs)):
-            captions, lengths, img_i, cap_i, order = schedule_batch(bank, img_ids[lo: lo + bs], cap_ids[lo: lo + bs])
-            files = [rows[lo + int(j)].file for j in order]
-            pixels = load_images(folder, files, resolution).to(dev)
-            feed_batch(ctx, list(computers.values()), pixels, captions, lengths, img_i, cap_i, k)
-            bar.update(len(files))
-        bar.close()
-        results = finish_metrics(list(computers.values()))
-    if n < expected:
-        for r in results:
-            few = f"{n} of the protocol's {expected} images (--allow-fewer)"
-            r.underpowered = f"{few}; {r.underpowered}" if r.underpowered else few
 
-    resized = resize_summary(images.sizes, resolution, say=n)
-    sha = manifest_sha256(manifest_path)
-    base = {"method": IMAGE_RUN_METHOD, "dataset": dataset, "seed": cfg.seed, "eval_id": new_eval_id()}
+def _score_folder(ctx: EvalContext, computers: dict[str, StreamingMetric], folder: Path, rows: list[ManifestRow],
+                  ids: tuple[np.ndarray, np.ndarray], progress: bool) -> list[MetricResult]:
+    """Feed the folder's images, in batches sorted as ``harness evaluate`` sorts them, to every metric."""
+    from harness.core.distributed import finish_metrics
+    from tqdm import tqdm
+    from harness.evaluation.evaluate import feed_batch, schedule_batch
+
+    img_ids, cap_ids = ids
+    n, bs, resolution = len(rows), int(ctx.cfg.eval.batch_size), int(ctx.cfg.data.image_size)
+    bar = tqdm(total=n, unit="img", desc="evaluate-images", disable=not progress)
+    for k, lo in enumerate(range(0, n, bs)):
+        captions, lengths, img_i, cap_i, order = schedule_batch(ctx.bank, img_ids[lo: lo + bs],
+                                                                cap_ids[lo: lo + bs])
+        files = [rows[lo + int(j)].file for j in order]
+        pixels = load_images(folder, files, resolution).to(ctx.device)
+        feed_batch(ctx, list(computers.values()), pixels, captions, lengths, img_i, cap_i, k)
+        bar.update(len(files))
+    bar.close()
+    return finish_metrics(list(computers.values()))
+
+
+def _image_records(cfg: Config, models: FolderModels, results: list, skipped: list, n: int, extra: dict) -> list[dict]:
+    from harness.core.rundir import new_eval_id
+    from harness.evaluation.evaluate import make_records, protocol_fields
+
+    base = {"method": IMAGE_RUN_METHOD, "dataset": cfg.data.name, "seed": cfg.seed, "eval_id": new_eval_id()}
     common = protocol_fields(cfg, models, split=cfg.eval.split, method_config={})
-    extra = {"label": label, "images": n, "resized": resized, "source": str(folder.resolve()), "manifest_sha256": sha}
-    if rp_source:
-        extra["rp_encoder"] = rp_source
-    records = make_records(cfg, results, skipped, base=base, common=common, num_images=n, split=cfg.eval.split,
-                           step=None, **extra)
-    run = write_image_run(cfg, root, label=label, num_images=n, folder=folder, manifest=manifest_path, sha256=sha,
-                          device=dev, extra={"resized": resized, "ignored": images.ignored, "rp_encoder": rp_source})
-    run.append_records(records)
-    return run, records
+    return make_records(cfg, results, skipped, base=base, common=common, num_images=n, step=None, **extra)
 
 
 def write_image_run(cfg: Config, root: Path, *, label: str, num_images: int, folder: Path, manifest: Path,
-                    sha256: str, device: torch.device, extra: dict) -> RunDir:
-    """Create ``<root>/images-<slug>-<4 hex>`` with ``config.yaml`` and ``run.json`` (kind ``images``)."""
+                    sha256: str, extra: dict) -> RunDir:
+    """Create ``<root>/images-<slug>-<4 hex>`` with ``config.yaml`` and ``run.json`` (kind ``images``; ``extra``
+    adds keys, e.g. the device)."""
     from harness.config.protocol import evaluated_values, protocol_id, protocol_name
     from harness.core.rundir import exclusive_dir, atomic_write_text
     from harness.core.rundir import RUN_INFO
@@ -375,7 +421,7 @@ def write_image_run(cfg: Config, root: Path, *, label: str, num_images: int, fol
             "seed": cfg.seed, "label": label, "ablation": {}, "deviations": {}, "params": {},
             "protocol": {"name": protocol_name(cfg.to_dict()), "id": protocol_id(values), "values": values},
             "source": str(folder.resolve()), "manifest": {"path": str(manifest.resolve()), "sha256": sha256},
-            "images": num_images, "device": str(device), "precision": "uint8 images", "started": now,
+            "images": num_images, "precision": "uint8 images", "started": now,
             "finished": now, **extra}
     atomic_write_text(run.path / RUN_INFO, json.dumps(info, indent=1, default=str))
     return run

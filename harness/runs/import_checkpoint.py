@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from harness.util.errors import HarnessError
-from harness.core.rundir import RunDir, run_stem
+from harness.core.rundir import RunDir
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.contract.plugins import Plugins
@@ -74,27 +75,37 @@ def load_reference_discriminators(discs: "nn.ModuleList", files: Sequence[str | 
     return {k: v.detach().clone() for k, v in discs.state_dict().items()}
 
 
-def import_checkpoint(plugins: Plugins, method: str, file: Path, *, text_encoder: Optional[str] = None,
-                      image_encoder: Optional[str] = None, dataset: str = "cub", data_dir: Optional[str] = None,
-                      preset: str = "paper", overrides: Optional[list[str]] = None, root: Path,
-                      discriminators: Optional[Sequence[str]] = None, start_epoch: Optional[int] = None) -> RunDir:
-    """Create a run under ``root`` whose EMA generator is the released reference generator ``file``, configured
-    with the original's padding mask and evaluation batch; with ``discriminators`` (one original ``netD<i>.pth`` per
-    stage) a run that ``harness train --resume`` continues from ``start_epoch_of(file, start_epoch)``.
+@dataclass
+class ReleasedFiles:
+    """The original code's files of one trained model: the generator (``netG_epoch_N.pth``), the DAMSM text and
+    image encoders it was trained with (default: the config's ``pretrain.damsm.*_file``), optionally the per-stage
+    discriminators (low → high: the run can then be resumed) and the epoch a resumed run starts at (default N+1)."""
+
+    generator: Path | str
+    text_encoder: Optional[str] = None
+    image_encoder: Optional[str] = None
+    discriminators: Optional[Sequence[str]] = None
+    start_epoch: Optional[int] = None
+
+
+def import_checkpoint(plugins: Plugins, method: str, files: ReleasedFiles, *, dataset: str = "cub",
+                      data_dir: Optional[str] = None, preset: str = "paper", overrides: Optional[list[str]] = None,
+                      root: Path) -> RunDir:
+    """Create a run under ``root`` whose EMA generator is the released reference generator, configured with the
+    original's padding mask and evaluation batch; with ``files.discriminators`` (one original ``netD<i>.pth`` per
+    stage) a run that ``harness train --resume`` continues from ``start_epoch_of(generator, start_epoch)``.
     Raises HarnessError (one line, before the run directory exists) for any unreadable or mismatched file."""
-    from harness.build import build_method, build_split
-    from harness.data.vocab import check_vocabulary_size
-    from harness.core.state_dicts import load_state_strict, load_weights_file, tensor_state
-    from harness.config import parse_override
-    from harness.config import declare_deviation
-    from harness.build import prepare_config
-    from harness.runs.info import write_run_info
+    from harness.build import build_method, build_split, prepare_config
+    from harness.config import declare_deviation, parse_override
     from harness.core.checkpoint import save_checkpoint, write_pretrained
+    from harness.core.state_dicts import load_state_strict, load_weights_file, tensor_state
+    from harness.data.vocab import check_vocabulary_size
+    from harness.runs.info import create_run
     from harness.nn.damsm import load_damsm
     from harness.train.pretrain import import_damsm
     from harness.core.weights import weight_sha256
 
-    file = Path(file).expanduser()
+    file, discriminators = Path(files.generator).expanduser(), files.discriminators
     info = plugins.method(method)
     cfg = prepare_config(plugins, method, dataset=dataset, data_dir=data_dir, preset=preset,
                          overrides=list(overrides or []), seed=0)
@@ -106,10 +117,10 @@ def import_checkpoint(plugins: Plugins, method: str, file: Path, *, text_encoder
     for key, value in reference.items():
         if key not in given and cfg.get(key) != value:
             declare_deviation(cfg, key, value)
-    epoch = start_epoch_of(file, start_epoch) if discriminators else 0
+    epoch = start_epoch_of(file, files.start_epoch) if discriminators else 0
     dc = cfg.pretrain.damsm
-    text_file = text_encoder or dc.text_encoder_file
-    image_file = image_encoder or dc.image_encoder_file
+    text_file = files.text_encoder or dc.text_encoder_file
+    image_file = files.image_encoder or dc.image_encoder_file
     if not (text_file and image_file):
         raise HarnessError(f"import-checkpoint needs the DAMSM encoders {file.name} was trained with: "
                            f"--text-encoder FILE --image-encoder FILE (for CUB: text_encoder200.pth and "
@@ -139,9 +150,7 @@ def import_checkpoint(plugins: Plugins, method: str, file: Path, *, text_encoder
     load_damsm(modules.damsm, pretrained["damsm"])
 
     # 3. the run
-    run = RunDir.create(root, stem=run_stem(method, cfg.data.name, cfg.seed, "imported"))
-    run.save_config(cfg)
-    write_run_info(plugins, run, cfg)
+    run = create_run(plugins, cfg, root, tag="imported")
     write_pretrained(run, pretrained, vocab_size)
     from harness.data.vocab import VOCAB_FILE, save_vocabulary
 

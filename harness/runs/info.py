@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from harness.config.protocol import deviation_values, flatten, protocol_id, protocol_name, protocol_values
-from harness.core.rundir import RUN_INFO, RunDir, atomic_write_text, read_run_info
+from harness.core.rundir import RUN_INFO, RunDir, atomic_write_text, read_run_info, run_stem
 from harness.util.errors import ConfigError, HarnessError
 
 if TYPE_CHECKING:  # type hints only
@@ -143,6 +144,16 @@ def record_resume(run: RunDir, changes: dict[str, tuple[Any, Any]]) -> None:
     info.setdefault("history", []).append(
         {"event": "resume", "time": _now(), "changed": {k: {"old": a, "new": b} for k, (a, b) in changes.items()}})
     atomic_write_text(run.path / RUN_INFO, json.dumps(info, indent=1, default=str))
+
+
+def create_run(plugins: Plugins, cfg: Config, parent: Path, *, name: Optional[str] = None, tag: str = "") -> RunDir:
+    """A new run directory for ``cfg`` under ``parent`` holding ``config.yaml`` and ``run.json``: ``parent/name``
+    (a `harness run` session's ``<method>-s<seed>``) or ``parent/<method>-<dataset>-s<seed>[-<tag>]-<time>-<hex>``."""
+    stem = None if name is not None else run_stem(cfg.method, cfg.data.name, cfg.seed, tag)
+    run = RunDir.create(parent, name=name, stem=stem)
+    run.save_config(cfg)
+    write_run_info(plugins, run, cfg)
+    return run
 
 
 def run_environment(device: str) -> dict[str, str]:

@@ -5,7 +5,7 @@ sections in ``config.py``, presets in ``defaults.yaml``; assumptions in README.m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from torch import Tensor, nn
 
@@ -15,7 +15,7 @@ from harness.contract.types import DamsmEncoders, MethodInfo, ReportedNumber, St
 from plugins.dmgan import DMGAN
 from plugins.ecagan.config import ECAGANLossConfig, ECAGANModelConfig
 from plugins.ecagan.losses import (PERCEPTUAL_MODULE, VGG16_IMAGENET, VGGPerceptualFeatures,
-                                   generator_terms_with_perceptual, imagenet_vgg16_file)
+                                   generator_terms_with_perceptual)
 from plugins.ecagan.model import build_ecagan_generator
 
 NAME = "ecagan"
@@ -53,15 +53,15 @@ class ECAGAN(DMGAN):
         return [VGG16_IMAGENET]
 
     @hookimpl
-    def harness_auxiliary_modules(self, cfg: Config, damsm: DamsmEncoders, pretrained: dict,
-                                  training: bool) -> Optional[dict[str, nn.Module]]:
+    def harness_auxiliary_modules(self, cfg: Config, damsm: DamsmEncoders, pretrained: dict, training: bool,
+                                  find_weight: Callable[[str], Path]) -> Optional[dict[str, nn.Module]]:
         """φ for the perceptual loss (frozen). ImageNet weights are loaded when the method is built for training:
         a missing file stops the run there, before any GAN step. Evaluation, sampling and ``inspect`` never
         compute the loss, so they keep the fresh layers and need no file."""
         p = cfg.loss.perceptual
         if not p.weight:
             return None  # no perceptual term: the harness's default (no module) applies
-        path = imagenet_vgg16_file() if p.weights == "imagenet" and training else None
+        path = find_weight(VGG16_IMAGENET.name) if p.weights == "imagenet" and training else None
         return {PERCEPTUAL_MODULE: VGGPerceptualFeatures(path)}
 
     @hookimpl

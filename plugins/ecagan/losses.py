@@ -86,13 +86,6 @@ class VGGPerceptualFeatures(nn.Module):
         return self.features((x - self.mean) / self.std)
 
 
-def imagenet_vgg16_file() -> Path:
-    """The verified local ``vgg16-397923af.pth``; raises MissingWeightsError (one line: where to put it)."""
-    from harness.core.weights import require_weight
-
-    return require_weight(VGG16_IMAGENET)
-
-
 def perceptual_loss(phi: nn.Module, fake: Tensor, real: Tensor) -> Tensor:
     """L_per(I', I) = 1/(C·H·W)·‖φ(I') − φ(I)‖², per sample, averaged over the batch (gradient into I' only)."""
     with torch.no_grad():

@@ -103,14 +103,15 @@ class ClipEncoders:
 
 def clip_encoders(ctx: EvalContext) -> ClipEncoders:
     """The CLIP model of this evaluation: ``--clip-model FILE`` (unverified) or the registered ViT-B/32."""
-    path = Path(ctx.options.clip_model) if ctx.options.clip_model else find_weight(ctx.plugins, CLIP_WEIGHTS)
+    given = ctx.options.value("clip_model")
+    path = Path(given) if given else find_weight(ctx.plugins, CLIP_WEIGHTS)
     if not path.is_file():
         from harness.util.errors import HarnessError
 
         raise HarnessError(f"--clip-model {path}: no such file")
 
     def build() -> ClipEncoders:
-        name = f"openai-clip {path.name}" + (" (user-given, unverified)" if ctx.options.clip_model else "")
+        name = f"openai-clip {path.name}" + (" (user-given, unverified)" if given else "")
         return ClipEncoders(load_clip(path, ctx.device), ctx.device, name, {path.name: weight_sha256(path)})
 
     return ctx.share(f"clip:{path}", build)

@@ -165,7 +165,7 @@ def make_fid_tv(ctx: EvalContext) -> StreamMetric:
         return FeatureStream(ctx, "torchvision inception_v3 ImageNet, pytorch-fid@802da39 preprocessing",
                              lambda x: {"2048": net(pil_resize_299(x))}, ["2048"], {path.name: weight_sha256(path)})
 
-    stats_file = ctx.options.fid_stats
+    stats_file = ctx.options.value("fid_stats")
 
     def finish(s: FeatureStream) -> list[MetricResult]:
         feats_fake = s.generated("2048")
@@ -214,27 +214,27 @@ def load_classifier(path: Path, num_classes: int, device: torch.device) -> nn.Mo
 
 
 def make_is_ft(ctx: EvalContext) -> StreamMetric:
-    o = ctx.options
-    if not o.is_classifier:
+    classifier, classes = ctx.options.value("is_classifier"), ctx.options.value("is_classes")
+    if not classifier:
         raise MetricNotApplicable("is_ft needs --is-classifier FILE and --is-classes N")
-    if not o.is_classes:
+    if not classes:
         raise HarnessError("is_ft needs --is-classes N (the classifier's class count, e.g. 50 for CUB's test classes)")
-    path = Path(o.is_classifier)
+    path = Path(classifier)
     if not path.is_file():
         raise HarnessError(f"--is-classifier {path}: no such file")
-    temperature = o.is_temperature or 1.0
+    temperature = ctx.options.value("is_temperature") or 1.0
 
     def build() -> FeatureStream:
-        net = load_classifier(path, o.is_classes, ctx.device)
+        net = load_classifier(path, classes, ctx.device)
 
         def extract(x: Tensor) -> dict[str, Tensor]:
             z = F.interpolate(x.float() / 127.5 - 1.0, size=(299, 299), mode="bilinear", align_corners=False)
             out = net(z)
             logits = out[0] if isinstance(out, (tuple, list)) else getattr(out, "logits", out)
-            if logits.shape[1] == o.is_classes + 1:  # background class first (StackGAN's classifier)
+            if logits.shape[1] == classes + 1:  # background class first (StackGAN's classifier)
                 logits = logits[:, 1:]
-            elif logits.shape[1] != o.is_classes:
-                raise HarnessError(f"--is-classifier gives {logits.shape[1]} logits, --is-classes is {o.is_classes}")
+            elif logits.shape[1] != classes:
+                raise HarnessError(f"--is-classifier gives {logits.shape[1]} logits, --is-classes is {classes}")
             return {"logits": logits}
 
         return FeatureStream(ctx, f"classifier {path.name}", extract, ["logits"], {path.name: weight_sha256(path)})
@@ -244,7 +244,7 @@ def make_is_ft(ctx: EvalContext) -> StreamMetric:
         logits = s.generated("logits")
         mean, std = inception_score(logits, splits=splits, seed=FEATURE_SEED, temperature=temperature)
         t = f", temperature {temperature:g} (IS*)" if temperature != 1.0 else ""
-        return [MetricResult("is_ft", mean, std, "splits", variant=f"{s.name} (user-given, {o.is_classes} classes, "
+        return [MetricResult("is_ft", mean, std, "splits", variant=f"{s.name} (user-given, {classes} classes, "
                              f"unverified){t}, bilinear 299, {splits} splits", weights=s.weights,
                              underpowered=is_power(len(logits), splits))]
 

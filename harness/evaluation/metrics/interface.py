@@ -59,16 +59,27 @@ class MetricNotApplicable(HarnessError):
     of an automatic selection, an error when asked for by name."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalOptions:
-    """The options of ``harness evaluate`` that metrics read."""
+    """What one evaluation is asked for, built once (the CLI builds it from its options) and passed down whole.
 
-    rp_encoder: Optional[str] = None
-    fid_stats: Optional[str] = None
-    is_classifier: Optional[str] = None
-    is_classes: Optional[int] = None
-    is_temperature: Optional[float] = None
-    clip_model: Optional[str] = None
+    metrics:        comma-separated metric ids (None: the config's ``eval.metrics``, "auto" = every one that applies)
+    num_images:     images to generate (None: ``eval.num_images``)
+    split:          the evaluation split (None: ``eval.split``)
+    save_images:    a folder for the generated PNGs and their manifest (None: none written)
+    metric_options: the metrics' own options (``harness.contract.types.MetricOption``) by name; a metric reads
+                    its own with ``value(name)``
+    """
+
+    metrics: Optional[str] = None
+    num_images: Optional[int] = None
+    split: Optional[str] = None
+    save_images: Optional[str] = None
+    metric_options: dict[str, Any] = field(default_factory=dict)
+
+    def value(self, name: str) -> Any:
+        """The value of metric option ``name``, None when it was not given."""
+        return self.metric_options.get(name)
 
 
 @dataclass

@@ -14,6 +14,7 @@ every fold here averages all of its images (folds of ⌊N/folds⌋ or ⌈N/folds
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -195,9 +196,21 @@ def make_rp_real(ctx) -> RPrecision:
 
 def make_rp_ext(ctx) -> RPrecision:
     """``rp_ext``: generated images scored with a separately trained DAMSM (``--rp-encoder``)."""
-    if not ctx.options.rp_encoder:
+    given = ctx.options.value("rp_encoder")
+    if not given:
         raise MetricNotApplicable("rp_ext needs --rp-encoder RUN_OR_DIR (a separately trained DAMSM)")
     if ctx.load_damsm is None:
         raise MetricNotApplicable("rp_ext needs a DAMSM loader in the evaluation context (harness.evaluation.evaluate sets it)")
-    damsm = ctx.share(f"damsm-ext:{ctx.options.rp_encoder}", lambda: ctx.load_damsm(ctx.options.rp_encoder))
-    return _rp_with(ctx, "rp_ext", damsm, "damsm-ext", f"independent encoder {ctx.options.rp_encoder}", real=False)
+    path = resolve_rp_encoder(given, ctx.root)
+    damsm = ctx.share(f"damsm-ext:{path}", lambda: ctx.load_damsm(path))
+    return _rp_with(ctx, "rp_ext", damsm, "damsm-ext", f"independent encoder {path}", real=False)
+
+
+def resolve_rp_encoder(arg: str, root: Path) -> str:
+    """``--rp-encoder RUN_OR_DIR``: an existing directory (a run or a DAMSM cache entry) as given, else a run id
+    under the results root (``harness.core.rundir.resolve_run``; an unknown one raises HarnessError)."""
+    from harness.core.rundir import resolve_run
+
+    if Path(arg).expanduser().is_dir():
+        return str(Path(arg).expanduser())
+    return str(resolve_run(arg, root).path)

@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Callable
 
 from harness.contract.plugins import hookimpl
-from harness.contract.types import Download, MetricFormat, MetricInfo, WeightFile
+from harness.contract.types import Download, MetricFormat, MetricInfo, MetricOption, WeightFile
 
 if TYPE_CHECKING:  # type hints only
     from harness.evaluation.metrics.interface import EvalContext, StreamingMetric
@@ -50,6 +50,20 @@ FORMATS = {
 }
 
 
+IS_FT_OPTIONS = [
+    MetricOption("is_classifier", "fine-tuned classifier for is_ft (TorchScript or a torchvision inception_v3 "
+                 "state dict)", metavar="FILE"),
+    MetricOption("is_classes", "is_ft: the classifier's class count (e.g. 50 for CUB's test classes)", int,
+                 metavar="N"),
+    MetricOption("is_temperature", "is_ft: softmax temperature (IS*; default 1)", float, metavar="T"),
+]
+FID_STATS = MetricOption("fid_stats", "real statistics for fid_tv (pytorch-fid .npz)", metavar="FILE")
+RP_ENCODER = MetricOption("rp_encoder", "score R-precision with a separately trained DAMSM (a run or a cache "
+                          "directory)", metavar="RUN_OR_DIR")
+CLIP_MODEL = MetricOption("clip_model", "clip_rp, clip_score: this CLIP model file instead of the registered "
+                          "ViT-B/32 (unverified)", metavar="FILE")
+
+
 @hookimpl
 def harness_metrics() -> list[MetricInfo]:
     return [
@@ -57,12 +71,12 @@ def harness_metrics() -> list[MetricInfo]:
                    ["inception_tf_fid"], _lazy(_INC, "make_is"), format=FORMATS["is"]),
         MetricInfo("is_ft", "higher", "Inception Score with a fine-tuned classifier (--is-classifier, "
                    "--is-classes, --is-temperature for IS*)", [], _lazy(_INC, "make_is_ft"),
-                   format=FORMATS["is_ft"]),
+                   format=FORMATS["is_ft"], options=IS_FT_OPTIONS),
         MetricInfo("fid", "lower", "FID, torch-fidelity TF-Inception pool3 vs the real test split",
                    ["inception_tf_fid"], _lazy(_INC, "make_fid"), format=FORMATS["fid"]),
         MetricInfo("fid_tv", "lower", "FID, torchvision Inception-v3 + pytorch-fid preprocessing (the published "
                    "DM-GAN/DF-GAN/TISE variant); --fid-stats NPZ for published statistics",
-                   ["damsm_inception_v3"], _lazy(_INC, "make_fid_tv"), format=FORMATS["fid_tv"]),
+                   ["damsm_inception_v3"], _lazy(_INC, "make_fid_tv"), format=FORMATS["fid_tv"], options=[FID_STATS]),
         MetricInfo("kid", "lower", "KID, torch-fidelity TF-Inception pool3, 100 subsets",
                    ["inception_tf_fid"], _lazy(_INC, "make_kid"), format=FORMATS["kid"]),
         MetricInfo("rp", "higher", "R-precision % (DAMSM of training, 1 true + 99 other-class captions, R=1, "
@@ -70,12 +84,12 @@ def harness_metrics() -> list[MetricInfo]:
         MetricInfo("rp_real", "higher", "R-precision % of the real test images (reference row)", [],
                    _lazy(_RP, "make_rp_real"), format=FORMATS["rp_real"]),
         MetricInfo("rp_ext", "higher", "R-precision % with a separately trained DAMSM (--rp-encoder)", [],
-                   _lazy(_RP, "make_rp_ext"), format=FORMATS["rp_ext"]),
+                   _lazy(_RP, "make_rp_ext"), format=FORMATS["rp_ext"], options=[RP_ENCODER]),
         MetricInfo("clip_rp", "higher", "CLIP-R-precision % (openai-clip ViT-B/32 zero-shot, 1 true + 99 "
                    "other-class captions)", ["clip_vit_b32"], _lazy(_CLIP, "make_clip_rp"),
-                   format=FORMATS["clip_rp"]),
+                   format=FORMATS["clip_rp"], options=[CLIP_MODEL]),
         MetricInfo("clip_score", "higher", "CLIPScore, 100·max(cos, 0) (openai-clip ViT-B/32)", ["clip_vit_b32"],
-                   _lazy(_CLIP, "make_clip_score"), format=FORMATS["clip_score"]),
+                   _lazy(_CLIP, "make_clip_score"), format=FORMATS["clip_score"], options=[CLIP_MODEL]),
         MetricInfo("probe_acc", "higher", "shapes probe (trained here): mean per-attribute accuracy % of "
                    "generated images for their captions", [], _lazy(_PROBE, "make_probe_acc"), ["shapes"],
                    format=FORMATS["probe_acc"]),
