@@ -1,4 +1,4 @@
-"""The public Python API (issue 16 item 6): a trained run's generator from a few lines of Python.
+"""The public Python API: a trained run's generator from a few lines of Python.
 
     import harness
     run = harness.load_run("results/dmgan-shapes-s0-20260101-120000-ab12")

@@ -20,8 +20,8 @@ from harness.evaluation.metrics.interface import EvalOptions
 
 def train_run(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root: Path) -> None:
     """``harness.train.engine.train_method`` with periodic evaluation (every ``eval.every`` steps:
-    ``harness.evaluation.evaluate.evaluate_run`` of that step's checkpoint, non-strict); ``harness train`` and ``harness run``
-    train through this."""
+    ``harness.evaluation.evaluate.evaluate_run`` of that step's checkpoint, non-strict); ``harness train`` and
+    ``harness run`` train through this."""
     from harness.evaluation.evaluate import evaluate_run
     from harness.train.engine import train_method
 

@@ -135,7 +135,8 @@ def test_method_info_and_presets(plugins):
     assert (cub.model.gf_dim, cub.model.df_dim, cub.model.r_num, cub.train.batch_size) == (32, 64, 2, 20)
     assert (cub.loss.damsm_lambda, cub.train.epochs, cub.pretrain.damsm.image_encoder) == (5.0, 600, "inception_v3")
     assert (coco.model.gf_dim, coco.model.df_dim, coco.model.r_num, coco.train.batch_size) == (48, 96, 3, 14)
-    assert (coco.loss.damsm_lambda, coco.train.epochs, coco.data.words_num, coco.data.eval_words_num) == (50.0, 120, 12, 20)
+    got = (coco.loss.damsm_lambda, coco.train.epochs, coco.data.words_num, coco.data.eval_words_num)
+    assert got == (50.0, 120, 12, 20)
     smoke = _cfg(plugins, "smoke")
     d = smoke.pretrain.damsm
     assert (d.image_encoder, d.max_steps, d.batch_size, d.lr) == ("small_cnn", 300, 32, 0.002)

@@ -70,7 +70,8 @@ def test_run_and_evaluate_take_the_metrics_options(capsys):
     assert {k: v for k, v in vars(args).items() if k.startswith("metric_option:") and v is not None} == {
         "metric_option:is_classifier": "c.pt", "metric_option:is_classes": 200, "metric_option:is_temperature": 0.5}
     for flag, name in (("--clip-model", "clip_model"), ("--fid-stats", "fid_stats"), ("--rp-encoder", "rp_encoder")):
-        for verb in (["evaluate", "r"], ["evaluate-images", "d", "--dataset", "cub", "--preset", "paper", "--name", "x"]):
+        for verb in (["evaluate", "r"],
+                     ["evaluate-images", "d", "--dataset", "cub", "--preset", "paper", "--name", "x"]):
             assert vars(build_parser().parse_args([*verb, flag, "f"]))[f"metric_option:{name}"] == "f"
     # a resumed session keeps its saved request: a metric option given again is named and refused
     assert main(["run", "--resume", "some-session", "--is-classes", "5"]) == 2

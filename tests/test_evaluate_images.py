@@ -173,7 +173,8 @@ def test_round_trip_gives_the_same_numbers_and_a_table_row(setup):
     for m in a:
         assert b[m] == pytest.approx(a[m], abs=1e-6), m
     info = json.loads((image_run.path / "run.json").read_text())
-    assert image_run.path.name.startswith("images-saved-gan-") and len(image_run.path.name) == len("images-saved-gan-") + 4
+    prefix = "images-saved-gan-"
+    assert image_run.path.name.startswith(prefix) and len(image_run.path.name) == len(prefix) + 4
     assert info["kind"] == "images" and info["label"] == "Saved GAN" and info["source"] == str(folder.resolve())
     assert info["manifest"]["sha256"] == hashlib.sha256((folder / "manifest.csv").read_bytes()).hexdigest()
     assert info["protocol"]["id"] == json.loads((run.path / "run.json").read_text() if (run.path / "run.json").exists()

@@ -28,9 +28,9 @@ def test_every_harness_module_has_a_layer():
     assert placed - children == set()  # no stale name
 
 
-def test_tox_runs_lint_imports_before_the_tests():
+def test_tox_runs_lint_imports_and_ruff_before_the_tests():
     tox = configparser.ConfigParser(interpolation=None)
     tox.read(ROOT / "tox.ini")
     commands = [c.strip() for c in tox["testenv"]["commands"].strip().splitlines()]
-    assert commands[0] == "lint-imports"
-    assert commands[1].startswith("python -m pytest")
+    assert commands[:2] == ["lint-imports", "ruff check harness plugins tests benchmarks"]
+    assert commands[2].startswith("python -m pytest")

@@ -1,5 +1,5 @@
-"""The loss contract (harness/contract/hookspecs.py, types.Step): what a loss hook runs under and what it returns, checked
-on the README's example method for one CPU training step with train.amp=bf16."""
+"""The loss contract (harness/contract/hookspecs.py, types.Step): what a loss hook runs under and what it returns,
+checked on the README's example method for one CPU training step with train.amp=bf16."""
 from __future__ import annotations
 
 import pytest

@@ -69,8 +69,8 @@ def test_entry_points_name_instances_and_module_style_plugins_still_work():
     functions.harness_generator = hookimpl(lambda cfg, aux: DMGANGenerator.from_config(cfg))
     plugins = build_plugins(extra=[functions], entry_points=False)
     assert plugins.method_plugins["functiongan"] is functions and plugins.pm.is_registered(functions)
-    assert isinstance(plugins.method_hooks("functiongan").harness_generator(cfg=prepare_config(
-        PLUGINS, "dmgan", dataset="shapes", data_dir=None, preset="test", overrides=[], seed=0), aux={}), DMGANGenerator)
+    cfg = prepare_config(PLUGINS, "dmgan", dataset="shapes", data_dir=None, preset="test", overrides=[], seed=0)
+    assert isinstance(plugins.method_hooks("functiongan").harness_generator(cfg=cfg, aux={}), DMGANGenerator)
     # an extra module with a `plugin` attribute registers that object, as the source tree's packages do
     module = types.ModuleType("third_party_gan")
     module.plugin = ThirdGAN()

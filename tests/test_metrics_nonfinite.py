@@ -78,7 +78,8 @@ def _batch(ctx, caption_ids: list[int]) -> GeneratedBatch:
 def _named(ctx, caption_id: int) -> str:
     image = int(ctx.bank.owner[caption_id])
     j = caption_id - int(ctx.bank.index.offsets[image])
-    return f"test image '{ctx.dataset.keys[image]}' caption {j} ('{ctx.dataset.vocab.decode(ctx.bank.raw[caption_id])}')"
+    words = ctx.dataset.vocab.decode(ctx.bank.raw[caption_id])
+    return f"test image '{ctx.dataset.keys[image]}' caption {j} ('{words}')"
 
 
 def _nan_rows(rows: list[int], n: int, d: int) -> torch.Tensor:

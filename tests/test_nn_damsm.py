@@ -1,5 +1,5 @@
-"""DAMSM encoders: the BiLSTM against an independent per-caption computation and torch's packed sequences, reference key layout,
-image encoders' shapes, Inception trunk loading, build_damsm, and the safe/strict state-dict loading."""
+"""DAMSM encoders: the BiLSTM against an independent per-caption computation and torch's packed sequences, reference
+key layout, image encoders' shapes, Inception trunk loading, build_damsm, and the safe/strict state-dict loading."""
 from __future__ import annotations
 
 import pytest
@@ -107,7 +107,8 @@ def test_inception_encoder_shapes_and_trunk_loading(tmp_path):
     # a torchvision-style file: trunk + AuxLogits + fc, without num_batches_tracked (older files)
     state = {k: v.clone() for k, v in enc.trunk().state_dict().items() if not k.endswith("num_batches_tracked")}
     state["Mixed_7c.branch_pool.conv.weight"].fill_(0.5)
-    state["AuxLogits.fc.weight"], state["fc.weight"], state["fc.bias"] = torch.zeros(3, 4), torch.zeros(5, 6), torch.zeros(5)
+    state["AuxLogits.fc.weight"] = torch.zeros(3, 4)
+    state["fc.weight"], state["fc.bias"] = torch.zeros(5, 6), torch.zeros(5)
     path = tmp_path / "inception_v3_google-0cc3c7bd.pth"
     torch.save(state, path)
     enc.load_imagenet_trunk(path)

@@ -77,7 +77,8 @@ def test_missing_extra_and_misshaped_keys_are_named(tmp_path):
     discs = _paper_discriminators("dmgan")
     files = _files(tmp_path, "dmgan", drop_nbt=False)
     good = torch.load(files[1], weights_only=True)
-    cases = {"missing": (lambda s: s.pop("img_code_s32.0.module.weight_v"), "img_code_s32.0.parametrizations.weight.0._v"),
+    cases = {"missing": (lambda s: s.pop("img_code_s32.0.module.weight_v"),
+                         "img_code_s32.0.parametrizations.weight.0._v"),
              "extra": (lambda s: s.__setitem__("img_code_s99.weight", torch.zeros(1)), "img_code_s99.weight"),
              "shape": (lambda s: s.__setitem__("img_code_s32.0.module.weight_u", torch.zeros(7)),
                        "img_code_s32.0.parametrizations.weight.0._u")}

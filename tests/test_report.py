@@ -130,7 +130,7 @@ def test_run_writes_a_self_contained_report_whose_table_holds_the_records(sessio
     col = {h.split(" (")[0]: i for i, h in enumerate(head)}  # display names: "R-precision (%) ↑ [a]"
     by_label = {r[0]: r for r in rows}
     assert "IS" not in col
-    # header and cell footnote markers are superscripts, not text (the page uses harness.reporting.table_cells.rows_to_cells)
+    # header and cell footnote markers are superscripts, not text (the page uses table_cells.rows_to_cells)
     assert re.search(r"<th>R-precision \(%\) ↑<sup>\[a\]</sup></th>", page_text), page_text.split("<thead>")[1][:300]
     assert "Not computed: IS: Inception weights not installed" in page.text["results"]
     for method, shown in (("tinygan", "tinygan"), ("ecagan", "ECAGAN")):  # rows named by display name

@@ -358,7 +358,8 @@ def test_speed_and_params_columns(tmp_path):
         info["params"]["generator"] = 1234567
         (run.path / "run.json").write_text(json.dumps(info))
     rows = parse_csv(write_table(plugins, runs, fmt="csv", columns=["params", "speed"]))
-    assert float(rows["beta"]["speed"]) == pytest.approx((statistics.median(speeds[0]) + statistics.median(speeds[1])) / 2)
+    expected = (statistics.median(speeds[0]) + statistics.median(speeds[1])) / 2
+    assert float(rows["beta"]["speed"]) == pytest.approx(expected)
     assert float(rows["beta"]["params"]) == 1234567
     assert rows["real images"]["speed"] == ""
     md = write_table(plugins, runs, fmt="markdown", columns=["params", "speed"])

@@ -110,7 +110,8 @@ def test_resume_mid_epoch_equals_an_uninterrupted_run(setup):
     assert [e["step"] for e in b] == list(range(1, 8))
     assert [e["epoch"] for e in b] == [0, 0, 0, 0, 1, 1, 1]
     assert a == b  # exact equality of every logged loss term
-    end_a, end_b = load_checkpoint(straight.checkpoints / "step-7.pt"), load_checkpoint(broken.checkpoints / "step-7.pt")
+    end_a = load_checkpoint(straight.checkpoints / "step-7.pt")
+    end_b = load_checkpoint(broken.checkpoints / "step-7.pt")
     for part in ("generator", "generator_ema", "discriminators"):
         for k in end_a[part]:
             assert torch.equal(end_a[part][k], end_b[part][k]), (part, k)

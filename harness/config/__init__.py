@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Optional, Uni
 
 import yaml
 
-from harness.config.rules import (above, at_least, between, check_fields, leaf_fields, even_at_least, existing_file, free, installed,
-                                  matches, one_of, value)
+from harness.config.rules import (above, at_least, between, check_fields, even_at_least, existing_file, free,
+                                  installed, leaf_fields, matches, one_of, value)
 from harness.util.errors import ConfigError
 from harness.util.hashing import stable_hash
 

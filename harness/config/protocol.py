@@ -2,13 +2,15 @@
 
 A *protocol* belongs to a data set, not to a method. Each data set announces protocol presets
 (``DatasetInfo.protocols``: a YAML file or a mapping ``name -> values`` in the format of a method's
-``defaults.yaml``; a preset may say ``extends: other``). The built-in ones are ``harness/config/protocols/<data set>.yaml``:
-``cub`` and ``coco`` have ``paper`` and ``test``, ``shapes`` has ``smoke`` and ``test``.
+``defaults.yaml``; a preset may say ``extends: other``). The built-in ones are
+``harness/config/protocols/<data set>.yaml``: ``cub`` and ``coco`` have ``paper`` and ``test``, ``shapes`` has
+``smoke``, ``test`` and ``paper``.
 
 A protocol owns exactly the keys of ``PROTOCOL_KEYS``: everything the shared DAMSM and the metrics depend on
 (the final image resolution, caption handling, the DAMSM section and the embedding width the methods read, the
-evaluation settings). Not in it: ``data.data_dir``, ``data.num_workers``, ``data.cache_images``, ``data.strict_cache``, ``eval.metrics``,
-``eval.every`` and the DAMSM weight-file paths (machine-specific or not affecting a number).
+evaluation settings). Not in it: ``data.data_dir``, ``data.num_workers``, ``data.cache_images``,
+``data.strict_cache``, ``eval.metrics``, ``eval.every`` and the DAMSM weight-file paths (machine-specific or not
+affecting a number).
 
 A method preset that sets a protocol key must declare it, ``deviations: {eval.num_images: "reason"}``; so must
 code that changes one after resolution (``declare_deviation``, e.g. ``import-checkpoint``). A ``--set`` of a

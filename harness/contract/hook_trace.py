@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Any, Callable, Optional, TextIO
+from typing import Any, Optional, TextIO
 
 import pluggy
 

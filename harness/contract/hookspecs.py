@@ -98,9 +98,10 @@ def harness_pretrain_stages(cfg: Config) -> list[PretrainStage]:
     first), e.g. CAE-GAN's cross-attention encoder.
 
     Receives: the resolved config. Returns: a list of ``PretrainStage``. Optional: a method without a stage of
-    its own does not implement it (the harness's default, ``harness.contract.plugins.OPTIONAL_HOOK_DEFAULTS``, is []). Called once per run before any module is built; each stage's result is cached under
-    ``<root>/.cache/<stage.name>/<key>/`` and
-    its directory is passed on as ``pretrained[stage.name]``. firstresult.
+    its own does not implement it (the harness's default, ``harness.contract.plugins.OPTIONAL_HOOK_DEFAULTS``,
+    is []). Called once per run before any module is built; each stage's result is cached under
+    ``<root>/.cache/<stage.name>/<key>/`` and its directory is passed on as ``pretrained[stage.name]``.
+    firstresult.
     """
 
 
@@ -115,9 +116,9 @@ def harness_auxiliary_modules(cfg: Config, damsm: DamsmEncoders, pretrained: dic
     ``inspect`` (so a module that only serves a training loss, e.g. ECAGAN's VGG, needs its weight file only
     then); ``find_weight(name)``: the verified local path of an announced weight file (``harness_weight_files``),
     looked for where ``harness weights`` says, ``--weights-dir`` first (MissingWeightsError, one line, if absent).
-    Returns: ``{name: module}``. Optional: not implementing it (or answering None) means none (default {}). Called once when the
-    method is built, before ``harness_generator``; the same instances are passed to ``harness_generator`` and
-    are in ``Step.aux``.
+    Returns: ``{name: module}``. Optional: not implementing it (or answering None) means none (default {}).
+    Called once when the method is built, before ``harness_generator``; the same instances are passed to
+    ``harness_generator`` and are in ``Step.aux``.
     Their parameters are listed under ``other`` by ``harness inspect``; modules with trainable parameters are
     not optimised by the harness (a method that needs that trains them in a pretraining stage). firstresult.
     """

@@ -12,8 +12,8 @@ reads it and a file that needs arbitrary code is refused):
     rng                             harness.core.seed.rng_state()
     pretrained                      {stage name: directory}
 
-``harness.build.load_inference_models`` needs only ``generator_ema`` and ``vocab_size`` (``import-checkpoint`` writes such a
-minimal checkpoint with ``save_checkpoint``).
+``harness.build.load_inference_models`` needs only ``generator_ema`` and ``vocab_size`` (``import-checkpoint``
+writes such a minimal checkpoint with ``save_checkpoint``).
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, TYPE_CHECKING
 

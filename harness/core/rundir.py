@@ -300,7 +300,8 @@ def make_record(*, method: str, dataset: str, seed: int, metric: str, value: Opt
                 std: Optional[float] = None, std_over: Optional[str] = None, status: str = "ok",
                 reason: Optional[str] = None, eval_id: str, protocol: Optional[dict] = None,
                 **extra: Any) -> dict:
-    """One record, as README "Run layout and records" lists its keys (extra keys, e.g. ``step`` or ``variant``, are kept)."""
+    """One record, as README "Run layout and records" lists its keys (extra keys, e.g. ``step`` or ``variant``, are
+    kept)."""
     rec = {"method": method, "dataset": dataset, "seed": seed, "metric": metric, "value": value, "std": std,
            "std_over": std_over, "status": status, "reason": reason, "eval_id": eval_id,
            "protocol": protocol or {}}

@@ -38,9 +38,9 @@ class TextImageDataset(Dataset):
 
     name: str = ""
 
-    def __init__(self, *, split: str, keys: Sequence[str], class_ids: Sequence[int], captions: Sequence[Sequence[Sequence[int]]],
-                 vocab: Vocabulary, words_num: int, stage_sizes: Sequence[int], captions_per_image: int, train: bool,
-                 seed: int = 0):
+    def __init__(self, *, split: str, keys: Sequence[str], class_ids: Sequence[int],
+                 captions: Sequence[Sequence[Sequence[int]]], vocab: Vocabulary, words_num: int,
+                 stage_sizes: Sequence[int], captions_per_image: int, train: bool, seed: int = 0):
         if len(keys) != len(captions) or len(keys) != len(class_ids):
             raise ValueError("keys, class_ids and captions must have one entry per image")
         self.split = split

@@ -12,8 +12,9 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 from harness.util.errors import HarnessError
 
-RELEASED_ENCODERS_HINT = ("Released AttnGAN / DM-GAN encoders go with the captions.pickle of AttnGAN's preprocessed "
-                          "metadata (birds.zip for cub: 5,450 words; coco.zip for coco): put it into the data directory")
+RELEASED_ENCODERS_HINT = ("Released AttnGAN / DM-GAN encoders go with the captions.pickle of AttnGAN's "
+                          "preprocessed metadata (birds.zip for cub: 5,450 words; coco.zip for coco): put it into the "
+                          "data directory")
 
 
 def check_vocabulary_size(model_words: int, dataset: object, model: str) -> None:
@@ -115,7 +116,8 @@ class Vocabulary:
             try:
                 words = [str(ixtoword[i]) for i in range(n)]
             except KeyError as e:
-                raise DataError(f"{source}: ixtoword has no entry for id {e.args[0]} (ids must be 0..{n - 1})") from None
+                raise DataError(f"{source}: ixtoword has no entry for id {e.args[0]} "
+                                f"(ids must be 0..{n - 1})") from None
         else:
             words = [str(w) for w in ixtoword]
         w2i = {str(w): int(i) for w, i in wordtoix.items()}

@@ -13,7 +13,8 @@ Protocol (recorded with every number):
 
 A metric whose weight file is missing is recorded as ``skipped`` with the one-line reason, unless it was named
 explicitly with ``strict=True`` (``harness evaluate --metrics X``), which raises. No PNG is written unless
-``save_images`` is given; then ``<dir>/<schedule position>.png`` and ``<dir>/manifest.csv`` (``harness.evaluation.manifest``).
+``save_images`` is given; then ``<dir>/<schedule position>.png`` and ``<dir>/manifest.csv``
+(``harness.evaluation.manifest``).
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ schedule order.
 A CSV file with a header, one row per image::
 
     file,image_key,caption_index,caption,caption_tokens
-    000000.png,001.red_circle/test_00017,3,A small red circle on a blue background.,a small red circle on a blue background
+    000000.png,001.red_circle/test_00017,3,A small red circle.,a small red circle
 
 * ``file``: the image's file name inside the folder (``%06d.png``, the position in the schedule);
 * ``image_key``, ``caption_index``: the test image and which of its captions, 0-based, counting the captions the
@@ -61,7 +61,8 @@ def image_file_name(position: int) -> str:
 def schedule_rows(dataset: TextImageDataset, bank: CaptionBank, image_indices: np.ndarray,
                   caption_ids: np.ndarray) -> list[ManifestRow]:
     """The manifest rows of a generation schedule: ``image_indices`` (test image of each generation) and
-    ``caption_ids`` (their ids in ``bank``, a ``harness.evaluation.metrics.interface.CaptionBank``), in schedule order."""
+    ``caption_ids`` (their ids in ``bank``, a ``harness.evaluation.metrics.interface.CaptionBank``), in schedule
+    order."""
     rows = []
     for pos, (img, cap) in enumerate(zip(np.asarray(image_indices), np.asarray(caption_ids))):
         j = int(cap) - int(bank.index.offsets[int(img)])

@@ -1,6 +1,6 @@
-"""Plots of the HTML report (``harness.reporting.report``): training curves from ``log.jsonl`` and metric-over-step curves
-from ``records.jsonl``, drawn with matplotlib's Agg canvas (no display, no pyplot global state) and returned as PNG
-bytes.
+"""Plots of the HTML report (``harness.reporting.report``): training curves from ``log.jsonl`` and metric-over-step
+curves from ``records.jsonl``, drawn with matplotlib's Agg canvas (no display, no pyplot global state) and returned
+as PNG bytes.
 
 Smoothing: the debiased exponential moving average TensorBoard shows, ``m_t = w·m_{t−1} + (1−w)·x_t`` from
 ``m_0 = 0``, divided by ``1 − w^t`` so that early values are not pulled towards 0; weight ``w = 0.9``. The raw values

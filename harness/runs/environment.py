@@ -112,8 +112,8 @@ def _weights_report(plugins: Plugins) -> dict[str, Any]:
 def collect_environment(plugins: Plugins | None = None) -> dict[str, Any]:
     """The ``harness env`` report as a JSON-ready dict.
 
-    plugins: a plugin set (``harness.contract.plugins.build_plugins``) whose weight registry and methods are listed; None
-    builds the installed one (a failure to build it is reported, not raised).
+    plugins: a plugin set (``harness.contract.plugins.build_plugins``) whose weight registry and methods are
+    listed; None builds the installed one (a failure to build it is reported, not raised).
     Keys: harness, harness_path, python, python_executable, platform, torch, torchvision, cuda, cuda_available,
     cudnn, devices, bf16, packages, optional, plugins, weights, environment."""
     from harness.util.version import __version__, library_versions

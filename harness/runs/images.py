@@ -1,9 +1,9 @@
-"""Benchmark any model's images (issue 17): export the protocol's captions, evaluate a folder of images under the
+"""Benchmark any model's images: export the protocol's captions, evaluate a folder of images under the
 protocol, and get a row in the same table as the trained methods.
 
 * ``harness datasets captions D --preset P --out captions.csv`` (``export_captions``): the manifest
-  (``harness.evaluation.manifest``) of exactly the captions ``harness evaluate`` generates from under protocol ``D/P``, in its
-  order, drawn as it draws them (``harness.evaluation.evaluate.generation_schedule``).
+  (``harness.evaluation.manifest``) of exactly the captions ``harness evaluate`` generates from under protocol
+  ``D/P``, in its order, drawn as it draws them (``harness.evaluation.evaluate.generation_schedule``).
 * ``harness evaluate-images DIR --dataset D --preset P --name LABEL`` (``evaluate_images``): reads the folder's
   images in manifest order (``DIR/manifest.csv`` or ``--manifest FILE``), batches them with the protocol's
   ``eval.batch_size`` and sorts each batch by caption length exactly as ``harness evaluate`` does, so every seeded

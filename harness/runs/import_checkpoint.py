@@ -5,9 +5,10 @@ The generator file is read with ``weights_only=True`` (a file that needs code to
 this harness's keys by the method's ``harness_import_generator_state`` hook and loaded strictly (a mismatch names
 the first offending key and both shapes; missing BatchNorm ``num_batches_tracked`` is tolerated). Everything is
 checked before the run directory is created, including that the text encoder's vocabulary has the size of the
-data set's (``captions.pickle``, or the one built from ``text/``). The run then holds ``config.yaml``, ``pretrained.json`` (the DAMSM
-cache entry of the imported encoders) and ``checkpoints/step-0.pt`` whose ``generator_ema`` (and ``generator``)
-is the released generator, so ``harness sample`` and ``harness evaluate`` work on it.
+data set's (``captions.pickle``, or the one built from ``text/``). The run then holds ``config.yaml``,
+``pretrained.json`` (the DAMSM cache entry of the imported encoders) and ``checkpoints/step-0.pt`` whose
+``generator_ema`` (and ``generator``) is the released generator, so ``harness sample`` and ``harness evaluate`` work
+on it.
 
 The run is configured as the original evaluated: ``model.attention_mask=reference`` (the original's padding-mask
 row pattern, ``harness.nn.word_attention``) and ``eval.batch_size`` = the method's

@@ -220,8 +220,8 @@ class GanTrainer:
 
 
 def check_loss_terms(method: str, hook: str, terms: Optional[dict[str, Tensor]]) -> None:
-    """The loss contract's return value (``harness.contract.hookspecs``, ``types.Step``): at least one named term, each a
-    0-dim fp32 tensor, also under bf16 autocast. Raises HarnessError naming the method, the hook and the term."""
+    """The loss contract's return value (``harness.contract.hookspecs``, ``types.Step``): at least one named term,
+    each a 0-dim fp32 tensor, also under bf16 autocast. Raises HarnessError naming the method, the hook and the term."""
     if not terms:
         raise HarnessError(f"method {method!r}: {hook} returned no term")
     for name, value in terms.items():
@@ -525,8 +525,9 @@ def train_method(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, ro
                  evaluate: Optional[Callable[[int], None]] = None) -> None:
     """Pretrain (cached) and train ``cfg.method`` into ``run`` (``harness train`` and ``harness run`` call this,
     through ``harness.session.train_run``). ``resume`` continues from the run's newest checkpoint. ``evaluate(step)``
-    runs every ``eval.every`` steps after a checkpoint of that step (None: no periodic evaluation). A full disk anywhere (checkpoint, log, sample sheet,
-    pretraining cache) stops it with one line naming the last good checkpoint and how to resume."""
+    runs every ``eval.every`` steps after a checkpoint of that step (None: no periodic evaluation). A full disk
+    anywhere (checkpoint, log, sample sheet, pretraining cache) stops it with one line naming the last good
+    checkpoint and how to resume."""
     try:
         _train(plugins, cfg, run, resume=resume, root=root, evaluate=evaluate)
     except OSError as e:

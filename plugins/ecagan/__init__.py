@@ -1,7 +1,7 @@
 """ECAGAN as a t2i-harness method plugin: ``ECAGAN(DMGAN)`` overrides what the paper changes (generator blocks,
-the VGG auxiliary module and weight file, the perceptual term); the plugin is ``plugin`` (networks in ``model.py``, CARAFE in
-``content_aware_upsample.py``, ECA in ``channel_attention.py``, the perceptual loss in ``losses.py``, config
-sections in ``config.py``, presets in ``defaults.yaml``; assumptions in README.md)."""
+the VGG auxiliary module and weight file, the perceptual term); the plugin is ``plugin`` (networks in
+``model.py``, CARAFE in ``content_aware_upsample.py``, ECA in ``channel_attention.py``, the perceptual loss in
+``losses.py``, config sections in ``config.py``, presets in ``defaults.yaml``; assumptions in README.md)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,8 +34,9 @@ class ECAGAN(DMGAN):
         return [MethodInfo(
             name=NAME,
             display_name="ECAGAN",
-            paper="张云帆, 易尧华, 汤梓伟, 王新宇. 基于通道注意力机制的文本生成图像方法 (Text-to-Image Synthesis Method "
-                  "Based on Channel Attention Mechanism). 计算机工程 (Computer Engineering), 2022, 48(4): 206-212.",
+            paper="张云帆, 易尧华, 汤梓伟, 王新宇. 基于通道注意力机制的文本生成图像方法 (Text-to-Image Synthesis "
+                  "Method Based on Channel Attention Mechanism). 计算机工程 (Computer Engineering), 2022, 48(4): "
+                  "206-212.",
             defaults=Path(__file__).with_name("defaults.yaml"),
             reported=[
                 ReportedNumber(metric="is_ft", value=4.83, source=_SOURCE),

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness.evaluation.metrics.interface import EvalContext, GeneratedBatch, MetricResult, check_finite, quantize_like_png
+from harness.evaluation.metrics.interface import (EvalContext, GeneratedBatch, MetricResult, check_finite,
+                                                  quantize_like_png)
 from harness.evaluation.metrics.r_precision import RPrecision
 from harness.core.state_dicts import load_weights_file
 from harness.core.weights import find_weight, weight_sha256

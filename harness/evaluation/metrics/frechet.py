@@ -1,7 +1,7 @@
 """The statistics behind IS, FID and KID, on feature arrays (numpy, float64).
 
-The formulas follow torch-fidelity 0.4.0 (``metric_fid.py``, ``metric_kid.py``, ``metric_isc.py``) so that a number computed here equals the number
-torch-fidelity computes from the same features:
+The formulas follow torch-fidelity 0.4.0 (``metric_fid.py``, ``metric_kid.py``, ``metric_isc.py``) so that a
+number computed here equals the number torch-fidelity computes from the same features:
 
 * FID  = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁Σ₂)^{1/2}, tr (Σ₁Σ₂)^{1/2} = Σ √λᵢ(Σ₁Σ₂);
 * KID  = mean over subsets of the unbiased MMD² with the cubic polynomial kernel k(x, y) = (xᵀy / d + 1)³;

@@ -25,7 +25,8 @@ from torch import Tensor, nn
 
 from harness.util.errors import HarnessError
 from harness.evaluation.metrics.features import FeatureStream
-from harness.evaluation.metrics.frechet import GaussianStats, frechet_distance, gaussian_stats, inception_score, kernel_distance
+from harness.evaluation.metrics.frechet import (GaussianStats, frechet_distance, gaussian_stats, inception_score,
+                                                kernel_distance)
 from harness.evaluation.metrics.interface import EvalContext, GeneratedBatch, MetricNotApplicable, MetricResult
 from harness.evaluation.metrics.power import frechet_power, is_power, kid_power
 from harness.core.state_dicts import load_weights_file

@@ -180,7 +180,7 @@ class MetricResult:
     weights: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     num_images: Optional[int] = None  # when not the generated images (e.g. rp_real: the real test images)
-    underpowered: Optional[str] = None  # why the value rests on too few images (harness.evaluation.metrics.power), or None
+    underpowered: Optional[str] = None  # why the value rests on too few images (metrics.power), or None
 
 
 class StreamingMetric(Protocol):

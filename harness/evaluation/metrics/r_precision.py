@@ -200,7 +200,8 @@ def make_rp_ext(ctx) -> RPrecision:
     if not given:
         raise MetricNotApplicable("rp_ext needs --rp-encoder RUN_OR_DIR (a separately trained DAMSM)")
     if ctx.load_damsm is None:
-        raise MetricNotApplicable("rp_ext needs a DAMSM loader in the evaluation context (harness.evaluation.evaluate sets it)")
+        raise MetricNotApplicable("rp_ext needs a DAMSM loader in the evaluation context "
+                                  "(harness.evaluation.evaluate sets it)")
     path = resolve_rp_encoder(given, ctx.root)
     damsm = ctx.share(f"damsm-ext:{path}", lambda: ctx.load_damsm(path))
     return _rp_with(ctx, "rp_ext", damsm, "damsm-ext", f"independent encoder {path}", real=False)
