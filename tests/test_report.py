@@ -20,7 +20,7 @@ from PIL import Image
 from core_tiny_method import TinyMethod
 from harness.cli import main
 from harness.contract.plugins import build_plugins
-from harness.reporting.report import SECTIONS, ReportRun, differing_keys, image_run_images
+from harness.reporting.report import SECTIONS, ReportRun, config_differences, image_run_images
 from harness.reporting.plots import curves_figure
 from harness.core.rundir import RunDir
 from sixteen_bit import write_16bit
@@ -223,11 +223,11 @@ def test_curves_are_the_debiased_ema_of_a_hand_written_log(tmp_path):
     assert [list(r.get_ydata()) for r in raw] == [d, [1.0, 3.0]] and all(r.get_alpha() < 0.5 for r in raw)
 
 
-def test_differing_keys_are_those_that_differ_from_another_method():
+def test_config_differences_are_those_that_differ_from_another_method():
     a = {"method": "a", "seed": 0, "model": {"z_dim": 100, "only_a": 1}, "train": {"lr": 2e-4}}
     b = {"method": "b", "seed": 0, "model": {"z_dim": 16}, "train": {"lr": 2e-4}}
     a1 = {**a, "seed": 1}
-    got = differing_keys([("a", a), ("a", a1), ("b", b)])
+    got = config_differences([("a", a), ("a", a1), ("b", b)])
     assert got[0] == {"method": "a", "model.z_dim": 100, "model.only_a": 1}
     assert got[2] == {"method": "b", "model.z_dim": 16, "model.only_a": "not recorded"}
 

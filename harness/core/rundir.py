@@ -67,7 +67,7 @@ def new_session_dir(root: Path) -> Path:
     return exclusive_dir(root, time.strftime("%Y%m%d-%H%M%S"))
 
 
-IMAGE_RUN_METHOD = "images"  # the ``method`` of an image run (``harness evaluate-images``; no installed method)
+IMAGE_RUN_METHOD = "images"  # the method and the run.json kind of an image run (harness evaluate-images)
 
 
 @dataclass

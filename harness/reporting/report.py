@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from harness.util.errors import HarnessError
 from harness.config.protocol import flatten
-from harness.core.rundir import RunDir, atomic_write_text
+from harness.core.rundir import IMAGE_RUN_METHOD, RunDir, atomic_write_text
 from harness.core.weights import file_digest
 
 if TYPE_CHECKING:  # type hints only
@@ -50,7 +50,6 @@ SAMPLE_SEED = 0  # noise seed of the comparison sheet (`harness sample --seed`)
 MAX_IMAGE_WIDTH = 1400  # embedded sheets wider than this are scaled down (pixels)
 MAX_ATTENTION_WIDTH = 800  # attention sheets (a column per word) are scaled down further: they are a glance
 NOT_RECORDED = "not recorded"
-IMAGE_KIND = "images"  # run.json kind of an image run (`harness evaluate-images`)
 MANIFEST_NAMES = ("manifest.csv", "captions.csv")  # where an image run's manifest is looked for, in its folder
 
 
@@ -113,14 +112,14 @@ class ReportRun:
 
     @property
     def is_images(self) -> bool:
-        return self.info.get("kind") == IMAGE_KIND
+        return self.info.get("kind") == IMAGE_RUN_METHOD
 
 
 def _report_run(plugins: Plugins, run: RunDir) -> ReportRun:
     from harness.core.rundir import read_run_info
 
     info = read_run_info(run) or {}
-    if info.get("kind") == IMAGE_KIND:
+    if info.get("kind") == IMAGE_RUN_METHOD:
         return ReportRun(run, info, {}, str(info.get("label") or run.id), str(info.get("dataset") or "?"), None,
                          str(info.get("label") or run.id))
     from harness.runs.info import method_display_name, run_label
@@ -329,7 +328,7 @@ def _samples_section(runs: list[ReportRun]) -> list[dict]:
 # ------------------------------------------------------------------------------------------------------
 # 5. Per run
 # ------------------------------------------------------------------------------------------------------
-def differing_keys(configs: Sequence[tuple[str, dict]]) -> list[dict[str, Any]]:
+def config_differences(configs: Sequence[tuple[str, dict]]) -> list[dict[str, Any]]:
     """Per run, the flattened config keys whose value differs from that key's value in a run of another method
     (a key a run lacks counts as different). ``configs``: (method, config dict) pairs; with one method only, the
     keys that differ between its runs. Returns one {key: value} per run, keys sorted."""
@@ -407,7 +406,7 @@ def _wall_time(r: ReportRun) -> dict[str, str]:
 
 def _runs_section(runs: list[ReportRun]) -> list[dict]:
     trained = [r for r in runs if not r.is_images]
-    diffs = dict(zip((id(r) for r in trained), differing_keys([(r.method, r.config) for r in trained])))
+    diffs = dict(zip((id(r) for r in trained), config_differences([(r.method, r.config) for r in trained])))
     out = []
     for r in runs:
         proto = r.info.get("protocol") if isinstance(r.info.get("protocol"), dict) else {}
@@ -461,7 +460,7 @@ def _is_run_dir(p: Path) -> bool:
     info = p / "run.json"
     if info.is_file():
         try:
-            return json.loads(info.read_text()).get("kind") == IMAGE_KIND
+            return json.loads(info.read_text()).get("kind") == IMAGE_RUN_METHOD
         except (ValueError, AttributeError):
             return False
     return False

@@ -54,10 +54,8 @@ if TYPE_CHECKING:  # type hints only
     from harness.evaluation.metrics.interface import CaptionBank, EvalContext, MetricResult, StreamingMetric
     from harness.contract.plugins import Plugins
 
-IMAGE_RUN_KIND = "images"
 # Files of a folder that count as images (any other file, e.g. manifest.csv or a README, is not looked at).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-DAMSM_METRICS = ("rp", "rp_real", "rp_ext")
 RESIZE_FILTER = "PIL bicubic"  # how an image not at the protocol's size is resized (load_images)
 
 
@@ -417,7 +415,7 @@ def write_image_run(cfg: Config, root: Path, *, label: str, num_images: int, fol
     run.save_config(cfg)
     values = evaluated_values(cfg, num_images=num_images, split=cfg.eval.split)
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    info = {"version": VERSION, "kind": IMAGE_RUN_KIND, "method": IMAGE_RUN_METHOD, "dataset": cfg.data.name,
+    info = {"version": VERSION, "kind": IMAGE_RUN_METHOD, "method": IMAGE_RUN_METHOD, "dataset": cfg.data.name,
             "seed": cfg.seed, "label": label, "ablation": {}, "deviations": {}, "params": {},
             "protocol": {"name": protocol_name(cfg.to_dict()), "id": protocol_id(values), "values": values},
             "source": str(folder.resolve()), "manifest": {"path": str(manifest.resolve()), "sha256": sha256},
