@@ -6,6 +6,7 @@ booktabs; a ``table`` up to ``ONE_COLUMN_MAX`` columns, else a ``table*``, shrun
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Optional
 
@@ -25,21 +26,57 @@ def cells_to_markdown(cells: TableCells, *, caption: Optional[str] = None) -> st
     """GitHub Markdown: **best**, footnote markers [a], the footnotes, the legend and the protocol sentence."""
 
     def md(cell: TableCell) -> str:
-        text = f"**{_md_escape(cell.text)}**" if cell.best else _md_escape(cell.text)
+        text = f"**{md_escape(cell.text)}**" if cell.best else md_escape(cell.text)
         return text + (f" [{','.join(cell.markers)}]" if cell.markers else "")
 
-    lines = [f"**{_md_escape(caption)}**", ""] if caption else []
+    lines = [f"**{md_escape(caption)}**", ""] if caption else []
     lines += ["| " + " | ".join(md(h) for h in cells.head) + " |",
               "|" + "|".join(["---"] + ["---:"] * (len(cells.head) - 1)) + "|"]
     lines += ["| " + " | ".join(md(c) for c in row.cells) + " |" for row in cells.rows]
     lines.append("")
-    lines += [f"[{m}] {_md_escape(t)}" for m, t in cells.footnotes]
-    lines += [_md_escape(t) for t in cells.legend] + [cells.protocol]
+    # footnotes and legend keep their `code` spans (the harness writes them); HTML in them is still shown as text
+    lines += [f"[{m}] {_md_line(t)}" for m, t in cells.footnotes]
+    lines += [_md_line(t) for t in cells.legend] + [cells.protocol]
     return "\n".join(lines) + "\n"
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*[]<>|"} | {"&": "&amp;", "\n": " ", "\r": " "})
+_MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # an intra-word _ never emphasises: kept
+_HTML_SPECIAL = str.maketrans({"<": "&lt;", ">": "&gt;", "&": "&amp;", "|": "\\|", "\n": " ", "\r": " "})
+
+
+def md_escape(text: str) -> str:
+    """Text shown as text in a Markdown table cell: Markdown syntax (``*[]`\\``, ``_`` but inside a word) and HTML
+    (``<>&``) escaped, the cell separator ``|`` too, line breaks made spaces."""
+    return _MD_UNDERSCORE.sub(r"\\_", str(text).translate(_MD_SPECIAL))
+
+
+def _md_line(text: str) -> str:
+    return str(text).translate(_HTML_SPECIAL)
+
+
+def csv_text(value: object) -> object:
+    """A CSV text cell a spreadsheet shows as text: one starting with ``= + - @``, a tab or a carriage return gets a
+    leading ``'`` (OWASP's advice against formula injection); numbers and empty cells pass unchanged."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+LATEX_LABEL_MAX = 80  # characters of a row label in LaTeX; a longer one ends in an ellipsis (the table compiles)
+
+
+def latex_label_key(label: str) -> str:
+    """A ``\\label{}`` key: letters, digits and ``:._-/`` kept, anything else (braces, backslashes, spaces) made
+    ``-``, so no option text reaches LaTeX as code."""
+    return "".join(ch if (ch.isascii() and ch.isalnum()) or ch in ":._-/" else "-" for ch in str(label)) or "tab"
+
+
+def latex_row_label(text: str) -> str:
+    """A row label, escaped, at most ``LATEX_LABEL_MAX`` characters (a 5,000-character name no longer breaks the
+    build)."""
+    text = str(text)
+    return latex_escape(text if len(text) <= LATEX_LABEL_MAX else text[:LATEX_LABEL_MAX - 1].rstrip() + "…")
 
 
 def latex_escape(text: str) -> str:
@@ -82,7 +119,7 @@ def cells_to_latex(cells: TableCells, *, caption: Optional[str] = None, label: O
     lines = [f"% t2i-harness results table; needs \\usepackage{{{packages}}}",
              rf"\begin{{{env}}}[t]", r"\centering",
              rf"\caption{{{latex_escape(join_sentences(caption or 'Text-to-image results.', cells.protocol))}}}",
-             rf"\label{{{label or 'tab:results'}}}", r"\small", r"\setlength{\tabcolsep}{4pt}",
+             rf"\label{{{latex_label_key(label or 'tab:results')}}}", r"\small", r"\setlength{\tabcolsep}{4pt}",
              rf"\resizebox{{\ifdim\width>{width}{width}\else\width\fi}}{{!}}{{%",
              rf"\begin{{tabular}}{{@{{}}{spec}@{{}}}}", r"\toprule",
              " & ".join(["Method"] + heads) + r" \\", r"\midrule"]
@@ -92,7 +129,7 @@ def cells_to_latex(cells: TableCells, *, caption: Optional[str] = None, label: O
             lines.append(r"\midrule")
         previous_kind = row.kind
         label_cell, *rest = row.cells
-        out = [latex_escape(label_cell.text) + _sup(label_cell.markers)] + [_latex_cell(c, siunitx) for c in rest]
+        out = [latex_row_label(label_cell.text) + _sup(label_cell.markers)] + [_latex_cell(c, siunitx) for c in rest]
         lines.append(" & ".join(out) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}"]
     foot = [rf"\textsuperscript{{{m}}}\,{_latex_text(t)}." for m, t in cells.footnotes]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 from harness.core.rundir import RunDir, atomic_write_text
 from harness.reporting.table_cells import rows_to_cells
 from harness.reporting.table_records import REAL_ROW, collect_records
-from harness.reporting.table_render import cells_to_latex, cells_to_markdown
+from harness.reporting.table_render import cells_to_latex, cells_to_markdown, csv_text
 from harness.reporting.table_rows import (ATTRIBUTE_PREFIX, Cell, ResultsTable, Row, metric_registry,
                                           probe_attributes, records_to_rows)
 from harness.util.errors import HarnessError
@@ -132,7 +132,8 @@ def rows_to_csv(table: ResultsTable) -> str:
             note = cell.note if cell.status != "skipped" else f"skipped: {cell.note}"
             line += [_csv_num(cell.value), _csv_num(cell.std), cell.over or "", cell.n or "",
                      "*" if cell.best and not cell.underpowered else "", note or "", cell.underpowered or ""]
-        w.writerow(line + [_csv_num(row.extras.get(c)) for c in table.extra_columns] + _run_columns(row))
+        line += [_csv_num(row.extras.get(c)) for c in table.extra_columns] + _run_columns(row)
+        w.writerow([csv_text(v) if not isinstance(v, float) else v for v in line])
     return buf.getvalue()
 
 

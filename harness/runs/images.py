@@ -114,11 +114,14 @@ def label_slug(label: str) -> str:
 
 
 def check_label(plugins: Plugins, label: str) -> str:
-    """The stripped label; raises HarnessError when it is empty or an installed method's name (its row would
-    be mistaken for that method's)."""
+    """The stripped label; raises HarnessError when it is empty, an installed method's name, or shaped like a row
+    the harness writes itself ("real images …", "… (reported)"): such a row would be mistaken for that one."""
     label = (label or "").strip()
     if not label:
         raise HarnessError("evaluate-images needs --name LABEL (the table row's label)")
+    if label.casefold().startswith("real images") or label.casefold().endswith("(reported)"):
+        raise HarnessError(f"--name {label!r} reads like a row the table writes itself (real images, reported "
+                           f"numbers); give the image run a label of its own")
     methods = plugins.methods()
     if label in methods or label == IMAGE_RUN_METHOD:
         raise HarnessError(f"--name {label!r} is an installed method's name; an image run needs a label of its own "
