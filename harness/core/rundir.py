@@ -25,6 +25,7 @@ from typing import Any, Iterable, Optional, TYPE_CHECKING
 import yaml
 
 from harness.util.errors import HarnessError
+from harness.util.yamlio import safe_load
 
 if TYPE_CHECKING:  # type hints only
     from harness.config import Config
@@ -124,12 +125,13 @@ class RunDir:
         atomic_write_text(self.config_path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     def config_dict(self) -> dict:
-        """config.yaml as a dict, read with ``yaml.safe_load`` (a ``!!python/...`` tag never runs code).
+        """config.yaml as a dict, read with ``harness.util.yamlio.safe_load`` (a ``!!python/...`` tag never runs
+        code, aliases are limited).
         Raises ``RunConfigError`` (one line naming the file) when it is missing, not YAML or not a mapping."""
         if not self.config_path.exists():
             raise RunConfigError(f"{self.path} is not a run directory (no config.yaml)")
         try:
-            d = yaml.safe_load(self.config_path.read_text())
+            d = safe_load(self.config_path.read_text(), str(self.config_path))
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             raise RunConfigError(f"{self.config_path}: not a readable run config ({_first_line(e)})") from None
         if not isinstance(d, dict) or not isinstance(d.get("method"), str):

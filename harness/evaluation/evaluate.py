@@ -25,7 +25,7 @@ from typing import Any, Optional, TYPE_CHECKING
 import numpy as np
 import torch
 
-from harness.util.errors import HarnessError, MissingWeightsError, UnknownNameError
+from harness.util.errors import ConfigError, HarnessError, MissingWeightsError, UnknownNameError
 from harness.evaluation.metrics.interface import (
     CaptionBank,
     EvalContext,
@@ -174,7 +174,13 @@ def evaluate_run(plugins: Plugins, run: RunDir, *, metrics: str | None = None, n
     if rp_encoder:
         rp_encoder = resolve_rp_encoder(rp_encoder, root)
     cfg0 = run.load_config(plugins)
+    from harness.config.rules import key_problem
     from harness.core.rundir import IMAGE_RUN_METHOD
+
+    too_many = key_problem(cfg0, "eval.num_images", num_images or cfg0.eval.num_images,
+                           given_as="--num-images" if num_images else None)
+    if too_many:  # before any model, data set or image schedule is built
+        raise ConfigError(too_many)
 
     if cfg0.method == IMAGE_RUN_METHOD:
         raise HarnessError(f"{run.path} is an image run (no generator); evaluate its folder again with "
