@@ -17,6 +17,7 @@ explicitly with ``strict=True`` (``harness evaluate --metrics X``), which raises
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -156,7 +157,16 @@ def resolve_rp_encoder(arg: str, root: Path) -> str:
     return str(resolve_run(arg, root).path)
 
 
-def evaluate_run(plugins: Plugins, run: RunDir, *, metrics: str | None = None, num_images: Optional[int] = None,
+def evaluate_run(plugins: Plugins, run: RunDir, *, lock: bool = True, **request: Any) -> list[dict]:
+    """Evaluate the run's EMA generator (``request``: ``evaluate_unlocked``'s keywords) holding the run's writer
+    lock (``harness.core.rundir.run_lock``), unless ``lock`` is False because the caller holds it."""
+    from harness.core.rundir import run_lock
+
+    with run_lock(run, "evaluate") if lock else contextlib.nullcontext():
+        return evaluate_unlocked(plugins, run, **request)
+
+
+def evaluate_unlocked(plugins: Plugins, run: RunDir, *, metrics: str | None = None, num_images: Optional[int] = None,
                  split: Optional[str] = None, checkpoint: Optional[str | int] = None,
                  save_images: Optional[str] = None, strict: bool, rp_encoder: Optional[str] = None,
                  fid_stats: Optional[str] = None, is_classifier: Optional[str] = None,
