@@ -296,9 +296,26 @@ def read_pretrained(run: RunDir) -> dict:
     blob = json.loads(path.read_text())
     if "stages" not in blob:  # a flat {name: directory} file
         blob = {"stages": {k: v for k, v in blob.items() if k != "vocab_size"}, "vocab_size": blob.get("vocab_size")}
-    blob["stages"] = {k: str(Path(run.path) / v) if not Path(v).is_absolute() else v
-                      for k, v in blob["stages"].items()}
+    blob["stages"] = {k: _stage_directory(run, k, v) for k, v in blob["stages"].items()}
     return blob
+
+
+def _stage_directory(run: RunDir, name: str, value: str) -> str:
+    """A stage directory of ``pretrained.json``, confined: a relative one inside the run; an absolute one (runs
+    written before the harness kept the files) inside the ``.cache`` of a directory that holds the run (the
+    results root). Anything else raises ``PathOutsideError`` naming the file and the stage."""
+    from harness.util.paths import PathOutsideError, resolve_inside
+
+    what = f"{Path(run.path) / PRETRAINED_FILE}: stage {name!r}"
+    if not Path(value).is_absolute():
+        return str(resolve_inside(run.path, value, what))
+    for holder in Path(run.path).resolve().parents:
+        try:
+            return str(resolve_inside(holder / ".cache", Path(value).resolve().relative_to(holder / ".cache"), what))
+        except (ValueError, PathOutsideError):
+            continue
+    raise PathOutsideError(f"{what} {value!r} is neither inside the run nor in the cache of its results root; "
+                           f"refused")
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ import torch
 
 from harness.config import Config
 from harness.util.errors import HarnessError
+from harness.util.paths import resolve_inside
 from harness.evaluation.manifest import MANIFEST_NAME, ManifestRow, manifest_sha256, read_manifest
 from harness.core.rundir import IMAGE_RUN_METHOD, RunDir
 
@@ -139,11 +140,13 @@ class FolderImages:
 
 
 def check_folder(folder: Path, rows: list[ManifestRow], *, ignore_extra: bool) -> FolderImages:
-    """The first three checks of a folder, in order: every file the manifest lists exists (the first missing one
-    named), no image outside the manifest (unless ``ignore_extra``), every image decodes. Raises HarnessError."""
+    """The first three checks of a folder, in order: every file the manifest lists lies inside the folder and
+    exists (the first missing one named), no image outside the manifest (unless ``ignore_extra``), every image
+    decodes. Raises HarnessError."""
     from PIL import Image
 
     for r in rows:
+        resolve_inside(folder, r.file, "the manifest's file")  # never read or score a file outside the folder
         if not (folder / r.file).is_file():
             raise HarnessError(f"{folder}: {r.file} is missing (the manifest lists {len(rows)} images, named as its "
                                f"'file' column says)")
