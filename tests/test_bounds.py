@@ -126,3 +126,17 @@ def test_alias_bomb_in_set_and_in_a_run_config(tmp_path, capsys: pytest.CaptureF
     (run.path / "config.yaml").write_text("method: attngan\n" + _list_bomb(9, 10))
     with pytest.raises(RunConfigError, match="alias bomb"):
         run.config_dict()
+
+
+@pytest.mark.parametrize("seed", [str(MAX_SEED + 1), "-1"])
+def test_sample_refuses_a_seed_out_of_range_before_loading_a_model(seed: str, tmp_path, capsys):
+    """The run has no checkpoint: a refusal after loading would name the missing checkpoint instead."""
+    run = RunDir(tmp_path / "results" / "attngan-shapes-s0-x")
+    run.path.mkdir(parents=True)
+    run.save_config(prepare_config(PLUGINS, "attngan", dataset="shapes", data_dir=None, preset="test",
+                                   overrides=[], seed=0))
+    rc = main(["sample", str(run.path), "--caption", "a red circle", "--seed", seed, "--out",
+               str(tmp_path / "s.png"), "--results-dir", str(tmp_path / "results")], plugins=PLUGINS)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and f"--seed={seed}" in err and "<= 9223372036854775807" in err, err
+    assert not (tmp_path / "s.png").exists()
