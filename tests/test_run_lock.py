@@ -156,3 +156,15 @@ def test_train_resume_continues_from_the_previous_good_checkpoint(results_root: 
     assert [e["step"] for e in run.read_log()] == [1, 2, 3, 4]
     assert ck.load_checkpoint(run.checkpoints / "step-4.pt")["step"] == 4
     assert (run.checkpoints / "step-4.pt.damaged").is_file()
+
+
+def test_only_rank_0_of_a_torchrun_launch_takes_the_lock(run: RunDir, monkeypatch):
+    """Every rank trains the run; the lock belongs to the launch, taken by the rank that writes files."""
+    with run_lock(run, "train"):
+        monkeypatch.setenv("RANK", "1")
+        with run_lock(run, "train"):  # rank 1 beside rank 0's lock: not refused
+            pass
+        monkeypatch.setenv("RANK", "0")
+        with pytest.raises(RunBusyError):
+            with run_lock(run, "train"):
+                pass

@@ -192,9 +192,7 @@ def run_lock(run: RunDir, verb: str) -> Iterator[None]:
     of one run never run at once. The lock is an ``flock`` on ``<run>/.writer.lock``, released by the OS when the
     process ends however it ends, so a killed writer never leaves the run locked. A second writer raises
     ``RunBusyError`` naming the holder's pid and verb. Under torchrun only rank 0 (the rank that writes) takes it."""
-    from harness.core.distributed import is_main
-
-    if not is_main():
+    if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks (read before the process group exists)
         yield
         return
     path = Path(run.path) / LOCK_FILE
