@@ -167,11 +167,11 @@ def evaluate_run(plugins: Plugins, run: RunDir, *, lock: bool = True, **request:
 
 
 def evaluate_unlocked(plugins: Plugins, run: RunDir, *, metrics: str | None = None, num_images: Optional[int] = None,
-                 split: Optional[str] = None, checkpoint: Optional[str | int] = None,
-                 save_images: Optional[str] = None, strict: bool, rp_encoder: Optional[str] = None,
-                 fid_stats: Optional[str] = None, is_classifier: Optional[str] = None,
-                 is_classes: Optional[int] = None, is_temperature: Optional[float] = None,
-                 clip_model: Optional[str] = None, root: Path, step: Optional[int] = None) -> list[dict]:
+                      split: Optional[str] = None, checkpoint: Optional[str | int] = None,
+                      save_images: Optional[str] = None, strict: bool, rp_encoder: Optional[str] = None,
+                      fid_stats: Optional[str] = None, is_classifier: Optional[str] = None,
+                      is_classes: Optional[int] = None, is_temperature: Optional[float] = None,
+                      clip_model: Optional[str] = None, root: Path, step: Optional[int] = None) -> list[dict]:
     """Evaluate the run's EMA generator; appends the records to ``run.records_path`` and returns them."""
     from harness.build import load_inference_models
     from harness.core.distributed import init_distributed
