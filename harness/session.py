@@ -21,16 +21,18 @@ from harness.evaluation.metrics.interface import EvalOptions
 def train_run(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root: Path) -> None:
     """``harness.train.engine.train_method`` with periodic evaluation (every ``eval.every`` steps:
     ``harness.evaluation.evaluate.evaluate_run`` of that step's checkpoint, non-strict); ``harness train`` and
-    ``harness run`` train through this."""
+    ``harness run`` train through this, holding the run's writer lock (``harness.core.rundir.run_lock``)."""
+    from harness.core.rundir import run_lock
     from harness.evaluation.evaluate import evaluate_run
     from harness.train.engine import train_method
 
-    def evaluate(step: int) -> None:
-        evaluate_run(plugins, run, strict=False, root=root, step=step)
+    def evaluate(step: int) -> None:  # inside this process's lock on the run
+        evaluate_run(plugins, run, lock=False, strict=False, root=root, step=step)
 
-    if resume:
-        _apply_resume_changes(run, cfg)
-    train_method(plugins, cfg, run, resume=resume, root=root, evaluate=evaluate)
+    with run_lock(run, "train --resume" if resume else "train"):
+        if resume:
+            _apply_resume_changes(run, cfg)
+        train_method(plugins, cfg, run, resume=resume, root=root, evaluate=evaluate)
 
 
 def _apply_resume_changes(run: RunDir, cfg: Config) -> None:

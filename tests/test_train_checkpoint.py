@@ -127,9 +127,9 @@ def test_pretrained_survives_the_cache_and_a_copy(run, tmp_path):
 
 
 def test_pretrained_json_of_older_runs_names_the_cache(run, tmp_path):
-    (run.path / "pretrained.json").write_text(json.dumps({"stages": {"damsm": "/somewhere/cache/damsm/abc"},
-                                                          "vocab_size": 5}))
-    assert ck.read_pretrained(run)["stages"] == {"damsm": "/somewhere/cache/damsm/abc"}
+    entry = tmp_path / ".cache" / "damsm" / "abc"  # the cache of the results root that holds the run
+    (run.path / "pretrained.json").write_text(json.dumps({"stages": {"damsm": str(entry)}, "vocab_size": 5}))
+    assert ck.read_pretrained(run)["stages"] == {"damsm": str(entry.resolve())}
 
 
 def test_aux_state_keeps_buffers_and_trainable_parameters_only():

@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Optional, Uni
 
 import yaml
 
-from harness.config.rules import (above, at_least, between, check_fields, even_at_least, existing_file, free,
-                                  installed, leaf_fields, matches, one_of, value)
+from harness.config.rules import (MAX_EVAL_IMAGES, above, at_least, between, caption_words, check_fields,
+                                  even_at_least, existing_file, free, installed, leaf_fields, matches, one_of,
+                                  seed_range, value)
 from harness.util.errors import ConfigError
 from harness.util.hashing import stable_hash
+from harness.util.yamlio import YamlAliasError, safe_load
 
 if TYPE_CHECKING:  # type hints only
     from _typeshed import DataclassInstance  # a Config or one of its section dataclasses (a method's own included)
@@ -49,7 +51,7 @@ class ShapesConfig:
 
     train_images: int = value(2000, at_least(1))
     test_images: int = value(500, at_least(1))
-    seed: int = value(0, at_least(0))
+    seed: int = value(0, seed_range())
     two_objects: bool = True  # about half of the scenes get a second, smaller object
     image_size: int = value(0, at_least(0))  # `datasets write` side (0 = int(final stage · 76/64), e.g. 304)
 
@@ -61,8 +63,8 @@ class DataConfig:
     image_size: int = value(256, at_least(8))  # the last stage's resolution (a protocol key)
     base_size: int = value(64, at_least(8))  # first stage resolution; stage i has base_size · 2^i (from image_size)
     branch_num: int = value(3, at_least(1))  # number of generator stages
-    words_num: int = value(18, at_least(1))  # training caption length (longer captions are subsampled keeping order)
-    eval_words_num: int = value(25, at_least(1))
+    words_num: int = value(18, caption_words())  # training caption length (longer ones are subsampled keeping order)
+    eval_words_num: int = value(25, caption_words())
     captions_per_image: Optional[int] = value(None, at_least(1))  # None = the set's own (cub 10, coco 5, shapes 10)
     num_workers: int = value(0, at_least(0))
     cache_images: bool = False  # cub/coco: keep decoded, cropped images in memory (per worker) after epoch 0
@@ -96,11 +98,11 @@ class DamsmConfig:
     gamma1: float = value(4.0, above(0))
     gamma2: float = value(5.0, above(0))
     gamma3: float = value(10.0, above(0))
-    words_num: int = value(18, at_least(1))
+    words_num: int = value(18, caption_words())
     image_size: int = value(299, at_least(32))  # inception_v3 input; small_cnn trains at the last stage's resolution
     text_encoder_file: Optional[str] = value(None, existing_file())  # import released weights instead of training
     image_encoder_file: Optional[str] = value(None, existing_file())
-    seed: int = value(0, at_least(0))  # DAMSM is shared across runs and seeds: its own seed, part of its cache key
+    seed: int = value(0, seed_range())  # DAMSM is shared across runs and seeds: its own seed, part of its cache key
 
 
 @dataclass
@@ -142,13 +144,13 @@ class LossConfig:
 
 @dataclass
 class EvalConfig:
-    num_images: int = value(30000, at_least(1))
+    num_images: int = value(30000, between(1, MAX_EVAL_IMAGES))
     batch_size: int = value(50, at_least(1))
     metrics: list[str] = value(factory=lambda: ["auto"], rule=installed("metrics"))  # auto = every metric that applies
     every: int = value(0, at_least(0))  # evaluate every N training steps (0 = only at the end of `run`)
     split: str = value("test", one_of("train", "test"))
-    words_num: int = value(25, at_least(1))
-    seed: int = value(100, at_least(0))
+    words_num: int = value(25, caption_words())
+    seed: int = value(100, seed_range())
     rp_candidates: int = value(100, at_least(2))
     rp_folds: int = value(10, at_least(1))
     is_splits: int = value(10, at_least(1))
@@ -160,7 +162,7 @@ class EvalConfig:
 @dataclass
 class Config:
     method: str = value("", installed("methods"))
-    seed: int = value(0, at_least(0))
+    seed: int = value(0, seed_range())
     preset: str = value("", free("the method's preset the config was resolved from (e.g. paper-cub)"))
     protocol: str = value("", free("the data set's protocol preset (e.g. paper), checked when it is resolved"))
     # protocol key -> reason (harness.config.protocol): derived while resolving, never set by hand
@@ -346,7 +348,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set expects key=value, got {text!r}")
     key, _, raw = text.partition("=")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_load(raw, f"--set {key.strip()}") if raw.strip() else ""
+    except YamlAliasError:
+        raise
     except yaml.YAMLError:
         value = raw
     if isinstance(value, dict):
@@ -361,8 +365,13 @@ def parse_override(text: str) -> tuple[str, Any]:
 # Presets
 # ------------------------------------------------------------------------------------------------------
 def load_presets(defaults_file: Path) -> dict[str, dict]:
-    with open(defaults_file) as f:
-        data = yaml.safe_load(f) or {}
+    try:
+        with open(defaults_file) as f:
+            data = safe_load(f, str(defaults_file)) or {}
+    except YamlAliasError:
+        raise
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{defaults_file}: not readable YAML ({' '.join(str(e).split())[:200]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{defaults_file}: expected a mapping of preset names")
     return data

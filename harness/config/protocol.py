@@ -31,6 +31,7 @@ import yaml
 
 from harness.util.hashing import stable_hash
 from harness.util.errors import ConfigError
+from harness.util.yamlio import safe_load
 
 if TYPE_CHECKING:  # type hints only
     from harness.config import Config, Resolution
@@ -126,7 +127,7 @@ def load_protocols(dataset: str, protocols: Protocols = None) -> tuple[dict[str,
                               f"needs one (see README \"Protocols\")")
         protocols = path
     if isinstance(protocols, (str, Path)):
-        data = yaml.safe_load(Path(protocols).read_text()) or {}
+        data = safe_load(Path(protocols).read_text(), str(protocols)) or {}
         where = str(protocols)
     else:
         data, where = dict(protocols), f"the protocols of data set {dataset!r}"

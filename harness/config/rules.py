@@ -91,6 +91,21 @@ def even_at_least(lo: int) -> Rule:
     return Rule(f"an even integer >= {lo}", lambda v: _number(v) and v >= lo and v % 2 == 0, bad=(lo + 1, lo - 2))
 
 
+MAX_SEED = 2 ** 63 - 1  # torch, numpy and Python generators all take a seed in 0 … 2^63 − 1
+MAX_EVAL_IMAGES = 200_000  # four times FID's customary 50,000; each image keeps features for every metric
+MAX_CAPTION_WORDS = 256  # word attention is quadratic in it; the reference captions have at most ~80 words
+
+
+def seed_range() -> Rule:
+    """A seed every generator of the harness accepts: ``0 <= v <= 2^63 − 1``."""
+    return between(0, MAX_SEED)
+
+
+def caption_words() -> Rule:
+    """A caption length in words: ``1 <= v <= MAX_CAPTION_WORDS`` (it sizes every text batch and attention map)."""
+    return between(1, MAX_CAPTION_WORDS)
+
+
 def one_of(*choices: str) -> Rule:
     """One of the given strings."""
     return Rule(f"one of {', '.join(choices)}", lambda v: v in choices, bad=("nosuch",))
@@ -143,6 +158,18 @@ def field_problem(key: str, v: Any, rule: Optional[Rule]) -> Optional[str]:
     return None
 
 
+def key_problem(cfg: DataclassInstance, dotted: str, v: Any, given_as: Optional[str] = None) -> Optional[str]:
+    """``field_problem`` of value ``v`` for the field at ``dotted`` of ``cfg`` (e.g. a command-line option that
+    replaces ``eval.num_images``, named ``given_as`` in the line)."""
+    *sections, name = dotted.split(".")
+    owner: Any = cfg
+    for part in sections:
+        owner = getattr(owner, part)
+    rule = {f.name: f for f in dataclasses.fields(owner)}[name].metadata.get(RULE)
+    problem = field_problem(dotted, v, rule)
+    return problem if problem is None or given_as is None else f"{given_as} ({problem})"
+
+
 def check_fields(cfg: Config) -> None:
     """Check every field against its rule (metadata); raises ``ConfigError`` on the first violation."""
     for key, owner, f in leaf_fields(cfg):
@@ -177,12 +204,17 @@ def check_config(plugins: Plugins, cfg: Config) -> None:
 
 def core_problems(cfg: Config) -> list[str]:
     """Constraints across keys that hold for every method: the global batch splits evenly over the processes
-    of a torchrun launch, and an evaluation has enough images for its R-precision folds and IS splits."""
+    of a torchrun launch and fits in the training split where the config states its size (the built-in shapes
+    set), and an evaluation has enough images for its R-precision folds and IS splits."""
     problems = []
     n = world_size()
     if cfg.train.batch_size % n:
         problems.append(f"train.batch_size={cfg.train.batch_size} is not allowed on {n} processes; it is the global "
                         f"batch and must be divisible by {n}")
+    shapes = cfg.data.shapes
+    if cfg.data.name == "shapes" and cfg.train.batch_size > shapes.train_images:  # its split size is a config key
+        problems.append(f"train.batch_size={cfg.train.batch_size} is not allowed; the training split has "
+                        f"data.shapes.train_images={shapes.train_images} items, fewer than one batch")
     e = cfg.eval
     least = max(2, e.rp_folds, e.is_splits)
     if e.num_images < least:

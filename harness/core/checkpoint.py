@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any, Optional, TYPE_CHECKING
 
@@ -139,15 +140,62 @@ def latest_checkpoint(run: RunDir, step: Optional[int] = None) -> Path:
     return found[max(found)]
 
 
+class CheckpointDamagedError(HarnessError):
+    """A checkpoint file is truncated or its bytes are corrupt (not a refusal for safety); the message names it."""
+
+
+def checkpoint_damage(path: Path) -> Optional[str]:
+    """Why the checkpoint file is damaged, or None: ``torch.save`` writes a zip archive, so a file that is not a
+    complete zip was cut short (a killed copy, a full disk), and a member that fails its CRC had bytes changed in
+    place (``torch.load`` itself reads such a member without noticing)."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return f"truncated or not a torch file ({Path(path).stat().st_size} bytes, no complete zip archive)"
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        return f"unreadable ({e})"
+    return f"corrupt: member {bad} fails its CRC check" if bad else None
+
+
 def load_checkpoint(path: Path) -> dict:
     """Read a checkpoint with ``weights_only=True``; a file that needs arbitrary code to unpickle is refused with
-    one line (``harness.core.state_dicts.load_weights_file``)."""
+    one line (``harness.core.state_dicts.load_weights_file``). A damaged one (``checkpoint_damage``) raises
+    ``CheckpointDamagedError`` saying so, before any unpickling."""
     from harness.core.state_dicts import load_weights_file
 
+    why = checkpoint_damage(path) if Path(path).is_file() else None
+    if why:
+        raise CheckpointDamagedError(f"checkpoint {path} is damaged: {why}")
     obj = load_weights_file(path, what="checkpoint")
     if not isinstance(obj, dict):
         raise HarnessError(f"checkpoint {path} does not hold a dict (it holds a {type(obj).__name__})")
     return obj
+
+
+def newest_good_checkpoint(run: RunDir) -> tuple[Path, dict]:
+    """The newest checkpoint of ``run`` that loads, and its state: a damaged newer one is renamed aside to
+    ``<name>.damaged`` (so later saves and ``keep_checkpoints`` never count it) and named in a warning line saying
+    which one training resumes from instead. A safety refusal still raises; so does a run whose every checkpoint
+    is damaged, and one with none (``latest_checkpoint``)."""
+    from harness.core.distributed import is_main
+    from harness.core.rundir import warn
+
+    latest_checkpoint(run)  # none at all: the usual one line
+    damaged: list[str] = []
+    for path in reversed(list_checkpoints(run).values()):
+        try:
+            state = load_checkpoint(path)
+        except CheckpointDamagedError as e:
+            damaged.append(str(e))
+            if is_main():  # torchrun: the rank that writes files moves it; every rank skips it
+                path.rename(path.with_name(path.name + ".damaged"))
+            continue
+        if damaged and is_main():
+            warn(f"{'; '.join(damaged)} (kept as .damaged); resuming from {path.name}, the newest good checkpoint")
+        return path, state
+    raise CheckpointDamagedError(f"{'; '.join(damaged)}: run {Path(run.path).name} has no good checkpoint left to "
+                                 f"resume from (the damaged files are kept as .damaged)")
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -248,9 +296,26 @@ def read_pretrained(run: RunDir) -> dict:
     blob = json.loads(path.read_text())
     if "stages" not in blob:  # a flat {name: directory} file
         blob = {"stages": {k: v for k, v in blob.items() if k != "vocab_size"}, "vocab_size": blob.get("vocab_size")}
-    blob["stages"] = {k: str(Path(run.path) / v) if not Path(v).is_absolute() else v
-                      for k, v in blob["stages"].items()}
+    blob["stages"] = {k: _stage_directory(run, k, v) for k, v in blob["stages"].items()}
     return blob
+
+
+def _stage_directory(run: RunDir, name: str, value: str) -> str:
+    """A stage directory of ``pretrained.json``, confined: a relative one inside the run; an absolute one (runs
+    written before the harness kept the files) inside the ``.cache`` of a directory that holds the run (the
+    results root). Anything else raises ``PathOutsideError`` naming the file and the stage."""
+    from harness.util.paths import PathOutsideError, resolve_inside
+
+    what = f"{Path(run.path) / PRETRAINED_FILE}: stage {name!r}"
+    if not Path(value).is_absolute():
+        return str(resolve_inside(run.path, value, what))
+    for holder in Path(run.path).resolve().parents:
+        try:
+            return str(resolve_inside(holder / ".cache", Path(value).resolve().relative_to(holder / ".cache"), what))
+        except (ValueError, PathOutsideError):
+            continue
+    raise PathOutsideError(f"{what} {value!r} is neither inside the run nor in the cache of its results root; "
+                           f"refused")
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -12,19 +12,22 @@ records.jsonl. Nothing here ever writes into a directory it did not create.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import secrets
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional, TYPE_CHECKING
+from typing import Any, Iterable, Iterator, Optional, TYPE_CHECKING
 
 import yaml
 
 from harness.util.errors import HarnessError
+from harness.util.yamlio import safe_load
 
 if TYPE_CHECKING:  # type hints only
     from harness.config import Config
@@ -124,12 +127,13 @@ class RunDir:
         atomic_write_text(self.config_path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     def config_dict(self) -> dict:
-        """config.yaml as a dict, read with ``yaml.safe_load`` (a ``!!python/...`` tag never runs code).
+        """config.yaml as a dict, read with ``harness.util.yamlio.safe_load`` (a ``!!python/...`` tag never runs
+        code, aliases are limited).
         Raises ``RunConfigError`` (one line naming the file) when it is missing, not YAML or not a mapping."""
         if not self.config_path.exists():
             raise RunConfigError(f"{self.path} is not a run directory (no config.yaml)")
         try:
-            d = yaml.safe_load(self.config_path.read_text())
+            d = safe_load(self.config_path.read_text(), str(self.config_path))
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             raise RunConfigError(f"{self.config_path}: not a readable run config ({_first_line(e)})") from None
         if not isinstance(d, dict) or not isinstance(d.get("method"), str):
@@ -173,6 +177,41 @@ class RunDir:
 
     def read_records(self) -> list[dict]:
         return read_jsonl(self.records_path)
+
+
+LOCK_FILE = ".writer.lock"  # holds the pid and verb of the process writing the run; locked with flock
+
+
+class RunBusyError(HarnessError):
+    """Another process is writing the run (training, resuming or evaluating it); the message names its pid."""
+
+
+@contextmanager
+def run_lock(run: RunDir, verb: str) -> Iterator[None]:
+    """Hold the run's exclusive writer lock while the block runs: ``train``, ``train --resume`` and ``evaluate``
+    of one run never run at once. The lock is an ``flock`` on ``<run>/.writer.lock``, released by the OS when the
+    process ends however it ends, so a killed writer never leaves the run locked. A second writer raises
+    ``RunBusyError`` naming the holder's pid and verb. Under torchrun only rank 0 (the rank that writes) takes it."""
+    if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks (read before the process group exists)
+        yield
+        return
+    path = Path(run.path) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        raise HarnessError(f"cannot lock run {run.path} for {verb} ({path}: {e.strerror or e})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split() or ["?"]
+            raise RunBusyError(f"run {run.path} is in use by process {holder[0]} ({' '.join(holder[1:]) or 'a writer'}"
+                               f"); wait for it to end or stop it, then run {verb} again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {verb}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
 
 
 class RunConfigError(HarnessError):

@@ -18,6 +18,7 @@ explicitly with ``strict=True`` (``harness evaluate --metrics X``), which raises
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -27,7 +28,7 @@ from typing import Any, Optional, TYPE_CHECKING
 import numpy as np
 import torch
 
-from harness.util.errors import HarnessError, MissingWeightsError, UnknownNameError
+from harness.util.errors import ConfigError, HarnessError, MissingWeightsError, UnknownNameError
 from harness.util.version import library_versions
 from harness.evaluation.metrics.interface import (
     CaptionBank,
@@ -154,16 +155,31 @@ def check_metric_options(plugins: Plugins, options: EvalOptions) -> None:
 
 
 def evaluate_run(plugins: Plugins, run: RunDir, options: Optional[EvalOptions] = None, *, strict: bool, root: Path,
-                 step: Optional[int] = None) -> list[dict]:
-    """Evaluate the run's EMA generator (of checkpoint ``step``, default the latest) as ``options`` asks; appends
-    the records to ``run.records_path`` and returns them."""
+                 step: Optional[int] = None, lock: bool = True) -> list[dict]:
+    """Evaluate the run's EMA generator (of checkpoint ``step``, default the latest) as ``options`` asks, holding the
+    run's writer lock (``harness.core.rundir.run_lock``) unless ``lock`` is False because the caller holds it;
+    appends the records to ``run.records_path`` and returns them."""
+    from harness.core.rundir import run_lock
+
+    with run_lock(run, "evaluate") if lock else contextlib.nullcontext():
+        return evaluate_unlocked(plugins, run, options, strict=strict, root=root, step=step)
+
+
+def evaluate_unlocked(plugins: Plugins, run: RunDir, options: Optional[EvalOptions] = None, *, strict: bool,
+                      root: Path, step: Optional[int] = None) -> list[dict]:
+    """``evaluate_run`` without taking the lock."""
     from harness.build import build_split, load_inference_models
+    from harness.config.rules import key_problem
     from harness.core.distributed import init_distributed
     from harness.core.rundir import IMAGE_RUN_METHOD
 
     options = options or EvalOptions()
     check_metric_options(plugins, options)
     cfg0 = run.load_config(plugins)
+    too_many = key_problem(cfg0, "eval.num_images", options.num_images or cfg0.eval.num_images,
+                           given_as="--num-images" if options.num_images else None)
+    if too_many:  # before any model, data set or image schedule is built
+        raise ConfigError(too_many)
     if cfg0.method == IMAGE_RUN_METHOD:
         raise HarnessError(f"{run.path} is an image run (no generator); evaluate its folder again with "
                            f"`harness evaluate-images`")

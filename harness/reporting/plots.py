@@ -38,17 +38,24 @@ def debiased_ema(values: Sequence[float], weight: float = SMOOTHING) -> list[flo
     return out
 
 
+def finite_number(v: object) -> bool:
+    """A finite int or float (not a bool): what a plot can place (``log.jsonl`` may hold NaN or Infinity)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def log_series(entries: Sequence[dict]) -> dict[str, tuple[list[int], list[float]]]:
     """``{name: (steps, values)}`` of a run's ``log.jsonl`` entries: every loss term (``terms``), the totals
-    ``loss_d`` and ``loss_g``, and ``images_per_s``; entries without a step are skipped."""
+    ``loss_d`` and ``loss_g``, and ``images_per_s``; entries without a finite step, and values that are not finite
+    numbers, are skipped."""
     series: dict[str, tuple[list[int], list[float]]] = {}
     for e in entries:
-        if not isinstance(e, dict) or not isinstance(e.get("step"), (int, float)):
+        if not isinstance(e, dict) or not finite_number(e.get("step")):
             continue
-        values = dict(e.get("terms") or {})
-        values.update({k: e[k] for k in (*TOTAL_KEYS, SPEED_KEY) if isinstance(e.get(k), (int, float))})
+        terms = e.get("terms")
+        values = dict(terms) if isinstance(terms, dict) else {}
+        values.update({k: e[k] for k in (*TOTAL_KEYS, SPEED_KEY) if k in e})
         for name, v in values.items():
-            if isinstance(v, (int, float)):
+            if finite_number(v):
                 steps, vals = series.setdefault(name, ([], []))
                 steps.append(int(e["step"]))
                 vals.append(float(v))
@@ -105,9 +112,7 @@ def metric_series(records: Sequence[dict]) -> dict[str, tuple[list[int], list[fl
     each step (records are appended, so the last one wins); only metrics evaluated at two or more steps."""
     latest: dict[str, dict[int, float]] = {}
     for r in records:
-        if r.get("status") != "ok" or not isinstance(r.get("step"), (int, float)):
-            continue
-        if not isinstance(r.get("value"), (int, float)) or not math.isfinite(r["value"]):
+        if r.get("status") != "ok" or not finite_number(r.get("step")) or not finite_number(r.get("value")):
             continue
         latest.setdefault(str(r["metric"]), {})[int(r["step"])] = float(r["value"])
     return {m: (sorted(by), [by[s] for s in sorted(by)]) for m, by in latest.items() if len(by) >= 2}

@@ -49,6 +49,7 @@ ATTENTION_CAPTIONS = 3  # of which the first ones get attention maps
 SAMPLE_SEED = 0  # noise seed of the comparison sheet (`harness sample --seed`)
 MAX_IMAGE_WIDTH = 1400  # embedded sheets wider than this are scaled down (pixels)
 MAX_ATTENTION_WIDTH = 800  # attention sheets (a column per word) are scaled down further: they are a glance
+MAX_SHEET_PIXELS = 50_000_000  # larger images are not decoded (a training sheet has a few million pixels)
 NOT_RECORDED = "not recorded"
 MANIFEST_NAMES = ("manifest.csv", "captions.csv")  # where an image run's manifest is looked for, in its folder
 
@@ -62,10 +63,14 @@ def png_data_uri(data: bytes) -> str:
 
 
 def _png_file(path: Path, max_width: int = MAX_IMAGE_WIDTH) -> bytes:
-    """A PNG file's bytes, scaled down (Lanczos) when wider than ``max_width`` pixels and re-encoded optimised."""
+    """A PNG file's bytes, scaled down (Lanczos) when wider than ``max_width`` pixels and re-encoded optimised.
+    Raises ``HarnessError`` for a file that is not a PNG or holds more than ``MAX_SHEET_PIXELS`` pixels (checked
+    from its header, before any decoding)."""
     from PIL import Image
 
-    with Image.open(path) as im:
+    with Image.open(path, formats=["PNG"]) as im:
+        if im.width * im.height > MAX_SHEET_PIXELS:
+            raise HarnessError(f"{im.width}×{im.height} pixels, more than the {MAX_SHEET_PIXELS:,} a sheet may have")
         im.load()
         if im.width <= max_width:
             return path.read_bytes()
@@ -74,6 +79,33 @@ def _png_file(path: Path, max_width: int = MAX_IMAGE_WIDTH) -> bytes:
         buf = io.BytesIO()
         im.save(buf, format="PNG", optimize=True)
         return buf.getvalue()
+
+
+def run_png(run: RunDir, path: Path, max_width: int = MAX_IMAGE_WIDTH) -> bytes:
+    """``_png_file`` of a file of ``run``, or a placeholder PNG naming the problem, with a warning line, when it
+    cannot be shown: a link (or a path) out of the run, not a PNG, too many pixels (a decompression bomb),
+    unreadable. A damaged run still gets its page."""
+    from harness.core.rundir import warn
+    from harness.util.paths import resolve_inside
+
+    try:
+        resolve_inside(run.path, Path(path).relative_to(run.path), "file")
+        return _png_file(path, max_width)
+    except Exception as e:  # PIL raises many types for a damaged file; each one means "show a placeholder"
+        why = " ".join(str(e).split())[:160] or type(e).__name__
+        warn(f"report: {path} cannot be shown ({why}); a placeholder stands in its place")
+        return placeholder_png(f"{Path(path).name}: cannot be shown")
+
+
+def placeholder_png(text: str) -> bytes:
+    """A small grey PNG with ``text`` on it, standing in for an image that cannot be shown."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGB", (max(160, 7 * len(text) + 20), 40), (225, 225, 225))
+    ImageDraw.Draw(im).text((10, 14), text, fill=(90, 0, 0))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def _parse_time(text: object) -> Optional[datetime]:
@@ -222,6 +254,9 @@ def image_run_images(run: ReportRun, captions: Sequence[str]) -> list[tuple[str,
     compared lower-cased) is one of ``captions``, first image per caption, in the order of ``captions``."""
     from harness.data.image_file import read_rgb8
 
+    from harness.core.rundir import warn
+    from harness.util.paths import resolve_inside
+
     manifest = find_manifest(run)
     if manifest is None:
         return []
@@ -233,7 +268,11 @@ def image_run_images(run: ReportRun, captions: Sequence[str]) -> list[tuple[str,
             for key in ("caption_tokens", "caption"):
                 text = row.get(key, "").lower().strip()
                 if text in wanted and wanted[text] not in found:
-                    path = manifest.parent / row.get("file", "")
+                    try:  # a row naming a file outside the manifest's folder is not shown
+                        path = resolve_inside(manifest.parent, row.get("file", ""), f"manifest {manifest} file")
+                    except HarnessError as e:
+                        warn(f"report: {e}")
+                        break
                     if path.is_file():
                         found[wanted[text]] = path
                     break
@@ -321,7 +360,7 @@ def _samples_section(runs: list[ReportRun]) -> list[dict]:
         sheets = _training_sheets(r.run)
         picks = list(dict.fromkeys([sheets[0], sheets[len(sheets) // 2], sheets[-1]])) if sheets else []
         out.append({"label": f"{r.label} seed {r.seed}", "run": r.run.id,
-                    "sheets": [{"name": p.name, "uri": png_data_uri(_png_file(p))} for p in picks]})
+                    "sheets": [{"name": p.name, "uri": png_data_uri(run_png(r.run, p))} for p in picks]})
     return out
 
 
@@ -367,7 +406,10 @@ def _weight_files(r: ReportRun) -> list[dict]:
         files.append((f"checkpoint (step {max(ckpts)}, the latest)", ckpts[max(ckpts)]))
     try:
         stages = read_pretrained(r.run).get("stages", {})
-    except ValueError:
+    except (ValueError, HarnessError) as e:  # unreadable, or a stage directory outside the run: not listed
+        from harness.core.rundir import warn
+
+        warn(f"report: {r.run.path / 'pretrained.json'}: {e}; its stage files are not listed")
         stages = {}
     for stage, d in stages.items():
         d = Path(d)

@@ -45,6 +45,7 @@ import torch
 from harness.config import Config
 from harness.build import build_split
 from harness.util.errors import HarnessError
+from harness.util.paths import resolve_inside
 from harness.evaluation.manifest import MANIFEST_NAME, ManifestRow, manifest_sha256, read_manifest
 from harness.core.rundir import IMAGE_RUN_METHOD, RunDir
 from harness.evaluation.metrics.interface import EvalOptions
@@ -140,12 +141,13 @@ class FolderImages:
 
 
 def check_folder(folder: Path, rows: list[ManifestRow], *, ignore_extra: bool) -> FolderImages:
-    """The first three checks of a folder, in order: every file the manifest lists exists (the first missing one
-    named), no image outside the manifest (unless ``ignore_extra``), every image decodes to 8-bit RGB. Raises
-    HarnessError."""
+    """The first three checks of a folder, in order: every file the manifest lists lies inside the folder and
+    exists (the first missing one named), no image outside the manifest (unless ``ignore_extra``), every image
+    decodes to 8-bit RGB. Raises HarnessError."""
     from harness.data.image_file import read_rgb8
 
     for r in rows:
+        resolve_inside(folder, r.file, "the manifest's file")  # never read or score a file outside the folder
         if not (folder / r.file).is_file():
             raise HarnessError(f"{folder}: {r.file} is missing (the manifest lists {len(rows)} images, named as its "
                                f"'file' column says)")

@@ -15,7 +15,7 @@ from typing import Optional, TYPE_CHECKING
 
 import torch
 
-from harness.util.errors import HarnessError
+from harness.util.errors import ConfigError, HarnessError
 
 if TYPE_CHECKING:  # type hints only
     from harness.build import InferenceModels
@@ -64,6 +64,11 @@ def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, s
 
     if not runs:
         raise HarnessError("sample needs at least one run")
+    from harness.config.rules import field_problem, seed_range
+
+    bad_seed = field_problem("--seed", seed, seed_range())
+    if bad_seed:  # before any model is loaded
+        raise ConfigError(bad_seed)
     step = int(checkpoint) if checkpoint is not None else None
     labeller = RowLabeller(plugins)
     datasets: dict[tuple, TextImageDataset] = {}

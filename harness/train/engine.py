@@ -38,8 +38,8 @@ from harness.config import Config
 from harness.util.errors import HarnessError
 from harness.nn.item_noise import per_item_draws
 from harness.core.runtime import Precision, batch_loader
-from harness.core.checkpoint import (aux_state, latest_checkpoint, list_checkpoints, load_aux_state,
-                                      last_good, load_checkpoint, read_pretrained, resume_hint,
+from harness.core.checkpoint import (aux_state, last_good, list_checkpoints, load_aux_state,
+                                      newest_good_checkpoint, read_pretrained, resume_hint,
                                       save_checkpoint, write_pretrained)
 from harness.core.distributed import (average_across_ranks, convert_sync_bn, init_distributed, is_main, local_slice,
                                        no_sync, on_main, reseed_rank_streams, shard_batches, wrap_ddp, wrap_each)
@@ -322,8 +322,7 @@ class TrainingLoop:
             print(f"resume: {self.run.path} has no checkpoint yet; starting from step 0", flush=True)
             self._truncate_log(0)
             return
-        path = latest_checkpoint(self.run)
-        state = load_checkpoint(path)
+        path, state = newest_good_checkpoint(self.run)  # a damaged newest one: the one before, with a warning
         if "imported" in state and "opt_g" not in state:  # harness import-checkpoint: the original resumes
             self.trainer.load_imported(state, str(path))
             self.epoch, self.position = int(state["epoch"]), 0
