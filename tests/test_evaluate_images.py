@@ -197,8 +197,8 @@ def test_an_image_run_records_the_protocol_fields_of_a_run_evaluation(setup, tmp
     from harness.runs.images import protocol_config
 
     plugins, run, root, folder, records = setup
-    _, recs = evaluate_images(plugins, _copy(folder, tmp_path), dataset="shapes", preset="test", name="Fields",
-                              metrics="pixels", root=root, device="cpu", progress=False)
+    _, recs = evaluate_images(plugins, ImageFolder(_copy(folder, tmp_path), "Fields", "shapes", "test", device="cpu"),
+                              EvalOptions(metrics="pixels"), root=root, progress=False)
     mine, theirs = recs[0]["protocol"], {r["metric"]: r for r in records}["pixels"]["protocol"]
     assert set(mine) == set(theirs)
     cfg = protocol_config(plugins, "shapes", "test", None)
@@ -224,9 +224,9 @@ def test_round_trip_inception_metrics_with_a_test_extractor(setup, tmp_path, mon
 # ------------------------------------------------------------------------------------------------------
 # Bad folders: one line each, in the order
 # ------------------------------------------------------------------------------------------------------
-def _evaluate(plugins, root, folder, **kw):
+def _evaluate(plugins, root, folder, metrics="probe_acc", **kw):
     images = ImageFolder(folder, kw.pop("name", "ext"), "shapes", "test", device="cpu", **kw)
-    return evaluate_images(plugins, images, EvalOptions(metrics="probe_acc"), root=root, progress=False)
+    return evaluate_images(plugins, images, EvalOptions(metrics=metrics), root=root, progress=False)
 
 
 def _one_line(excinfo) -> str:
