@@ -1,0 +1,65 @@
+"""DF-GAN as a t2i-harness method plugin: one generator stage at the full resolution (NetG of deep text-image
+fusion blocks), one discriminator (NetD + the conditional head NetC), hinge losses with the mismatched pair and the
+matching-aware gradient penalty, conditioned on the shared frozen DAMSM sentence feature; no DAMSM loss, no
+conditioning augmentation. Networks in ``model.py``, objective in ``losses.py``, presets in ``defaults.yaml``;
+the registered plugin is the instance ``plugin`` (entry point ``plugins.dfgan:plugin``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import Tensor, nn
+
+from harness.config import Config
+from harness.config.rules import stage_size_problems
+from harness.contract.plugins import hookimpl
+from harness.contract.types import MethodInfo, Step
+from plugins.dfgan.config import DFGANLossConfig
+from plugins.dfgan.losses import discriminator_terms, generator_terms
+from plugins.dfgan.model import DFGANDiscriminator, DFGANGenerator
+
+NAME = "dfgan"
+
+
+class DFGAN:
+    """DF-GAN's hooks."""
+
+    @hookimpl
+    def harness_methods(self) -> list[MethodInfo]:
+        return [MethodInfo(
+            name=NAME,
+            paper="M. Tao, H. Tang, F. Wu, X.-Y. Jing, B.-K. Bao, C. Xu. DF-GAN: A Simple and Effective Baseline "
+                  "for Text-to-Image Synthesis. CVPR 2022.",
+            defaults=Path(__file__).with_name("defaults.yaml"),
+            config_sections={"loss": DFGANLossConfig},
+            description="one stage: noise → 4×4 → up-blocks of deep fusion (affine transforms on [noise, "
+                        "sentence]); hinge loss with mismatched pairs and the matching-aware gradient penalty",
+        )]
+
+    @hookimpl
+    def harness_generator(self, cfg: Config, aux: dict[str, nn.Module]) -> nn.Module:
+        m = cfg.model
+        return DFGANGenerator(m.gf_dim, m.z_dim, m.embedding_dim, cfg.data.image_size)
+
+    @hookimpl
+    def harness_discriminators(self, cfg: Config) -> nn.ModuleList:
+        return nn.ModuleList([DFGANDiscriminator(cfg.model.df_dim, cfg.model.embedding_dim, cfg.data.image_size)])
+
+    @hookimpl
+    def harness_discriminator_loss(self, step: Step, stage: int) -> dict[str, Tensor]:
+        return discriminator_terms(step, stage)
+
+    @hookimpl
+    def harness_generator_loss(self, step: Step) -> dict[str, Tensor]:
+        return generator_terms(step)
+
+    @hookimpl
+    def harness_check_config(self, cfg: Config) -> list[str]:
+        problems = []
+        if cfg.data.branch_num != 1:
+            problems.append(f"data.branch_num={cfg.data.branch_num} is not allowed; dfgan generates one image at "
+                            f"data.image_size: set data.branch_num=1")
+        # NetC reads 8·df_dim channels at 4×4: at least three doublings (32²) before the widths stop growing
+        return problems + stage_size_problems(cfg, min_doublings=3)
+
+
+plugin = DFGAN()
