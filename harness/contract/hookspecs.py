@@ -21,7 +21,7 @@ Types are in ``harness.contract.types``; the config in ``harness.config``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import pluggy
 from torch import Tensor, nn
@@ -181,6 +181,11 @@ def harness_discriminators(cfg: Config) -> nn.ModuleList:
 #               generator's gradients are all-reduced.
 #   randomness  the generator ran under ``harness.nn.item_noise.per_item_draws``; a loss that draws random
 #               numbers uses the global generator (seeded per run, per rank).
+#   inputs      ``step.batch.images`` and ``step.text`` arrive detached. A D loss that needs gradients with respect
+#               to them (a gradient penalty on the real image or the text feature) makes its own leaves
+#               (``x.detach().requires_grad_()``), calls ``torch.autograd.grad(..., create_graph=True)`` in the hook
+#               and returns the penalty as a term: the engine's backward of the sum runs the double backward (under
+#               bf16 autocast too; the gradients come back in the leaves' dtype).
 
 
 @hookspec(firstresult=True)
