@@ -12,12 +12,23 @@ from torch import Tensor, nn
 from harness.config import Config
 from harness.config.rules import stage_size_problems
 from harness.contract.plugins import hookimpl
-from harness.contract.types import MethodInfo, Step
+from harness.contract.types import MethodInfo, ReportedNumber, Step
 from plugins.dfgan.config import DFGANLossConfig
 from plugins.dfgan.losses import discriminator_terms, generator_terms
 from plugins.dfgan.model import DFGANDiscriminator, DFGANGenerator
 
 NAME = "dfgan"
+_README = "DF-GAN README, Performance table (github.com/tobran/DF-GAN)"
+_TISE = "TISE (Dinh, Nguyen, Hua: TISE: Bag of Metrics for Text-to-Image Synthesis Evaluation, ECCV 2022), CUB, DF-GAN"
+REPORTED = [
+    ReportedNumber(metric="fid_tv", value=14.81, source=f"{_README}, DF-GAN(paper)"),
+    ReportedNumber(metric="fid_tv", value=12.10, source=f"{_README}, DF-GAN(pretrained model)"),
+    ReportedNumber(metric="fid_tv", value=19.32, source=f"{_README}, DF-GAN(paper)", dataset="coco"),
+    ReportedNumber(metric="fid_tv", value=15.41, source=f"{_README}, DF-GAN(pretrained model)", dataset="coco"),
+    ReportedNumber(metric="is_ft", value=14.70, std=0.16, source=f"{_TISE} (IS*: temperature-scaled classifier)"),
+    ReportedNumber(metric="fid_tv", value=16.46, source=_TISE),
+    ReportedNumber(metric="rp", value=42.96, std=0.79, source=_TISE),
+]
 
 
 class DFGAN:
@@ -30,6 +41,7 @@ class DFGAN:
             paper="M. Tao, H. Tang, F. Wu, X.-Y. Jing, B.-K. Bao, C. Xu. DF-GAN: A Simple and Effective Baseline "
                   "for Text-to-Image Synthesis. CVPR 2022.",
             defaults=Path(__file__).with_name("defaults.yaml"),
+            reported=list(REPORTED),
             config_sections={"loss": DFGANLossConfig},
             description="one stage: noise → 4×4 → up-blocks of deep fusion (affine transforms on [noise, "
                         "sentence]); hinge loss with mismatched pairs and the matching-aware gradient penalty",
