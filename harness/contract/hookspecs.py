@@ -21,7 +21,7 @@ Types are in ``harness.contract.types``; the config in ``harness.config``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 import pluggy
 from torch import Tensor, nn
@@ -33,6 +33,7 @@ from harness.contract.types import (
     MethodInfo,
     MetricInfo,
     PretrainStage,
+    ReferenceCheckpoint,
     Step,
     WeightFile,
 )
@@ -220,6 +221,20 @@ def harness_import_generator_state(cfg: Config, state_dict: dict) -> dict:
     Receives: the config and the loaded state dict (tensors only). Returns: a state dict for
     ``harness_generator(cfg, aux)``; the harness loads it strictly and names the first offending key and both
     shapes on a mismatch. Methods without released weights do not implement it. firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def harness_read_reference_checkpoint(cfg: Config, checkpoint: Any) -> ReferenceCheckpoint:
+    """Read a checkpoint file of the method's reference implementation that holds more than the generator (e.g. a
+    ``state_epoch_N.pth`` of ``{'model': {'netG', 'netD', 'netC'}, 'optimizers', 'epoch'}``).
+
+    Receives: the config and the object loaded from the file (``torch.load(weights_only=True)``: nested dicts,
+    tensors, numbers). Returns: a ``ReferenceCheckpoint`` (generator and, if present, discriminators in this
+    method's keys, and the epoch); the harness loads both strictly and, with discriminators, makes a run that
+    ``harness train --resume`` continues from epoch + 1. Raise ``harness.util.errors.HarnessError`` (one line) for a
+    file of another layout. A method whose released file is the generator's state dict alone implements
+    ``harness_import_generator_state`` instead; when this hook answers, that one is not called. firstresult.
     """
 
 

@@ -12,7 +12,8 @@ from torch import Tensor, nn
 from harness.config import Config
 from harness.config.rules import stage_size_problems
 from harness.contract.plugins import hookimpl
-from harness.contract.types import MethodInfo, ReportedNumber, Step
+from harness.contract.types import MethodInfo, ReferenceCheckpoint, ReportedNumber, Step
+from plugins.dfgan.checkpoint import read_state_epoch
 from plugins.dfgan.config import DFGANLossConfig
 from plugins.dfgan.losses import discriminator_terms, generator_terms
 from plugins.dfgan.model import DFGANDiscriminator, DFGANGenerator
@@ -63,6 +64,10 @@ class DFGAN:
     @hookimpl
     def harness_generator_loss(self, step: Step) -> dict[str, Tensor]:
         return generator_terms(step)
+
+    @hookimpl
+    def harness_read_reference_checkpoint(self, cfg: Config, checkpoint: object) -> ReferenceCheckpoint:
+        return read_state_epoch(checkpoint)
 
     @hookimpl
     def harness_check_config(self, cfg: Config) -> list[str]:
