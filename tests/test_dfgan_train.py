@@ -1,6 +1,7 @@
 """One DF-GAN training iteration through the harness's engine (GanTrainer.train_step) on the CPU, in fp32 and under
 bf16 autocast + channels_last: the D step takes the matching-aware gradient penalty's double backward inside the
-loss hook, every term comes back finite and fp32, both networks move, and the optimisers carry DF-GAN's settings."""
+loss hook, every term comes back finite and fp32, both networks move, and the optimisers carry DF-GAN's settings;
+an interrupted run resumed mid-epoch equals an uninterrupted one exactly."""
 from __future__ import annotations
 
 import copy
@@ -8,12 +9,15 @@ import copy
 import pytest
 import torch
 
-from harness.build import build_method
+from harness.build import build_method, prepare_config
+from harness.cli import main
 from harness.config import build_config
-from harness.contract.plugins import build_plugins
+from harness.contract.plugins import build_plugins, hookimpl
+from harness.core.checkpoint import load_checkpoint
+from harness.core.rundir import RunDir
 from harness.core.runtime import Precision
 from harness.core.seed import sample_noise
-from harness.train.engine import GanTrainer
+from harness.train.engine import GanTrainer, train_method
 from tiny_batch import tiny_batch
 
 PLUGINS = build_plugins()
@@ -62,3 +66,46 @@ def test_optimisers_carry_the_original_settings():
     frozen = {id(p) for b in trainer.discriminators[0].netD.DBlocks if not b.learned_shortcut
               for p in b.conv_s.parameters()}
     assert frozen and not frozen & {id(p) for g in trainer.opt_d[0].param_groups for p in g["params"]}
+
+
+class StopAfter:
+    """A cross-cutting plugin that interrupts training after a given step (as Ctrl-C would)."""
+
+    def __init__(self) -> None:
+        self.step: int | None = None
+
+    @hookimpl
+    def harness_on_step_end(self, run, step, logs):
+        if self.step is not None and step.iteration == self.step:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_resume_mid_epoch_equals_an_uninterrupted_run(results_root):
+    stop = StopAfter()
+    plugins = build_plugins(extra=[stop])
+    overrides = ["train.max_steps=7", "train.checkpoint_every=3", "train.sample_every=0", "train.log_every=1",
+                 "data.shapes.train_images=16"]  # 4 batches per epoch: checkpoint 3 is mid-epoch
+    runs = {}
+    for name, stop_after in (("straight", None), ("broken", 5)):
+        cfg = prepare_config(plugins, "dfgan", dataset="shapes", data_dir=None, preset="test", overrides=overrides,
+                             seed=0)
+        runs[name] = RunDir.create(results_root, name=name)
+        runs[name].save_config(cfg)
+        stop.step = stop_after
+        try:
+            train_method(plugins, cfg, runs[name], resume=False, root=results_root)
+        except KeyboardInterrupt:
+            assert stop_after == 5
+    stop.step = None
+    assert main(["train", "--resume", str(runs["broken"].path), "--results-dir", str(results_root)],
+                plugins=plugins) == 0
+    logs = {name: [{k: v for k, v in e.items() if k not in ("images_per_s", "time")} for e in run.read_log()]
+            for name, run in runs.items()}
+    assert [e["step"] for e in logs["broken"]] == list(range(1, 8))
+    assert logs["straight"] == logs["broken"]  # every loss term, the gradient penalty included, exactly
+    end = {name: load_checkpoint(run.checkpoints / "step-7.pt") for name, run in runs.items()}
+    for part in ("generator", "discriminators", "generator_ema"):
+        for k, v in end["straight"][part].items():
+            assert torch.equal(v, end["broken"][part][k]), (part, k)
