@@ -109,3 +109,15 @@ def test_resume_mid_epoch_equals_an_uninterrupted_run(results_root):
     for part in ("generator", "discriminators", "generator_ema"):
         for k, v in end["straight"][part].items():
             assert torch.equal(v, end["broken"][part][k]), (part, k)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("data.branch_num=2", "data.branch_num=2 is not allowed; dfgan generates one image at data.image_size"),
+    ("data.image_size=16", "data.base_size=16, which is not allowed; dfgan needs a first stage of 4·2^n (n >= 3)"),
+])
+def test_configs_the_networks_cannot_take_are_refused_in_one_line(override, message):
+    from harness.util.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        prepare_config(PLUGINS, "dfgan", dataset="shapes", data_dir=None, preset="test", overrides=[override], seed=0)
+    assert message in str(err.value) and "\n" not in str(err.value)
