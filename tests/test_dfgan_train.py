@@ -114,6 +114,7 @@ def test_resume_mid_epoch_equals_an_uninterrupted_run(results_root):
 @pytest.mark.parametrize("override,message", [
     ("data.branch_num=2", "data.branch_num=2 is not allowed; dfgan generates one image at data.image_size"),
     ("data.image_size=16", "data.base_size=16, which is not allowed; dfgan needs a first stage of 4·2^n (n >= 3)"),
+    ("train.batch_size=1", "train.batch_size=1 is not allowed (1 per process); dfgan pairs each sentence with"),
 ])
 def test_configs_the_networks_cannot_take_are_refused_in_one_line(override, message):
     from harness.util.errors import ConfigError

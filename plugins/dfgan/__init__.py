@@ -10,7 +10,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from harness.config import Config
-from harness.config.rules import stage_size_problems
+from harness.config.rules import stage_size_problems, world_size
 from harness.contract.plugins import hookimpl
 from harness.contract.types import MethodInfo, ReferenceCheckpoint, ReportedNumber, Step
 from plugins.dfgan.checkpoint import read_state_epoch
@@ -75,6 +75,10 @@ class DFGAN:
         if cfg.data.branch_num != 1:
             problems.append(f"data.branch_num={cfg.data.branch_num} is not allowed; dfgan generates one image at "
                             f"data.image_size: set data.branch_num=1")
+        per_process = cfg.train.batch_size // world_size()
+        if per_process < 2:  # the mismatched pair is the next image of the process's share of the batch
+            problems.append(f"train.batch_size={cfg.train.batch_size} is not allowed ({per_process} per process); "
+                            f"dfgan pairs each sentence with another image of the batch: at least 2 per process")
         # NetC reads 8·df_dim channels at 4×4: at least three doublings (32²) before the widths stop growing
         return problems + stage_size_problems(cfg, min_doublings=3)
 
