@@ -147,7 +147,7 @@ def test_smoke_damsm_shared_with_other_methods(plugins):
         except Exception:  # another method without a smoke preset yet
             continue
         assert other.to_dict()["pretrain"]["damsm"] == ours.to_dict()["pretrain"]["damsm"], name
-        assert other.data.base_size == ours.data.base_size and other.data.branch_num == ours.data.branch_num
+        assert other.data.image_size == ours.data.image_size  # the last stage: what the small-CNN DAMSM trains at
 
 
 def test_one_training_step_test_preset(plugins):

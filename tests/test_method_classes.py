@@ -16,6 +16,7 @@ from harness.contract.hook_trace import hooks_by_plugin
 from harness.contract.plugins import build_plugins
 from plugins.attngan import AttnGAN
 from plugins.caegan import CAEGAN
+from plugins.dfgan import DFGAN
 from plugins.dmgan import DMGAN
 from plugins.dmgan.model import DMGANGenerator
 from plugins.ecagan import ECAGAN
@@ -28,7 +29,7 @@ def test_each_class_announces_only_its_own_method():
     assert [m.name for m in DMGAN().harness_methods()] == ["dmgan"]
     assert [m.name for m in ECAGAN().harness_methods()] == ["ecagan"]
     assert [m.name for m in CAEGAN().harness_methods()] == ["caegan"]
-    assert sorted(PLUGINS.methods()) == ["attngan", "caegan", "dmgan", "ecagan"]
+    assert sorted(PLUGINS.methods()) == ["attngan", "caegan", "dfgan", "dmgan", "ecagan"]
     assert isinstance(PLUGINS.method_plugins["ecagan"], DMGAN) and isinstance(PLUGINS.method_plugins["caegan"], DMGAN)
 
 
@@ -58,7 +59,8 @@ class ThirdGAN(DMGAN):
 
 def test_entry_points_name_instances_and_module_style_plugins_still_work():
     eps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["harness"]
-    for name, cls in (("attngan", AttnGAN), ("dmgan", DMGAN), ("ecagan", ECAGAN), ("caegan", CAEGAN)):
+    for name, cls in (("attngan", AttnGAN), ("dmgan", DMGAN), ("ecagan", ECAGAN), ("caegan", CAEGAN),
+                      ("dfgan", DFGAN)):
         assert eps[name] == f"plugins.{name}:plugin"
         loaded = importlib.metadata.EntryPoint(name=name, value=eps[name], group="harness").load()
         assert type(loaded) is cls

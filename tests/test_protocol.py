@@ -26,7 +26,7 @@ from harness.train.pretrain import damsm_key
 from readme_method import readme_method_plugins
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILTIN = ("attngan", "dmgan", "ecagan", "caegan")
+BUILTIN = ("attngan", "dmgan", "ecagan", "caegan", "dfgan")
 
 
 def test_readme_lists_exactly_the_protocol_keys_and_every_key_is_classified():

@@ -21,7 +21,7 @@ Types are in ``harness.contract.types``; the config in ``harness.config``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, TYPE_CHECKING
+from typing import Any, Callable, TYPE_CHECKING
 
 import pluggy
 from torch import Tensor, nn
@@ -33,6 +33,7 @@ from harness.contract.types import (
     MethodInfo,
     MetricInfo,
     PretrainStage,
+    ReferenceCheckpoint,
     Step,
     WeightFile,
 )
@@ -183,6 +184,11 @@ def harness_discriminators(cfg: Config) -> nn.ModuleList:
 #               generator's gradients are all-reduced.
 #   randomness  the generator ran under ``harness.nn.item_noise.per_item_draws``; a loss that draws random
 #               numbers uses the global generator (seeded per run, per rank).
+#   inputs      ``step.batch.images`` and ``step.text`` arrive detached. A D loss that needs gradients with respect
+#               to them (a gradient penalty on the real image or the text feature) makes its own leaves
+#               (``x.detach().requires_grad_()``), calls ``torch.autograd.grad(..., create_graph=True)`` in the hook
+#               and returns the penalty as a term: the engine's backward of the sum runs the double backward (under
+#               bf16 autocast too; the gradients come back in the leaves' dtype).
 
 
 @hookspec(firstresult=True)
@@ -217,6 +223,20 @@ def harness_import_generator_state(cfg: Config, state_dict: dict) -> dict:
     Receives: the config and the loaded state dict (tensors only). Returns: a state dict for
     ``harness_generator(cfg, aux)``; the harness loads it strictly and names the first offending key and both
     shapes on a mismatch. Methods without released weights do not implement it. firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def harness_read_reference_checkpoint(cfg: Config, checkpoint: Any) -> ReferenceCheckpoint:
+    """Read a checkpoint file of the method's reference implementation that holds more than the generator (e.g. a
+    ``state_epoch_N.pth`` of ``{'model': {'netG', 'netD', 'netC'}, 'optimizers', 'epoch'}``).
+
+    Receives: the config and the object loaded from the file (``torch.load(weights_only=True)``: nested dicts,
+    tensors, numbers). Returns: a ``ReferenceCheckpoint`` (generator and, if present, discriminators in this
+    method's keys, and the epoch); the harness loads both strictly and, with discriminators, makes a run that
+    ``harness train --resume`` continues from epoch + 1. Raise ``harness.util.errors.HarnessError`` (one line) for a
+    file of another layout. A method whose released file is the generator's state dict alone implements
+    ``harness_import_generator_state`` instead; when this hook answers, that one is not called. firstresult.
     """
 
 

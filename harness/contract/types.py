@@ -368,6 +368,21 @@ class Step:
 
 
 @dataclass
+class ReferenceCheckpoint:
+    """What a method reads from its original code's one-file checkpoint (generator, discriminators and optimisers
+    saved together, e.g. ``{'model': {...}, 'optimizers': {...}, 'epoch': N}``), for ``harness import-checkpoint``.
+
+    generator:       the generator's state dict in this method's keys (loaded strictly)
+    discriminators:  the discriminators' ``nn.ModuleList`` state dict in this method's keys (loaded strictly), or
+                     None when the file has none
+    epoch:           the epoch the file was saved after (``harness train --resume`` starts at epoch + 1), or None
+    """
+    generator: dict[str, Tensor]
+    discriminators: Optional[dict[str, Tensor]] = None
+    epoch: Optional[int] = None
+
+
+@dataclass
 class DamsmEncoders:
     """The shared DAMSM encoders: `text(captions, lengths) -> TextFeatures`, `image(x) -> (regions B×D×17×17,
     code B×D)`."""

@@ -16,7 +16,10 @@ row pattern, ``harness.nn.word_attention``) and ``eval.batch_size`` = the method
 can change either). With ``discriminators`` (the original's ``netD0.pth`` … in its layout; spectral-norm layers are
 renamed by ``harness.nn.spectral_norm.from_reference_layout``) the checkpoint also holds them and the epoch to
 start from (N+1 for ``netG_epoch_N.pth``, or ``start_epoch``): ``harness train --resume`` then continues as the
-original resumes (saved G as the live G and its EMA, fresh optimisers).
+original resumes (saved G as the live G and its EMA, fresh optimisers). A method whose original saves everything in
+one file (e.g. ``{'model': {...}, 'optimizers': {...}, 'epoch': N}``) reads it with
+``harness_read_reference_checkpoint``: generator and discriminators then come from that file (loaded strictly) and
+the run resumes at the epoch after the saved one.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from harness.core.rundir import RunDir
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.contract.plugins import Plugins
+    from harness.contract.types import ReferenceCheckpoint
     from torch import nn
 
 
@@ -89,6 +93,52 @@ class ReleasedFiles:
     start_epoch: Optional[int] = None
 
 
+def _reference_generator(hooks, cfg, file: Path) -> tuple[Optional["ReferenceCheckpoint"], dict]:
+    """(the method's reading of a whole reference checkpoint or None, the generator state in the method's keys)
+    from ``file``: ``harness_read_reference_checkpoint`` when the method answers it, else the file as the
+    generator's state dict mapped by ``harness_import_generator_state``."""
+    from harness.core.state_dicts import load_weights_file, tensor_state
+
+    loaded = load_weights_file(file, what="generator file")
+    whole = hooks.harness_read_reference_checkpoint(cfg=cfg, checkpoint=loaded)
+    if whole is not None:
+        return whole, whole.generator
+    mapped = hooks.harness_import_generator_state(cfg=cfg, state_dict=tensor_state(loaded, file))
+    if mapped is None:
+        raise HarnessError(f"method {cfg.method!r} has no importer of reference weights "
+                           f"(harness_import_generator_state)")
+    return None, mapped
+
+
+def _resume_epoch(file: Path, start_epoch: Optional[int], whole: Optional["ReferenceCheckpoint"],
+                  discriminators: Optional[Sequence[str]]) -> int:
+    """The epoch ``harness train --resume`` starts at (0 without discriminators: the run is for evaluation):
+    ``start_epoch`` if given, else the one after the epoch a whole checkpoint was saved after, else from the file
+    name (``start_epoch_of``)."""
+    in_file = whole is not None and whole.discriminators is not None
+    if in_file and discriminators:
+        raise HarnessError(f"--discriminators: {file.name} holds the discriminators already; drop the option")
+    if not (in_file or discriminators):
+        return 0
+    if start_epoch is None and whole is not None and whole.epoch is not None:
+        return int(whole.epoch) + 1
+    return start_epoch_of(file, start_epoch)
+
+
+def _discriminator_state(discs: "nn.ModuleList", file: Path, whole: Optional["ReferenceCheckpoint"],
+                         files: Optional[Sequence[str]]) -> Optional[dict]:
+    """The discriminators' state for resuming (the original's netD files, or those in a whole checkpoint), loaded
+    strictly into ``discs``; None without either."""
+    from harness.core.state_dicts import load_state_strict
+
+    if files:
+        return load_reference_discriminators(discs, list(files))
+    if whole is None or whole.discriminators is None:
+        return None
+    load_state_strict(discs, whole.discriminators, source=f"{file} discriminators")
+    return {k: v.detach().clone() for k, v in discs.state_dict().items()}
+
+
 def import_checkpoint(plugins: Plugins, method: str, files: ReleasedFiles, *, dataset: str = "cub",
                       data_dir: Optional[str] = None, preset: str = "paper", overrides: Optional[list[str]] = None,
                       root: Path) -> RunDir:
@@ -118,7 +168,6 @@ def import_checkpoint(plugins: Plugins, method: str, files: ReleasedFiles, *, da
     for key, value in reference.items():
         if key not in given and cfg.get(key) != value:
             declare_deviation(cfg, key, value)
-    epoch = start_epoch_of(file, files.start_epoch) if discriminators else 0
     dc = cfg.pretrain.damsm
     text_file = files.text_encoder or dc.text_encoder_file
     image_file = files.image_encoder or dc.image_encoder_file
@@ -130,11 +179,8 @@ def import_checkpoint(plugins: Plugins, method: str, files: ReleasedFiles, *, da
 
     # 1. the generator file: safe load, mapping to our keys, strict check against a freshly built method
     #    (before anything is written)
-    released = tensor_state(load_weights_file(file, what="generator file"), file)
-    hooks = plugins.method_hooks(method)
-    mapped = hooks.harness_import_generator_state(cfg=cfg, state_dict=released)
-    if mapped is None:
-        raise HarnessError(f"method {method!r} has no importer of reference weights (harness_import_generator_state)")
+    whole, mapped = _reference_generator(plugins.method_hooks(method), cfg, file)
+    epoch = _resume_epoch(file, files.start_epoch, whole, discriminators)
     text_state = tensor_state(load_weights_file(dc.text_encoder_file, what="DAMSM text encoder file"),
                               dc.text_encoder_file)
     vocab_size = _vocab_size(text_state, Path(dc.text_encoder_file))
@@ -144,7 +190,7 @@ def import_checkpoint(plugins: Plugins, method: str, files: ReleasedFiles, *, da
     modules = build_method(plugins, cfg, vocab_size)
     load_state_strict(modules.generator, mapped, source=str(file))
     state = {k: v.detach().clone() for k, v in modules.generator.state_dict().items()}
-    d_state = load_reference_discriminators(modules.discriminators, list(discriminators)) if discriminators else None
+    d_state = _discriminator_state(modules.discriminators, file, whole, discriminators)
 
     # 2. the DAMSM encoders: a cache entry shared with every later use of the same files, loaded strictly
     pretrained = {"damsm": import_damsm(cfg, dc.text_encoder_file, dc.image_encoder_file, root)}
@@ -162,7 +208,7 @@ def import_checkpoint(plugins: Plugins, method: str, files: ReleasedFiles, *, da
     if d_state is not None:
         ckpt["discriminators"] = d_state
         imported["discriminators"] = [{"file": Path(f).name, "sha256": weight_sha256(Path(f).expanduser())}
-                                      for f in discriminators]
+                                      for f in discriminators or [file]]
     save_checkpoint(run, ckpt, step=0)
     print(f"import-checkpoint: configured as the original code evaluates: model.attention_mask="
           f"{cfg.model.attention_mask}, eval.batch_size={cfg.eval.batch_size}"
