@@ -29,6 +29,10 @@ def train_run(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root:
     def evaluate(step: int) -> None:  # inside this process's lock on the run
         evaluate_run(plugins, run, lock=False, strict=False, root=root, step=step)
 
+    if resume:
+        from harness.runs.info import resume_changes
+
+        resume_changes(run, cfg)  # a refused edit is one line before anything, the writer lock included, is written
     with run_lock(run, "train --resume" if resume else "train"):
         if resume:
             _apply_resume_changes(run, cfg)

@@ -213,7 +213,7 @@ def test_cli_refuses_an_id_outside_the_root(tmp_path, monkeypatch, capsys):
 
 # ---- item 9: --rp-encoder RUN ----------------------------------------------------------------------------------
 def test_rp_encoder_accepts_a_run_id(tmp_path):
-    from harness.evaluation.evaluate import resolve_rp_encoder
+    from harness.evaluation.metrics.r_precision import resolve_rp_encoder
 
     root = tmp_path / "results"
     other = _run(root / "20260101-000000-abcd", "attngan-s1")

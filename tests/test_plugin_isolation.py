@@ -4,6 +4,8 @@ keeps working and `harness plugins` lists it as broken; a plugin passed in code 
 hook that raises or answers the wrong type is one line naming the method, the hook and what was expected."""
 from __future__ import annotations
 
+import importlib
+import sys
 import textwrap
 
 import pytest
@@ -44,7 +46,9 @@ plugin = Plugin()
 def site(tmp_path, monkeypatch):
     site = tmp_path / "site"
     site.mkdir()
-    monkeypatch.syspath_prepend(str(site))
+    # sys.path by hand: syspath_prepend calls pkg_resources, which another test may have replaced by a stand-in
+    monkeypatch.setattr(sys, "path", [str(site), *sys.path])
+    importlib.invalidate_caches()
     return site
 
 

@@ -137,9 +137,9 @@ def test_a_forged_file_matching_the_prefix_is_refused_by_the_declared_full_diges
     declared = WeightFile("w", "test", [name], "sha256-prefix",
                           downloads=[Download(name, ("http://127.0.0.1:9/x",), digest=f"sha256:{real_sha}")])
     (env["cli"] / name).write_bytes(forged)
-    assert require_weight(prefix_only) == env["cli"] / name  # the prefix rule alone accepts the forgery
+    assert require_weight(prefix_only, env["cli"]) == env["cli"] / name  # the prefix rule alone accepts the forgery
     with pytest.raises(MissingWeightsError) as e:
-        require_weight(declared)
+        require_weight(declared, env["cli"])
     assert real_sha in str(e.value) and forged_sha in str(e.value) and "harness fetch w" in str(e.value)
 
 
@@ -173,8 +173,8 @@ def test_auto_fetch_on_first_use_only_when_asked(env, monkeypatch):
         w = WeightFile("fetchable", "test", ["f.pth"], "sha256", SHA,
                        downloads=[Download("f.pth", (server.url("/f.pth"),), digest=f"sha256:{SHA}")])
         with pytest.raises(MissingWeightsError):  # the default: nothing downloaded implicitly
-            require_weight(w)
+            require_weight(w, env["cli"])
         assert route.requests == []
         monkeypatch.setenv("HARNESS_FETCH", "auto")
-        assert require_weight(w) == env["cli"] / "f.pth"
+        assert require_weight(w, env["cli"]) == env["cli"] / "f.pth"
         assert (env["cli"] / "f.pth").read_bytes() == CONTENT and len(route.requests) == 1
