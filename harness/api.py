@@ -13,7 +13,8 @@ results root, where its training left the vocabulary it built from a ``text/`` f
 
 Reproducibility: image ``i`` is generated from draws of (``seed``, ``i``) alone: its noise, the generator's own
 draws (conditioning augmentation) and the subsample of a caption longer than ``eval.words_num`` words
-(``harness.evaluation.generation.generate_images``, which `harness sample` and the report's sheets use too). So the
+(``harness.evaluation.generation.generate_images``, which `harness sample` and the report's sheets use too, each
+caption drawn as if alone: their image of caption X is ``generate(run, [X], seed)``). So the
 same call gives the same images, ``generate(run, [a, b])[0]`` equals ``generate(run, [a])[0]`` (up to float rounding
 of batched arithmetic), and the generator sees at most ``eval.batch_size`` captions at a time.
 """

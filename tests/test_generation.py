@@ -84,11 +84,9 @@ def test_a_sheet_row_is_what_generate_draws(runs, method, monkeypatch, tmp_path)
     loaded = harness.load_run(run.path, device="cpu")
     assert len(loaded.vocab.tokens_of(captions[-1])) > loaded.cfg.eval.words_num
     (row,) = _sheet_rows(monkeypatch, plugins, [run], captions, 5, tmp_path)
-    expected = harness.generate(loaded, captions, seed=5)
+    expected = torch.cat([harness.generate(loaded, [caption], seed=5) for caption in captions])
     assert row.shape == expected.shape
-    torch.testing.assert_close(row.clamp(-1, 1), expected, atol=1e-5, rtol=0)
-    torch.testing.assert_close(row[0].clamp(-1, 1), harness.generate(loaded, captions[:1], seed=5)[0],
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(row.clamp(-1, 1), expected, atol=1e-5, rtol=0)  # each image: generate(run, [X], 5)
     # drawn twice: the same; with another run's row above it: the same (no draw leaks from row to row)
     other = by_method[METHODS[(METHODS.index(method) + 1) % len(METHODS)]]
     assert torch.equal(_sheet_rows(monkeypatch, plugins, [run], captions, 5, tmp_path)[0], row)
@@ -114,8 +112,8 @@ def test_the_report_attention_sheet_shows_what_generate_draws(runs, method, monk
     with pytest.raises(RuntimeError, match="captured"):
         final_attention_sheet(plugins, by_method[method], CAPTIONS, loaded.vocab, seed=2, count=2)
     assert seen["captions"] == CAPTIONS[:2]
-    torch.testing.assert_close(seen["images"][-1].clamp(-1, 1), harness.generate(loaded, CAPTIONS[:2], seed=2),
-                               atol=1e-5, rtol=0)
+    expected = torch.cat([harness.generate(loaded, [caption], seed=2) for caption in CAPTIONS[:2]])
+    torch.testing.assert_close(seen["images"][-1].clamp(-1, 1), expected, atol=1e-5, rtol=0)
     assert seen["words"] == [c.split() for c in CAPTIONS[:2]]
     assert seen["attn"][-1].shape[:2] == (2, len(CAPTIONS[1].split()))
 

@@ -10,6 +10,9 @@ subsample of its words. So under ``model.attention_mask=per_sample`` an image do
 of the call nor on how they are batched (to fp32 rounding): ``generate_images(m, [a, b], s).images[0]`` equals
 ``generate_images(m, [a], s).images[0]``. The generator sees at most ``eval.batch_size`` captions at a time, so
 memory does not grow with the number of captions.
+
+A sample sheet draws every caption as if it were alone (``items=ALONE``: each one item 0, so the same noise for
+every caption of a sheet): its image of caption X at seed s is ``harness.generate(run, [X], s)``.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from harness.config import Config
 from harness.util.errors import HarnessError
 
 GENERATE_STEP = -2  # the step (stream) of these per-item draws; training uses steps >= 0, its sheets -1
+ALONE = "alone"  # generate_images(items=ALONE): every caption drawn as item 0, as if generated on its own
 _SUBSAMPLE_STREAM = 0x5B5A  # the caption subsample's stream of (seed, item)
 
 
@@ -94,12 +98,13 @@ def _batch(models: GeneratorModels, tokens: list[list[int]], seed: int, items: l
 
 
 def generate_images(models: GeneratorModels, token_lists: Sequence[Sequence[int]], seed: int, *,
-                    with_attention: bool = False, stage: int = -1,
-                    batch_size: Optional[int] = None) -> GeneratedImages:
+                    with_attention: bool = False, stage: int = -1, batch_size: Optional[int] = None,
+                    items: Optional[Sequence[int] | str] = None) -> GeneratedImages:
     """Images of generator stage ``stage`` (default the last) for the captions ``token_lists`` (token ids of the
-    run's vocabulary, each non-empty), in batches of ``batch_size`` (default ``eval.batch_size``); item ``i`` drawn
-    from (``seed``, ``i``) alone (module docstring). ``with_attention`` also returns each caption's attention maps.
-    Raises HarnessError for an empty caption list or caption."""
+    run's vocabulary, each non-empty), in batches of ``batch_size`` (default ``eval.batch_size``); caption ``i``
+    drawn from (``seed``, ``items[i]``) alone (module docstring; default ``items[i] = i``, ``ALONE``: every caption
+    item 0). ``with_attention`` also returns each caption's attention maps. Raises HarnessError for an empty caption
+    list or caption."""
     if not token_lists:
         raise HarnessError("generate_images needs at least one caption")
     empty = [i for i, t in enumerate(token_lists) if len(t) == 0]
@@ -107,11 +112,11 @@ def generate_images(models: GeneratorModels, token_lists: Sequence[Sequence[int]
         raise HarnessError(f"caption {empty[0]} has no words")
     cfg = models.cfg
     size = int(batch_size or cfg.eval.batch_size)
-    tokens = [fit_caption(t, cfg.eval.words_num, seed, i) for i, t in enumerate(token_lists)]
+    draws = [0] * len(token_lists) if items == ALONE else list(items) if items is not None else range(len(token_lists))
+    tokens = [fit_caption(t, cfg.eval.words_num, seed, draws[i]) for i, t in enumerate(token_lists)]
     images, attention = [], [] if with_attention else None
     for lo in range(0, len(tokens), size):
-        items = list(range(lo, min(lo + size, len(tokens))))
-        batch, maps = _batch(models, tokens[lo:lo + size], seed, items, stage, with_attention)
+        batch, maps = _batch(models, tokens[lo:lo + size], seed, list(draws[lo:lo + size]), stage, with_attention)
         images.append(batch)
         if attention is not None:
             attention.extend(maps)

@@ -204,13 +204,13 @@ def final_attention_sheet(plugins: Plugins, run: RunDir, captions: Sequence[str]
     maps. ``models``: the run's loaded ``InferenceModels`` (loaded here when None)."""
     from harness.build import load_inference_models
     from harness.core.runtime import resolve_device
-    from harness.evaluation.generation import generate_images
+    from harness.evaluation.generation import ALONE, generate_images
     from harness.train.samples import write_training_sheets
 
     if models is None:
         models = load_inference_models(plugins, run, device=resolve_device(run.load_config(plugins).train.device))
     shown = list(captions[:count])
-    out = generate_images(models, [vocab.encode(c) for c in shown], seed, with_attention=True)
+    out = generate_images(models, [vocab.encode(c) for c in shown], seed, with_attention=True, items=ALONE)
     if not out.attention or not out.attention[0]:
         return None
     words = [[vocab.ixtoword[t] for t in tokens] for tokens in out.tokens]

@@ -2,10 +2,10 @@
 (rows = runs, labelled with method and variant, seed and step; columns = captions, written under the
 last row) — what a paper's qualitative figure needs.
 
-Generation: ``harness.evaluation.generation.generate_images``, the convention of ``harness.generate``: the image of
-caption ``j`` is drawn from (``--seed``, ``j``) alone (its noise, the generator's own draws, the subsample of a
-caption longer than ``eval.words_num`` words), the same for every run, so a run's row is
-``harness.generate(run, captions, seed)`` and does not depend on the other rows.
+Generation: ``harness.evaluation.generation.generate_images``, the convention of ``harness.generate``, each caption
+drawn as if alone (its noise, the generator's own draws, the subsample of a caption longer than ``eval.words_num``
+words come from ``--seed`` only), the same for every run: the image of caption X is
+``harness.generate(run, [X], seed)`` and depends neither on the other captions nor on the other rows.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, s
     from harness.runs.info import RowLabeller, run_label
     from harness.build import build_split, load_inference_models
     from harness.core.runtime import resolve_device
-    from harness.evaluation.generation import generate_images
+    from harness.evaluation.generation import ALONE, generate_images
 
     if not runs:
         raise HarnessError("sample needs at least one run")
@@ -84,7 +84,7 @@ def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, s
         if loaded is not None:
             loaded[run.path] = models
         check_vocabulary_size(models.vocab_size, datasets[key], f"run {run.path.name}'s text encoder")
-        images = generate_images(models, tokens, seed).images
+        images = generate_images(models, tokens, seed, items=ALONE).images  # caption X: generate(run, [X], seed)
         check_finite(images, f"generated image of run {run.path.name}", lambda r: f"caption {captions[r]!r}")
         rows.append(list(images))
         labels.append(f"{run_label(plugins, run, labeller)} s{cfg.seed} @{models.step}")
