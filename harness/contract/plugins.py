@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Optional
 import pluggy
 
 from harness.contract import hookspecs
-from harness.util.errors import HarnessError, PluginError, UnknownNameError
+from harness.util.errors import HarnessError, PluginError, UnknownNameError, one_line
 from harness.contract.hook_trace import install_tracing, trace_mode
 from harness.contract.types import DatasetInfo, MethodInfo, MetricInfo, MetricOption, PretrainStage, WeightFile
 
@@ -93,7 +93,7 @@ class _CheckedHook:
             raise  # already one line for the user
         except Exception as e:
             raise PluginError(f"method {self._method!r}: {self._name} raised {type(e).__name__}: "
-                              f"{_one_line(e)}") from e
+                              f"{one_line(e)}") from e
         if result is None and self._name in OPTIONAL_HOOK_DEFAULTS:
             return OPTIONAL_HOOK_DEFAULTS[self._name]()
         check = EXPECTED_ANSWERS.get(self._name)
@@ -116,11 +116,6 @@ class _MethodHooks:
         if not name.startswith("harness_"):
             raise AttributeError(name)
         return _CheckedHook(self._pm.subset_hook_caller(name, remove_plugins=self._remove), self._method, name)
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 @dataclass(frozen=True)
@@ -270,7 +265,7 @@ def _announced(plugin: object) -> dict[str, list]:
         try:
             infos = list(fn() or [])
         except Exception as e:
-            raise PluginError(f"{hook} raised {type(e).__name__}: {_one_line(e)}") from e
+            raise PluginError(f"{hook} raised {type(e).__name__}: {one_line(e)}") from e
         for info in infos:
             if not isinstance(info, tp):
                 raise PluginError(f"{hook} answered a {type(info).__name__}, expected a list of {tp.__name__}")
@@ -344,7 +339,7 @@ class _Registry:
         except HarnessError:
             raise
         except Exception as e:
-            raise PluginError(f"failed to import: {type(e).__name__}: {_one_line(e)}") from e
+            raise PluginError(f"failed to import: {type(e).__name__}: {one_line(e)}") from e
         if id(plugin) in self._seen or self.pm.is_registered(plugin):
             return  # the same plugin from an entry point and the source tree, or passed twice
         _check_hook_names(plugin)

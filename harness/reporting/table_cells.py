@@ -116,7 +116,8 @@ def _cell_row(table: ResultsTable, row: Row, shared: dict[str, str], notes: Foot
 
 def row_notes(row: Row) -> list[str]:
     """What a row's numbers measured beyond the protocol: runs whose latest evaluation scored an earlier
-    checkpoint than their final one, and image runs whose images were resized before scoring."""
+    checkpoint than their final one, image runs whose images were resized before scoring, and runs that failed
+    (the error's line)."""
     from harness.runs.images import resize_note
 
     early = [r for r in row.runs if r.early]
@@ -126,6 +127,7 @@ def row_notes(row: Row) -> list[str]:
                           for r in early)
         out.append(f"evaluated before the final checkpoint: {which}")
     out += [resize_note(r.resized, r.images) for r in row.runs if r.resized and r.resized.get("count")]
+    out += [(f"seed {r.seed} " if len(row.runs) > 1 else "") + f"failed: {r.failed}" for r in row.runs if r.failed]
     return out
 
 
