@@ -547,6 +547,9 @@ def test_short_reasons_and_scrubbing():
     assert text.startswith("get it") and text.endswith("; see I/O and owner/repo, doi 10.19678/j.issn")
     for machine in ("x.org", "github", "releases", "HOME", "C:", "../", "w,"):
         assert machine not in text, machine
+    # a URL inside brackets takes its closing bracket with it, never the text's
+    assert scrub("bird_DMGAN (paper) (github.com/MinfengZhu/DM-GAN)") == "bird_DMGAN (paper)"
+    assert scrub("weights (https://x.org/w_(v2).pt, mirrored) here") == "weights (mirrored) here"
 
 
 class DisplayRegistry:
