@@ -28,7 +28,8 @@ import pluggy
 from harness.contract import hookspecs
 from harness.util.errors import HarnessError, PluginError, UnknownNameError, one_line
 from harness.contract.hook_trace import install_tracing, trace_mode
-from harness.contract.types import DatasetInfo, MethodInfo, MetricInfo, MetricOption, PretrainStage, WeightFile
+from harness.contract.types import (DatasetInfo, MethodInfo, MetricInfo, MetricOption, PretrainStage,
+                                    ReferenceCheckpoint, WeightFile)
 
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
 ENTRY_POINT_GROUP = "harness"
@@ -62,6 +63,12 @@ def _is_module_list(x: object) -> bool:
     return (isinstance(x, (list, tuple)) or _is_module(x)) and all(_is_module(m) for m in x)  # type: ignore[union-attr]
 
 
+def _is_reference_checkpoint(x: object) -> bool:
+    return isinstance(x, ReferenceCheckpoint) and isinstance(x.generator, dict) and (
+        x.discriminators is None or isinstance(x.discriminators, dict)) and (
+        x.epoch is None or (isinstance(x.epoch, int) and not isinstance(x.epoch, bool)))
+
+
 EXPECTED_ANSWERS: dict[str, tuple[Callable[[object], bool], str]] = {
     "harness_generator": (_is_module, "a torch.nn.Module"),
     "harness_discriminators": (_is_module_list, "an nn.ModuleList (or list) of discriminator modules"),
@@ -72,6 +79,9 @@ EXPECTED_ANSWERS: dict[str, tuple[Callable[[object], bool], str]] = {
                                   "a dict of name -> torch.nn.Module"),
     "harness_pretrain_stages": (lambda x: isinstance(x, list) and all(isinstance(s, PretrainStage) for s in x),
                                 "a list of PretrainStage"),
+    "harness_read_reference_checkpoint": (lambda x: x is None or _is_reference_checkpoint(x),
+                                          "a ReferenceCheckpoint (generator: a state dict; discriminators: a state "
+                                          "dict or None; epoch: an int or None) or None"),
     # not firstresult: one answer per implementation
     "harness_check_config": (lambda x: isinstance(x, list) and all(
         isinstance(a, list) and all(isinstance(line, str) for line in a) for a in x), "a list of problem lines (str)"),
