@@ -137,6 +137,9 @@ def _metric_cell(cell: Cell, fmt: MetricFormat, shared: Optional[str], notes: Fo
         out = TableCell("–")
         out.markers.append(notes.marker(f"not computed: {_short(cell, labels)}"))
         return out
+    if cell.published:  # several published numbers, each in the column's format
+        return TableCell("; ".join(_number_cell(c.value, c.std, fmt).text if c.value is not None
+                                   else scrub(c.note or "").replace(" (reported)", "") for c in cell.published))
     if cell.value is None:  # a reported relative claim (the row already says "reported"), or nothing
         return TableCell(scrub(cell.note).replace(" (reported)", "") if cell.note else "–")
     out = _number_cell(cell.value, cell.std, fmt)
