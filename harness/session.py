@@ -1,5 +1,6 @@
 """`harness train` and `harness run`: train one run (new or resumed), or for each selected method and seed
-pretrain → train → evaluate, then write the tables.
+pretrain → train → evaluate, then write the tables. In `harness run` a run that fails (any error but Ctrl-C) is
+recorded with its one line and the session goes on; `harness run --resume` tries it again.
 
 Every config is resolved (and so every name and key validated) before any work starts.
 """
@@ -149,9 +150,9 @@ def run_benchmark(plugins: Plugins, asked: SessionRequest, *, root: Path) -> Pat
 
 
 def resume_benchmark(plugins: Plugins, session: Path, *, root: Path) -> Path:
-    """Continue an interrupted `harness run` session: finished runs are kept, the interrupted one resumes from
-    its last checkpoint, the runs not started are made, then the tables are written. Raises HarnessError (one
-    line) when ``session`` is not a session directory."""
+    """Continue an interrupted `harness run` session: finished runs are kept, the interrupted one and those that
+    failed resume from their last checkpoint, the runs not started are made, then the tables are written.
+    Raises HarnessError (one line) when ``session`` is not a session directory."""
     request = _read_session(session)
     configs = _session_configs(plugins, request)
     return _run_session(plugins, session, request, configs, root)
