@@ -135,8 +135,7 @@ def cmd_run(args: argparse.Namespace, plugins: Plugins) -> int:
             raise HarnessError(f"--resume continues a session with its saved request (session.json); drop "
                                f"{', '.join(given)}")
         root = _root(args)
-        print(resume_benchmark(plugins, session_path(args.resume, root), root=root))
-        return 0
+        return _session_done(resume_benchmark(plugins, session_path(args.resume, root), root=root))
     if not args.plugins:
         raise HarnessError("run needs --plugins METHOD[,METHOD...] (or --resume SESSION)")
     request = SessionRequest(methods=args.plugins, dataset=args.dataset, data_dir=args.data_dir,
@@ -144,8 +143,19 @@ def cmd_run(args: argparse.Namespace, plugins: Plugins) -> int:
                              seeds=[int(s) for s in args.seeds.split(",") if s.strip()], overrides=args.overrides,
                              metrics=args.metrics, evaluate=not args.no_eval,
                              metric_options=dict(evaluation.metric_options))
-    print(run_benchmark(plugins, request, root=_root(args, create=False)))
-    return 0
+    return _session_done(run_benchmark(plugins, request, root=_root(args, create=False)))
+
+
+def _session_done(session: Path) -> int:
+    """Name the runs that failed (one line on stderr), print the session directory last; 1 when any failed."""
+    from harness.session import failed_runs
+
+    failed = failed_runs(session)
+    if failed:
+        print(f"harness: {len(failed)} run(s) failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items())
+              + f"; retry them with `harness run --resume {session}`", file=sys.stderr, flush=True)
+    print(session)
+    return 1 if failed else 0
 
 
 def _train(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

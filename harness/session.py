@@ -1,5 +1,6 @@
 """`harness train` and `harness run`: train one run (new or resumed), or for each selected method and seed
-pretrain → train → evaluate, then write the tables.
+pretrain → train → evaluate, then write the tables. In `harness run` a run that fails (any error but Ctrl-C) is
+recorded with its one line and the session goes on; `harness run --resume` tries it again.
 
 Every config is resolved (and so every name and key validated) before any work starts.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -148,9 +150,9 @@ def run_benchmark(plugins: Plugins, asked: SessionRequest, *, root: Path) -> Pat
 
 
 def resume_benchmark(plugins: Plugins, session: Path, *, root: Path) -> Path:
-    """Continue an interrupted `harness run` session: finished runs are kept, the interrupted one resumes from
-    its last checkpoint, the runs not started are made, then the tables are written. Raises HarnessError (one
-    line) when ``session`` is not a session directory."""
+    """Continue an interrupted `harness run` session: finished runs are kept, the interrupted one and those that
+    failed resume from their last checkpoint, the runs not started are made, then the tables are written.
+    Raises HarnessError (one line) when ``session`` is not a session directory."""
     request = _read_session(session)
     configs = _session_configs(plugins, request)
     return _run_session(plugins, session, request, configs, root)
@@ -174,43 +176,38 @@ def _eval_options(request: dict) -> EvalOptions:
 
 
 def _run_session(plugins: Plugins, session: Path, request: dict, configs: list[Config], root: Path) -> Path:
-    from harness.core.rundir import RunDir
-    from harness.runs.info import create_run, mark_finished
     from harness.reporting.tables import write_table
     from harness.core.distributed import is_main, on_main
 
+    request.setdefault(FAILED, {})  # a session saved before failures were recorded has none
     runs = []
     for i, cfg in enumerate(configs):
         name = _run_name(cfg)
-        path = session / name
         if name in request["done"]:
-            print(f"== {cfg.method} seed {cfg.seed}: finished earlier -> {path}", flush=True)
-            runs.append(RunDir(path))
+            print(f"== {cfg.method} seed {cfg.seed}: finished earlier -> {session / name}", flush=True)
+            runs.append(RunDir(session / name))
             continue
-        resume = (path / "config.yaml").is_file()
-        run = RunDir(path) if resume else on_main(lambda: create_run(plugins, cfg, session, name=name))
-        print(f"== {cfg.method} seed {cfg.seed} on {cfg.data.name} (protocol {cfg.protocol}, preset {cfg.preset})"
-              f"{' (resumed)' if resume else ''} -> {run.path}", flush=True)
         try:
-            train_run(plugins, run.load_config(plugins) if resume else cfg, run, resume=resume, root=root)
-            if request["evaluate"]:
-                from harness.evaluation.evaluate import evaluate_run
-
-                evaluate_run(plugins, run, _eval_options(request), strict=False, root=root)
+            run = _session_run(plugins, session, request, cfg, root)
+        except _RunFailed as failed:
+            request[FAILED][name] = failed.line
+            print(f"== {cfg.method} seed {cfg.seed}: failed: {failed.line}", file=sys.stderr, flush=True)
+            if failed.run is not None:
+                runs.append(failed.run)
         except KeyboardInterrupt:
             from harness.core.checkpoint import last_good
 
             later = ", ".join(f"({c.method}, {c.seed})" for c in configs[i + 1:]
                               if _run_name(c) not in request["done"]) or "none"
-            raise Interrupted(f"interrupted: run {run.path} ({cfg.method}, seed {cfg.seed}), {last_good(run)}; "
-                              f"not started: {later}; continue the session with `harness run --resume {session}`"
-                              ) from None
-        if is_main():
-            mark_finished(run)
-        request["done"].append(name)
+            raise Interrupted(f"interrupted: run {session / name} ({cfg.method}, seed {cfg.seed}), "
+                              f"{last_good(RunDir(session / name))}; not started: {later}; "
+                              f"continue the session with `harness run --resume {session}`") from None
+        else:
+            request[FAILED].pop(name, None)
+            request["done"].append(name)
+            runs.append(run)
         on_main(lambda: _write_session(session, request), share=False)
-        runs.append(run)
-    if is_main():
+    if is_main() and runs:
         for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
             # the CSV keeps everything: per-attribute probe columns where a probe ran (shapes)
             write_table(plugins, runs, fmt=fmt, out=session / f"table.{ext}",
@@ -218,6 +215,58 @@ def _run_session(plugins: Plugins, session: Path, request: dict, configs: list[C
         print((session / "table.md").read_text())
         _write_report(plugins, session, runs)
     return session
+
+
+FAILED = "failed"  # session.json: run name -> the one line of the error that stopped it
+
+
+class _RunFailed(Exception):
+    """One run of a session failed: its directory (None when it was not made) and the error's one line."""
+
+    def __init__(self, run: Optional[RunDir], line: str):
+        super().__init__(line)
+        self.run, self.line = run, line
+
+
+def _session_run(plugins: Plugins, session: Path, request: dict, cfg: Config, root: Path) -> RunDir:
+    """Make (or resume) one run of the session, train and evaluate it and mark it finished; any error but Ctrl-C
+    becomes ``_RunFailed`` (recorded in run.json), so that the session goes on with the other runs."""
+    from harness.core.distributed import is_main, on_main
+    from harness.runs.info import create_run, mark_failed, mark_finished
+
+    path = session / _run_name(cfg)
+    resume = (path / "config.yaml").is_file()
+    run: Optional[RunDir] = RunDir(path) if resume else None
+    try:
+        if run is None:
+            run = on_main(lambda: create_run(plugins, cfg, session, name=path.name))
+        print(f"== {cfg.method} seed {cfg.seed} on {cfg.data.name} (protocol {cfg.protocol}, preset {cfg.preset})"
+              f"{' (resumed)' if resume else ''} -> {run.path}", flush=True)
+        train_run(plugins, run.load_config(plugins) if resume else cfg, run, resume=resume, root=root)
+        if request["evaluate"]:
+            from harness.evaluation.evaluate import evaluate_run
+
+            evaluate_run(plugins, run, _eval_options(request), strict=False, root=root)
+        if is_main():
+            mark_finished(run)
+    except Exception as e:  # noqa: BLE001 (any failure of one method's run is recorded; the session goes on)
+        line = _failure_line(e)
+        if run is not None and is_main():
+            mark_failed(run, line)
+        raise _RunFailed(run, line) from e
+    return run
+
+
+def _failure_line(e: BaseException) -> str:
+    """A HarnessError's own line; any other error's type and message, on one line."""
+    from harness.util.errors import HarnessError, one_line
+
+    return one_line(e) if isinstance(e, HarnessError) else f"{type(e).__name__}: {one_line(e)}"
+
+
+def failed_runs(session: Path) -> dict[str, str]:
+    """The runs of a `harness run` session that failed in its last try, as run name -> the error's line."""
+    return dict(_read_session(session).get(FAILED) or {})
 
 
 def _write_report(plugins, session: Path, runs: list) -> None:

@@ -121,6 +121,33 @@ def test_names_are_checked_before_any_download(server, tmp_path, capsys):
     assert route.requests == []
 
 
+def test_all_weights_carries_on_past_failures_and_names_each_at_the_end(server, tmp_path, capsys):
+    # everything through the loopback mirror: the built-in weight files' addresses are answered 404 there
+    bad = hashlib.sha256(b"not the weights").hexdigest()
+    server.routes["/files.example.org/a.pth"] = Route(b"not the weights")  # fails its digest
+    server.routes["/files.example.org/b.pth"] = Route(CONTENT)
+
+    class P:
+        @hookimpl
+        def harness_weight_files(self):
+            return [WeightFile(n, "test weights", [f"{n}.pth"], "sha256", SHA,
+                               downloads=[Download(f"{n}.pth", (f"http://files.example.org/{n}.pth",),
+                                                   digest=f"sha256:{SHA}")]) for n in ("a", "b", "c")]
+
+    plugins = build_plugins([P()], entry_points=False)
+    expected = sorted(n for n, w in plugins.weight_files().items() if w.downloads and n != "b")
+    assert main(["fetch", "--all-weights", "--mirror", server.url("")], plugins=plugins) == 2
+    assert (tmp_path / "weights" / "b.pth").read_bytes() == CONTENT  # fetched after a's failure
+    assert not (tmp_path / "weights" / "a.pth").exists() and not (tmp_path / "weights" / "c.pth").exists()
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{len(expected)} of {len(plugins.weight_files())} failed: " in err
+    tail = "; " + err.split(" failed: ", 1)[1]
+    starts = sorted((tail.index(f"; {n}: "), n) for n in expected)  # each failure named once, in name order
+    assert [n for _, n in starts] == expected and "; b: " not in tail
+    parts = {n: tail[i:j] for (i, n), (j, _) in zip(starts, starts[1:] + [(len(tail), "")])}
+    assert f"received {bad}" in parts["a"] and "404" in parts["c"]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # A CUB-layout data set: the images archive and AttnGAN-style metadata with a nested text.zip
 # ---------------------------------------------------------------------------------------------------------

@@ -57,3 +57,30 @@ def test_whole_checkpoint_imports_strictly_and_resumes_at_the_next_epoch(tmp_pat
         assert all(torch.equal(state["discriminators"][k], v) for k, v in discs.state_dict().items())
     else:
         assert state["epoch"] == 0 and "discriminators" not in state
+
+
+@pytest.mark.parametrize("answer, shown", [
+    ({"G": {}}, "dict"),
+    (ReferenceCheckpoint(generator=[1, 2]), "ReferenceCheckpoint"),
+    (ReferenceCheckpoint(generator={}, discriminators=[]), "ReferenceCheckpoint"),
+    (ReferenceCheckpoint(generator={}, epoch="4"), "ReferenceCheckpoint"),
+], ids=["a-dict", "generator-not-a-dict", "discriminators-not-a-dict", "epoch-not-an-int"])
+def test_a_wrong_reference_checkpoint_answer_is_one_line_naming_method_and_hook(tmp_path, answer, shown):
+    from harness.build import prepare_config
+    from harness.util.errors import PluginError
+
+    class Wrong(TinyMethod):
+        @hookimpl
+        def harness_read_reference_checkpoint(self, cfg, checkpoint):
+            return answer
+
+    plugins = build_plugins(extra=[Wrong(tmp_path / "m")], entry_points=False)
+    cfg = prepare_config(plugins, "tinygan", dataset="shapes", data_dir=None, preset="test", overrides=[], seed=0)
+    with pytest.raises(PluginError) as e:
+        plugins.method_hooks("tinygan").harness_read_reference_checkpoint(cfg=cfg, checkpoint={})
+    assert str(e.value).startswith(f"method 'tinygan': harness_read_reference_checkpoint answered {shown}, expected "
+                                   "a ReferenceCheckpoint") and "\n" not in str(e.value)
+    good = ReferenceCheckpoint(generator={}, discriminators={}, epoch=4)
+    Wrong.harness_read_reference_checkpoint = hookimpl(lambda self, cfg, checkpoint: good)
+    plugins = build_plugins(extra=[Wrong(tmp_path / "n")], entry_points=False)
+    assert plugins.method_hooks("tinygan").harness_read_reference_checkpoint(cfg=cfg, checkpoint={}) is good

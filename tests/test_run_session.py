@@ -96,3 +96,53 @@ def test_ctrl_c_in_train_names_the_run_and_its_last_checkpoint(tmp_path, results
     (err,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("harness:")]
     assert f"run {run}" in err and str(run / "checkpoints" / "step-2.pt") in err
     assert f"harness train --resume {run}" in err
+
+
+class BrokenGenerator(TinyMethod):
+    """A tiny method whose generator hook raises until ``fixed`` is set."""
+
+    fixed = False
+
+    @hookimpl
+    def harness_generator(self, cfg, aux):
+        if not self.fixed:
+            raise RuntimeError("no generator\ntoday")
+        return super().harness_generator(cfg, aux)
+
+
+@pytest.mark.slow
+def test_a_failing_method_is_recorded_and_the_session_goes_on(tmp_path, results_root, capsys):
+    broken = BrokenGenerator(tmp_path / "broken", name="brokengan")
+    plugins = build_plugins(extra=[TinyMethod(tmp_path / "tiny"), broken])
+    argv = ["run", "--plugins", "brokengan,tinygan", "--dataset", "shapes", "--preset", "test", "--seeds", "0",
+            "--set", "train.max_steps=2", "--no-eval"]
+    assert main(argv, plugins=plugins) == 1
+    captured = capsys.readouterr()
+    (session,) = [p for p in results_root.iterdir() if not p.name.startswith(".")]
+    assert captured.out.strip().splitlines()[-1] == str(session)  # the session directory is still printed last
+    line = "method 'brokengan': harness_generator raised RuntimeError: no generator today"
+    request = json.loads((session / "session.json").read_text())
+    assert request["failed"] == {"brokengan-s0": line} and request["done"] == ["tinygan-s0"]
+    assert json.loads((session / "brokengan-s0" / "run.json").read_text())["failed"] == line
+    assert (session / "tinygan-s0" / "checkpoints" / "step-2.pt").is_file()  # trained after the failure
+    summary = [e for e in captured.err.splitlines() if e.startswith("harness:")]
+    assert len(summary) == 1 and "brokengan-s0: " + line in summary[0] and f"--resume {session}" in summary[0]
+    table = (session / "table.md").read_text()
+    (row,) = [r for r in table.splitlines() if r.startswith("| brokengan")]
+    marker = re.search(r"\[(\w)\]", row)[1]
+    assert f"[{marker}] failed: {line}" in table.splitlines()
+    assert "failed: " not in "".join(r for r in table.splitlines() if r.startswith("| tinygan"))
+    report = (session / "report.html").read_text()
+    assert "<td>failed</td><td>" + line.replace("'", "&#39;") in report
+
+    finished = (session / "tinygan-s0" / "checkpoints" / "step-2.pt").read_bytes()
+    broken.fixed = True
+    assert main(["run", "--resume", session.name], plugins=plugins) == 0  # the failed run is retried
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == str(session)
+    request = json.loads((session / "session.json").read_text())
+    assert request["failed"] == {} and sorted(request["done"]) == ["brokengan-s0", "tinygan-s0"]
+    assert (session / "tinygan-s0" / "checkpoints" / "step-2.pt").read_bytes() == finished  # not retrained
+    assert (session / "brokengan-s0" / "checkpoints" / "step-2.pt").is_file()
+    assert "failed" not in json.loads((session / "brokengan-s0" / "run.json").read_text())
+    assert "failed:" not in (session / "table.md").read_text()

@@ -547,6 +547,9 @@ def test_short_reasons_and_scrubbing():
     assert text.startswith("get it") and text.endswith("; see I/O and owner/repo, doi 10.19678/j.issn")
     for machine in ("x.org", "github", "releases", "HOME", "C:", "../", "w,"):
         assert machine not in text, machine
+    # a URL inside brackets takes its closing bracket with it, never the text's
+    assert scrub("bird_DMGAN (paper) (github.com/MinfengZhu/DM-GAN)") == "bird_DMGAN (paper)"
+    assert scrub("weights (https://x.org/w_(v2).pt, mirrored) here") == "weights (mirrored) here"
 
 
 class DisplayRegistry:
@@ -661,3 +664,17 @@ def test_rows_to_cells_are_what_markdown_prints_and_keep_labels_verbatim():
     assert md[2:5] == [r"| ecagan (model.mode=\[ab\]) | 20.12 ± 0.50 |", "| dmgan | **18.00 ± 0.25** |",
                        "| attngan | – [b] |"]
     assert md[-1] == parts.protocol and parts.protocol.startswith("Evaluated on cub (test split, 30,000")
+
+
+def test_several_published_numbers_in_one_cell_keep_the_column_decimals(tmp_path):
+    published = [(14.81, None), (12.10, None), (42.5, 0.8)]
+    gamma = TinyMethod(tmp_path / "gamma", "gamma", reported=[
+        ReportedNumber(metric="fid_tv", value=v, std=s, source=f"gamma paper {i}", dataset="tinyset")
+        for i, (v, s) in enumerate(published)])
+    plugins = build_plugins(extra=[gamma, TinyRegistry()])
+    run = write_run(tmp_path / "s", plugins, "gamma", 0, {"fid_tv": (30.0, None, None)}, real=None, skipped=())
+    table = write_table(plugins, [run], fmt="markdown", with_paper_numbers=True)
+    (row,) = [r for r in table.splitlines() if r.startswith("| gamma (reported)")]
+    expected = "; ".join(f"{v:.2f}" + (f" ± {s:.2f}" if s is not None else "") for v, s in published)
+    assert f"| {expected} |" in row  # 12.10, not 12.1
+    assert "[b]" not in table  # no footnote of a published number is left without its marker

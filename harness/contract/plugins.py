@@ -26,9 +26,10 @@ from typing import Any, Callable, Iterable, Optional
 import pluggy
 
 from harness.contract import hookspecs
-from harness.util.errors import HarnessError, PluginError, UnknownNameError
+from harness.util.errors import HarnessError, PluginError, UnknownNameError, one_line
 from harness.contract.hook_trace import install_tracing, trace_mode
-from harness.contract.types import DatasetInfo, MethodInfo, MetricInfo, MetricOption, PretrainStage, WeightFile
+from harness.contract.types import (DatasetInfo, MethodInfo, MetricInfo, MetricOption, PretrainStage,
+                                    ReferenceCheckpoint, WeightFile)
 
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
 ENTRY_POINT_GROUP = "harness"
@@ -62,6 +63,12 @@ def _is_module_list(x: object) -> bool:
     return (isinstance(x, (list, tuple)) or _is_module(x)) and all(_is_module(m) for m in x)  # type: ignore[union-attr]
 
 
+def _is_reference_checkpoint(x: object) -> bool:
+    return isinstance(x, ReferenceCheckpoint) and isinstance(x.generator, dict) and (
+        x.discriminators is None or isinstance(x.discriminators, dict)) and (
+        x.epoch is None or (isinstance(x.epoch, int) and not isinstance(x.epoch, bool)))
+
+
 EXPECTED_ANSWERS: dict[str, tuple[Callable[[object], bool], str]] = {
     "harness_generator": (_is_module, "a torch.nn.Module"),
     "harness_discriminators": (_is_module_list, "an nn.ModuleList (or list) of discriminator modules"),
@@ -72,6 +79,9 @@ EXPECTED_ANSWERS: dict[str, tuple[Callable[[object], bool], str]] = {
                                   "a dict of name -> torch.nn.Module"),
     "harness_pretrain_stages": (lambda x: isinstance(x, list) and all(isinstance(s, PretrainStage) for s in x),
                                 "a list of PretrainStage"),
+    "harness_read_reference_checkpoint": (lambda x: x is None or _is_reference_checkpoint(x),
+                                          "a ReferenceCheckpoint (generator: a state dict; discriminators: a state "
+                                          "dict or None; epoch: an int or None) or None"),
     # not firstresult: one answer per implementation
     "harness_check_config": (lambda x: isinstance(x, list) and all(
         isinstance(a, list) and all(isinstance(line, str) for line in a) for a in x), "a list of problem lines (str)"),
@@ -93,7 +103,7 @@ class _CheckedHook:
             raise  # already one line for the user
         except Exception as e:
             raise PluginError(f"method {self._method!r}: {self._name} raised {type(e).__name__}: "
-                              f"{_one_line(e)}") from e
+                              f"{one_line(e)}") from e
         if result is None and self._name in OPTIONAL_HOOK_DEFAULTS:
             return OPTIONAL_HOOK_DEFAULTS[self._name]()
         check = EXPECTED_ANSWERS.get(self._name)
@@ -116,11 +126,6 @@ class _MethodHooks:
         if not name.startswith("harness_"):
             raise AttributeError(name)
         return _CheckedHook(self._pm.subset_hook_caller(name, remove_plugins=self._remove), self._method, name)
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 @dataclass(frozen=True)
@@ -270,7 +275,7 @@ def _announced(plugin: object) -> dict[str, list]:
         try:
             infos = list(fn() or [])
         except Exception as e:
-            raise PluginError(f"{hook} raised {type(e).__name__}: {_one_line(e)}") from e
+            raise PluginError(f"{hook} raised {type(e).__name__}: {one_line(e)}") from e
         for info in infos:
             if not isinstance(info, tp):
                 raise PluginError(f"{hook} answered a {type(info).__name__}, expected a list of {tp.__name__}")
@@ -344,7 +349,7 @@ class _Registry:
         except HarnessError:
             raise
         except Exception as e:
-            raise PluginError(f"failed to import: {type(e).__name__}: {_one_line(e)}") from e
+            raise PluginError(f"failed to import: {type(e).__name__}: {one_line(e)}") from e
         if id(plugin) in self._seen or self.pm.is_registered(plugin):
             return  # the same plugin from an entry point and the source tree, or passed twice
         _check_hook_names(plugin)

@@ -3,7 +3,8 @@
 ``find_problems`` lists everything wrong (missing files, unreadable pickles, caption files with too few
 captions, unreadable or truncated images); ``check_dataset`` raises one DataError when there is anything, and
 caches the verdict under ``<root>/.cache/data-validation/<key>/`` keyed by the data directory's file list,
-sizes and modification times (``data.strict_cache``: contents), so a second start does not decode every image again.
+sizes and modification times (``data.strict_cache``: contents) and the version of the checks (``CHECKS_VERSION``),
+so a second start does not decode every image again.
 ``source_digest`` is the same kind of digest for the cache entries built from one split (DAMSM, real statistics).
 """
 from __future__ import annotations
@@ -42,6 +43,10 @@ if TYPE_CHECKING:  # type hints only
     from harness.data.dataset import TextImageDataset
 
 LAYOUT_SPECS: dict[str, LayoutSpec] = {"cub": CUB, "coco": COCO}
+# The version of what ``find_problems`` and ``find_warnings`` check, part of the cached verdict's key: raise it
+# whenever a check is added or changed, so that verdicts made by the earlier checks are not reused.
+# 2: 16-bit images read as 8-bit; caption words read with letters lost.
+CHECKS_VERSION = 2
 SHOWN_IN_ERROR = 3
 
 
@@ -165,7 +170,7 @@ def check_dataset(cfg: DataConfig, root: Path) -> None:
                                                                    decode_images=False)) from None
     ddir = Path(cfg.data_dir).expanduser().resolve()  # type: ignore[arg-type]  # read_layout refused None
     description = {"dataset": cfg.name, "data_dir": str(ddir), "captions_per_image": per,
-                   "files": file_listing_hash(ddir, strict=cfg.strict_cache)}
+                   "files": file_listing_hash(ddir, strict=cfg.strict_cache), "checks": CHECKS_VERSION}
 
     def build(tmp: Path) -> None:
         found = find_problems(spec, ddir, captions_per_image=per, decode_images=True)

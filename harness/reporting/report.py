@@ -34,6 +34,7 @@ from harness.util.errors import HarnessError
 from harness.config.protocol import flatten
 from harness.core.rundir import IMAGE_RUN_METHOD, RunDir, atomic_write_text
 from harness.core.weights import file_digest
+from harness.runs.info import FAILED_KEY
 
 if TYPE_CHECKING:  # type hints only
     from harness.build import InferenceModels
@@ -294,7 +295,7 @@ def _comparison_section(plugins: Plugins, runs: list[ReportRun]) -> list[dict]:
     out = []
     for dataset in dict.fromkeys(r.dataset for r in runs):
         group = [r for r in runs if r.dataset == dataset]
-        trained = [r for r in group if not r.is_images and list_checkpoints(r.run)]
+        trained = [r for r in group if not r.is_images and not r.info.get(FAILED_KEY) and list_checkpoints(r.run)]
         entry: dict[str, Any] = {"dataset": dataset, "sheet": None, "captions": [], "note": None,
                                  "attention": [], "image_runs": []}
         if not trained:
@@ -458,7 +459,7 @@ def _runs_section(runs: list[ReportRun]) -> list[dict]:
             "protocol": f"{proto.get('name')} ({proto.get('id')})" if proto else NOT_RECORDED,
             "device": r.info.get("device") or NOT_RECORDED, "precision": r.info.get("precision") or NOT_RECORDED,
             "config": diffs.get(id(r), {}), "environment": _environment(r), "weights": _weight_files(r),
-            "time": _wall_time(r),
+            "time": _wall_time(r), "failed": r.info.get(FAILED_KEY),
         })
     return out
 

@@ -116,7 +116,8 @@ def _cell_row(table: ResultsTable, row: Row, shared: dict[str, str], notes: Foot
 
 def row_notes(row: Row) -> list[str]:
     """What a row's numbers measured beyond the protocol: runs whose latest evaluation scored an earlier
-    checkpoint than their final one, and image runs whose images were resized before scoring."""
+    checkpoint than their final one, image runs whose images were resized before scoring, and runs that failed
+    (the error's line)."""
     from harness.runs.images import resize_note
 
     early = [r for r in row.runs if r.early]
@@ -126,6 +127,7 @@ def row_notes(row: Row) -> list[str]:
                           for r in early)
         out.append(f"evaluated before the final checkpoint: {which}")
     out += [resize_note(r.resized, r.images) for r in row.runs if r.resized and r.resized.get("count")]
+    out += [(f"seed {r.seed} " if len(row.runs) > 1 else "") + f"failed: {r.failed}" for r in row.runs if r.failed]
     return out
 
 
@@ -135,6 +137,9 @@ def _metric_cell(cell: Cell, fmt: MetricFormat, shared: Optional[str], notes: Fo
         out = TableCell("–")
         out.markers.append(notes.marker(f"not computed: {_short(cell, labels)}"))
         return out
+    if cell.published:  # several published numbers, each in the column's format
+        return TableCell("; ".join(_number_cell(c.value, c.std, fmt).text if c.value is not None
+                                   else scrub(c.note or "").replace(" (reported)", "") for c in cell.published))
     if cell.value is None:  # a reported relative claim (the row already says "reported"), or nothing
         return TableCell(scrub(cell.note).replace(" (reported)", "") if cell.note else "–")
     out = _number_cell(cell.value, cell.std, fmt)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import pandas as pd
 
 from harness.core.rundir import RunDir
-from harness.runs.info import RowLabeller, display_label, run_info_or_derived, show_value
+from harness.runs.info import FAILED_KEY, RowLabeller, display_label, run_info_or_derived, show_value
 from harness.util.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
@@ -35,7 +35,8 @@ class RunRow:
     """One run as the table sees it: its row label (as shown), method id, data set, directory, the protocol
     id its row is keyed by (the protocol it was evaluated under when that is one), its seed, the training step
     its latest evaluation scored (the earliest, when metrics were evaluated at different steps) and its final
-    checkpoint's step, and for an image run what its records say about resized images (and how many images)."""
+    checkpoint's step, for an image run what its records say about resized images (and how many images), and
+    for a run that failed inside `harness run` the error's one line (``run.json`` ``failed``)."""
 
     label: str
     method: str
@@ -47,6 +48,7 @@ class RunRow:
     final_step: Optional[int] = None
     resized: Optional[dict] = None
     images: Optional[int] = None
+    failed: Optional[str] = None
 
     @property
     def early(self) -> bool:
@@ -99,7 +101,7 @@ def collect_records(plugins: Plugins, runs: list[RunDir]) -> TableRecords:
         run_pid = protocol_id(run_values)
         values_of.setdefault(run_pid, run_values)
         row = RunRow(display_label(plugins, info), method, dataset, run, run_pid, seed=cfg.get("seed"),
-                     final_step=final_step(run, cfg))
+                     final_step=final_step(run, cfg), failed=info.get(FAILED_KEY))
         run_rows.append(row)
         if dataset not in datasets:
             datasets.append(dataset)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Optional
 
 import pandas as pd
@@ -59,6 +59,7 @@ class Cell:
     skipped_runs: int = 0  # of total_runs, were skipped
     total_runs: int = 0
     underpowered: Optional[str] = None  # the records' reasons (harness.evaluation.metrics.power): never best
+    published: list[Cell] = field(default_factory=list)  # a reported cell of several published numbers: each one
 
 
 @dataclass
@@ -220,6 +221,7 @@ def _reported_row(label: str, numbers: list[ReportedNumber], records: TableRecor
         cell = _reported_cell(number, records)
         if number.metric in row.cells:  # two published numbers for one metric: keep both, as text
             prev = row.cells[number.metric]
+            prev.published = (prev.published or [replace(prev)]) + [cell]
             prev.note = "; ".join(x for x in (prev.note or _plain_number(prev), cell.note or _plain_number(cell)) if x)
             prev.value = None
         else:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
+# A URL's characters after its start: brackets only in pairs, so "(see github.com/o/r)" keeps its ")"
+_URL_REST = r"(?:[^\s()]|\([^\s()]*\))"
 # scheme://..., www...., or host.tld/... (the TLD alphabetic, so a DOI such as 10.19678/j.issn is kept)
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+|\bwww\.\S+|\b[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
-                  r"(?::\d+)?/\S*")
+_URL = re.compile(rf"\b[a-z][a-z0-9+.-]*://{_URL_REST}+|\bwww\.{_URL_REST}+"
+                  rf"|\b[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{{2,}}(?::\d+)?/{_URL_REST}*")
 # /abs/path, ~/x, ~user/x, ./x, ../x, $HOME/x, ${VAR}/x, C:\x, \\server\x (a "/" inside a word, as in I/O or
 # owner/repo, is not a path)
 _PATH = re.compile(r"(?<![\w.])(?:~[\w.-]*|\.{1,2}|\$\{?\w+\}?|[A-Za-z]:)?[/\\][^\s,;()'\"]*")
@@ -31,6 +33,7 @@ def scrub(text: str) -> str:
         t = re.sub(r"(['\"])\s*\1", "", t)  # '' left by a quoted path
         t = re.sub(r"[\s,;:]+\)", ")", t)  # "searched: , )" -> ")"
         t = re.sub(r"\(\s*\)", "", t)
+        t = re.sub(r"\(\s+", "(", t)  # "( mirrored)" left by a URL at a bracket's start
         t = re.sub(r"\b(from|into|in|at|to|under)\s*(?=[(),;]|$)", "", t)  # a preposition without its object
         t = re.sub(r"\s+([,;:.])", r"\1", t)
         t = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", t)

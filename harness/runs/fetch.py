@@ -5,7 +5,8 @@ A NAME is a weight file ``harness weights`` lists (downloaded into the first wei
 ``DIR/.harness-fetch/``, checked, unpacked into DIR in the layout its loader reads, then removed; ``datasets
 inspect`` runs at the end and prints its summary). Every name is checked before anything is downloaded. An
 archive already unpacked (``DIR/.harness-fetch/<archive>.done``) is not fetched again, nor a weight file that
-passes its full check.
+passes its full check. A name that fails does not stop the others: the failures are named together, in one
+line, at the end.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from harness.core.fetch import FetchSettings, download
 from harness.core.rundir import atomic_write_text, results_root
 from harness.core.weights import fetch_weight
 from harness.data.inspect import format_report, inspect_dataset
-from harness.util.errors import FetchError, HarnessError, UnknownNameError
+from harness.util.errors import FetchError, HarnessError, UnknownNameError, one_line
 
 if TYPE_CHECKING:  # type hints only
     from harness.contract.plugins import Plugins
@@ -44,16 +45,25 @@ def cmd_fetch(args: argparse.Namespace, plugins: Plugins) -> int:
         if args.data_dir is None:
             raise HarnessError(f"harness fetch {name} needs --data-dir DIR (where its layout is unpacked)")
     code = 0
+    failed: dict[str, HarnessError] = {}
     for name in names:
-        if name in weights:
-            w = weights[name]
-            if not w.downloads and name not in args.names:  # --all-weights: said, not fatal
-                print(f"{name}: no download declared; `harness weights` says where it goes")
-                continue
-            print(fetch_weight(w, settings, plugins.weights_dir))
-        else:
-            code |= fetch_dataset(plugins, datasets[name], Path(args.data_dir).expanduser(), settings,
-                                  results_root(args.results_dir))
+        try:
+            if name in weights:
+                w = weights[name]
+                if not w.downloads and name not in args.names:  # --all-weights: said, not fatal
+                    print(f"{name}: no download declared; `harness weights` says where it goes")
+                    continue
+                print(fetch_weight(w, settings, plugins.weights_dir))
+            else:
+                code |= fetch_dataset(plugins, datasets[name], Path(args.data_dir).expanduser(), settings,
+                                      results_root(args.results_dir))
+        except HarnessError as e:  # the other names are still fetched; every failure is named at the end
+            if len(names) == 1:
+                raise
+            failed[name] = e
+    if failed:
+        raise FetchError(f"harness fetch: {len(failed)} of {len(names)} failed: "
+                         + "; ".join(f"{name}: {one_line(e)}" for name, e in failed.items()))
     return code
 
 

@@ -185,10 +185,24 @@ def _reason(reasons: dict, key: str) -> str:
 
 
 def mark_finished(run: RunDir) -> None:
-    """Set ``finished`` in the run's ``run.json`` (nothing for a run without one)."""
+    """Set ``finished`` in the run's ``run.json`` (nothing for a run without one); a failure recorded by an
+    earlier try (``mark_failed``) is dropped."""
     info = read_run_info(run)
     if info is not None:
+        info.pop(FAILED_KEY, None)
         info["finished"] = _now()
+        atomic_write_text(run.path / RUN_INFO, json.dumps(info, indent=1, default=str))
+
+
+FAILED_KEY = "failed"  # run.json: the one line of the error that stopped the run inside `harness run`
+
+
+def mark_failed(run: RunDir, line: str) -> None:
+    """Record in the run's ``run.json`` that it failed, with the error's one line (the tables and the report
+    mark its row with it); nothing for a run without run.json."""
+    info = read_run_info(run)
+    if info is not None:
+        info[FAILED_KEY] = line
         atomic_write_text(run.path / RUN_INFO, json.dumps(info, indent=1, default=str))
 
 

@@ -33,3 +33,9 @@ class FetchError(HarnessError):
 class PluginError(HarnessError):
     """A plugin failed: it raised in a hook or answered the wrong type; the message names the plugin, the hook and
     what was expected."""
+
+
+def one_line(e: BaseException, limit: int = 300) -> str:
+    """``e``'s message on one line (whitespace collapsed), at most ``limit`` characters."""
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -264,12 +264,15 @@ class EvalContext:
             self._shared[key] = build()
         return self._shared[key]
 
-    def dataset_key(self) -> dict:
+    def dataset_key(self, dataset: Optional[TextImageDataset] = None, split: Optional[str] = None) -> dict:
         """What identifies the real images of this evaluation (part of every real-statistics cache key): the data
         settings, split and resolution, and a digest of the split's image files and split lists
         (``harness.data.validate.source_digest``; by content with ``data.strict_cache``), so statistics of images
-        changed since are never found again."""
+        changed since are never found again. ``dataset`` and ``split``: another split of the same data settings
+        (e.g. the training split a cached model is trained on) in place of the evaluation's."""
         from harness.data.validate import source_digest
+
+        dataset, split = (dataset, split) if dataset is not None else (self.dataset, self.split)
 
         d = dataclasses.asdict(self.cfg.data)
         # the method's stages (base_size, branch_num) do not change the real images at ``resolution``: a run and
@@ -279,9 +282,10 @@ class EvalContext:
                                                         "strict_cache")}
         if keep.get("data_dir"):
             keep["data_dir"] = str(Path(keep["data_dir"]).expanduser().resolve())
-        key = {"data": keep, "split": self.split, "resolution": self.resolution}
-        files = self.share("dataset-files", lambda: source_digest(self.dataset, self.cfg.data.data_dir,
-                                                                  strict=self.cfg.data.strict_cache, captions=False))
+        key = {"data": keep, "split": split, "resolution": self.resolution}
+        files = self.share(f"dataset-files:{split}", lambda: source_digest(dataset, self.cfg.data.data_dir,
+                                                                           strict=self.cfg.data.strict_cache,
+                                                                           captions=False))
         return {**key, "files": files} if files is not None else key
 
     def real_batches(self) -> Iterator[Batch]:

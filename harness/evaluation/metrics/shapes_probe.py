@@ -104,12 +104,13 @@ def load_probe(ctx: EvalContext) -> tuple[ShapesProbe, dict, Path]:
     if ctx.cfg.data.name != "shapes" or not hasattr(ctx.dataset, "attributes"):
         raise MetricNotApplicable("the shapes probe applies to the shapes data set only")
     steps, seed = ctx.cfg.eval.probe_steps, 0
-    key = dict(ctx.dataset_key(), split="train", probe_version=PROBE_VERSION, steps=steps, seed=seed,
-               probe_size=PROBE_SIZE)
+    train_set = ctx.plugins.dataset("shapes").build(ctx.cfg.data, "train", train=False, seed=0, cache_root=ctx.root)
+    # keyed on what the entry is made of: the probe is trained on the training split, and its real accuracy
+    # (info.json) measured on the evaluation split
+    key = dict(ctx.dataset_key(train_set, "train"), accuracy_on=ctx.dataset_key(), probe_version=PROBE_VERSION,
+               steps=steps, seed=seed, probe_size=PROBE_SIZE)
 
     def build(tmp: Path) -> None:
-        info = ctx.plugins.dataset("shapes")
-        train_set = info.build(ctx.cfg.data, "train", train=False, seed=0, cache_root=ctx.root)
         probe, acc = train_probe(train_set, ctx.dataset, steps=steps, seed=seed)
         torch.save(probe.state_dict(), tmp / "probe.pt")
         (tmp / "info.json").write_text(json.dumps({"attributes": probe.attributes, "real_test_accuracy": acc,
