@@ -158,7 +158,7 @@ def test_datasets_captions_lists_what_evaluate_uses(setup, tmp_path):
 
 
 def test_round_trip_gives_the_same_numbers_and_a_table_row(setup):
-    from harness.reporting.tables import build_table
+    from harness.reporting.tables import TableOptions, build_table
 
     plugins, run, root, folder, records = setup
     image_run, recs = evaluate_images(plugins, ImageFolder(folder, "Saved GAN", "shapes", "test", device="cpu"),
@@ -182,7 +182,7 @@ def test_round_trip_gives_the_same_numbers_and_a_table_row(setup):
     rp = {r["metric"]: r for r in recs}["rp"]
     assert rp["protocol"]["base"] == {r["metric"]: r for r in records}["rp"]["protocol"]["base"]  # same protocol
     assert "shared DAMSM" in rp["rp_encoder"] and rp["resized"]["count"] == 0
-    table = build_table(plugins, [run, image_run], columns=["params", "speed"])
+    table = build_table(plugins, [run, image_run], TableOptions(columns=("params", "speed")))
     rows = {r.label: r for r in table.rows}
     assert {"fakegan", "Saved GAN"} <= set(rows)
     assert rows["Saved GAN"].cells["rp"].value == pytest.approx(rows["fakegan"].cells["rp"].value, abs=1e-6)

@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # type hints only
 
 REPORT_FILE = "report.html"
 SECTIONS = ("results", "comparison", "curves", "samples", "runs")
-TABLE_COLUMNS = ["probe_attributes"]  # as `harness run` writes table.md
+TABLE_COLUMNS = ("probe_attributes",)  # as `harness run` writes table.md
 NUM_CAPTIONS = 6  # captions of the comparison sheet
 ATTENTION_CAPTIONS = 3  # of which the first ones get attention maps
 SAMPLE_SEED = 0  # noise seed of the comparison sheet (`harness sample --seed`)
@@ -168,12 +168,12 @@ def _report_run(plugins: Plugins, run: RunDir) -> ReportRun:
 def _results_section(plugins: Plugins, runs: list[ReportRun]) -> dict:
     from harness.reporting.table_cells import rows_to_cells
     from harness.reporting.table_render import cells_to_markdown
-    from harness.reporting.tables import build_table
+    from harness.reporting.tables import TableOptions, build_table
 
     evaluated = any(r.run.records_path.is_file() and r.run.records_path.stat().st_size > 0 for r in runs)
     if not evaluated:
         return {"evaluated": False, "table": None, "markdown": "", "note": None}
-    cells = rows_to_cells(build_table(plugins, [r.run for r in runs], columns=TABLE_COLUMNS))
+    cells = rows_to_cells(build_table(plugins, [r.run for r in runs], TableOptions(columns=TABLE_COLUMNS)))
     return {"evaluated": True, "table": cells, "markdown": cells_to_markdown(cells), "note": None}
 
 
