@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_thread", "no_weights")
 
 
 def _by_metric(records):
-    return {r["metric"]: r for r in records}
+    return {r.metric: r.to_json() for r in records}
 
 
 def test_auto_metrics_skip_missing_weights_and_record_protocol(setup):
@@ -43,7 +43,7 @@ def test_auto_metrics_skip_missing_weights_and_record_protocol(setup):
     assert set(per) == {"colour", "shape", "size", "position", "background"}
     assert recs["probe_acc"]["value"] == pytest.approx(np.mean(list(per.values())))
     assert "shapes probe (trained here)" in recs["probe_fid"]["protocol"]["variant"]
-    assert len(set(r["eval_id"] for r in records)) == 1
+    assert len(set(r.eval_id for r in records)) == 1
     assert run.read_records()[-len(records):] == records
 
 
@@ -55,7 +55,7 @@ def test_repeatable_and_strict(setup):
     with pytest.raises(MissingWeightsError, match="weights-inception-2015-12-05-6726825d.pth"):
         evaluate_run(plugins, run, EvalOptions(metrics="fid"), strict=True, root=root)
     skipped = evaluate_run(plugins, run, EvalOptions(metrics="fid"), strict=False, root=root)
-    assert skipped[0]["status"] == "skipped" and "`harness fetch inception_tf_fid`" in skipped[0]["reason"]
+    assert skipped[0].status == "skipped" and "`harness fetch inception_tf_fid`" in skipped[0].reason
     with pytest.raises(UnknownNameError):
         check_metric_names(plugins, "rp,nope")
     with pytest.raises(HarnessError, match="rp-encoder"):

@@ -15,7 +15,8 @@ from harness.util.errors import ConfigError
 from harness.contract.plugins import build_plugins
 from harness.config.protocol import (NOT_PROTOCOL_KEYS, PROTOCOL_KEYS, evaluated_values, flatten,
                               protocol_name, protocol_values, record_protocol)
-from harness.core.rundir import RunDir, make_record, new_eval_id
+from harness.core.runfiles import Record
+from harness.core.rundir import RunDir, new_eval_id
 from harness.build import prepare_config
 from harness.core.rundir import read_run_info
 from harness.runs.info import write_run_info
@@ -141,8 +142,8 @@ def _run(parent: Path, plugins, name: str, *, overrides=(), num_images=None, val
     n = num_images or cfg.eval.num_images
     protocol = record_protocol(evaluated_values(cfg, num_images=n, split="test"), name=protocol_name(cfg.to_dict()),
                                variant="v", weights={})
-    run.append_records([make_record(method="tinygan", dataset="tinyset", seed=0, metric="rp", value=value, std=1.0,
-                                    std_over="folds", eval_id=new_eval_id(), protocol=protocol)])
+    run.append_records([Record(method="tinygan", dataset="tinyset", seed=0, metric="rp", value=value, std=1.0,
+                               std_over="folds", eval_id=new_eval_id(), protocol=protocol)])
     return run
 
 
@@ -185,8 +186,8 @@ def test_old_run_without_run_json_still_tables(tmp_path):
     old.config_path.write_text(yaml.safe_dump(d))
     records = old.read_records()
     for r in records:
-        r["protocol"] = {"variant": "v"}  # no ids yet
-    old.records_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        r.protocol = {"variant": "v"}  # no ids yet
+    old.records_path.write_text("".join(json.dumps(r.to_json()) + "\n" for r in records))
     assert read_run_info(old) is None
 
     new = _run(tmp_path, plugins, "new", value=44.0)

@@ -17,7 +17,8 @@ from harness.cli import main
 from harness.build import prepare_config
 from harness.util.errors import HarnessError
 from harness.contract.plugins import build_plugins, hookimpl
-from harness.core.rundir import RunDir, make_record, new_eval_id
+from harness.core.runfiles import Record
+from harness.core.rundir import RunDir, new_eval_id
 from harness.runs.info import write_run_info
 from harness.reporting.table_render import latex_escape
 from harness.reporting.tables import RUN_COLUMNS, TableOptions, build_table, explain_table, write_table
@@ -66,13 +67,13 @@ def write_run(parent: Path, plugins, method: str, seed: int, metrics: dict, *, o
     run = RunDir.create(parent, stem=f"{method}-s{seed}")
     run.save_config(cfg)
     eid = new_eval_id()
-    recs = [make_record(method=method, dataset=dataset, seed=seed, metric=m, value=v, std=s, std_over=o, eval_id=eid)
+    recs = [Record(method=method, dataset=dataset, seed=seed, metric=m, value=v, std=s, std_over=o, eval_id=eid)
             for m, (v, s, o) in metrics.items()]
-    recs += [make_record(method=method, dataset=dataset, seed=seed, metric=m, status="skipped", reason=SKIP_REASON,
-                         eval_id=eid) for m in skipped]
+    recs += [Record(method=method, dataset=dataset, seed=seed, metric=m, status="skipped", reason=SKIP_REASON,
+                    eval_id=eid) for m in skipped]
     if real:
-        recs.append(make_record(method=method, dataset=dataset, seed=seed, metric="rp_real", value=real[0],
-                                std=real[1], std_over=real[2], eval_id=eid))
+        recs.append(Record(method=method, dataset=dataset, seed=seed, metric="rp_real", value=real[0], std=real[1],
+                           std_over=real[2], eval_id=eid))
     run.append_records(recs)
     return run
 
@@ -92,8 +93,8 @@ def table_runs_for(tmp_path: Path):
         if seed == 0:  # an older evaluation of beta seed 0 that must be ignored (latest eval_id wins)
             run = write_run(session, plugins, "beta", seed, {"is": (9.99, 0.1, "splits"), "rp": (0.99, 0.0, "folds")})
             newer = "00000000-000000-0000"  # sorts first: "latest" means last written, not largest string
-            run.append_records([make_record(method="beta", dataset="tinyset", seed=seed, metric=k, value=v, std=s,
-                                            std_over=o, eval_id=newer) for k, (v, s, o) in m.items()])
+            run.append_records([Record(method="beta", dataset="tinyset", seed=seed, metric=k, value=v, std=s,
+                                       std_over=o, eval_id=newer) for k, (v, s, o) in m.items()])
         else:
             run = write_run(session, plugins, "beta", seed, m)
         runs.append(run)
@@ -413,12 +414,12 @@ def test_protocol_texts_are_listed_not_split_into_columns(tmp_path):
     run = write_run(tmp_path / "s", plugins, "beta", 0, {}, real=None, skipped=())
     eid = new_eval_id()
     run.append_records([
-        make_record(method="beta", dataset="tinyset", seed=0, metric="rp", value=50.0, std=1.0, std_over="folds",
-                    eval_id=eid, variant="DAMSM small_cnn; 1 true + 99 captions"),
-        make_record(method="beta", dataset="tinyset", seed=0, metric="rp_real", value=40.0, std=1.0,
-                    std_over="folds", eval_id=eid, variant="real images; DAMSM small_cnn"),
-        make_record(method="beta", dataset="tinyset", seed=0, metric="fid", status="skipped", reason="r",
-                    eval_id=eid, variant=""),
+        Record(method="beta", dataset="tinyset", seed=0, metric="rp", value=50.0, std=1.0, std_over="folds",
+               eval_id=eid, extra={"variant": "DAMSM small_cnn; 1 true + 99 captions"}),
+        Record(method="beta", dataset="tinyset", seed=0, metric="rp_real", value=40.0, std=1.0, std_over="folds",
+               eval_id=eid, extra={"variant": "real images; DAMSM small_cnn"}),
+        Record(method="beta", dataset="tinyset", seed=0, metric="fid", status="skipped", reason="r", eval_id=eid,
+               extra={"variant": ""}),
     ])
     table = build_table(plugins, [run])
     assert table.columns == ["fid", "rp"]
@@ -449,10 +450,10 @@ def test_probe_attribute_columns(tmp_path):
     runs = [write_run(tmp_path / "s", plugins, "beta", s, BETA[s]) for s in BETA]
     per = {0: {"colour": 70.0, "shape": 20.0}, 1: {"colour": 80.0, "shape": 30.0, "size": 40.0}}
     for run, seed in zip(runs, BETA):
-        run.append_records([make_record(method="beta", dataset="tinyset", seed=seed, metric="probe_acc", value=1.0,
-                                        eval_id=new_eval_id(), per_attribute={"colour": 0.0, "shape": 0.0})])
-        run.append_records([make_record(method="beta", dataset="tinyset", seed=seed, metric="probe_acc", value=2.0,
-                                        eval_id=new_eval_id(), per_attribute=per[seed])])  # the latest counts
+        run.append_records([Record(method="beta", dataset="tinyset", seed=seed, metric="probe_acc", value=1.0,
+                                   eval_id=new_eval_id(), extra={"per_attribute": {"colour": 0.0, "shape": 0.0}})])
+        run.append_records([Record(method="beta", dataset="tinyset", seed=seed, metric="probe_acc", value=2.0,
+                                   eval_id=new_eval_id(), extra={"per_attribute": per[seed]})])  # the latest counts
     other = write_run(tmp_path / "s", plugins, "alpha", 0, ALPHA[0])
     rows = parse_csv(write_table(plugins, [*runs, other], TableOptions(columns=("probe_attributes",)), fmt="csv"))
     assert float(rows["beta"]["probe_acc.colour"]) == pytest.approx(75.0)
@@ -504,10 +505,10 @@ def test_no_machine_details_in_markdown_or_latex(tmp_path, monkeypatch, capsys):
         run = write_run(tmp_path / "session", plugins, method, seed, {"rp": (60.0 + seed, 1.0, "folds")}, real=None,
                         skipped=())
         eid = new_eval_id()
-        run.append_records([make_record(method=method, dataset="tinyset", seed=seed, metric=m, status="skipped",
-                                        reason=reasons[w], eval_id=eid) for m, w in NEEDS.items()]
-                           + [make_record(method=method, dataset="tinyset", seed=seed, metric="rp", value=60.0 + seed,
-                                          std=1.0, std_over="folds", eval_id=eid)])
+        run.append_records([Record(method=method, dataset="tinyset", seed=seed, metric=m, status="skipped",
+                                   reason=reasons[w], eval_id=eid) for m, w in NEEDS.items()]
+                           + [Record(method=method, dataset="tinyset", seed=seed, metric="rp", value=60.0 + seed,
+                                     std=1.0, std_over="folds", eval_id=eid)])
         runs.append(run)
     md = write_table(plugins, runs, fmt="markdown")
     tex = write_table(plugins, runs, fmt="latex")
@@ -609,8 +610,8 @@ def test_metrics_option_picks_and_orders_columns(table_runs, capsys):
 def test_probe_attribute_columns_only_when_asked(tmp_path):
     plugins = make_plugins(tmp_path)
     run = write_run(tmp_path / "s", plugins, "beta", 0, BETA[0])
-    run.append_records([make_record(method="beta", dataset="tinyset", seed=0, metric="probe_acc", value=50.0,
-                                    eval_id=new_eval_id(), per_attribute={"colour": 70.0, "shape": 30.0})])
+    run.append_records([Record(method="beta", dataset="tinyset", seed=0, metric="probe_acc", value=50.0,
+                               eval_id=new_eval_id(), extra={"per_attribute": {"colour": 70.0, "shape": 30.0}})])
     header, _, _ = _md_rows(write_table(plugins, [run], fmt="markdown"))
     assert not any("acc." in h and "Probe" not in h for h in header) and "Probe acc. (%) ↑" in header
     header, _, _ = _md_rows(write_table(plugins, [run], TableOptions(columns=("probe_attributes",)), fmt="markdown"))
@@ -623,8 +624,8 @@ def test_a_partly_skipped_cell_says_so_in_a_few_words(tmp_path):
     runs = [write_run(tmp_path / "s", plugins, "alpha", s, {"is": (v, None, None)}, real=None, skipped=())
             for s, v in ((0, 4.0), (1, 5.0))]
     runs.append(write_run(tmp_path / "s", plugins, "alpha", 2, {}, real=None, skipped=()))
-    runs[-1].append_records([make_record(method="alpha", dataset="tinyset", seed=2, metric="is", status="skipped",
-                                         reason=reason, eval_id=new_eval_id())])
+    runs[-1].append_records([Record(method="alpha", dataset="tinyset", seed=2, metric="is", status="skipped",
+                                    reason=reason, eval_id=new_eval_id())])
     md = write_table(plugins, runs, fmt="markdown")
     _, rows, notes = _md_rows(md)
     value, pm, _, markers = _parse_cell(rows["alpha"][0])
