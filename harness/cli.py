@@ -281,16 +281,17 @@ def _table(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def cmd_table(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.core.rundir import select_runs
-    from harness.reporting.tables import build_table, explain_table, write_table
+    from harness.reporting.tables import TableOptions, build_table, explain_table, write_table
 
     runs = select_runs(plugins, [] if args.all else args.runs, _root(args))
-    options = dict(with_paper_numbers=args.with_paper_numbers, columns=[c for c in args.columns.split(",") if c],
-                   metrics=[m for m in args.metrics.split(",") if m] or None)
+    options = TableOptions(with_paper_numbers=args.with_paper_numbers,
+                           columns=tuple(c for c in args.columns.split(",") if c),
+                           metrics=tuple(m for m in args.metrics.split(",") if m) or None,
+                           caption=args.caption, label=args.label, siunitx=args.latex_siunitx)
     if args.explain:
-        print(explain_table(build_table(plugins, runs, **options)))
+        print(explain_table(build_table(plugins, runs, options)))
         return 0
-    text = write_table(plugins, runs, fmt=args.format, out=args.out, caption=args.caption, label=args.label,
-                       siunitx=args.latex_siunitx, **options)
+    text = write_table(plugins, runs, options, fmt=args.format, out=args.out)
     print(args.out or text)
     return 0
 

@@ -176,7 +176,7 @@ def _eval_options(request: dict) -> EvalOptions:
 
 
 def _run_session(plugins: Plugins, session: Path, request: dict, configs: list[Config], root: Path) -> Path:
-    from harness.reporting.tables import write_table
+    from harness.reporting.tables import TableOptions, write_table
     from harness.core.distributed import is_main, on_main
 
     request.setdefault(FAILED, {})  # a session saved before failures were recorded has none
@@ -210,8 +210,8 @@ def _run_session(plugins: Plugins, session: Path, request: dict, configs: list[C
     if is_main() and runs:
         for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
             # the CSV keeps everything: per-attribute probe columns where a probe ran (shapes)
-            write_table(plugins, runs, fmt=fmt, out=session / f"table.{ext}",
-                        columns=["probe_attributes"] if fmt == "csv" else [])
+            columns = ("probe_attributes",) if fmt == "csv" else ()
+            write_table(plugins, runs, TableOptions(columns=columns), fmt=fmt, out=session / f"table.{ext}")
         print((session / "table.md").read_text())
         _write_report(plugins, session, runs)
     return session

@@ -11,7 +11,8 @@ import pytest
 
 from harness.build import prepare_config
 from harness.contract.plugins import build_plugins
-from harness.core.rundir import RunDir, make_record, new_eval_id
+from harness.core.runfiles import Record
+from harness.core.rundir import RunDir, new_eval_id
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,8 +38,8 @@ def results(tmp_path_factory) -> Path:
     cfg = prepare_config(plugins, "dmgan", dataset="shapes", data_dir=None, preset="smoke", overrides=[], seed=0)
     run = RunDir.create(root, name="dmgan-s0")
     run.save_config(cfg)
-    run.append_records([make_record(method="dmgan", dataset="shapes", seed=0, metric=m, value=v,
-                                    eval_id=new_eval_id()) for m, v in (("rp", 12.5), ("probe_acc", 40.0))])
+    run.append_records([Record(method="dmgan", dataset="shapes", seed=0, metric=m, value=v,
+                               eval_id=new_eval_id()) for m, v in (("rp", 12.5), ("probe_acc", 40.0))])
     return root
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from harness.core import rundir as results
 from harness.util.errors import HarnessError
-from harness.core.rundir import (RECORD_FIELDS, RunDir, atomic_write_text, find_runs, make_record, new_eval_id,
+from harness.core.runfiles import RECORD_FIELDS, Record
+from harness.core.rundir import (RunDir, atomic_write_text, find_runs, new_eval_id,
                              new_session_dir, read_jsonl, resolve_run, results_root)
 
 
@@ -82,16 +83,18 @@ def test_a_named_run_directory_that_exists_is_refused(tmp_path):
 def test_records_round_trip_and_schema(tmp_path):
     run = RunDir.create(tmp_path, name="r")
     eid = new_eval_id()
-    rec = make_record(method="m", dataset="shapes", seed=0, metric="rp", value=0.5, std=0.01, std_over="folds",
-                      eval_id=eid, protocol={"num_images": 10}, step=7)
-    assert list(rec)[: len(RECORD_FIELDS)] == list(RECORD_FIELDS) and rec["step"] == 7
+    rec = Record(method="m", dataset="shapes", seed=0, metric="rp", value=0.5, std=0.01, std_over="folds", eval_id=eid,
+                 protocol={"num_images": 10}, extra={"step": 7})
+    line = rec.to_json()
+    assert list(line)[: len(RECORD_FIELDS)] == list(RECORD_FIELDS) and line["step"] == 7 == rec.step
     run.append_records([rec])
-    run.append_records([make_record(method="m", dataset="shapes", seed=0, metric="fid", status="skipped",
-                                    reason="no weights", eval_id=eid)])
+    run.append_records([Record(method="m", dataset="shapes", seed=0, metric="fid", status="skipped",
+                               reason="no weights", eval_id=eid)])
     got = run.read_records()
-    assert got[0] == rec and got[1]["status"] == "skipped" and got[1]["value"] is None
-    with pytest.raises(ValueError, match="lacks"):
-        run.append_records([{"metric": "rp"}])
+    assert got[0] == rec and got[1].status == "skipped" and got[1].value is None
+    assert [json.loads(s) for s in run.records_path.read_text().splitlines()] == [rec.to_json(), got[1].to_json()]
+    with pytest.raises(ValueError, match="record fields"):
+        Record(method="m", dataset="shapes", seed=0, metric="rp", extra={"value": 1.0})
     assert len(run.read_records()) == 2
     run.append_log({"step": 1, "loss": 2.0})
     assert read_jsonl(run.log_path) == [{"step": 1, "loss": 2.0}]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.contract.plugins import build_plugins
-from harness.reporting.tables import write_table
+from harness.reporting.tables import TableOptions, write_table
 from test_tables import parse_csv, write_run
 
 
@@ -15,7 +15,7 @@ def test_reported_rows_put_each_published_number_under_its_metric(tmp_path):
     plugins = build_plugins()
     runs = [write_run(tmp_path / "s", plugins, "dfgan", 0, {"fid_tv": (30.0, None, None)}, dataset=dataset,
                       real=None, skipped=()) for dataset in ("cub", "coco")]
-    rows = parse_csv(write_table(plugins, runs, fmt="csv", with_paper_numbers=True))
+    rows = parse_csv(write_table(plugins, runs, TableOptions(with_paper_numbers=True), fmt="csv"))
     cub, coco = rows["dfgan (reported) [cub]"], rows["dfgan (reported) [coco]"]
     assert cub["kind"] == coco["kind"] == "reported"
     # three CUB FIDs: the paper, the released model (DF-GAN README) and TISE's re-evaluation, kept as text

@@ -114,7 +114,7 @@ def setup(tmp_path_factory):
 
 
 def _values(records):
-    return {r["metric"]: r["value"] for r in records if r["status"] == "ok"}
+    return {r.metric: r.value for r in records if r.ok}
 
 
 def _copy(folder: Path, tmp_path: Path) -> Path:
@@ -158,7 +158,7 @@ def test_datasets_captions_lists_what_evaluate_uses(setup, tmp_path):
 
 
 def test_round_trip_gives_the_same_numbers_and_a_table_row(setup):
-    from harness.reporting.tables import build_table
+    from harness.reporting.tables import TableOptions, build_table
 
     plugins, run, root, folder, records = setup
     image_run, recs = evaluate_images(plugins, ImageFolder(folder, "Saved GAN", "shapes", "test", device="cpu"),
@@ -179,10 +179,10 @@ def test_round_trip_gives_the_same_numbers_and_a_table_row(setup):
     assert info["manifest"]["sha256"] == hashlib.sha256((folder / "manifest.csv").read_bytes()).hexdigest()
     assert info["protocol"]["id"] == json.loads((run.path / "run.json").read_text() if (run.path / "run.json").exists()
                                                 else "{}").get("protocol", {}).get("id", info["protocol"]["id"])
-    rp = {r["metric"]: r for r in recs}["rp"]
-    assert rp["protocol"]["base"] == {r["metric"]: r for r in records}["rp"]["protocol"]["base"]  # same protocol
+    rp = {r.metric: r.to_json() for r in recs}["rp"]
+    assert rp["protocol"]["base"] == {r.metric: r.to_json() for r in records}["rp"]["protocol"]["base"]  # same protocol
     assert "shared DAMSM" in rp["rp_encoder"] and rp["resized"]["count"] == 0
-    table = build_table(plugins, [run, image_run], columns=["params", "speed"])
+    table = build_table(plugins, [run, image_run], TableOptions(columns=("params", "speed")))
     rows = {r.label: r for r in table.rows}
     assert {"fakegan", "Saved GAN"} <= set(rows)
     assert rows["Saved GAN"].cells["rp"].value == pytest.approx(rows["fakegan"].cells["rp"].value, abs=1e-6)
@@ -199,7 +199,7 @@ def test_an_image_run_records_the_protocol_fields_of_a_run_evaluation(setup, tmp
     plugins, run, root, folder, records = setup
     _, recs = evaluate_images(plugins, ImageFolder(_copy(folder, tmp_path), "Fields", "shapes", "test", device="cpu"),
                               EvalOptions(metrics="pixels"), root=root, progress=False)
-    mine, theirs = recs[0]["protocol"], {r["metric"]: r for r in records}["pixels"]["protocol"]
+    mine, theirs = recs[0].protocol, {r.metric: r.to_json() for r in records}["pixels"]["protocol"]
     assert set(mine) == set(theirs)
     cfg = protocol_config(plugins, "shapes", "test", None)
     assert (mine["attention_mask"], mine["batch_size"]) == (cfg.model.attention_mask, cfg.eval.batch_size)
@@ -282,7 +282,7 @@ def test_fewer_images_refused_unless_allowed(setup, tmp_path):
         _evaluate(plugins, root, d)
     assert "12 images, the protocol shapes/test evaluates 16" in _one_line(e) and "--allow-fewer" in str(e.value)
     _, recs = _evaluate(plugins, root, d, allow_fewer=True)
-    rec = recs[0]
+    rec = recs[0].to_json()
     assert rec["images"] == 12 and rec["protocol"]["num_images"] == 12
     assert "12 of the protocol's 16 images" in rec["underpowered"]
 
@@ -308,7 +308,7 @@ def test_resized_and_grey_images_are_converted(setup, tmp_path, capsys):
     Image.open(d / "000000.png").convert("L").resize((48, 48)).save(d / "000000.png")
     image_run, recs = _evaluate(plugins, root, d)
     n = len(list(d.glob("*.png")))
-    assert recs[0]["resized"] == {"count": 1, "from": ["48x48"], "to": 32, "filter": "PIL bicubic"}
+    assert recs[0].extra["resized"] == {"count": 1, "from": ["48x48"], "to": 32, "filter": "PIL bicubic"}
     line = f"1 of {n} images resized from 48x48 to 32x32 (PIL bicubic) before scoring"
     assert line in capsys.readouterr().out.splitlines()  # evaluate-images says it
     cells = rows_to_cells(build_table(plugins, [image_run]))
@@ -416,7 +416,7 @@ def test_a_plugin_metric_declares_an_option_and_receives_it(setup, tmp_path, cap
                 plugins=plugins) == 0
     run = RunDir(Path(capsys.readouterr().out.strip().splitlines()[-1]))
     (record,) = run.read_records()
-    assert record["metric"] == "scaled_count" and record["value"] == 2.5 * len(read_manifest(folder / "manifest.csv"))
+    assert record.metric == "scaled_count" and record.value == 2.5 * len(read_manifest(folder / "manifest.csv"))
     args = build_parser(list(plugins.metric_options().values())).parse_args(["evaluate", "r", "--count-scale", "3"])
     assert args.func.__name__ == "cmd_evaluate" and vars(args)["metric_option:count_scale"] == 3.0
 

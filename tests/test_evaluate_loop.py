@@ -1,5 +1,6 @@
 """The evaluation loop end to end with a tiny fake method on real (tiny) shapes data: records, skipping,
 strict failures, determinism, the probe; plus the Inception path with a randomly initialised extractor."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from harness.contract.plugins import hookimpl
 from harness.evaluation.metrics.interface import EvalOptions
 from harness.util.errors import HarnessError, MissingWeightsError, UnknownNameError
 from harness.evaluation.evaluate import check_metric_names, evaluate_run, generation_schedule, build_caption_bank
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread", "no_weights")
 
 
 def _by_metric(records):
-    return {r["metric"]: r for r in records}
+    return {r.metric: r.to_json() for r in records}
 
 
 def test_auto_metrics_skip_missing_weights_and_record_protocol(setup):
@@ -43,8 +45,33 @@ def test_auto_metrics_skip_missing_weights_and_record_protocol(setup):
     assert set(per) == {"colour", "shape", "size", "position", "background"}
     assert recs["probe_acc"]["value"] == pytest.approx(np.mean(list(per.values())))
     assert "shapes probe (trained here)" in recs["probe_fid"]["protocol"]["variant"]
-    assert len(set(r["eval_id"] for r in records)) == 1
+    assert len(set(r.eval_id for r in records)) == 1
     assert run.read_records()[-len(records):] == records
+
+
+class EvaluatedSpy:
+    """A cross-cutting plugin that keeps what ``harness_on_evaluated`` hands it."""
+
+    def __init__(self):
+        self.calls = []
+
+    @hookimpl
+    def harness_on_evaluated(self, run, records):
+        self.calls.append((run, records))
+
+
+def test_plugins_receive_the_new_records_as_the_dicts_records_jsonl_holds(setup):
+    plugins, run, root = setup
+    spy = EvaluatedSpy()
+    plugins.pm.register(spy)
+    try:
+        records = evaluate_run(plugins, run, EvalOptions(metrics="rp,fid"), strict=False, root=root)
+    finally:
+        plugins.pm.unregister(spy)
+    ((got_run, got),) = spy.calls
+    lines = [json.loads(s) for s in run.records_path.read_text().splitlines()][-len(records):]
+    assert got_run is run and all(type(r) is dict for r in got) and got == lines
+    assert [r["metric"] for r in got] == ["rp", "fid"] and got[1]["status"] == "skipped"
 
 
 def test_repeatable_and_strict(setup):
@@ -55,7 +82,7 @@ def test_repeatable_and_strict(setup):
     with pytest.raises(MissingWeightsError, match="weights-inception-2015-12-05-6726825d.pth"):
         evaluate_run(plugins, run, EvalOptions(metrics="fid"), strict=True, root=root)
     skipped = evaluate_run(plugins, run, EvalOptions(metrics="fid"), strict=False, root=root)
-    assert skipped[0]["status"] == "skipped" and "`harness fetch inception_tf_fid`" in skipped[0]["reason"]
+    assert skipped[0].status == "skipped" and "`harness fetch inception_tf_fid`" in skipped[0].reason
     with pytest.raises(UnknownNameError):
         check_metric_names(plugins, "rp,nope")
     with pytest.raises(HarnessError, match="rp-encoder"):

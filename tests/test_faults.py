@@ -12,7 +12,8 @@ import torch
 
 from harness.cli import main
 from harness.util.errors import HarnessError
-from harness.core.rundir import RunDir, make_record, read_jsonl, resolve_run
+from harness.core.runfiles import Record
+from harness.core.rundir import RunDir, read_jsonl, resolve_run
 from harness.core import checkpoint as ck
 from test_tables import ALPHA, make_plugins, write_run
 
@@ -112,15 +113,15 @@ def test_full_disk_during_training_from_the_cli(tmp_path, monkeypatch, capsys):
 
 
 # ---- item 7: torn JSON lines -----------------------------------------------------------------------------------
-def _record(metric: str, value: float) -> dict:
-    return make_record(method="m", dataset="d", seed=0, metric=metric, value=value, eval_id="e")
+def _record(metric: str, value: float) -> Record:
+    return Record(method="m", dataset="d", seed=0, metric=metric, value=value, eval_id="e")
 
 
 @pytest.mark.parametrize("which", ["records", "log"])
 def test_torn_tail_is_cut_kept_beside_and_the_next_append_survives(which, tmp_path, capsys):
     run = RunDir.create(tmp_path, name="r")
-    append = run.append_records if which == "records" else lambda es: [run.append_log(e) for e in es]
-    read = run.read_records if which == "records" else run.read_log
+    append = run.append_records if which == "records" else lambda es: [run.append_log(e.to_json()) for e in es]
+    read = (lambda: [r.to_json() for r in run.read_records()]) if which == "records" else run.read_log
     path = run.records_path if which == "records" else run.log_path
     append([_record("is", 1.0)])
     torn = b'{"method": "m", "dataset": "d", "met'
@@ -139,9 +140,9 @@ def test_torn_tail_is_cut_kept_beside_and_the_next_append_survives(which, tmp_pa
 
 def test_complete_last_line_without_newline_is_kept(tmp_path):
     run = RunDir.create(tmp_path, name="r")
-    run.records_path.write_text(json.dumps(_record("is", 1.0)))
+    run.records_path.write_text(json.dumps(_record("is", 1.0).to_json()))
     run.append_records([_record("fid", 2.0)])
-    assert [r["value"] for r in run.read_records()] == [1.0, 2.0]
+    assert [r.value for r in run.read_records()] == [1.0, 2.0]
     assert not list((tmp_path / "r").glob("*.torn-*"))
 
 

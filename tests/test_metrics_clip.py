@@ -34,13 +34,13 @@ def test_clip_metrics_through_the_loop(setup, tmp_path, monkeypatch):  # noqa: F
     plugins, run, root = setup
     path = _tiny_clip_file(tmp_path / "tiny-clip.pt")
     monkeypatch.setattr(cs, "find_weight", lambda plugins, name: path)
-    recs = {r["metric"]: r for r in evaluate_run(plugins, run, EvalOptions(metrics="clip_rp,clip_score"),
+    recs = {r.metric: r.to_json() for r in evaluate_run(plugins, run, EvalOptions(metrics="clip_rp,clip_score"),
                                                  strict=True, root=root)}
     assert 0 <= recs["clip_rp"]["value"] <= 100 and recs["clip_rp"]["std_over"] == "folds"
     assert 0 <= recs["clip_score"]["value"] <= 100
     assert path.name in recs["clip_score"]["protocol"]["weights"]
     # --clip-model FILE: a user-given model, labelled unverified
-    recs = {r["metric"]: r for r in evaluate_run(plugins, run, EvalOptions(metrics="clip_score",
+    recs = {r.metric: r.to_json() for r in evaluate_run(plugins, run, EvalOptions(metrics="clip_score",
                                                                            metric_options={"clip_model": str(path)}),
                                                  strict=True, root=root)}
     assert "unverified" in recs["clip_score"]["protocol"]["variant"]

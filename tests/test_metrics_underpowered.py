@@ -11,7 +11,8 @@ import pytest
 from harness.evaluation.evaluate import evaluate_run
 from harness.evaluation.metrics.interface import EvalOptions
 from harness.evaluation.metrics.power import frechet_power, is_power, kid_power, rp_power
-from harness.core.rundir import make_record, new_eval_id
+from harness.core.runfiles import Record
+from harness.core.rundir import new_eval_id
 from harness.reporting.tables import write_table
 from test_tables import make_plugins, write_run
 
@@ -48,7 +49,7 @@ def test_rp_rule_is_fewer_than_100_per_fold():
 def test_evaluation_records_say_underpowered(setup):
     plugins, run, root = setup
     asked = EvalOptions(metrics="rp,rp_real,probe_acc,probe_fid,probe_is", num_images=40)
-    recs = {r["metric"]: r for r in evaluate_run(plugins, run, asked, strict=True, root=root)}
+    recs = {r.metric: r.to_json() for r in evaluate_run(plugins, run, asked, strict=True, root=root)}
     # the fixture: 40 images, 4 folds, 2 IS splits, 24 real test images, the probe's 128-d features
     assert recs["rp"]["underpowered"] == "40 images in 4 folds: 10 per fold < 100"
     assert recs["rp_real"]["underpowered"] == "24 images in 4 folds: 6 per fold < 100"
@@ -67,10 +68,10 @@ def _runs(tmp_path: Path):
     weak = write_run(tmp_path / "s", plugins, "beta", 0, {}, real=None, skipped=())
     eid = new_eval_id()
     weak.append_records([
-        make_record(method="beta", dataset="tinyset", seed=0, metric="is", value=9.0, std=0.0, std_over="splits",
-                    eval_id=eid, underpowered="16 images in 10 splits: 1 per split < 50"),
-        make_record(method="beta", dataset="tinyset", seed=0, metric="fid", value=3.0, eval_id=eid,
-                    underpowered="16 generated images ≤ 2048 feature dimensions: the covariance is singular")])
+        Record(method="beta", dataset="tinyset", seed=0, metric="is", value=9.0, std=0.0, std_over="splits",
+               eval_id=eid, extra={"underpowered": "16 images in 10 splits: 1 per split < 50"}),
+        Record(method="beta", dataset="tinyset", seed=0, metric="fid", value=3.0, eval_id=eid,
+               extra={"underpowered": "16 generated images ≤ 2048 feature dimensions: the covariance is singular"})])
     return plugins, [good, weak]
 
 

@@ -15,13 +15,14 @@ from harness.util.errors import ConfigError
 from harness.contract.plugins import build_plugins
 from harness.config.protocol import (NOT_PROTOCOL_KEYS, PROTOCOL_KEYS, evaluated_values, flatten,
                               protocol_name, protocol_values, record_protocol)
-from harness.core.rundir import RunDir, make_record, new_eval_id
+from harness.core.runfiles import Record
+from harness.core.rundir import RunDir, new_eval_id
 from harness.build import prepare_config
 from harness.core.rundir import read_run_info
 from harness.runs.info import write_run_info
 from harness.reporting.table_cells import rows_to_cells
 from harness.reporting.table_render import cells_to_markdown
-from harness.reporting.tables import build_table
+from harness.reporting.tables import TableOptions, build_table
 from harness.train.pretrain import damsm_key
 from readme_method import readme_method_plugins
 
@@ -141,8 +142,8 @@ def _run(parent: Path, plugins, name: str, *, overrides=(), num_images=None, val
     n = num_images or cfg.eval.num_images
     protocol = record_protocol(evaluated_values(cfg, num_images=n, split="test"), name=protocol_name(cfg.to_dict()),
                                variant="v", weights={})
-    run.append_records([make_record(method="tinygan", dataset="tinyset", seed=0, metric="rp", value=value, std=1.0,
-                                    std_over="folds", eval_id=new_eval_id(), protocol=protocol)])
+    run.append_records([Record(method="tinygan", dataset="tinyset", seed=0, metric="rp", value=value, std=1.0,
+                               std_over="folds", eval_id=new_eval_id(), protocol=protocol)])
     return run
 
 
@@ -151,7 +152,7 @@ def test_two_runs_with_other_eval_num_images_make_two_rows_and_a_footnote(tmp_pa
     a = _run(tmp_path, plugins, "a", value=40.0)
     b = _run(tmp_path, plugins, "b", overrides=["eval.num_images=32"], value=60.0)
     (tmp_path / "tinygan" / "defaults.yaml").write_text("{not: [a preset")  # the table reads run.json, no preset
-    table = build_table(plugins, [a, b], columns=["params"])
+    table = build_table(plugins, [a, b], TableOptions(columns=("params",)))
     assert all(r.extras["params"] > 0 for r in table.rows if r.kind == "reproduced")
     rows = {r.label: r.cells["rp"].value for r in table.rows if r.kind == "reproduced"}
     assert rows == {"tinygan": 40.0, "tinygan (deviates: eval.num_images=32)": 60.0}
@@ -185,12 +186,12 @@ def test_old_run_without_run_json_still_tables(tmp_path):
     old.config_path.write_text(yaml.safe_dump(d))
     records = old.read_records()
     for r in records:
-        r["protocol"] = {"variant": "v"}  # no ids yet
-    old.records_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        r.protocol = {"variant": "v"}  # no ids yet
+    old.records_path.write_text("".join(json.dumps(r.to_json()) + "\n" for r in records))
     assert read_run_info(old) is None
 
     new = _run(tmp_path, plugins, "new", value=44.0)
-    table = build_table(plugins, [old, new], columns=["params"])
+    table = build_table(plugins, [old, new], TableOptions(columns=("params",)))
     (row,) = [r for r in table.rows if r.kind == "reproduced"]  # the same protocol as computed from config.yaml
     assert row.label == "tinygan" and row.cells["rp"].value == 43.0 and row.extras["params"] > 0
     assert main(["table", str(old.path)], plugins=plugins) == 0

@@ -23,6 +23,7 @@ from harness.contract.plugins import build_plugins
 from harness.reporting.report import SECTIONS, ReportRun, config_differences, image_run_images
 from harness.reporting.plots import curves_figure
 from harness.core.rundir import RunDir
+from harness.core.runfiles import RunInfo
 from sixteen_bit import write_16bit
 
 
@@ -105,8 +106,8 @@ def session(tmp_path_factory) -> Path:
     return path
 
 
-def _latest(records: list[dict], metric: str) -> dict:
-    return [r for r in records if r["metric"] == metric][-1]
+def _latest(records: list, metric: str) -> dict:
+    return [r.to_json() for r in records if r.metric == metric][-1]
 
 
 @pytest.mark.slow
@@ -241,7 +242,7 @@ def test_image_run_shows_its_images_of_the_comparison_captions(tmp_path):
         rows.append(f"{i}.png,k{i},0,{caption},{caption.lower().strip('.')}")
     (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
     run = RunDir(tmp_path / "images-ext")
-    info = {"kind": "images", "label": "ext", "dataset": "shapes", "source": str(folder)}
+    info = RunInfo(kind="images", label="ext", dataset="shapes", source=str(folder))
     got = image_run_images(ReportRun(run, info, {}, "ext", "shapes", None, "ext"),
                            ["a blue square", "a green star", "a red circle"])
     assert [c for c, _ in got] == ["a blue square", "a red circle"]
@@ -255,7 +256,7 @@ def test_image_run_16bit_image_is_shown_by_its_high_byte(tmp_path):
     expected = write_16bit(folder / "0.png", Image.fromarray(grey), "png-I;16")
     (folder / "manifest.csv").write_text("file,image_key,caption_index,caption,caption_tokens\n"
                                          "0.png,k0,0,a red circle,a red circle\n")
-    info = {"kind": "images", "label": "ext", "dataset": "shapes", "source": str(folder)}
+    info = RunInfo(kind="images", label="ext", dataset="shapes", source=str(folder))
     ((_, png),) = image_run_images(ReportRun(RunDir(tmp_path / "images-ext"), info, {}, "ext", "shapes", None, "ext"),
                                    ["a red circle"])
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), expected)
@@ -279,13 +280,14 @@ def test_chromium_renders_a_test_session_report(session, tmp_path):
 
 
 def test_metric_curves_from_records_of_evaluations_during_training():
+    from harness.core.runfiles import Record
     from harness.reporting.plots import metric_figure
 
-    records = [{"metric": "rp", "step": 10, "value": 0.2, "status": "ok"},
+    records = [Record.from_json(d) for d in [{"metric": "rp", "step": 10, "value": 0.2, "status": "ok"},
                {"metric": "fid", "step": 10, "value": None, "status": "skipped"},
                {"metric": "rp", "step": 20, "value": 0.5, "status": "ok"},
                {"metric": "rp", "step": 20, "value": 0.6, "status": "ok"},  # re-evaluated: the later one counts
-               {"metric": "probe_acc", "step": 20, "value": 40.0, "status": "ok"}]  # one step: no curve
+               {"metric": "probe_acc", "step": 20, "value": 40.0, "status": "ok"}]]  # one step: no curve
     fig = metric_figure([("m s0", records)])
     (ax,) = [a for a in fig.axes if a.get_visible()]
     assert ax.get_title() == "rp"

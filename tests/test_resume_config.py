@@ -56,7 +56,7 @@ def test_a_learning_rate_edit_is_set_on_the_optimisers_and_recorded(plugins, tmp
     root = tmp_path / "results"
     run = _train(plugins, root, "--dataset", "shapes")
     created = run.load_config(plugins)
-    assert read_run_info(run)["config"]["train"]["lr_g"] == created.train.lr_g
+    assert read_run_info(run).config["train"]["lr_g"] == created.train.lr_g
     new_lr = created.train.lr_g / 20
     _edit(run, train__lr_g=new_lr, train__max_steps=4)
     capsys.readouterr()
@@ -70,15 +70,15 @@ def test_a_learning_rate_edit_is_set_on_the_optimisers_and_recorded(plugins, tmp
     assert [g["lr"] for g in state["opt_g"]["param_groups"]] == [new_lr] * len(state["opt_g"]["param_groups"])
     assert {g["lr"] for sd in state["opt_d"] for g in sd["param_groups"]} == {created.train.lr_d}
     info = read_run_info(run)
-    assert info["history"][-1]["event"] == "resume"
-    assert info["history"][-1]["changed"] == {"train.max_steps": {"old": 2, "new": 4},
+    assert info.history[-1]["event"] == "resume"
+    assert info.history[-1]["changed"] == {"train.max_steps": {"old": 2, "new": 4},
                                               "train.lr_g": {"old": created.train.lr_g, "new": new_lr}}
-    assert info["config"]["train"]["lr_g"] == new_lr and info["config"]["train"]["max_steps"] == 4
+    assert info.config["train"]["lr_g"] == new_lr and info.config["train"]["max_steps"] == 4
 
     _edit(run, train__max_steps=5)  # a second resume names only what changed since the first
     assert main(["train", "--resume", str(run.path)], plugins=plugins) == 0
     assert "resume: train.lr_g" not in capsys.readouterr().out
-    assert read_run_info(run)["history"][-1]["changed"] == {"train.max_steps": {"old": 4, "new": 5}}
+    assert read_run_info(run).history[-1]["changed"] == {"train.max_steps": {"old": 4, "new": 5}}
 
 
 @pytest.mark.parametrize("edit", [("pretrain__damsm__max_steps", "pretrain.damsm.max_steps"),

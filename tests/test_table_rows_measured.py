@@ -16,7 +16,7 @@ from harness.core.checkpoint import checkpoint_path
 from harness.core.rundir import RunDir
 from harness.reporting.table_cells import rows_to_cells
 from harness.reporting.table_render import cells_to_latex, cells_to_markdown
-from harness.reporting.tables import build_table, write_table
+from harness.reporting.tables import TableOptions, build_table, write_table
 
 FIXTURE = Path(__file__).parent / "fixtures" / "table_session"
 NAMES = {"attngan": "AttnGAN", "dmgan": "DM-GAN", "ecagan": "ECAGAN", "caegan": "CAE-GAN"}
@@ -51,12 +51,13 @@ def test_built_in_methods_declare_display_names(plugins, tmp_path):
 
 def test_rows_reported_rows_and_claims_use_display_names(plugins, tmp_path):
     runs = runs_of(tmp_path, "0-dmgan-s0", "4-ecagan-s0", "6-caegan-s0")
-    md = write_table(plugins, runs, fmt="markdown", with_paper_numbers=True)
+    md = write_table(plugins, runs, TableOptions(with_paper_numbers=True), fmt="markdown")
     labels = [line.split(" | ")[0].lstrip("| ").split(" [")[0] for line in md.splitlines()[2:9]]
     assert labels == ["DM-GAN", "DM-GAN (reported)", "ECAGAN (model.upsample=nearest)", "ECAGAN (reported)",
                       "CAE-GAN (model.attention_mask=reference)", "CAE-GAN (reported)", "real images"]
     assert "+2.53 % vs DM-GAN" in md and "vs dmgan" not in md
-    assert r"DM-GAN (reported)\textsuperscript" in write_table(plugins, runs, fmt="latex", with_paper_numbers=True)
+    tex = write_table(plugins, runs, TableOptions(with_paper_numbers=True), fmt="latex")
+    assert r"DM-GAN (reported)\textsuperscript" in tex
 
 
 def test_report_and_sheets_name_runs_as_the_table(plugins, tmp_path):

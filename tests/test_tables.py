@@ -17,10 +17,11 @@ from harness.cli import main
 from harness.build import prepare_config
 from harness.util.errors import HarnessError
 from harness.contract.plugins import build_plugins, hookimpl
-from harness.core.rundir import RunDir, make_record, new_eval_id
+from harness.core.runfiles import Record
+from harness.core.rundir import RunDir, new_eval_id
 from harness.runs.info import write_run_info
 from harness.reporting.table_render import latex_escape
-from harness.reporting.tables import RUN_COLUMNS, build_table, explain_table, write_table
+from harness.reporting.tables import RUN_COLUMNS, TableOptions, build_table, explain_table, write_table
 from harness.contract.types import ReportedNumber
 
 DIRECTIONS = {"is": "higher", "fid": "lower", "fid_tv": "lower", "kid": "lower", "rp": "higher"}
@@ -66,13 +67,13 @@ def write_run(parent: Path, plugins, method: str, seed: int, metrics: dict, *, o
     run = RunDir.create(parent, stem=f"{method}-s{seed}")
     run.save_config(cfg)
     eid = new_eval_id()
-    recs = [make_record(method=method, dataset=dataset, seed=seed, metric=m, value=v, std=s, std_over=o, eval_id=eid)
+    recs = [Record(method=method, dataset=dataset, seed=seed, metric=m, value=v, std=s, std_over=o, eval_id=eid)
             for m, (v, s, o) in metrics.items()]
-    recs += [make_record(method=method, dataset=dataset, seed=seed, metric=m, status="skipped", reason=SKIP_REASON,
-                         eval_id=eid) for m in skipped]
+    recs += [Record(method=method, dataset=dataset, seed=seed, metric=m, status="skipped", reason=SKIP_REASON,
+                    eval_id=eid) for m in skipped]
     if real:
-        recs.append(make_record(method=method, dataset=dataset, seed=seed, metric="rp_real", value=real[0],
-                                std=real[1], std_over=real[2], eval_id=eid))
+        recs.append(Record(method=method, dataset=dataset, seed=seed, metric="rp_real", value=real[0], std=real[1],
+                           std_over=real[2], eval_id=eid))
     run.append_records(recs)
     return run
 
@@ -92,8 +93,8 @@ def table_runs_for(tmp_path: Path):
         if seed == 0:  # an older evaluation of beta seed 0 that must be ignored (latest eval_id wins)
             run = write_run(session, plugins, "beta", seed, {"is": (9.99, 0.1, "splits"), "rp": (0.99, 0.0, "folds")})
             newer = "00000000-000000-0000"  # sorts first: "latest" means last written, not largest string
-            run.append_records([make_record(method="beta", dataset="tinyset", seed=seed, metric=k, value=v, std=s,
-                                            std_over=o, eval_id=newer) for k, (v, s, o) in m.items()])
+            run.append_records([Record(method="beta", dataset="tinyset", seed=seed, metric=k, value=v, std=s,
+                                       std_over=o, eval_id=newer) for k, (v, s, o) in m.items()])
         else:
             run = write_run(session, plugins, "beta", seed, m)
         runs.append(run)
@@ -112,8 +113,8 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 def test_csv_numbers_match_an_independent_computation(table_runs):
     plugins, runs = table_runs
-    rows = parse_csv(write_table(plugins, runs, fmt="csv", with_paper_numbers=True))
-    header = next(csv.reader(io.StringIO(write_table(plugins, runs, fmt="csv", with_paper_numbers=True))))
+    rows = parse_csv(write_table(plugins, runs, TableOptions(with_paper_numbers=True), fmt="csv"))
+    header = next(csv.reader(io.StringIO(write_table(plugins, runs, TableOptions(with_paper_numbers=True), fmt="csv"))))
     metric_cols = [h for h in header[2:] if ("_" not in h or h in ("fid_tv",)) and h not in RUN_COLUMNS]
     assert metric_cols == ["is", "fid", "fid_tv", "kid", "rp"]  # DESIGN.md §10 order; rp_real → real row
 
@@ -188,7 +189,7 @@ def _header_markers(header: list[str]) -> dict[str, list[str]]:
 
 def test_markdown_cells_best_marks_and_footnotes(table_runs):
     plugins, runs = table_runs
-    text = write_table(plugins, runs, fmt="markdown", with_paper_numbers=True)
+    text = write_table(plugins, runs, TableOptions(with_paper_numbers=True), fmt="markdown")
     header, rows, notes = _md_rows(text)
     # display names from the registry, canonical order; kid (skipped for every row) is left out
     names = {"is": "IS", "fid": "FID", "fid_tv": "FID (torchvision)", "rp": "R-precision (%)"}
@@ -223,7 +224,8 @@ def test_markdown_cells_best_marks_and_footnotes(table_runs):
 
 def test_latex_uses_booktabs_and_escapes(table_runs, tmp_path):
     plugins, runs = table_runs
-    tex = write_table(plugins, runs, fmt="latex", with_paper_numbers=True, out=tmp_path / "t" / "table.tex")
+    tex = write_table(plugins, runs, TableOptions(with_paper_numbers=True), fmt="latex",
+                      out=tmp_path / "t" / "table.tex")
     assert (tmp_path / "t" / "table.tex").read_text() == tex
     for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
         assert rule in tex
@@ -293,7 +295,7 @@ def test_a_caption_without_a_final_period_ends_its_sentence(tmp_path):
     plugins, runs = small_runs(tmp_path, {"is": (4.123, 0.2)})
     for caption, shown in (("Shapes benchmark", "Shapes benchmark."), ("Shapes benchmark.", "Shapes benchmark."),
                            ("Is it good?", "Is it good?"), ("Shapes (see text.)", "Shapes (see text.)")):
-        tex = write_table(plugins, runs, fmt="latex", caption=caption)
+        tex = write_table(plugins, runs, TableOptions(caption=caption), fmt="latex")
         assert rf"\caption{{{shown} Evaluated on tinyset" in tex, caption
 
 
@@ -301,8 +303,8 @@ def test_a_caption_without_a_final_period_ends_its_sentence(tmp_path):
 def test_six_metric_table_is_a_table_star_that_fits_the_text_width(tmp_path):
     plugins, runs = small_runs(tmp_path, {"is": (4.123, 0.2), "fid": (21.456, 1.7), "fid_tv": (25.5, 2.0),
                                           "rp": (61.789, 2.1), "clip_rp": (33.3, 1.0), "clip_score": (24.1, 0.4)})
-    tex = write_table(plugins, runs, fmt="latex", with_paper_numbers=True, caption="Shapes benchmark.",
-                      label="tab:shapes")
+    tex = write_table(plugins, runs, TableOptions(with_paper_numbers=True, caption="Shapes benchmark.",
+                                                  label="tab:shapes"), fmt="latex")
     assert tex.count(r"\begin{table*}[t]") == 1 and r"\textwidth" in tex
     assert r"\caption{Shapes benchmark. Evaluated on tinyset.}" in tex and r"\label{tab:shapes}" in tex
     for natural in (False, True):
@@ -315,7 +317,7 @@ def test_siunitx_columns_compile(tmp_path):
     if subprocess.run(["kpsewhich", "siunitx.sty"], capture_output=True, text=True).stdout.strip() == "":
         pytest.skip("siunitx.sty not installed (Debian: texlive-science)")
     plugins, runs = table_runs_for(tmp_path)
-    tex = write_table(plugins, runs, fmt="latex", with_paper_numbers=True, siunitx=True)
+    tex = write_table(plugins, runs, TableOptions(with_paper_numbers=True, siunitx=True), fmt="latex")
     assert "S[table-format=1.2(1.2), detect-weight, uncertainty-mode=separate, retain-zero-uncertainty" in tex
     assert r"\bfseries 4.45 \pm 0.07" in tex and "{--}" in tex
     log = compile_in_article(tmp_path / "doc", tex, twocolumn=True, packages="booktabs,graphicx,siunitx")
@@ -344,7 +346,7 @@ def test_runs_without_records_still_get_a_row_and_empty_tables_fail(tmp_path):
     with pytest.raises(HarnessError, match="valid: markdown, latex, csv"):
         write_table(plugins, [run], fmt="html")
     with pytest.raises(HarnessError, match="valid: params, speed"):
-        write_table(plugins, [run], fmt="csv", columns=["flops"])
+        write_table(plugins, [run], TableOptions(columns=("flops",)), fmt="csv")
 
 
 def test_speed_and_params_columns(tmp_path):
@@ -357,12 +359,12 @@ def test_speed_and_params_columns(tmp_path):
         info = write_run_info(plugins, run, run.load_config(plugins))  # run.json holds the generator's count
         info["params"]["generator"] = 1234567
         (run.path / "run.json").write_text(json.dumps(info))
-    rows = parse_csv(write_table(plugins, runs, fmt="csv", columns=["params", "speed"]))
+    rows = parse_csv(write_table(plugins, runs, TableOptions(columns=("params", "speed")), fmt="csv"))
     expected = (statistics.median(speeds[0]) + statistics.median(speeds[1])) / 2
     assert float(rows["beta"]["speed"]) == pytest.approx(expected)
     assert float(rows["beta"]["params"]) == 1234567
     assert rows["real images"]["speed"] == ""
-    md = write_table(plugins, runs, fmt="markdown", columns=["params", "speed"])
+    md = write_table(plugins, runs, TableOptions(columns=("params", "speed")), fmt="markdown")
     assert "| Params (M) | Speed (img/s) |" in md and "| 1.23 | 35.0 |" in md
 
 
@@ -373,7 +375,7 @@ def test_params_counted_from_the_config_when_not_recorded(tmp_path):
 
     cfg = run.load_config(plugins)
     expected = sum(p.numel() for p in build_generator(cfg).parameters())
-    table = build_table(plugins, [run], columns=["params"])
+    table = build_table(plugins, [run], TableOptions(columns=("params",)))
     assert table.rows[0].extras["params"] == expected
 
 
@@ -382,7 +384,7 @@ def test_several_datasets_label_rows(tmp_path):
                                    TinyRegistry(datasets=("tinyset", "tinyset2"))])
     runs = [write_run(tmp_path / "s", plugins, "alpha", 0, ALPHA[0], dataset="tinyset"),
             write_run(tmp_path / "s", plugins, "alpha", 0, ALPHA[1], dataset="tinyset2")]
-    rows = parse_csv(write_table(plugins, runs, fmt="csv", with_paper_numbers=True))
+    rows = parse_csv(write_table(plugins, runs, TableOptions(with_paper_numbers=True), fmt="csv"))
     assert list(rows) == ["alpha [tinyset]", "alpha [tinyset2]", "alpha (reported) [tinyset]",
                           "real images [tinyset]", "real images [tinyset2]"]
     assert float(rows["alpha [tinyset2]"]["is"]) == ALPHA[1]["is"][0]
@@ -393,7 +395,7 @@ def test_table_cli_prints_or_writes(table_runs, tmp_path, capsys):
     session = runs[0].path.parent
     assert main(["table", str(session), "--format", "csv", "--with-paper-numbers"], plugins=plugins) == 0
     printed = capsys.readouterr().out
-    assert parse_csv(printed) == parse_csv(write_table(plugins, runs, fmt="csv", with_paper_numbers=True))
+    assert parse_csv(printed) == parse_csv(write_table(plugins, runs, TableOptions(with_paper_numbers=True), fmt="csv"))
     out = tmp_path / "t.md"
     assert main(["table", "--all", "--results-dir", str(session), "--out", str(out)], plugins=plugins) == 0
     assert capsys.readouterr().out.strip() == str(out)
@@ -412,12 +414,12 @@ def test_protocol_texts_are_listed_not_split_into_columns(tmp_path):
     run = write_run(tmp_path / "s", plugins, "beta", 0, {}, real=None, skipped=())
     eid = new_eval_id()
     run.append_records([
-        make_record(method="beta", dataset="tinyset", seed=0, metric="rp", value=50.0, std=1.0, std_over="folds",
-                    eval_id=eid, variant="DAMSM small_cnn; 1 true + 99 captions"),
-        make_record(method="beta", dataset="tinyset", seed=0, metric="rp_real", value=40.0, std=1.0,
-                    std_over="folds", eval_id=eid, variant="real images; DAMSM small_cnn"),
-        make_record(method="beta", dataset="tinyset", seed=0, metric="fid", status="skipped", reason="r",
-                    eval_id=eid, variant=""),
+        Record(method="beta", dataset="tinyset", seed=0, metric="rp", value=50.0, std=1.0, std_over="folds",
+               eval_id=eid, extra={"variant": "DAMSM small_cnn; 1 true + 99 captions"}),
+        Record(method="beta", dataset="tinyset", seed=0, metric="rp_real", value=40.0, std=1.0, std_over="folds",
+               eval_id=eid, extra={"variant": "real images; DAMSM small_cnn"}),
+        Record(method="beta", dataset="tinyset", seed=0, metric="fid", status="skipped", reason="r", eval_id=eid,
+               extra={"variant": ""}),
     ])
     table = build_table(plugins, [run])
     assert table.columns == ["fid", "rp"]
@@ -448,22 +450,22 @@ def test_probe_attribute_columns(tmp_path):
     runs = [write_run(tmp_path / "s", plugins, "beta", s, BETA[s]) for s in BETA]
     per = {0: {"colour": 70.0, "shape": 20.0}, 1: {"colour": 80.0, "shape": 30.0, "size": 40.0}}
     for run, seed in zip(runs, BETA):
-        run.append_records([make_record(method="beta", dataset="tinyset", seed=seed, metric="probe_acc", value=1.0,
-                                        eval_id=new_eval_id(), per_attribute={"colour": 0.0, "shape": 0.0})])
-        run.append_records([make_record(method="beta", dataset="tinyset", seed=seed, metric="probe_acc", value=2.0,
-                                        eval_id=new_eval_id(), per_attribute=per[seed])])  # the latest counts
+        run.append_records([Record(method="beta", dataset="tinyset", seed=seed, metric="probe_acc", value=1.0,
+                                   eval_id=new_eval_id(), extra={"per_attribute": {"colour": 0.0, "shape": 0.0}})])
+        run.append_records([Record(method="beta", dataset="tinyset", seed=seed, metric="probe_acc", value=2.0,
+                                   eval_id=new_eval_id(), extra={"per_attribute": per[seed]})])  # the latest counts
     other = write_run(tmp_path / "s", plugins, "alpha", 0, ALPHA[0])
-    rows = parse_csv(write_table(plugins, [*runs, other], fmt="csv", columns=["probe_attributes"]))
+    rows = parse_csv(write_table(plugins, [*runs, other], TableOptions(columns=("probe_attributes",)), fmt="csv"))
     assert float(rows["beta"]["probe_acc.colour"]) == pytest.approx(75.0)
     assert float(rows["beta"]["probe_acc.shape"]) == pytest.approx(25.0)
     assert float(rows["beta"]["probe_acc.size"]) == pytest.approx(40.0)  # only the run that reports it
     assert rows["alpha"]["probe_acc.colour"] == ""
-    md = write_table(plugins, [*runs, other], fmt="markdown", columns=["probe_attributes"])
+    md = write_table(plugins, [*runs, other], TableOptions(columns=("probe_attributes",)), fmt="markdown")
     header = next(line for line in md.splitlines() if line.startswith("| Method"))
     assert header.rstrip(" |").endswith("colour acc. (%) | shape acc. (%) | size acc. (%)")
     assert "| 75.0 | 25.0 | 40.0 |" in md  # one decimal
     # no probe record anywhere: the group adds no column
-    plain = parse_csv(write_table(plugins, [other], fmt="csv", columns=["probe_attributes"]))
+    plain = parse_csv(write_table(plugins, [other], TableOptions(columns=("probe_attributes",)), fmt="csv"))
     assert not any(k.startswith("probe_acc.") for k in plain["alpha"])
 
 
@@ -503,10 +505,10 @@ def test_no_machine_details_in_markdown_or_latex(tmp_path, monkeypatch, capsys):
         run = write_run(tmp_path / "session", plugins, method, seed, {"rp": (60.0 + seed, 1.0, "folds")}, real=None,
                         skipped=())
         eid = new_eval_id()
-        run.append_records([make_record(method=method, dataset="tinyset", seed=seed, metric=m, status="skipped",
-                                        reason=reasons[w], eval_id=eid) for m, w in NEEDS.items()]
-                           + [make_record(method=method, dataset="tinyset", seed=seed, metric="rp", value=60.0 + seed,
-                                          std=1.0, std_over="folds", eval_id=eid)])
+        run.append_records([Record(method=method, dataset="tinyset", seed=seed, metric=m, status="skipped",
+                                   reason=reasons[w], eval_id=eid) for m, w in NEEDS.items()]
+                           + [Record(method=method, dataset="tinyset", seed=seed, metric="rp", value=60.0 + seed,
+                                     std=1.0, std_over="folds", eval_id=eid)])
         runs.append(run)
     md = write_table(plugins, runs, fmt="markdown")
     tex = write_table(plugins, runs, fmt="latex")
@@ -590,14 +592,16 @@ def test_display_names_and_decimals_come_from_the_registry(tmp_path):
 
 def test_metrics_option_picks_and_orders_columns(table_runs, capsys):
     plugins, runs = table_runs
-    header, rows, notes = _md_rows(write_table(plugins, runs, fmt="markdown", metrics=["rp", "is", "kid"]))
+    md = write_table(plugins, runs, TableOptions(metrics=("rp", "is", "kid")), fmt="markdown")
+    header, rows, notes = _md_rows(md)
     assert [h.split(" [")[0] for h in header] == ["Method", "R-precision (%) ↑", "IS ↑", "KID (×10³) ↓"]
     m = re.fullmatch(r"– \[([a-z]+)\]", rows["beta"][2])  # asked for by name: shown although skipped everywhere
     assert m and notes[m.group(1)] == "not computed: missing weight file pt_inception-2015-12-05"
-    csv_header = next(csv.reader(io.StringIO(write_table(plugins, runs, fmt="csv", metrics=["rp", "is"]))))
+    text = write_table(plugins, runs, TableOptions(metrics=("rp", "is")), fmt="csv")
+    csv_header = next(csv.reader(io.StringIO(text)))
     assert [h for h in csv_header if h in ("is", "fid", "rp", "kid")] == ["rp", "is"]
     with pytest.raises(HarnessError, match=r"unknown metric 'ips' in --metrics; installed: .*\bis\b"):
-        write_table(plugins, runs, fmt="markdown", metrics=["is", "ips"])
+        write_table(plugins, runs, TableOptions(metrics=("is", "ips")), fmt="markdown")
     session = runs[0].path.parent
     assert main(["table", str(session), "--metrics", "fid,is", "--format", "markdown"], plugins=plugins) == 0
     first = capsys.readouterr().out.splitlines()[0]
@@ -609,11 +613,11 @@ def test_metrics_option_picks_and_orders_columns(table_runs, capsys):
 def test_probe_attribute_columns_only_when_asked(tmp_path):
     plugins = make_plugins(tmp_path)
     run = write_run(tmp_path / "s", plugins, "beta", 0, BETA[0])
-    run.append_records([make_record(method="beta", dataset="tinyset", seed=0, metric="probe_acc", value=50.0,
-                                    eval_id=new_eval_id(), per_attribute={"colour": 70.0, "shape": 30.0})])
+    run.append_records([Record(method="beta", dataset="tinyset", seed=0, metric="probe_acc", value=50.0,
+                               eval_id=new_eval_id(), extra={"per_attribute": {"colour": 70.0, "shape": 30.0}})])
     header, _, _ = _md_rows(write_table(plugins, [run], fmt="markdown"))
     assert not any("acc." in h and "Probe" not in h for h in header) and "Probe acc. (%) ↑" in header
-    header, _, _ = _md_rows(write_table(plugins, [run], fmt="markdown", columns=["probe_attributes"]))
+    header, _, _ = _md_rows(write_table(plugins, [run], TableOptions(columns=("probe_attributes",)), fmt="markdown"))
     assert header[-2:] == ["colour acc. (%)", "shape acc. (%)"]
 
 
@@ -623,8 +627,8 @@ def test_a_partly_skipped_cell_says_so_in_a_few_words(tmp_path):
     runs = [write_run(tmp_path / "s", plugins, "alpha", s, {"is": (v, None, None)}, real=None, skipped=())
             for s, v in ((0, 4.0), (1, 5.0))]
     runs.append(write_run(tmp_path / "s", plugins, "alpha", 2, {}, real=None, skipped=()))
-    runs[-1].append_records([make_record(method="alpha", dataset="tinyset", seed=2, metric="is", status="skipped",
-                                         reason=reason, eval_id=new_eval_id())])
+    runs[-1].append_records([Record(method="alpha", dataset="tinyset", seed=2, metric="is", status="skipped",
+                                    reason=reason, eval_id=new_eval_id())])
     md = write_table(plugins, runs, fmt="markdown")
     _, rows, notes = _md_rows(md)
     value, pm, _, markers = _parse_cell(rows["alpha"][0])

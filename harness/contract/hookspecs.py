@@ -274,7 +274,10 @@ def harness_on_step_end(run: RunDir, step: Step, logs: dict[str, float]) -> None
 def harness_on_evaluated(run: RunDir, records: list[dict]) -> None:
     """Called after an evaluation has written its records.
 
-    Receives: the run (``harness.core.rundir.RunDir``) and the new records (dicts as ``harness.core.rundir.make_record``
-    writes them).
+    Receives: the run (``harness.core.rundir.RunDir``) and the new records as plain dicts, one per record, exactly
+    the JSON objects just appended to ``records.jsonl`` (keys as README "Run layout and records" lists them, then
+    the record's further keys such as ``step``). Dicts, not the harness's ``Record`` class, so that a plugin
+    depends on the file layout only; a plugin that wants the typed form calls
+    ``harness.core.runfiles.Record.from_json`` on each.
     Returns nothing.
     """

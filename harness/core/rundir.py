@@ -26,6 +26,7 @@ from typing import Any, Iterable, Iterator, Optional, TYPE_CHECKING
 
 import yaml
 
+from harness.core.runfiles import Record, RunInfo, RunInfoError
 from harness.util.errors import HarnessError
 from harness.util.yamlio import safe_load
 
@@ -33,8 +34,6 @@ if TYPE_CHECKING:  # type hints only
     from harness.config import Config
     from harness.contract.plugins import Plugins
 
-RECORD_FIELDS = ("method", "dataset", "seed", "metric", "value", "std", "std_over", "status", "reason",
-                 "eval_id", "protocol")
 
 
 def results_root(arg: Optional[str | Path] = None, *, create: bool = True) -> Path:
@@ -162,21 +161,25 @@ class RunDir:
     def read_log(self) -> list[dict]:
         return read_jsonl(self.log_path)
 
-    def append_records(self, records: Iterable[dict]) -> None:
+    def append_records(self, records: Iterable[Record]) -> None:
         records = list(records)
-        for r in records:
-            missing = [k for k in RECORD_FIELDS if k not in r]
-            if missing:
-                raise ValueError(f"record lacks {missing}: {r}")
         try:
-            _append_jsonl(self.records_path, records)
+            _append_jsonl(self.records_path, [r.to_json() for r in records])
         except OSError as e:
             raise HarnessError(f"could not save this evaluation's {len(records)} records to {self.records_path}: "
                                f"{e.strerror or e}; nothing was written (free space, then run `harness evaluate "
                                f"{self.path}` again)") from None
 
-    def read_records(self) -> list[dict]:
-        return read_jsonl(self.records_path)
+    def read_records(self) -> list[Record]:
+        """The records of ``records.jsonl`` in file order. A line that is not JSON, or not a record (no string
+        ``metric``, a key of the wrong type), is skipped with one warning line naming the file and line."""
+        out = []
+        for i, obj in _jsonl_objects(self.records_path):
+            try:
+                out.append(Record.from_json(obj))
+            except ValueError as e:
+                warn(f"{self.records_path}:{i}: skipped a line that is not a record ({e})")
+        return out
 
 
 LOCK_FILE = ".writer.lock"  # holds the pid and verb of the process writing the run; locked with flock
@@ -300,23 +303,28 @@ def _json_default(o: Any) -> Any:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """The JSON objects of a JSON-lines file ([] when it does not exist). A line that is not JSON (a torn last
+    """The JSON values of a JSON-lines file ([] when it does not exist). A line that is not JSON (a torn last
     line of an interrupted write, or one glued to a torn line) is skipped with a warning naming file and line."""
+    return [obj for _, obj in _jsonl_objects(path)]
+
+
+def _jsonl_objects(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, JSON value) of each line of ``path`` that is JSON, as ``read_jsonl`` reads them."""
     if not path.exists():
-        return []
+        return
     text = path.read_bytes().decode("utf-8", errors="replace")
     lines = text.split("\n")
-    out = []
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
+            obj = json.loads(line)
         except ValueError:
             torn = i == len(lines)  # no newline after it
             what = "a torn last line (an interrupted write)" if torn else "a line that is not JSON"
             warn(f"{path}:{i}: skipped {what} ({len(line)} bytes)")
-    return out
+            continue
+        yield i, obj
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -333,19 +341,6 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def new_eval_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
-
-
-def make_record(*, method: str, dataset: str, seed: int, metric: str, value: Optional[float] = None,
-                std: Optional[float] = None, std_over: Optional[str] = None, status: str = "ok",
-                reason: Optional[str] = None, eval_id: str, protocol: Optional[dict] = None,
-                **extra: Any) -> dict:
-    """One record, as README "Run layout and records" lists its keys (extra keys, e.g. ``step`` or ``variant``, are
-    kept)."""
-    rec = {"method": method, "dataset": dataset, "seed": seed, "metric": metric, "value": value, "std": std,
-           "std_over": std_over, "status": status, "reason": reason, "eval_id": eval_id,
-           "protocol": protocol or {}}
-    rec.update(extra)
-    return rec
 
 
 RUN_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
@@ -397,12 +392,14 @@ def find_runs(paths: Iterable[str | Path]) -> list[RunDir]:
 
 
 def readable_runs(runs: Iterable[RunDir], plugins: Plugins) -> list[RunDir]:
-    """The runs whose config.yaml loads; each other one is skipped with a warning line naming its file and why
+    """The runs whose config.yaml loads and whose run.json (where there is one) reads; each other one is skipped
+    with a warning line naming its file and why
     (``harness table --all`` on a results root where one run was damaged)."""
     out = []
     for run in runs:
         try:
             run.load_config(plugins)
+            read_run_info(run)
         except HarnessError as e:
             warn(f"skipped run {run.path}: {e}")
             continue
@@ -412,7 +409,7 @@ def readable_runs(runs: Iterable[RunDir], plugins: Plugins) -> list[RunDir]:
 
 def select_runs(plugins: Plugins, names: Iterable[str | Path], root: Path) -> list[RunDir]:
     """The runs ``harness table`` and ``report`` mean by their arguments: none given, every readable run under
-    ``root``; else each a run (by path or id: its broken config is the error) or a directory holding runs
+    ``root``; else each a run (by path or id: its broken config or run.json is the error) or a directory holding runs
     (a `run` session, a results root: damaged runs there are skipped with a warning)."""
     names = list(names)
     if not names:
@@ -422,6 +419,7 @@ def select_runs(plugins: Plugins, names: Iterable[str | Path], root: Path) -> li
         if (Path(a) / "config.yaml").is_file() or not Path(a).exists():
             run = resolve_run(a, root)
             run.load_config(plugins)
+            read_run_info(run)
             runs.append(run)
         else:
             runs += readable_runs(find_runs([a]), plugins)
@@ -432,13 +430,14 @@ def select_runs(plugins: Plugins, names: Iterable[str | Path], root: Path) -> li
 RUN_INFO = "run.json"
 
 
-def read_run_info(run: "RunDir") -> Optional[dict]:
-    """The run's ``run.json``, or None for a run made before it existed (or an unreadable one)."""
+def read_run_info(run: "RunDir") -> Optional[RunInfo]:
+    """The run's ``run.json``, or None for a run made before it existed. Raises ``RunInfoError`` (one line naming
+    the file) when it is not JSON or does not fit (``RunInfo.from_json``)."""
     path = run.path / RUN_INFO
     if not path.exists():
         return None
     try:
-        info = json.loads(path.read_text())
-    except ValueError:
-        return None
-    return info if isinstance(info, dict) else None
+        return RunInfo.from_json(json.loads(path.read_bytes()))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RunInfoError(f"{path}: not a readable run.json ({_first_line(e)}); repair or delete it (a run "
+                           f"without run.json takes its label and protocol from config.yaml)") from None

@@ -43,7 +43,8 @@ from harness.evaluation.metrics.interface import (
     dequantize_png,
     quantize_like_png,
 )
-from harness.core.rundir import make_record, new_eval_id
+from harness.core.rundir import new_eval_id
+from harness.core.runfiles import Record
 
 if TYPE_CHECKING:  # type hints only
     from harness.build import InferenceModels, MethodModules
@@ -155,7 +156,7 @@ def check_metric_options(plugins: Plugins, options: EvalOptions) -> None:
 
 
 def evaluate_run(plugins: Plugins, run: RunDir, options: Optional[EvalOptions] = None, *, strict: bool, root: Path,
-                 step: Optional[int] = None, lock: bool = True) -> list[dict]:
+                 step: Optional[int] = None, lock: bool = True) -> list[Record]:
     """Evaluate the run's EMA generator (of checkpoint ``step``, default the latest) as ``options`` asks, holding the
     run's writer lock (``harness.core.rundir.run_lock``) unless ``lock`` is False because the caller holds it;
     appends the records to ``run.records_path`` and returns them."""
@@ -166,7 +167,7 @@ def evaluate_run(plugins: Plugins, run: RunDir, options: Optional[EvalOptions] =
 
 
 def evaluate_unlocked(plugins: Plugins, run: RunDir, options: Optional[EvalOptions] = None, *, strict: bool,
-                      root: Path, step: Optional[int] = None) -> list[dict]:
+                      root: Path, step: Optional[int] = None) -> list[Record]:
     """``evaluate_run`` without taking the lock."""
     from harness.build import build_split, load_inference_models
     from harness.config.rules import key_problem
@@ -244,7 +245,7 @@ def build_metrics(ctx: EvalContext, names: list[str], *, explicit: bool,
 
 
 def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: TextImageDataset, options: EvalOptions, *,
-                    strict: bool, device: torch.device, root: Path, run: RunDir | None = None) -> list[dict]:
+                    strict: bool, device: torch.device, root: Path, run: RunDir | None = None) -> list[Record]:
     """The evaluation itself, on already built models and data (``options.split`` and ``options.num_images``
     set: the evaluation's)."""
     cfg = models.cfg
@@ -268,23 +269,23 @@ def evaluate_models(plugins: Plugins, models: InferenceModels, dataset: TextImag
     records = make_records(cfg, results, skipped, base=base, common=common, num_images=num_images, step=models.step)
     if run is not None and is_main():
         run.append_records(records)
-        plugins.pm.hook.harness_on_evaluated(run=run, records=records)
+        plugins.pm.hook.harness_on_evaluated(run=run, records=[r.to_json() for r in records])
     return records
 
 
-def record_lines(records: list[dict]) -> list[str]:
+def record_lines(records: list[Record]) -> list[str]:
     """One line per record, as ``harness evaluate`` prints them: metric, value ± std, or why it was skipped."""
     lines = []
     for r in records:
-        val = "skipped: " + str(r["reason"]) if r["status"] != "ok" else (
-            f"{r['value']:.4g}" + (f" ± {r['std']:.2g} ({r['std_over']})" if r.get("std") is not None else ""))
-        power = f"  (underpowered: {r['underpowered']})" if r.get("underpowered") else ""
-        lines.append(f"{r['metric']:11s} {val}{power}")
+        val = "skipped: " + str(r.reason) if not r.ok else (
+            f"{r.value:.4g}" + (f" ± {r.std:.2g} ({r.std_over})" if r.std is not None else ""))
+        power = f"  (underpowered: {r.underpowered})" if r.underpowered else ""
+        lines.append(f"{r.metric:11s} {val}{power}")
     return lines
 
 
 def make_records(cfg: Config, results: list[MetricResult], skipped: list[tuple[str, str]], *, base: dict,
-                 common: dict, num_images: int, step: Optional[int], **extra: Any) -> list[dict]:
+                 common: dict, num_images: int, step: Optional[int], **extra: Any) -> list[Record]:
     """The records of one evaluation: one per result, one ``skipped`` record per (metric, reason); ``base`` holds
     the record's identity (method, dataset, seed, eval_id), ``common`` the protocol fields every record shares
     (the evaluated ``split`` among them), ``extra`` further record fields (e.g. an image run's ``label``)."""
@@ -298,13 +299,14 @@ def make_records(cfg: Config, results: list[MetricResult], skipped: list[tuple[s
         protocol = dict(common, num_images=r.num_images or num_images, variant=r.variant, weights=r.weights,
                         **record_protocol(values, name=pname, variant=r.variant, weights=r.weights))
         power = {"underpowered": r.underpowered} if r.underpowered else {}  # harness.evaluation.metrics.power
-        records.append(make_record(**base, metric=r.metric, value=r.value, std=r.std, std_over=r.std_over,
-                                   protocol=protocol, step=step, variant=r.variant, **power, **extra, **r.extra))
+        records.append(Record(**base, metric=r.metric, value=r.value, std=r.std, std_over=r.std_over,
+                              protocol=protocol, extra={"step": step, "variant": r.variant, **power, **extra,
+                                                        **r.extra}))
     for name, reason in skipped:
         protocol = dict(common, num_images=num_images, variant="", weights={},
                         **record_protocol(values, name=pname, variant="", weights={}))
-        records.append(make_record(**base, metric=name, status="skipped", reason=reason, protocol=protocol,
-                                   step=step, **extra))
+        records.append(Record(**base, metric=name, status="skipped", reason=reason, protocol=protocol,
+                              extra={"step": step, **extra}))
     return records
 
 

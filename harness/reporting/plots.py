@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
+
+if TYPE_CHECKING:  # type hints only
+    from harness.core.runfiles import Record
 
 SMOOTHING = 0.9  # debiased-EMA weight of the curves
 RAW_ALPHA = 0.25  # opacity of the raw values behind the smoothed line
@@ -107,18 +110,18 @@ def curves_figure(runs: Sequence[tuple[str, Sequence[dict]]], *, weight: float =
     return _legend(fig, axes, len(per_run))
 
 
-def metric_series(records: Sequence[dict]) -> dict[str, tuple[list[int], list[float]]]:
+def metric_series(records: Sequence[Record]) -> dict[str, tuple[list[int], list[float]]]:
     """``{metric: (steps, values)}`` of a run's successful records that carry a step, the latest evaluation of
     each step (records are appended, so the last one wins); only metrics evaluated at two or more steps."""
     latest: dict[str, dict[int, float]] = {}
     for r in records:
-        if r.get("status") != "ok" or not finite_number(r.get("step")) or not finite_number(r.get("value")):
+        if not r.ok or not finite_number(r.step) or not finite_number(r.value):
             continue
-        latest.setdefault(str(r["metric"]), {})[int(r["step"])] = float(r["value"])
+        latest.setdefault(r.metric, {})[int(r.step)] = float(r.value)
     return {m: (sorted(by), [by[s] for s in sorted(by)]) for m, by in latest.items() if len(by) >= 2}
 
 
-def metric_figure(runs: Sequence[tuple[str, Sequence[dict]]]):
+def metric_figure(runs: Sequence[tuple[str, Sequence[Record]]]):
     """Metric-over-step curves (one panel per metric, runs overlaid) from (label, records) pairs; None when no
     metric was evaluated at two or more steps (``eval.every`` unset)."""
     per_run = [(label, metric_series(records)) for label, records in runs]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import json
 import re
 import tempfile
 from dataclasses import dataclass
@@ -32,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from harness.util.errors import HarnessError
 from harness.config.protocol import flatten
-from harness.core.rundir import IMAGE_RUN_METHOD, RunDir, atomic_write_text
+from harness.core.rundir import IMAGE_RUN_METHOD, RunDir, atomic_write_text, read_run_info
+from harness.core.runfiles import RunInfo, RunInfoError
 from harness.core.weights import file_digest
 from harness.runs.info import FAILED_KEY
 
@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # type hints only
 
 REPORT_FILE = "report.html"
 SECTIONS = ("results", "comparison", "curves", "samples", "runs")
-TABLE_COLUMNS = ["probe_attributes"]  # as `harness run` writes table.md
+TABLE_COLUMNS = ("probe_attributes",)  # as `harness run` writes table.md
 NUM_CAPTIONS = 6  # captions of the comparison sheet
 ATTENTION_CAPTIONS = 3  # of which the first ones get attention maps
 SAMPLE_SEED = 0  # noise seed of the comparison sheet (`harness sample --seed`)
@@ -135,7 +135,7 @@ class ReportRun:
     """One run as the report sees it: a trained run (config.yaml) or an image run (run.json kind ``images``)."""
 
     run: RunDir
-    info: dict  # run.json, {} when absent
+    info: RunInfo  # run.json (all defaults when absent)
     config: dict  # config.yaml as a dict, {} for an image run
     method: str
     dataset: str
@@ -145,16 +145,13 @@ class ReportRun:
 
     @property
     def is_images(self) -> bool:
-        return self.info.get("kind") == IMAGE_RUN_METHOD
+        return self.info.kind == IMAGE_RUN_METHOD
 
 
 def _report_run(plugins: Plugins, run: RunDir) -> ReportRun:
-    from harness.core.rundir import read_run_info
-
-    info = read_run_info(run) or {}
-    if info.get("kind") == IMAGE_RUN_METHOD:
-        return ReportRun(run, info, {}, str(info.get("label") or run.id), str(info.get("dataset") or "?"), None,
-                         str(info.get("label") or run.id))
+    info = read_run_info(run) or RunInfo()  # RunInfoError (one line) for a damaged run.json
+    if info.kind == IMAGE_RUN_METHOD:
+        return ReportRun(run, info, {}, info.label or run.id, info.dataset or "?", None, info.label or run.id)
     from harness.runs.info import method_display_name, run_label
 
     cfg = run.config_dict()  # RunConfigError (one line) for a damaged run
@@ -169,12 +166,12 @@ def _report_run(plugins: Plugins, run: RunDir) -> ReportRun:
 def _results_section(plugins: Plugins, runs: list[ReportRun]) -> dict:
     from harness.reporting.table_cells import rows_to_cells
     from harness.reporting.table_render import cells_to_markdown
-    from harness.reporting.tables import build_table
+    from harness.reporting.tables import TableOptions, build_table
 
     evaluated = any(r.run.records_path.is_file() and r.run.records_path.stat().st_size > 0 for r in runs)
     if not evaluated:
         return {"evaluated": False, "table": None, "markdown": "", "note": None}
-    cells = rows_to_cells(build_table(plugins, [r.run for r in runs], columns=TABLE_COLUMNS))
+    cells = rows_to_cells(build_table(plugins, [r.run for r in runs], TableOptions(columns=TABLE_COLUMNS)))
     return {"evaluated": True, "table": cells, "markdown": cells_to_markdown(cells), "note": None}
 
 
@@ -243,10 +240,9 @@ def find_manifest(run: ReportRun) -> Optional[Path]:
     (``manifest.path``), else ``manifest.csv``/``captions.csv`` in its source folder (``source``); None when there
     is none."""
     info = run.info
-    manifest = info.get("manifest")
-    candidates = [Path(manifest["path"])] if isinstance(manifest, dict) and manifest.get("path") else []
-    if isinstance(info.get("source"), str):
-        candidates += [Path(info["source"]) / name for name in MANIFEST_NAMES]
+    candidates = [Path(info.manifest["path"])] if info.manifest and info.manifest.get("path") else []
+    if info.source is not None:
+        candidates += [Path(info.source) / name for name in MANIFEST_NAMES]
     return next((p for p in candidates if p.is_file()), None)
 
 
@@ -295,7 +291,7 @@ def _comparison_section(plugins: Plugins, runs: list[ReportRun]) -> list[dict]:
     out = []
     for dataset in dict.fromkeys(r.dataset for r in runs):
         group = [r for r in runs if r.dataset == dataset]
-        trained = [r for r in group if not r.is_images and not r.info.get(FAILED_KEY) and list_checkpoints(r.run)]
+        trained = [r for r in group if not r.is_images and not r.info.extra.get(FAILED_KEY) and list_checkpoints(r.run)]
         entry: dict[str, Any] = {"dataset": dataset, "sheet": None, "captions": [], "note": None,
                                  "attention": [], "image_runs": []}
         if not trained:
@@ -386,11 +382,10 @@ def config_differences(configs: Sequence[tuple[str, dict]]) -> list[dict[str, An
 
 
 def _environment(r: ReportRun) -> dict[str, str]:
-    env = r.info.get("environment")
-    if isinstance(env, dict) and env:
-        return {str(k): str(v) for k, v in env.items()}
+    if r.info.environment:
+        return {str(k): str(v) for k, v in r.info.environment.items()}
     for rec in reversed(r.run.read_records()):  # older runs: the versions their records carry
-        versions = (rec.get("protocol") or {}).get("versions") if isinstance(rec.get("protocol"), dict) else None
+        versions = rec.protocol.get("versions")
         if isinstance(versions, dict) and versions:
             return {str(k): str(v) for k, v in versions.items()} | {"source": "versions of its latest record"}
     return {}
@@ -421,20 +416,19 @@ def _weight_files(r: ReportRun) -> list[dict]:
            for role, p in files]
     named: dict[str, dict] = {}
     for rec in r.run.read_records():
-        weights = (rec.get("protocol") or {}).get("weights") if isinstance(rec.get("protocol"), dict) else None
+        weights = rec.protocol.get("weights")
         if isinstance(weights, dict):
             for file, digest in weights.items():
-                named[str(file)] = {"role": f"evaluation ({rec.get('metric')})", "path": str(file), "size": "",
+                named[str(file)] = {"role": f"evaluation ({rec.metric})", "path": str(file), "size": "",
                                     "sha256": str(digest)}
     return out + list(named.values())
 
 
 def _wall_time(r: ReportRun) -> dict[str, str]:
-    started, finished = _parse_time(r.info.get("started")), _parse_time(r.info.get("finished"))
+    started, finished = _parse_time(r.info.started), _parse_time(r.info.finished)
     times = [t for e in r.run.read_log() if (t := _parse_time(e.get("time"))) is not None] \
         if not r.is_images else []
-    out = {"started": r.info.get("started") or NOT_RECORDED,
-           "finished": r.info.get("finished") or NOT_RECORDED}
+    out = {"started": r.info.started or NOT_RECORDED, "finished": r.info.finished or NOT_RECORDED}
     if started and finished:
         out["wall time"] = _duration((finished - started).total_seconds())
     elif not started:
@@ -452,14 +446,14 @@ def _runs_section(runs: list[ReportRun]) -> list[dict]:
     diffs = dict(zip((id(r) for r in trained), config_differences([(r.method, r.config) for r in trained])))
     out = []
     for r in runs:
-        proto = r.info.get("protocol") if isinstance(r.info.get("protocol"), dict) else {}
+        proto = r.info.protocol
         out.append({
             "label": r.label, "id": r.run.id, "path": str(r.run.path), "method": r.method, "seed": r.seed,
-            "dataset": r.dataset, "kind": r.info.get("kind", "trained"),
+            "dataset": r.dataset, "kind": r.info.kind or "trained",
             "protocol": f"{proto.get('name')} ({proto.get('id')})" if proto else NOT_RECORDED,
-            "device": r.info.get("device") or NOT_RECORDED, "precision": r.info.get("precision") or NOT_RECORDED,
+            "device": r.info.device or NOT_RECORDED, "precision": r.info.precision or NOT_RECORDED,
             "config": diffs.get(id(r), {}), "environment": _environment(r), "weights": _weight_files(r),
-            "time": _wall_time(r), "failed": r.info.get(FAILED_KEY),
+            "time": _wall_time(r), "failed": r.info.extra.get(FAILED_KEY),
         })
     return out
 
@@ -500,13 +494,11 @@ def write_report(plugins: Plugins, runs: Sequence[RunDir], out: Path | str, *, t
 def _is_run_dir(p: Path) -> bool:
     if (p / "config.yaml").is_file():
         return True
-    info = p / "run.json"
-    if info.is_file():
-        try:
-            return json.loads(info.read_text()).get("kind") == IMAGE_RUN_METHOD
-        except (ValueError, AttributeError):
-            return False
-    return False
+    try:
+        info = read_run_info(RunDir(p))
+    except RunInfoError:  # damaged: `harness report` on the run itself names the file
+        return False
+    return info is not None and info.kind == IMAGE_RUN_METHOD
 
 
 def report_runs(plugins: Plugins, args: Sequence[str], root: Path) -> tuple[list[RunDir], list[Path]]:

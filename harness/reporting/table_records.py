@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import pandas as pd
 
 from harness.core.rundir import RunDir
+from harness.core.runfiles import Record
 from harness.runs.info import FAILED_KEY, RowLabeller, display_label, run_info_or_derived, show_value
 from harness.util.errors import HarnessError
 
@@ -97,11 +98,11 @@ def collect_records(plugins: Plugins, runs: list[RunDir]) -> TableRecords:
         info = run_info_or_derived(plugins, run, labeller)
         method = str(cfg.get("method", "?"))
         dataset = str((cfg.get("data") or {}).get("name", "?"))
-        run_values = dict(info["protocol"]["values"])
+        run_values = info.protocol_values or {}
         run_pid = protocol_id(run_values)
         values_of.setdefault(run_pid, run_values)
         row = RunRow(display_label(plugins, info), method, dataset, run, run_pid, seed=cfg.get("seed"),
-                     final_step=final_step(run, cfg), failed=info.get(FAILED_KEY))
+                     final_step=final_step(run, cfg), failed=info.extra.get(FAILED_KEY))
         run_rows.append(row)
         if dataset not in datasets:
             datasets.append(dataset)
@@ -110,9 +111,9 @@ def collect_records(plugins: Plugins, runs: list[RunDir]) -> TableRecords:
         lines += mine
         steps = [int(line["step"]) for line in mine if line["kind"] == "reproduced" and line["step"] is not None]
         row.step = min(steps) if steps else None
-        resized = [rec for rec in latest if isinstance(rec.get("resized"), dict)]
+        resized = [rec for rec in latest if rec.extra.get("resized") is not None]
         if resized:
-            row.resized, row.images = resized[0]["resized"], resized[0].get("images")
+            row.resized, row.images = resized[0].extra["resized"], resized[0].extra.get("images")
         evaluated = {line["pid"] for line in mine if line["kind"] == "reproduced"}
         if len(evaluated) == 1:  # the row of a run is that of the protocol it was evaluated under
             row.pid = evaluated.pop()
@@ -128,23 +129,24 @@ def _display_names(plugins: Plugins) -> dict[str, str]:
         return {}
 
 
-def _line(rec: dict, row: RunRow, seed: Any, values_of: dict[str, dict]) -> dict:
+def _line(rec: Record, row: RunRow, seed: Any, values_of: dict[str, dict]) -> dict:
     """One record as a line of ``TableRecords.lines``; a protocol's values met first here are kept."""
-    protocol = rec.get("protocol") or {}
+    protocol = rec.protocol
     pid = protocol.get("base") or row.pid
     if isinstance(protocol.get("values"), dict):
         values_of.setdefault(pid, protocol["values"])
-    metric = str(rec["metric"])
-    real = bool(rec.get("real")) or metric.endswith(REAL_SUFFIX)
+    metric = rec.metric
+    real = rec.real or metric.endswith(REAL_SUFFIX)
     return {
         "row": REAL_ROW if real else row.label, "kind": "real" if real else "reproduced",
-        "dataset": rec.get("dataset") or row.dataset, "run": str(row.run.path), "seed": rec.get("seed", seed),
+        "dataset": rec.dataset or row.dataset, "run": str(row.run.path),
+        "seed": rec.seed if rec.seed is not None else seed,
         "column": metric[: -len(REAL_SUFFIX)] if metric.endswith(REAL_SUFFIX) else metric, "metric_id": metric,
-        "value": num(rec.get("value")), "std": num(rec.get("std")), "std_over": rec.get("std_over"),
-        "status": rec.get("status", "ok"), "reason": rec.get("reason"),
-        "variant": rec.get("variant") or protocol.get("variant"), "split": protocol.get("split"),
-        "num_images": protocol.get("num_images"), "underpowered": rec.get("underpowered") or None,
-        "pid": pid, "rid": protocol.get("id"), "method": row.method, "step": rec.get("step"),
+        "value": num(rec.value), "std": num(rec.std), "std_over": rec.std_over,
+        "status": rec.status, "reason": rec.reason,
+        "variant": rec.variant, "split": protocol.get("split"),
+        "num_images": protocol.get("num_images"), "underpowered": rec.underpowered,
+        "pid": pid, "rid": protocol.get("id"), "method": row.method, "step": rec.step,
     }
 
 
@@ -219,23 +221,22 @@ def column_protocols(long: pd.DataFrame, columns: list[str]) -> dict[str, list[s
     return out
 
 
-def latest_records(records: list[dict]) -> list[dict]:
+def latest_records(records: list[Record]) -> list[Record]:
     """The records of the latest evaluation of each metric (the eval_id of that metric's last record)."""
     latest: dict[str, Any] = {}
     for r in records:
-        latest[r["metric"]] = r.get("eval_id")
-    chosen: dict[str, dict] = {}
+        latest[r.metric] = r.eval_id
+    chosen: dict[str, Record] = {}
     for r in records:
-        if r.get("eval_id") == latest[r["metric"]]:
-            chosen[r["metric"]] = r  # a repeated record within one evaluation: the last
+        if r.eval_id == latest[r.metric]:
+            chosen[r.metric] = r  # a repeated record within one evaluation: the last
     return list(chosen.values())
 
 
 def latest_probe(run: RunDir) -> dict:
     """The per-attribute accuracies of the run's latest ``probe_acc`` record ({} when there is none)."""
-    recs = [r for r in latest_records(run.read_records()) if r["metric"] == "probe_acc"]
-    per = recs[0].get("per_attribute") if recs and recs[0].get("status", "ok") == "ok" else None
-    return per if isinstance(per, dict) else {}
+    recs = [r for r in latest_records(run.read_records()) if r.metric == "probe_acc"]
+    return dict(recs[0].extra.get("per_attribute") or {}) if recs and recs[0].ok else {}
 
 
 def num(v: Any) -> Optional[float]:

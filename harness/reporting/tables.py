@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from harness.core.rundir import RunDir, atomic_write_text
 from harness.reporting.table_cells import rows_to_cells
@@ -42,25 +43,34 @@ RUN_COLUMNS = ("step", "final_step", "resized", "resized_from", "resized_to", "r
 FORMATS = ("markdown", "latex", "csv")
 
 
-def write_table(plugins: Plugins, runs: Sequence[RunDir], *, fmt: str = "markdown", with_paper_numbers: bool = False,
-                columns: Iterable[str] = (), out: Optional[Path | str] = None,
-                metrics: Optional[Sequence[str]] = None, caption: Optional[str] = None,
-                label: Optional[str] = None, siunitx: bool = False) -> str:
-    """Render the results of ``runs`` as ``fmt`` (markdown | latex | csv); write it to ``out`` when given.
+@dataclass(frozen=True)
+class TableOptions:
+    """What a table shows. ``with_paper_numbers`` adds each method's reported numbers; ``columns`` adds extra
+    columns (``params``, ``speed``, ``probe_attributes``); ``metrics`` picks and orders the metric columns (ids,
+    e.g. ``("is", "fid", "rp")``; default: every metric with a computed value in Markdown and LaTeX, every metric
+    in the CSV). ``caption``, ``label`` and ``siunitx`` are for LaTeX (the caption also heads the Markdown)."""
 
-    Returns the text. ``columns`` adds extra columns (``params``, ``speed``, ``probe_attributes``); ``metrics``
-    picks and orders the metric columns (ids, e.g. ``["is", "fid", "rp"]``; default: every metric with a
-    computed value in Markdown and LaTeX, every metric in the CSV). ``caption``, ``label`` and ``siunitx`` are
-    for LaTeX (the caption also heads the Markdown). Raises HarnessError for an unknown format, extra column or
-    metric, or when there is no run.
-    """
+    with_paper_numbers: bool = False
+    columns: tuple[str, ...] = ()
+    metrics: Optional[tuple[str, ...]] = None
+    caption: Optional[str] = None
+    label: Optional[str] = None
+    siunitx: bool = False
+
+
+def write_table(plugins: Plugins, runs: Sequence[RunDir], options: TableOptions = TableOptions(), *,
+                fmt: str = "markdown", out: Optional[Path | str] = None) -> str:
+    """Render the results of ``runs`` as ``fmt`` (markdown | latex | csv) as ``options`` asks; write it to ``out``
+    when given. Returns the text. Raises HarnessError for an unknown format, extra column or metric, or when there
+    is no run."""
     if fmt not in FORMATS:
         raise HarnessError(f"unknown table format {fmt!r}; valid: {', '.join(FORMATS)}")
-    table = build_table(plugins, runs, with_paper_numbers=with_paper_numbers, columns=columns, metrics=metrics)
+    table = build_table(plugins, runs, options)
     if fmt == "markdown":
-        text = cells_to_markdown(rows_to_cells(table), caption=caption)
+        text = cells_to_markdown(rows_to_cells(table), caption=options.caption)
     elif fmt == "latex":
-        text = cells_to_latex(rows_to_cells(table), caption=caption, label=label, siunitx=siunitx)
+        text = cells_to_latex(rows_to_cells(table), caption=options.caption, label=options.label,
+                              siunitx=options.siunitx)
     else:
         text = rows_to_csv(table)
     if out is not None:
@@ -70,19 +80,18 @@ def write_table(plugins: Plugins, runs: Sequence[RunDir], *, fmt: str = "markdow
     return text
 
 
-def build_table(plugins: Plugins, runs: Sequence[RunDir], *, with_paper_numbers: bool = False,
-                columns: Iterable[str] = (), metrics: Optional[Sequence[str]] = None) -> ResultsTable:
-    """Records → rows: the table independent of its format.
+def build_table(plugins: Plugins, runs: Sequence[RunDir], options: TableOptions = TableOptions()) -> ResultsTable:
+    """Records → rows: the table independent of its format (``options``' caption, label and siunitx are not used).
 
-    ``metrics`` (ids) picks and orders the metric columns of every format; without it ``columns`` holds every
-    metric with a record and ``shown`` those with at least one number (or reported claim). Raises HarnessError
-    for an unknown extra column or metric id, or when there is no run.
+    ``options.metrics`` (ids) picks and orders the metric columns of every format; without it ``columns`` holds
+    every metric with a record and ``shown`` those with at least one number (or reported claim). Raises
+    HarnessError for an unknown extra column or metric id, or when there is no run.
     """
-    extra = [c.strip() for c in columns if c and c.strip()]
+    extra = [c.strip() for c in options.columns if c and c.strip()]
     for c in extra:
         if c not in EXTRA_COLUMNS:
             raise HarnessError(f"unknown table column {c!r}; valid: {', '.join(EXTRA_COLUMNS)}")
-    picked = [m.strip() for m in metrics or () if m and m.strip()]
+    picked = [m.strip() for m in options.metrics or () if m and m.strip()]
     registry = metric_registry(plugins)
     unknown = [m for m in picked if m not in registry]
     if unknown:
@@ -94,7 +103,7 @@ def build_table(plugins: Plugins, runs: Sequence[RunDir], *, with_paper_numbers:
         i = extra.index("probe_attributes")
         extra[i:i + 1] = [ATTRIBUTE_PREFIX + a for a in probe_attributes(runs)]
     return records_to_rows(plugins, collect_records(plugins, runs), extra=extra, picked=picked,
-                           with_paper_numbers=with_paper_numbers)
+                           with_paper_numbers=options.with_paper_numbers)
 
 
 def explain_table(table: ResultsTable) -> str:

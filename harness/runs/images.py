@@ -48,6 +48,7 @@ from harness.util.errors import HarnessError
 from harness.util.paths import resolve_inside
 from harness.evaluation.manifest import MANIFEST_NAME, ManifestRow, manifest_sha256, read_manifest
 from harness.core.rundir import IMAGE_RUN_METHOD, RunDir
+from harness.core.runfiles import Record
 from harness.evaluation.metrics.interface import EvalOptions
 
 if TYPE_CHECKING:  # type hints only
@@ -297,7 +298,7 @@ class ImageFolder:
 
 
 def evaluate_images(plugins: Plugins, images: ImageFolder, options: Optional[EvalOptions] = None, *, root: Path,
-                    progress: bool = True) -> tuple[RunDir, list[dict]]:
+                    progress: bool = True) -> tuple[RunDir, list[Record]]:
     """Evaluate the images of ``images.path`` under its protocol with the metrics and metric options of
     ``options`` (``rp_encoder`` also replaces the protocol's DAMSM for ``rp`` and ``rp_real``) and write an image
     run under ``root``; returns (the run, its records). Every check (see the module docstring) runs before any
@@ -398,7 +399,8 @@ def _score_folder(ctx: EvalContext, computers: dict[str, StreamingMetric], folde
     return finish_metrics(list(computers.values()))
 
 
-def _image_records(cfg: Config, models: FolderModels, results: list, skipped: list, n: int, extra: dict) -> list[dict]:
+def _image_records(cfg: Config, models: FolderModels, results: list, skipped: list, n: int,
+                   extra: dict) -> list[Record]:
     from harness.core.rundir import new_eval_id
     from harness.evaluation.evaluate import make_records, protocol_fields
 

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from harness.config.protocol import deviation_values, flatten, protocol_id, protocol_name, protocol_values
-from harness.core.rundir import RUN_INFO, RunDir, atomic_write_text, read_run_info, run_stem
+from harness.core.rundir import RUN_INFO, RunDir, atomic_write_text, read_run_info, run_stem, warn
+from harness.core.runfiles import RunInfo, RunInfoError
 from harness.util.errors import ConfigError, HarnessError
 
 if TYPE_CHECKING:  # type hints only
@@ -114,10 +115,10 @@ def resume_changes(run: RunDir, cfg: Config) -> dict[str, tuple[Any, Any]]:
     if info is None:
         return {}
     new = flatten(_plain(cfg.to_dict()))
-    if isinstance(info.get("config"), dict):
-        old = flatten(info["config"])
+    if info.config is not None:
+        old = flatten(info.config)
     else:
-        old = dict((info.get("protocol") or {}).get("values") or {})
+        old = info.protocol_values or {}
         new = {k: v for k, v in _plain(protocol_values(cfg)).items() if k in old}
     keys = list(new) + [k for k in old if k not in new]  # config order
     changed = {k: (old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)}
@@ -135,15 +136,17 @@ def record_resume(run: RunDir, changes: dict[str, tuple[Any, Any]]) -> None:
     info = read_run_info(run)
     if info is None or not changes:
         return
+    if info.config is None:
+        info.config = {}
     for key, (_, new) in changes.items():
-        section = info.setdefault("config", {})
+        section = info.config
         *parents, leaf = key.split(".")
         for part in parents:
             section = section.setdefault(part, {})
         section[leaf] = new
-    info.setdefault("history", []).append(
+    info.history.append(
         {"event": "resume", "time": _now(), "changed": {k: {"old": a, "new": b} for k, (a, b) in changes.items()}})
-    atomic_write_text(run.path / RUN_INFO, json.dumps(info, indent=1, default=str))
+    atomic_write_text(run.path / RUN_INFO, json.dumps(info.to_json(), indent=1, default=str))
 
 
 def create_run(plugins: Plugins, cfg: Config, parent: Path, *, name: Optional[str] = None, tag: str = "") -> RunDir:
@@ -185,13 +188,17 @@ def _reason(reasons: dict, key: str) -> str:
 
 
 def mark_finished(run: RunDir) -> None:
-    """Set ``finished`` in the run's ``run.json`` (nothing for a run without one); a failure recorded by an
-    earlier try (``mark_failed``) is dropped."""
-    info = read_run_info(run)
+    """Set ``finished`` in the run's ``run.json`` (nothing for a run without one; a warning for a damaged one:
+    the training it marks is kept); a failure recorded by an earlier try (``mark_failed``) is dropped."""
+    try:
+        info = read_run_info(run)
+    except RunInfoError as e:
+        warn(f"{e}; the run is not marked finished")
+        return
     if info is not None:
-        info.pop(FAILED_KEY, None)
-        info["finished"] = _now()
-        atomic_write_text(run.path / RUN_INFO, json.dumps(info, indent=1, default=str))
+        info.extra.pop(FAILED_KEY, None)
+        info.finished = _now()
+        atomic_write_text(run.path / RUN_INFO, json.dumps(info.to_json(), indent=1, default=str))
 
 
 FAILED_KEY = "failed"  # run.json: the one line of the error that stopped the run inside `harness run`
@@ -200,10 +207,14 @@ FAILED_KEY = "failed"  # run.json: the one line of the error that stopped the ru
 def mark_failed(run: RunDir, line: str) -> None:
     """Record in the run's ``run.json`` that it failed, with the error's one line (the tables and the report
     mark its row with it); nothing for a run without run.json."""
-    info = read_run_info(run)
+    try:
+        info = read_run_info(run)
+    except RunInfoError as e:
+        warn(f"{e}; the failure is not recorded in it")
+        return
     if info is not None:
-        info[FAILED_KEY] = line
-        atomic_write_text(run.path / RUN_INFO, json.dumps(info, indent=1, default=str))
+        info.extra[FAILED_KEY] = line
+        atomic_write_text(run.path / RUN_INFO, json.dumps(info.to_json(), indent=1, default=str))
 
 
 def row_label(labeller: RowLabeller, cfg: dict) -> str:
@@ -213,25 +224,30 @@ def row_label(labeller: RowLabeller, cfg: dict) -> str:
     return labeller.label(cfg, exclude=deviations) + deviation_label(deviations)
 
 
-def run_info_or_derived(plugins: Plugins, run: RunDir, labeller: Optional[RowLabeller] = None) -> dict:
-    """The run's ``run.json``; for a run made before run.json existed, its ``method``, ``dataset``, ``seed``,
-    ``label`` and ``protocol`` (``values``, ``id``) derived from its config.yaml as ``write_run_info`` makes them.
-    ``labeller`` is reused across runs (it caches the presets it resolved)."""
+def run_info_or_derived(plugins: Plugins, run: RunDir, labeller: Optional[RowLabeller] = None) -> RunInfo:
+    """The run's ``run.json``; for a run made before run.json existed (or one whose run.json lacks them), its
+    ``method``, ``dataset``, ``seed``, ``label`` and ``protocol`` (``values``, ``id``) derived from its
+    config.yaml as ``write_run_info`` makes them. ``labeller`` is reused across runs (it caches the presets it
+    resolved)."""
     info = read_run_info(run)
-    if info is not None:
+    if info is not None and info.label is not None and info.protocol_values is not None:
         return info
     cfg = run.config_dict()
-    values = protocol_values(cfg)
-    return {"method": cfg.get("method"), "dataset": (cfg.get("data") or {}).get("name"), "seed": cfg.get("seed"),
-            "label": row_label(labeller or RowLabeller(plugins), cfg),
-            "protocol": {"id": protocol_id(values), "values": values}}
+    if info is None:
+        info = RunInfo(method=cfg.get("method"), dataset=(cfg.get("data") or {}).get("name"), seed=cfg.get("seed"))
+    if info.label is None:
+        info.label = row_label(labeller or RowLabeller(plugins), cfg)
+    if info.protocol_values is None:
+        values = protocol_values(cfg)
+        info.protocol = {**info.protocol, "id": protocol_id(values), "values": values}
+    return info
 
 
-def display_label(plugins: Plugins, info: dict) -> str:
+def display_label(plugins: Plugins, info: RunInfo) -> str:
     """The row label as tables, the report and sample sheets show it: ``info``'s (run.json's) label with the
     method id in front replaced by the method's ``MethodInfo.display_name`` (``dmgan (deviates: …)`` →
     ``DM-GAN (deviates: …)``); labels of image runs and of methods not installed are shown as they are."""
-    label, method = str(info["label"]), str(info.get("method") or "")
+    label, method = str(info.label), str(info.method or "")
     if label == method or label.startswith(method + " "):
         return method_display_name(plugins, method) + label[len(method):]
     return label
@@ -253,7 +269,8 @@ def run_label(plugins: Plugins, run: RunDir, labeller: Optional[RowLabeller] = N
 def generator_parameters(plugins: Plugins, run: RunDir) -> Optional[int]:
     """The run's generator parameters: ``run.json``'s count, else counted by building the generator from the
     run's config (fresh weights); None when the method is not installed or cannot be built here."""
-    n = ((read_run_info(run) or {}).get("params") or {}).get("generator")
+    info = read_run_info(run)
+    n = info.params.get("generator") if info is not None else None
     if n is not None:
         return int(n)
     try:

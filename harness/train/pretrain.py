@@ -22,8 +22,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from functools import partial
 from pathlib import Path
-from typing import Any, Optional, TYPE_CHECKING
+from typing import Any, Callable, Optional, TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -275,19 +276,18 @@ def _stage_seed(key: dict) -> int:
     return int(stable_hash(key, length=8), 16)
 
 
-def run_stage(stage: PretrainStage, description: dict, cfg: Config, root: Path, train_set: TextImageDataset,
-              test_set: TextImageDataset, damsm: Optional[DamsmEncoders], pretrained: dict[str, Path],
-              device: torch.device) -> Path:
+def run_stage(stage: PretrainStage, description: dict, root: Path,
+              context: Callable[..., PretrainContext]) -> Path:
     """The stage's cache entry, trained now (under its own seed, leaving the caller's random state as it was)
-    when it does not exist yet."""
+    when it does not exist yet; ``context(out_dir=...)`` makes what the stage receives for the temporary directory it
+    writes into."""
     hit = lookup(root, stage.name, description)
     if hit is not None:
         print(f"pretrain {stage.name}: cached {hit}", flush=True)
         return hit
 
     def build(out: Path) -> None:
-        ctx = PretrainContext(cfg=cfg, train_set=train_set, test_set=test_set, damsm=damsm,
-                              pretrained=dict(pretrained), out_dir=out, device=device)
+        ctx = context(out_dir=out)
         with preserved_rng():
             seed_everything(_stage_seed(description))
             stage.train(ctx)
@@ -318,8 +318,9 @@ def ensure_pretrained(plugins: Plugins, cfg: Config, root: Path, train_set: Text
                 raise HarnessError(f"method {cfg.method!r}: two pretraining stages are named {stage.name!r}")
             description = {"stage": stage.name, "data": dataset_fingerprint(cfg, files), "vocab_size": vocab_size,
                            "vocab_hash": vocab_hash, "damsm": pretrained["damsm"].name, "key": stage.key}
-            pretrained[stage.name] = run_stage(stage, description, cfg, root, train_set, test_set, damsm,
-                                               pretrained, device)
+            context = partial(PretrainContext, cfg=cfg, train_set=train_set, test_set=test_set, damsm=damsm,
+                              pretrained=dict(pretrained), device=device)
+            pretrained[stage.name] = run_stage(stage, description, root, context)
     return pretrained
 
 
@@ -350,7 +351,8 @@ def ensure_damsm(plugins: Plugins, cfg: Config, root: Path, train_set: TextImage
         # DAMSM trains on captions of pretrain.damsm.words_num words (e.g. 15 for COCO, 12 for its GAN)
         damsm_cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, words_num=dc.words_num))
         damsm_set = build_split(plugins, damsm_cfg, "train", train=True, cache_root=root)
-    return run_stage(stage, key, cfg, root, damsm_set, test_set, None, {}, device)
+    return run_stage(stage, key, root, partial(PretrainContext, cfg=cfg, train_set=damsm_set, test_set=test_set,
+                                               damsm=None, pretrained={}, device=device))
 
 
 def run_pretrained(run: RunDir) -> dict[str, Path]:
