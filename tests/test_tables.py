@@ -677,7 +677,7 @@ def test_several_published_numbers_in_one_cell_keep_the_column_decimals(tmp_path
         for i, (v, s) in enumerate(published)])
     plugins = build_plugins(extra=[gamma, TinyRegistry()])
     run = write_run(tmp_path / "s", plugins, "gamma", 0, {"fid_tv": (30.0, None, None)}, real=None, skipped=())
-    table = write_table(plugins, [run], fmt="markdown", with_paper_numbers=True)
+    table = write_table(plugins, [run], TableOptions(with_paper_numbers=True), fmt="markdown")
     (row,) = [r for r in table.splitlines() if r.startswith("| gamma (reported)")]
     expected = "; ".join(f"{v:.2f}" + (f" ± {s:.2f}" if s is not None else "") for v, s in published)
     assert f"| {expected} |" in row  # 12.10, not 12.1
