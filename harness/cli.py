@@ -12,7 +12,9 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Callable, Optional, Sequence, TYPE_CHECKING
 
@@ -34,6 +36,11 @@ def _common() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default=None, help="results root (default $HARNESS_RESULTS or ./results)")
     p.add_argument("--weights-dir", default=None, help="where pretrained weight files are looked for first")
     return p
+
+
+def _add_force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="replace a symbolic link at --out (by the file itself; "
+                   "the file it points to is left alone)")
 
 
 def _verb(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace, Plugins], int],
@@ -236,6 +243,7 @@ def _sample(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--captions", default=None, metavar="FILE", help="one caption per line")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--out", default=None, help="PNG path (default: samples/ of the first run)")
+    _add_force(p)
     p.add_argument("--checkpoint", default=None, help="checkpoint step (default: latest)")
     return p
 
@@ -247,7 +255,8 @@ def cmd_sample(args: argparse.Namespace, plugins: Plugins) -> int:
     root = _root(args)
     runs = [resolve_run(r, root) for r in args.runs]
     captions = read_captions(args.caption, args.captions)
-    print(sample_sheet(plugins, runs, captions, seed=args.seed, out=args.out, checkpoint=args.checkpoint))
+    print(sample_sheet(plugins, runs, captions, seed=args.seed, out=args.out, checkpoint=args.checkpoint,
+                       force=args.force))
     return 0
 
 
@@ -257,6 +266,7 @@ def _table(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every run under the results root")
     p.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
     p.add_argument("--out", default=None, help="write the table there (and print its path)")
+    _add_force(p)
     p.add_argument("--with-paper-numbers", action="store_true", help="the published numbers as rows")
     p.add_argument("--columns", default="", help="extra columns: params,speed,probe_attributes")
     p.add_argument("--metrics", default="", help="metric columns to show, in this order, e.g. is,fid,rp "
@@ -272,15 +282,20 @@ def _table(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def cmd_table(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.core.rundir import select_runs
     from harness.reporting.tables import build_table, explain_table, write_table
+    from harness.util.atomic import check_target, write_file
 
+    if args.out:
+        check_target(args.out, force=args.force)  # before any run is read
     runs = select_runs(plugins, [] if args.all else args.runs, _root(args))
     options = dict(with_paper_numbers=args.with_paper_numbers, columns=[c for c in args.columns.split(",") if c],
                    metrics=[m for m in args.metrics.split(",") if m] or None)
     if args.explain:
         print(explain_table(build_table(plugins, runs, **options)))
         return 0
-    text = write_table(plugins, runs, fmt=args.format, out=args.out, caption=args.caption, label=args.label,
+    text = write_table(plugins, runs, fmt=args.format, caption=args.caption, label=args.label,
                        siunitx=args.latex_siunitx, **options)
+    if args.out:
+        write_file(Path(args.out), text, force=args.force)
     print(args.out or text)
     return 0
 
@@ -290,13 +305,14 @@ def _report(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="SESSION | RUN", help="a session directory, or runs (paths or ids)")
     p.add_argument("--out", default=None, help="HTML path (default: <session>/report.html; required when the "
                                                 "runs come from several sessions)")
+    _add_force(p)
     return p
 
 
 def cmd_report(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.reporting.report import report_command
 
-    print(report_command(plugins, args.runs, _root(args, create=False), args.out))
+    print(report_command(plugins, args.runs, _root(args, create=False), args.out, force=args.force))
     return 0
 
 
@@ -337,6 +353,7 @@ def _datasets(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     c.add_argument("--data-dir", default=None, help="data set directory (cub, coco)")
     c.add_argument("--preset", required=True, help="protocol preset (paper, smoke, test)")
     c.add_argument("--out", required=True, metavar="FILE", help="CSV to write (replaced)")
+    _add_force(c)
     return p
 
 
@@ -364,7 +381,8 @@ def cmd_datasets_inspect(args: argparse.Namespace, plugins: Plugins) -> int:
 def cmd_datasets_captions(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.runs.images import export_captions
 
-    out, n = export_captions(plugins, args.name, args.preset, args.out, data_dir=args.data_dir, root=_root(args))
+    out, n = export_captions(plugins, args.name, args.preset, args.out, data_dir=args.data_dir, root=_root(args),
+                             force=args.force)
     print(f"{out} ({n} captions)")
     return 0
 
@@ -539,6 +557,7 @@ def main(argv: Optional[Sequence[str]] = None, *, plugins: Plugins | None = None
         print(f"harness: error: {e}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminated) if _main_thread() else None
     try:
         if plugins is None and not getattr(args, "plugins_optional", False):
             raise failure  # the verb needs the plugins: what stopped them from loading is the error
@@ -560,6 +579,36 @@ def main(argv: Optional[Sequence[str]] = None, *, plugins: Plugins | None = None
     except BrokenPipeError:  # `harness table | head -1`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit flush writes nowhere
         return 141
+    except OSError as e:  # a file system failure no writer mapped: one line, the traceback with HARNESS_DEBUG=1
+        if os.environ.get("HARNESS_DEBUG") == "1":
+            traceback.print_exc()
+        print(f"harness: error: {os_error_line(e)}", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an ``OSError``: the path(s), what went wrong and the errno's name."""
+    import errno
+
+    paths = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+    name = errno.errorcode.get(e.errno or 0, "")
+    what = f"{e.strerror or e}" + (f" ({name})" if name else "")
+    return f"{paths}: {what}" if paths else what
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM as Ctrl-C: ``KeyboardInterrupt`` unwinds through every cleanup (temporary files and directories
+    removed, a checkpoint to resume from) to the one line ``main`` prints."""
+    raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _load_plugins(given: Optional[Plugins]) -> tuple[Optional[Plugins], Optional[BaseException]]:
