@@ -251,7 +251,10 @@ def _sample(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def cmd_sample(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.core.rundir import resolve_run
     from harness.runs.sample import read_captions, sample_sheet
+    from harness.util.atomic import check_target
 
+    if args.out:
+        check_target(args.out, force=args.force)  # before any run is read
     root = _root(args)
     runs = [resolve_run(r, root) for r in args.runs]
     captions = read_captions(args.caption, args.captions)
@@ -380,7 +383,9 @@ def cmd_datasets_inspect(args: argparse.Namespace, plugins: Plugins) -> int:
 
 def cmd_datasets_captions(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.runs.images import export_captions
+    from harness.util.atomic import check_target
 
+    check_target(args.out, force=args.force)  # before the results root is made
     out, n = export_captions(plugins, args.name, args.preset, args.out, data_dir=args.data_dir, root=_root(args),
                              force=args.force)
     print(f"{out} ({n} captions)")

@@ -541,6 +541,8 @@ def report_command(plugins: Plugins, args: Sequence[str], root: Path, out: Optio
                    force: bool = False) -> Path:
     """`harness report SESSION | RUN... [--out FILE] [--force]`: default output ``<session>/report.html``; ``--out``
     is required when the runs come from several sessions; ``force``: a symlink at ``out`` is replaced."""
+    if out is not None:
+        check_target(out, force=force)  # before any run is read
     runs, sessions = report_runs(plugins, args, root)
     if out is None:
         if len(sessions) != 1:

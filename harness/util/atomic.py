@@ -28,9 +28,18 @@ USER_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EROFS: "the fi
                errno.EEXIST: "a part of the path exists and is not a directory", errno.EDQUOT: "disk quota exceeded"}
 
 
-class WriteError(HarnessError):
+class WriteError(HarnessError, OSError):
     """A file or directory could not be written: a target that is not a regular file, a full disk, a read-only
-    file system, no permission, a path through a file; the message is one line naming the path."""
+    file system, no permission, a path through a file; the message is one line naming the path. An ``OSError``
+    too (``errno``, ``strerror`` and ``filename`` set), so callers that explain a failed write still catch it."""
+
+    def __init__(self, message: str, err: int | None = None, path: Path | str | None = None):
+        OSError.__init__(self, err, USER_ERRNOS.get(err, message) if err else message, None if path is None
+                         else os.fspath(path))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def _kind(mode: int) -> str:
@@ -58,10 +67,10 @@ def check_target(path: Path | str, *, force: bool = False) -> None:
 
 def as_write_error(e: OSError, path: Path | str | None = None) -> OSError | WriteError:
     """``e`` as a one-line ``WriteError`` naming the path when its errno is one the user can fix, else ``e``."""
-    if e.errno not in USER_ERRNOS:
+    if isinstance(e, WriteError) or e.errno not in USER_ERRNOS:
         return e
     where = e.filename if path is None and e.filename else path
-    return WriteError(f"cannot write {where}: {USER_ERRNOS[e.errno]} ({errno.errorcode[e.errno]})")
+    return WriteError(f"cannot write {where}: {USER_ERRNOS[e.errno]} ({errno.errorcode[e.errno]})", e.errno, where)
 
 
 def ensure_dir(path: Path | str) -> Path:
@@ -143,25 +152,4 @@ def removed_on_failure(path: Path | str, *, remove: bool = True) -> Iterator[Pat
     except BaseException:
         if remove:
             shutil.rmtree(path, ignore_errors=True)
-        raise
-
-
-@contextmanager
-def staged_dir(path: Path | str) -> Iterator[Path]:
-    """A temporary directory beside ``path`` to fill; renamed to ``path`` when the block succeeds, removed when it
-    fails, so ``path`` appears only complete. ``path`` must not exist yet (checked first, as ``write_file`` does)."""
-    path = Path(path)
-    if os.path.lexists(path):
-        raise WriteError(f"refusing to write {path}: it exists already")
-    ensure_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(3)}")
-    try:
-        tmp.mkdir()
-        yield tmp
-        os.rename(tmp, path)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise as_write_error(e, path) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
