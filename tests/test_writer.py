@@ -17,8 +17,6 @@ import pytest
 
 from harness.cli import main
 from harness.core.cache import cached
-from harness.util import atomic
-from harness.util.atomic import WriteError, write_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -96,13 +94,16 @@ def test_force_replaces_the_link_not_the_file_it_points_to(tmp_path, capsys):
     assert (tmp_path / "pointed").read_text() == "keep me"
 
 
-def _failing_open(err: int):
-    class Failing(io.FileIO):  # the file system fails after the first bytes of the write
+def _fail_writes(monkeypatch, err: int) -> None:
+    """The one writer's files fail with ``err`` after their first bytes (a disk that fills up mid-write)."""
+    from harness.util import atomic
+
+    class Failing(io.FileIO):
         def write(self, data):
             super().write(bytes(data)[:4])
             raise OSError(err, os.strerror(err))
 
-    return Failing
+    monkeypatch.setattr(atomic, "open", Failing, raising=False)
 
 
 NAMED = {errno.ENOSPC: "no space left on the device", errno.EROFS: "the file system is read-only",
@@ -115,7 +116,7 @@ def test_failed_write_is_one_line_naming_the_path_and_leaves_the_old_file(err, t
     target = tmp_path / "out" / "captions.csv"
     target.parent.mkdir()
     target.write_text("old")
-    monkeypatch.setattr(atomic, "open", _failing_open(err), raising=False)
+    _fail_writes(monkeypatch, err)
     rc = main([*VERBS["datasets captions"], "--out", str(target), "--results-dir", str(tmp_path / "r")])
     lines = _error_lines(capsys)
     assert rc == 2 and lines == [f"harness: error: cannot write {target}: {NAMED[err]} ({errno.errorcode[err]})"]
@@ -126,7 +127,7 @@ def test_failed_write_is_one_line_naming_the_path_and_leaves_the_old_file(err, t
 def test_any_other_os_error_is_one_line_with_path_and_errno(debug, tmp_path, monkeypatch, capsys):
     target = tmp_path / "captions.csv"
     monkeypatch.setenv("HARNESS_DEBUG", debug)
-    monkeypatch.setattr(atomic, "open", _failing_open(errno.EIO), raising=False)
+    _fail_writes(monkeypatch, errno.EIO)
     rc = main([*VERBS["datasets captions"], "--out", str(target), "--results-dir", str(tmp_path / "r")])
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("harness:")]
@@ -150,6 +151,8 @@ def test_results_root_naming_a_file_is_one_line(argv, tmp_path, monkeypatch, cap
 
 
 def test_write_file_removes_its_temporary_when_the_payload_raises(tmp_path):
+    from harness.util.atomic import write_file
+
     target = tmp_path / "f.bin"
     target.write_bytes(b"old")
 
@@ -163,7 +166,9 @@ def test_write_file_removes_its_temporary_when_the_payload_raises(tmp_path):
 
 
 def test_write_error_is_an_os_error_with_the_errno(tmp_path, monkeypatch):
-    monkeypatch.setattr(atomic, "open", _failing_open(errno.ENOSPC), raising=False)
+    from harness.util.atomic import WriteError, write_file
+
+    _fail_writes(monkeypatch, errno.ENOSPC)
     with pytest.raises(OSError) as e:
         write_file(tmp_path / "x", b"abcdefgh")
     assert isinstance(e.value, WriteError) and e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path / "x")
