@@ -30,7 +30,7 @@ from typing import Any, Optional, TYPE_CHECKING
 import torch
 from torch import nn
 
-from harness.util.atomic import write_file
+from harness.util.atomic import copy_file, write_file
 from harness.util.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
@@ -232,7 +232,8 @@ def _link_or_copy(src: Path, dest: Path) -> None:
     try:
         os.link(src, dest)
     except OSError:
-        shutil.copy2(src, dest)
+        copy_file(src, dest)
+        shutil.copystat(src, dest)
 
 
 def keep_in_run(run: RunDir, name: str, source: Path) -> Path:

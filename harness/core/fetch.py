@@ -36,7 +36,7 @@ from urllib.request import Request, urlopen
 from tqdm import tqdm
 
 from harness.contract.types import Download
-from harness.util.atomic import check_target, ensure_dir
+from harness.util.atomic import check_target, ensure_dir, partial_file
 from harness.util.errors import FetchError
 from harness.util.hashing import file_digest
 from harness.util.version import __version__
@@ -253,7 +253,7 @@ def _receive(resp: http.client.HTTPResponse, part: Path, have: int, size: Option
     expected = int(length) if length and length.isdigit() else None
     total = have + expected if expected is not None else size
     got = 0
-    with open(part, "ab" if have else "wb") as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+    with partial_file(part, resume=bool(have)) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
                                                        unit_divisor=1024, desc=name, file=sys.stderr,
                                                        disable=not settings.progress, leave=False) as bar:
         while True:

@@ -114,6 +114,18 @@ def write_file(path: Path | str, payload: Payload, *, force: bool = False, fsync
     return path
 
 
+@contextmanager
+def partial_file(path: Path | str, *, resume: bool) -> Iterator[BinaryIO]:
+    """A file kept between attempts and renamed by its owner once complete (a resumable download's ``.part``):
+    opened to append (``resume``) or from empty, after ``check_target``; user-fixable errors as ``WriteError``."""
+    check_target(path)
+    try:
+        with open(path, "ab" if resume else "wb") as f:
+            yield f
+    except OSError as e:
+        raise as_write_error(e, path) from None
+
+
 def copy_file(source: Path | str, path: Path | str, *, force: bool = False) -> Path:
     """Copy ``source``'s bytes to ``path`` through ``write_file``."""
     def copy(out: BinaryIO) -> None:
