@@ -213,3 +213,17 @@ def test_sigterm_during_a_cache_build_leaves_no_build_directory(tmp_path):
     assert lines[0].startswith("interrupted: run ") and "resume with `harness train --resume " in lines[0], err
     assert "Traceback" not in err
     assert not [p for p in (root / ".cache").rglob("*") if ".tmp-" in p.name]
+
+
+def test_train_whose_run_cannot_be_written_leaves_no_run_directory(tmp_path, monkeypatch, capsys):
+    from core_tiny_method import TinyMethod
+    from harness.contract.plugins import build_plugins
+
+    plugins = build_plugins(extra=[TinyMethod(tmp_path / "tiny")])
+    root = tmp_path / "results"
+    _fail_writes(monkeypatch, errno.ENOSPC)  # config.yaml, the run's first file, meets a full disk
+    rc = main(["train", "--plugins", "tinygan", "--dataset", "shapes", "--preset", "test", "--results-dir", str(root)],
+              plugins=plugins)
+    lines = _error_lines(capsys)
+    assert rc == 2 and len(lines) == 1 and "config.yaml: no space left on the device (ENOSPC)" in lines[0], lines
+    assert not root.exists() or [p.name for p in root.iterdir() if not p.name.startswith(".")] == []

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator, Optional, TYPE_CHECKING
 
 import yaml
 
-from harness.util.atomic import ensure_dir, write_file
+from harness.util.atomic import ensure_dir, removed_on_failure, write_file
 from harness.util.errors import HarnessError
 from harness.util.yamlio import safe_load
 
@@ -122,8 +122,9 @@ class RunDir:
         else:
             path = exclusive_dir(parent, stem or time.strftime("%Y%m%d-%H%M%S"))
         run = cls(path)
-        run.checkpoints.mkdir()
-        run.samples.mkdir()
+        with removed_on_failure(path):
+            run.checkpoints.mkdir()
+            run.samples.mkdir()
         return run
 
     # ---- config -----------------------------------------------------------------------------------
