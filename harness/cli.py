@@ -12,19 +12,21 @@ import argparse
 import dataclasses
 import json
 import os
-import signal
 import sys
 import traceback
 from pathlib import Path
 from typing import Callable, Optional, Sequence, TYPE_CHECKING
 
+from harness.util.atomic import check_target, os_error_line
 from harness.util.errors import HarnessError
+from harness.util.interrupt import sigterm_as_ctrl_c
 
 if TYPE_CHECKING:  # type hints only
     from harness.contract.plugins import Plugins
     from harness.contract.types import MetricOption
     from harness.evaluation.metrics.interface import EvalOptions
 
+FORCE = "replace a symbolic link at --out (by the file itself; the file it points to is left alone)"
 METRIC_OPTION = "metric_option:"  # the namespace prefix of the metrics' own options (not an identifier: no clash)
 
 
@@ -36,11 +38,6 @@ def _common() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default=None, help="results root (default $HARNESS_RESULTS or ./results)")
     p.add_argument("--weights-dir", default=None, help="where pretrained weight files are looked for first")
     return p
-
-
-def _add_force(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--force", action="store_true", help="replace a symbolic link at --out (by the file itself; "
-                   "the file it points to is left alone)")
 
 
 def _verb(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace, Plugins], int],
@@ -243,7 +240,7 @@ def _sample(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--captions", default=None, metavar="FILE", help="one caption per line")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--out", default=None, help="PNG path (default: samples/ of the first run)")
-    _add_force(p)
+    p.add_argument("--force", action="store_true", help=FORCE)
     p.add_argument("--checkpoint", default=None, help="checkpoint step (default: latest)")
     return p
 
@@ -251,10 +248,7 @@ def _sample(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def cmd_sample(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.core.rundir import resolve_run
     from harness.runs.sample import read_captions, sample_sheet
-    from harness.util.atomic import check_target
 
-    if args.out:
-        check_target(args.out, force=args.force)  # before any run is read
     root = _root(args)
     runs = [resolve_run(r, root) for r in args.runs]
     captions = read_captions(args.caption, args.captions)
@@ -269,7 +263,7 @@ def _table(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every run under the results root")
     p.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
     p.add_argument("--out", default=None, help="write the table there (and print its path)")
-    _add_force(p)
+    p.add_argument("--force", action="store_true", help=FORCE)
     p.add_argument("--with-paper-numbers", action="store_true", help="the published numbers as rows")
     p.add_argument("--columns", default="", help="extra columns: params,speed,probe_attributes")
     p.add_argument("--metrics", default="", help="metric columns to show, in this order, e.g. is,fid,rp "
@@ -285,10 +279,8 @@ def _table(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def cmd_table(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.core.rundir import select_runs
     from harness.reporting.tables import build_table, explain_table, write_table
-    from harness.util.atomic import check_target, write_file
+    from harness.util.atomic import write_file
 
-    if args.out:
-        check_target(args.out, force=args.force)  # before any run is read
     runs = select_runs(plugins, [] if args.all else args.runs, _root(args))
     options = dict(with_paper_numbers=args.with_paper_numbers, columns=[c for c in args.columns.split(",") if c],
                    metrics=[m for m in args.metrics.split(",") if m] or None)
@@ -308,7 +300,7 @@ def _report(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="SESSION | RUN", help="a session directory, or runs (paths or ids)")
     p.add_argument("--out", default=None, help="HTML path (default: <session>/report.html; required when the "
                                                 "runs come from several sessions)")
-    _add_force(p)
+    p.add_argument("--force", action="store_true", help=FORCE)
     return p
 
 
@@ -356,7 +348,7 @@ def _datasets(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     c.add_argument("--data-dir", default=None, help="data set directory (cub, coco)")
     c.add_argument("--preset", required=True, help="protocol preset (paper, smoke, test)")
     c.add_argument("--out", required=True, metavar="FILE", help="CSV to write (replaced)")
-    _add_force(c)
+    c.add_argument("--force", action="store_true", help=FORCE)
     return p
 
 
@@ -383,9 +375,7 @@ def cmd_datasets_inspect(args: argparse.Namespace, plugins: Plugins) -> int:
 
 def cmd_datasets_captions(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.runs.images import export_captions
-    from harness.util.atomic import check_target
 
-    check_target(args.out, force=args.force)  # before the results root is made
     out, n = export_captions(plugins, args.name, args.preset, args.out, data_dir=args.data_dir, root=_root(args),
                              force=args.force)
     print(f"{out} ({n} captions)")
@@ -562,58 +552,35 @@ def main(argv: Optional[Sequence[str]] = None, *, plugins: Plugins | None = None
         print(f"harness: error: {e}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _terminated) if _main_thread() else None
-    try:
-        if plugins is None and not getattr(args, "plugins_optional", False):
-            raise failure  # the verb needs the plugins: what stopped them from loading is the error
-        if plugins is not None:
-            plugins = dataclasses.replace(plugins, weights_dir=Path(args.weights_dir) if args.weights_dir else None)
-        code = args.func(args, plugins)
-        sys.stdout.flush()  # a closed pipe fails here, inside the handler's try, not at interpreter exit
-        from harness.core.distributed import leave_group
+    with sigterm_as_ctrl_c():
+        try:
+            if plugins is None and not getattr(args, "plugins_optional", False):
+                raise failure  # the verb needs the plugins: what stopped them from loading is the error
+            if getattr(args, "force", None) is not None and args.out:  # a verb writing --out: checked before any work
+                check_target(args.out, force=args.force)
+            if plugins is not None:
+                plugins = dataclasses.replace(plugins, weights_dir=Path(args.weights_dir) if args.weights_dir else None)
+            code = args.func(args, plugins)
+            sys.stdout.flush()  # a closed pipe fails here, inside the handler's try, not at interpreter exit
+            from harness.core.distributed import leave_group
 
-        leave_group(wait=True)  # torchrun: every rank has finished before any leaves the process group
-        return code
-    except HarnessError as e:
-        print(f"harness: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:
-        print(f"harness: {e}" if str(e) else "harness: interrupted; resume with `harness train --resume RUN`",
-              file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `harness table | head -1`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit flush writes nowhere
-        return 141
-    except OSError as e:  # a file system failure no writer mapped: one line, the traceback with HARNESS_DEBUG=1
-        if os.environ.get("HARNESS_DEBUG") == "1":
-            traceback.print_exc()
-        print(f"harness: error: {os_error_line(e)}", file=sys.stderr)
-        return 1
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def os_error_line(e: OSError) -> str:
-    """One line for an ``OSError``: the path(s), what went wrong and the errno's name."""
-    import errno
-
-    paths = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
-    name = errno.errorcode.get(e.errno or 0, "")
-    what = f"{e.strerror or e}" + (f" ({name})" if name else "")
-    return f"{paths}: {what}" if paths else what
-
-
-def _terminated(signum: int, frame: object) -> None:
-    """SIGTERM as Ctrl-C: ``KeyboardInterrupt`` unwinds through every cleanup (temporary files and directories
-    removed, a checkpoint to resume from) to the one line ``main`` prints."""
-    raise KeyboardInterrupt
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
+            leave_group(wait=True)  # torchrun: every rank has finished before any leaves the process group
+            return code
+        except HarnessError as e:
+            print(f"harness: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as e:
+            print(f"harness: {e}" if str(e) else "harness: interrupted; resume with `harness train --resume RUN`",
+                  file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # `harness table | head -1`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit flush writes nowhere
+            return 141
+        except OSError as e:  # a file system failure no writer mapped: one line, the traceback with HARNESS_DEBUG=1
+            if os.environ.get("HARNESS_DEBUG") == "1":
+                traceback.print_exc()
+            print(f"harness: error: {os_error_line(e)}", file=sys.stderr)
+            return 1
 
 
 def _load_plugins(given: Optional[Plugins]) -> tuple[Optional[Plugins], Optional[BaseException]]:

@@ -73,6 +73,14 @@ def as_write_error(e: OSError, path: Path | str | None = None) -> OSError | Writ
     return WriteError(f"cannot write {where}: {USER_ERRNOS[e.errno]} ({errno.errorcode[e.errno]})", e.errno, where)
 
 
+def os_error_line(e: OSError) -> str:
+    """One line for any ``OSError``: the path(s), what went wrong and the errno's name."""
+    paths = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+    name = errno.errorcode.get(e.errno or 0, "")
+    what = f"{e.strerror or e}" + (f" ({name})" if name else "")
+    return f"{paths}: {what}" if paths else what
+
+
 def ensure_dir(path: Path | str) -> Path:
     """``path`` as a directory (made with its parents when missing); a failure is one ``WriteError`` line."""
     path = Path(path)
