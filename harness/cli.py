@@ -13,16 +13,20 @@ import dataclasses
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Callable, Optional, Sequence, TYPE_CHECKING
 
+from harness.util.atomic import check_target, os_error_line
 from harness.util.errors import HarnessError
+from harness.util.interrupt import sigterm_as_ctrl_c
 
 if TYPE_CHECKING:  # type hints only
     from harness.contract.plugins import Plugins
     from harness.contract.types import MetricOption
     from harness.evaluation.metrics.interface import EvalOptions
 
+FORCE = "replace a symbolic link at --out (by the file itself; the file it points to is left alone)"
 METRIC_OPTION = "metric_option:"  # the namespace prefix of the metrics' own options (not an identifier: no clash)
 
 
@@ -246,6 +250,7 @@ def _sample(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--captions", default=None, metavar="FILE", help="one caption per line")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--out", default=None, help="PNG path (default: samples/ of the first run)")
+    p.add_argument("--force", action="store_true", help=FORCE)
     p.add_argument("--checkpoint", default=None, help="checkpoint step (default: latest)")
     return p
 
@@ -257,7 +262,8 @@ def cmd_sample(args: argparse.Namespace, plugins: Plugins) -> int:
     root = _root(args)
     runs = [resolve_run(r, root) for r in args.runs]
     captions = read_captions(args.caption, args.captions)
-    print(sample_sheet(plugins, runs, captions, seed=args.seed, out=args.out, checkpoint=args.checkpoint))
+    print(sample_sheet(plugins, runs, captions, seed=args.seed, out=args.out, checkpoint=args.checkpoint,
+                       force=args.force))
     return 0
 
 
@@ -267,6 +273,7 @@ def _table(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every run under the results root")
     p.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
     p.add_argument("--out", default=None, help="write the table there (and print its path)")
+    p.add_argument("--force", action="store_true", help=FORCE)
     p.add_argument("--with-paper-numbers", action="store_true", help="the published numbers as rows")
     p.add_argument("--columns", default="", help="extra columns: params,speed,probe_attributes")
     p.add_argument("--metrics", default="", help="metric columns to show, in this order, e.g. is,fid,rp "
@@ -282,6 +289,7 @@ def _table(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def cmd_table(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.core.rundir import select_runs
     from harness.reporting.tables import TableOptions, build_table, explain_table, write_table
+    from harness.util.atomic import write_file
 
     runs = select_runs(plugins, [] if args.all else args.runs, _root(args))
     options = TableOptions(with_paper_numbers=args.with_paper_numbers,
@@ -291,7 +299,9 @@ def cmd_table(args: argparse.Namespace, plugins: Plugins) -> int:
     if args.explain:
         print(explain_table(build_table(plugins, runs, options)))
         return 0
-    text = write_table(plugins, runs, options, fmt=args.format, out=args.out)
+    text = write_table(plugins, runs, options, fmt=args.format)
+    if args.out:
+        write_file(Path(args.out), text, force=args.force)
     print(args.out or text)
     return 0
 
@@ -301,13 +311,14 @@ def _report(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="SESSION | RUN", help="a session directory, or runs (paths or ids)")
     p.add_argument("--out", default=None, help="HTML path (default: <session>/report.html; required when the "
                                                 "runs come from several sessions)")
+    p.add_argument("--force", action="store_true", help=FORCE)
     return p
 
 
 def cmd_report(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.reporting.report import report_command
 
-    print(report_command(plugins, args.runs, _root(args, create=False), args.out))
+    print(report_command(plugins, args.runs, _root(args, create=False), args.out, force=args.force))
     return 0
 
 
@@ -348,6 +359,7 @@ def _datasets(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     c.add_argument("--data-dir", default=None, help="data set directory (cub, coco)")
     c.add_argument("--preset", required=True, help="protocol preset (paper, smoke, test)")
     c.add_argument("--out", required=True, metavar="FILE", help="CSV to write (replaced)")
+    c.add_argument("--force", action="store_true", help=FORCE)
     return p
 
 
@@ -375,7 +387,8 @@ def cmd_datasets_inspect(args: argparse.Namespace, plugins: Plugins) -> int:
 def cmd_datasets_captions(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.runs.images import export_captions
 
-    out, n = export_captions(plugins, args.name, args.preset, args.out, data_dir=args.data_dir, root=_root(args))
+    out, n = export_captions(plugins, args.name, args.preset, args.out, data_dir=args.data_dir, root=_root(args),
+                             force=args.force)
     print(f"{out} ({n} captions)")
     return 0
 
@@ -550,27 +563,35 @@ def main(argv: Optional[Sequence[str]] = None, *, plugins: Plugins | None = None
         print(f"harness: error: {e}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    try:
-        if plugins is None and not getattr(args, "plugins_optional", False):
-            raise failure  # the verb needs the plugins: what stopped them from loading is the error
-        if plugins is not None:
-            plugins = dataclasses.replace(plugins, weights_dir=Path(args.weights_dir) if args.weights_dir else None)
-        code = args.func(args, plugins)
-        sys.stdout.flush()  # a closed pipe fails here, inside the handler's try, not at interpreter exit
-        from harness.core.distributed import leave_group
+    with sigterm_as_ctrl_c():
+        try:
+            if plugins is None and not getattr(args, "plugins_optional", False):
+                raise failure  # the verb needs the plugins: what stopped them from loading is the error
+            if getattr(args, "force", None) is not None and args.out:  # a verb writing --out: checked before any work
+                check_target(args.out, force=args.force)
+            if plugins is not None:
+                plugins = dataclasses.replace(plugins, weights_dir=Path(args.weights_dir) if args.weights_dir else None)
+            code = args.func(args, plugins)
+            sys.stdout.flush()  # a closed pipe fails here, inside the handler's try, not at interpreter exit
+            from harness.core.distributed import leave_group
 
-        leave_group(wait=True)  # torchrun: every rank has finished before any leaves the process group
-        return code
-    except HarnessError as e:
-        print(f"harness: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:
-        print(f"harness: {e}" if str(e) else "harness: interrupted; resume with `harness train --resume RUN`",
-              file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `harness table | head -1`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit flush writes nowhere
-        return 141
+            leave_group(wait=True)  # torchrun: every rank has finished before any leaves the process group
+            return code
+        except HarnessError as e:
+            print(f"harness: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as e:
+            print(f"harness: {e}" if str(e) else "harness: interrupted; resume with `harness train --resume RUN`",
+                  file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # `harness table | head -1`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit flush writes nowhere
+            return 141
+        except OSError as e:  # a file system failure no writer mapped: one line, the traceback with HARNESS_DEBUG=1
+            if os.environ.get("HARNESS_DEBUG") == "1":
+                traceback.print_exc()
+            print(f"harness: error: {os_error_line(e)}", file=sys.stderr)
+            return 1
 
 
 def _load_plugins(given: Optional[Plugins]) -> tuple[Optional[Plugins], Optional[BaseException]]:

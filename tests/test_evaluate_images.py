@@ -436,3 +436,34 @@ def test_evaluate_images_takes_the_built_in_metrics_options(setup, tmp_path, cap
     with pytest.raises(UnknownNameError, match="is_clases.*is_classes"):
         evaluate_images(plugins, ImageFolder(folder, "ft", "shapes", "test"),
                         EvalOptions(metrics="is_ft", metric_options={"is_clases": 200}), root=root)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Directories exist only complete: an image run, a --save-images folder
+# ------------------------------------------------------------------------------------------------------
+def _full_disk(*args, **kwargs):
+    import errno
+    import os
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("step", ["save_config", "append_records"])
+def test_evaluate_images_failing_midway_leaves_no_image_run(setup, tmp_path, monkeypatch, step):
+    plugins, run, root, folder, _ = setup
+    before = sorted(p.name for p in root.iterdir())
+    monkeypatch.setattr(RunDir, step, _full_disk)
+    with pytest.raises(OSError):
+        _evaluate(plugins, root, _copy(folder, tmp_path))
+    assert sorted(p.name for p in root.iterdir()) == before
+
+
+def test_save_images_failing_midway_leaves_no_folder(setup, tmp_path, monkeypatch):
+    import harness.evaluation.evaluate as ev
+
+    plugins, run, root, folder, _ = setup
+    monkeypatch.setattr(ev, "_save_pngs", _full_disk)  # the manifest is written, the first images are not
+    out = tmp_path / "saved" / "png"
+    with pytest.raises(OSError):
+        evaluate_run(plugins, run, EvalOptions(metrics="probe_acc", save_images=str(out)), strict=True, root=root)
+    assert not out.exists() and not [p for p in (tmp_path / "saved").iterdir()]

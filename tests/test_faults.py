@@ -3,6 +3,7 @@ appending records, torn JSON lines, run ids that leave the results root or reach
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ from harness.util.errors import HarnessError
 from harness.core.runfiles import Record
 from harness.core.rundir import RunDir, read_jsonl, resolve_run
 from harness.core import checkpoint as ck
+from harness.util import atomic
 from test_tables import ALPHA, make_plugins, write_run
 
 
@@ -233,13 +235,13 @@ def test_full_disk_in_an_atomic_text_write_leaves_no_temporary(tmp_path, monkeyp
     target = tmp_path / "config.yaml"
     target.write_text("old")
 
-    def full(self, *a, **k):
-        with open(self, "w") as f:
-            f.write("part")
-        raise _enospc()
+    class Full(io.FileIO):  # the disk fills after the first bytes
+        def write(self, data):
+            super().write(data[:4])
+            raise _enospc()
 
-    monkeypatch.setattr(Path, "write_text", full)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(atomic, "open", Full, raising=False)
+    with pytest.raises(OSError, match="no space left"):
         atomic_write_text(target, "new")
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"] and target.read_text() == "old"

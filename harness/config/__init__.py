@@ -32,6 +32,7 @@ import yaml
 from harness.config.rules import (MAX_EVAL_IMAGES, above, at_least, between, caption_words, check_fields,
                                   even_at_least, existing_file, free, installed, leaf_fields, matches, one_of,
                                   seed_range, value)
+from harness.util.atomic import write_file
 from harness.util.errors import ConfigError
 from harness.util.hashing import stable_hash
 from harness.util.yamlio import YamlAliasError, safe_load
@@ -556,7 +557,7 @@ def config_from_dict(d: dict, section_types: Optional[dict[str, type]] = None) -
 
 
 def save_config(cfg: Config, path: Path) -> None:
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    write_file(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
 def stage_sizes(cfg: Config | DataConfig) -> list[int]:

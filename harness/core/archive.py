@@ -20,6 +20,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import IO, Callable, Iterator, Optional
 
+from harness.util.atomic import write_file
 from harness.util.errors import FetchError
 
 _SKIPPED = ("__MACOSX",)
@@ -45,8 +46,8 @@ def unpack(archive: Path, dest: Path, *, strip: str = "", into: str = "") -> int
                 path.mkdir(parents=True, exist_ok=True)
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            with opener() as src, open(path, "wb") as out:  # type: ignore[misc]  # files always have an opener
-                shutil.copyfileobj(src, out, 1 << 20)
+            with opener() as src:  # type: ignore[misc]  # files always have an opener
+                write_file(path, lambda out: shutil.copyfileobj(src, out, 1 << 20), parents=False)
             written += 1
         _merge(staging, dest)
         return written

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
+from harness.util.atomic import write_file
 from harness.util.hashing import stable_hash
 
 
@@ -79,7 +80,7 @@ def files_digest(files: Iterable[Path], base: Optional[Path] = None, *, strict: 
 @contextmanager
 def _locked(lock_path: Path) -> Iterator[None]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as f:
+    with open(lock_path, "a") as f:  # a lock: opened, never written
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -98,10 +99,11 @@ def cached(root: Path, kind: str, description: Any, build: Callable[[Path], None
     with _locked(path.with_name(path.name + ".lock")):
         if (path / "key.json").exists():  # built by another process while we waited
             return path
+        sweep_stale(path)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
         try:
             build(tmp)
-            (tmp / "key.json").write_text(json.dumps(description, indent=1, sort_keys=True, default=str))
+            write_file(tmp / "key.json", json.dumps(description, indent=1, sort_keys=True, default=str))
             if path.exists():  # a stale, incomplete entry (no key.json)
                 shutil.rmtree(path)
             tmp.rename(path)
@@ -109,6 +111,15 @@ def cached(root: Path, kind: str, description: Any, build: Callable[[Path], None
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return path
+
+
+def sweep_stale(path: Path) -> list[Path]:
+    """Remove what a killed builder or remover of entry ``path`` left beside it (``.<key>.tmp-*`` build directories,
+    ``.<key>.removed-*`` ones); called under the entry's lock, so none of them is still in use. Returns them."""
+    stale = [p for pattern in (f".{path.name}.tmp-*", f".{path.name}.removed-*") for p in path.parent.glob(pattern)]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return stale
 
 
 def lookup(root: Path, kind: str, description: Any) -> Path | None:

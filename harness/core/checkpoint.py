@@ -30,6 +30,7 @@ from typing import Any, Optional, TYPE_CHECKING
 import torch
 from torch import nn
 
+from harness.util.atomic import copy_file, write_file
 from harness.util.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
@@ -51,17 +52,7 @@ def checkpoint_path(run: RunDir, step: int) -> Path:
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same directory, flushed to disk, then ``os.replace``: a crash
     at any point leaves either the old file or the new one, never a partial file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(3)}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_file(path, lambda f: torch.save(obj, f), fsync=True)
 
 
 def list_checkpoints(run: RunDir) -> dict[int, Path]:
@@ -241,7 +232,8 @@ def _link_or_copy(src: Path, dest: Path) -> None:
     try:
         os.link(src, dest)
     except OSError:
-        shutil.copy2(src, dest)
+        copy_file(src, dest)
+        shutil.copystat(src, dest)
 
 
 def keep_in_run(run: RunDir, name: str, source: Path) -> Path:

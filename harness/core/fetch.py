@@ -36,6 +36,7 @@ from urllib.request import Request, urlopen
 from tqdm import tqdm
 
 from harness.contract.types import Download
+from harness.util.atomic import check_target, ensure_dir, partial_file
 from harness.util.errors import FetchError
 from harness.util.hashing import file_digest
 from harness.util.version import __version__
@@ -133,9 +134,11 @@ def download(src: Download, dest_dir: Path, settings: FetchSettings, *, label: s
                          f"into {dest_dir} by hand (from {src.urls[0]})")
     urls = [mirror_url(u, settings.mirror) for u in src.urls] if settings.mirror else list(src.urls)
     made = [d for d in (dest_dir, *dest_dir.parents) if not d.exists()]  # deepest first
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(dest_dir)
     target = dest_dir / src.filename
     part = dest_dir / f"{src.filename}.part"
+    check_target(target)  # the .part file is resumed in place and renamed: both must be regular files or absent
+    check_target(part)
     try:
         url = _transfer_any(urls, part, src, settings, name)
         status = _verify(part, src, url, name)
@@ -250,7 +253,7 @@ def _receive(resp: http.client.HTTPResponse, part: Path, have: int, size: Option
     expected = int(length) if length and length.isdigit() else None
     total = have + expected if expected is not None else size
     got = 0
-    with open(part, "ab" if have else "wb") as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+    with partial_file(part, resume=bool(have)) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
                                                        unit_divisor=1024, desc=name, file=sys.stderr,
                                                        disable=not settings.progress, leave=False) as bar:
         while True:

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Iterator, Optional, TYPE_CHECKING
 import yaml
 
 from harness.core.runfiles import Record, RunInfo, RunInfoError
+from harness.util.atomic import ensure_dir, removed_on_failure, write_file
 from harness.util.errors import HarnessError
 from harness.util.yamlio import safe_load
 
@@ -40,8 +41,11 @@ def results_root(arg: Optional[str | Path] = None, *, create: bool = True) -> Pa
     """--results-dir, else $HARNESS_RESULTS, else ./results; created unless ``create`` is False (a verb that
     checks its config first leaves it to the run or session directory it makes)."""
     root = Path(arg) if arg else Path(os.environ.get("HARNESS_RESULTS") or "results")
+    if root.exists() and not root.is_dir():
+        named = "--results-dir" if arg else ("HARNESS_RESULTS" if os.environ.get("HARNESS_RESULTS") else "results")
+        raise HarnessError(f"the results root {root} ({named}) exists and is not a directory")
     if create:
-        root.mkdir(parents=True, exist_ok=True)
+        ensure_dir(root)
     return root
 
 
@@ -117,8 +121,9 @@ class RunDir:
         else:
             path = exclusive_dir(parent, stem or time.strftime("%Y%m%d-%H%M%S"))
         run = cls(path)
-        run.checkpoints.mkdir()
-        run.samples.mkdir()
+        with removed_on_failure(path):
+            run.checkpoints.mkdir()
+            run.samples.mkdir()
         return run
 
     # ---- config -----------------------------------------------------------------------------------
@@ -263,7 +268,7 @@ def cut_torn_tail(path: Path) -> Optional[Path]:
         keep = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
         while keep.exists():
             keep = keep.with_name(f"{keep.name}-{secrets.token_hex(2)}")
-        keep.write_bytes(tail)
+        write_file(keep, tail)
         f.truncate(end)
         f.flush()
         os.fsync(f.fileno())
@@ -328,15 +333,9 @@ def _jsonl_objects(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place; a failed write (a full
-    disk) removes the temporary file and leaves ``path`` as it was."""
-    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(3)}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``text`` through the one writer (``harness.util.atomic.write_file``): beside ``path``, then renamed
+    into place; a failed write (a full disk) removes the temporary file and leaves ``path`` as it was."""
+    write_file(path, text)
 
 
 def new_eval_id() -> str:

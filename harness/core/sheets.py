@@ -13,6 +13,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from harness.util.atomic import check_target, write_file
+
 PAD = 4
 LINE_GAP = 2
 BACKGROUND = (255, 255, 255)
@@ -106,8 +108,8 @@ def _wrap(text: str, font: ImageFont.ImageFont, width: int) -> list[str]:
 
 def save_sheet(images: Tensor | Sequence, captions: Optional[Sequence] = None, path: str | Path = "sheet.png", *,
                ncols: Optional[int] = None, row_labels: Optional[Sequence[str]] = None,
-               col_labels: Optional[Sequence[str]] = None) -> Path:
-    """Write a PNG grid and return its path.
+               col_labels: Optional[Sequence[str]] = None, force: bool = False) -> Path:
+    """Write a PNG grid and return its path (through the one writer; ``force``: a symlink at ``path`` is replaced).
 
     images:     N×3×H×W tensor in [-1, 1] (laid out ``ncols`` per row, default ≈ √N), or a list of rows, each
                 a sequence of 3×H×W tensors (rows may have different lengths; images of different sizes are
@@ -115,6 +117,7 @@ def save_sheet(images: Tensor | Sequence, captions: Optional[Sequence] = None, p
     captions:   one string per image (row-major), or a list of rows of strings; wrapped under each image
     row_labels: text in a column left of each row; col_labels: text above each column
     """
+    check_target(path, force=force)  # refused before any drawing
     rows = _rows(images, ncols)
     if not rows or not any(rows):
         raise ValueError("save_sheet: no images")
@@ -147,9 +150,4 @@ def save_sheet(images: Tensor | Sequence, captions: Optional[Sequence] = None, p
             for k, line in enumerate(wrapped[r][j]):
                 _draw_text(draw, (x, y + cell + PAD // 2 + k * line_h), line, font)
         y += cell + PAD + cap_h[r]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    sheet.save(tmp)
-    tmp.replace(path)
-    return path
+    return write_file(Path(path), lambda f: sheet.save(f, format="PNG"), force=force)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.util.atomic import write_file
 from harness.util.errors import DataError
 
 # The only globals a metadata pickle may name: numpy's array/scalar reconstruction, under the module names
@@ -79,9 +80,4 @@ def load_pickle(path: Path) -> Any:
 
 def dump_pickle(obj: Any, path: Path) -> None:
     """Write ``obj`` with protocol 2 (what the reference code writes), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(obj, f, protocol=2)
-    tmp.replace(path)
+    write_file(Path(path), lambda f: pickle.dump(obj, f, protocol=2))

@@ -36,6 +36,7 @@ from harness.data.attngan_layout import (
 )
 from harness.data.coco import COCO
 from harness.data.cub import CUB
+from harness.util.atomic import write_file
 from harness.util.errors import DataError
 
 if TYPE_CHECKING:  # type hints only
@@ -175,7 +176,7 @@ def check_dataset(cfg: DataConfig, root: Path) -> None:
     def build(tmp: Path) -> None:
         found = find_problems(spec, ddir, captions_per_image=per, decode_images=True)
         warnings = find_warnings(spec, ddir, captions_per_image=per)
-        (tmp / "verdict.json").write_text(json.dumps({"problems": found, "warnings": warnings}, indent=1))
+        write_file(tmp / "verdict.json", json.dumps({"problems": found, "warnings": warnings}, indent=1))
 
     entry = cached(Path(root), "data-validation", description, build)
     verdict = json.loads((entry / "verdict.json").read_text())

@@ -27,6 +27,7 @@ from harness.data.cub import CUB
 from harness.data.safe_pickle import dump_pickle
 from harness.data.shapes import BACKGROUNDS, ShapesDataset, render_scene
 from harness.data.transforms import bbox_crop_box, load_size
+from harness.util.atomic import write_file
 from harness.util.errors import HarnessError
 
 if TYPE_CHECKING:  # type hints only
@@ -115,16 +116,16 @@ def _write(cfg: Config, sets: dict[str, ShapesDataset], root: Path, layout: str,
                 img = canvas
                 rows_images.append(f"{len(rows_images) + 1} {key}.jpg")
                 rows_boxes.append(f"{len(rows_boxes) + 1} " + " ".join(f"{float(v):.1f}" for v in box))
-            img.save(path, quality=JPEG_QUALITY)
+            write_file(path, lambda f: img.save(f, format="JPEG", quality=JPEG_QUALITY), parents=False)
             tpath = text_dir / f"{key}.txt"
             tpath.parent.mkdir(parents=True, exist_ok=True)
-            tpath.write_text("\n".join(ds.texts[i]) + "\n")
+            write_file(tpath, "\n".join(ds.texts[i]) + "\n", parents=False)
         (root / split).mkdir(parents=True, exist_ok=True)
         dump_pickle(list(keys), root / split / "filenames.pickle")
         if layout == "cub":
             dump_pickle([int(c) + 1 for c in ds.class_ids], root / split / "class_info.pickle")
     if layout == "cub":
-        (root / "CUB_200_2011" / "images.txt").write_text("\n".join(rows_images) + "\n")
-        (root / "CUB_200_2011" / "bounding_boxes.txt").write_text("\n".join(rows_boxes) + "\n")
+        write_file(root / "CUB_200_2011" / "images.txt", "\n".join(rows_images) + "\n")
+        write_file(root / "CUB_200_2011" / "bounding_boxes.txt", "\n".join(rows_boxes) + "\n")
     vocab = next(iter(sets.values())).vocab
     dump_pickle(reference_captions_pickle(vocab, flat_caps), root / "captions.pickle")

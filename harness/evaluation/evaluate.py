@@ -316,38 +316,41 @@ def generate_into(ctx: EvalContext, modules: MethodModules, computers: list[Stre
     of the loop (generation and every metric's per-batch work)."""
     from tqdm import tqdm
     from harness.core.distributed import batch_rng, is_main, owned_batches
+    from harness.util.atomic import check_writable_dir, removed_on_failure
 
     images_idx, caption_ids = generation_schedule(ctx.bank.index, ctx.num_images, ctx.seed)
     noise_gen = torch.Generator().manual_seed(ctx.seed)
     z_dim = ctx.cfg.model.z_dim
     bs = ctx.cfg.eval.batch_size
     out_dir = Path(save_images) if save_images else None
+    created = out_dir is not None and not out_dir.exists()  # removed again when the generation fails
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    if out_dir is not None and is_main():  # the manifest, in schedule order, replacing any earlier one
-        from harness.evaluation.manifest import MANIFEST_NAME, schedule_rows, write_manifest
-
-        write_manifest(out_dir / MANIFEST_NAME, schedule_rows(ctx.dataset, ctx.bank, images_idx, caption_ids))
+        check_writable_dir(out_dir)  # an unwritable folder fails here, before any image is generated
     amp = ctx.device.type == "cuda" and ctx.cfg.train.amp != "off"  # the generator in bf16 on CUDA
     mine = owned_batches(-(-ctx.num_images // bs))  # N ranks: a contiguous block of batches each
     bar = tqdm(total=ctx.num_images, unit="img", desc="evaluate", disable=not (progress and is_main()), file=sys.stderr)
     start = time.perf_counter()
-    for k, lo in enumerate(range(0, ctx.num_images, bs)):
-        captions, lengths, img_i, cap_i, order = schedule_batch(ctx.bank, images_idx[lo: lo + bs],
-                                                                caption_ids[lo: lo + bs])
-        noise = torch.randn(len(cap_i), z_dim, generator=noise_gen).to(ctx.device)
-        if k not in mine:  # another rank's batch (its noise was drawn above: the stream stays aligned)
-            continue
-        with torch.no_grad(), batch_rng(ctx.seed, k, ctx.device):
-            text = modules.text_encoder(captions.to(ctx.device), lengths.to(ctx.device))
-            with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):  # extractors: fp32
-                images = modules.generator(noise, text).images[-1].float()
-        check_finite(images, "generated image", lambda r: ctx.describe_caption(cap_i[r]))
-        images_uint8 = quantize_like_png(images)  # every metric scores what a saved PNG holds
-        feed_batch(ctx, computers, images_uint8, captions, lengths, img_i, cap_i, k)
-        if out_dir is not None:
-            _save_pngs(images_uint8, out_dir, lo + order.numpy())
-        bar.update(len(cap_i))
+    with removed_on_failure(out_dir, remove=created and is_main()) if out_dir else contextlib.nullcontext():
+        if out_dir is not None and is_main():  # the manifest, in schedule order, replacing any earlier one
+            from harness.evaluation.manifest import MANIFEST_NAME, schedule_rows, write_manifest
+
+            write_manifest(out_dir / MANIFEST_NAME, schedule_rows(ctx.dataset, ctx.bank, images_idx, caption_ids))
+        for k, lo in enumerate(range(0, ctx.num_images, bs)):
+            captions, lengths, img_i, cap_i, order = schedule_batch(ctx.bank, images_idx[lo: lo + bs],
+                                                                    caption_ids[lo: lo + bs])
+            noise = torch.randn(len(cap_i), z_dim, generator=noise_gen).to(ctx.device)
+            if k not in mine:  # another rank's batch (its noise was drawn above: the stream stays aligned)
+                continue
+            with torch.no_grad(), batch_rng(ctx.seed, k, ctx.device):
+                text = modules.text_encoder(captions.to(ctx.device), lengths.to(ctx.device))
+                with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):  # extractors: fp32
+                    images = modules.generator(noise, text).images[-1].float()
+            check_finite(images, "generated image", lambda r: ctx.describe_caption(cap_i[r]))
+            images_uint8 = quantize_like_png(images)  # every metric scores what a saved PNG holds
+            feed_batch(ctx, computers, images_uint8, captions, lengths, img_i, cap_i, k)
+            if out_dir is not None:
+                _save_pngs(images_uint8, out_dir, lo + order.numpy())
+            bar.update(len(cap_i))
     bar.close()
     return ctx.num_images / max(time.perf_counter() - start, 1e-9)
 
@@ -382,6 +385,8 @@ def _save_pngs(images_uint8: torch.Tensor, out_dir: Path, positions: np.ndarray)
     from PIL import Image
 
     from harness.evaluation.manifest import image_file_name
+    from harness.util.atomic import write_file
 
     for im, pos in zip(images_uint8.cpu().permute(0, 2, 3, 1).numpy(), positions):
-        Image.fromarray(im).save(out_dir / image_file_name(int(pos)))
+        write_file(out_dir / image_file_name(int(pos)), lambda f: Image.fromarray(im).save(f, format="PNG"),
+                   parents=False)

@@ -81,14 +81,12 @@ def manifest_text(rows: list[ManifestRow]) -> str:
     return buf.getvalue()
 
 
-def write_manifest(path: Path | str, rows: list[ManifestRow]) -> Path:
-    """Write ``rows`` to ``path`` (replacing any file there, never appending); returns the path."""
-    from harness.core.rundir import atomic_write_text
+def write_manifest(path: Path | str, rows: list[ManifestRow], *, force: bool = False) -> Path:
+    """Write ``rows`` to ``path`` through the one writer (replacing a regular file there, never appending; ``force``:
+    a symlink there is replaced); returns the path."""
+    from harness.util.atomic import write_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, manifest_text(rows))
-    return path
+    return write_file(Path(path), manifest_text(rows), force=force)
 
 
 def read_manifest(path: Path | str) -> list[ManifestRow]:

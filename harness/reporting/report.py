@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from harness.util.errors import HarnessError
 from harness.config.protocol import flatten
-from harness.core.rundir import IMAGE_RUN_METHOD, RunDir, atomic_write_text, read_run_info
+from harness.core.rundir import IMAGE_RUN_METHOD, RunDir, read_run_info
 from harness.core.runfiles import RunInfo, RunInfoError
+from harness.util.atomic import check_target, write_file
 from harness.core.weights import file_digest
 from harness.runs.info import FAILED_KEY
 
@@ -482,13 +483,13 @@ def render_report(plugins: Plugins, runs: Sequence[RunDir], *, title: Optional[s
     return page
 
 
-def write_report(plugins: Plugins, runs: Sequence[RunDir], out: Path | str, *, title: Optional[str] = None) -> Path:
-    """Write the report of ``runs`` to ``out`` (atomically); returns the path."""
-    out = Path(out)
+def write_report(plugins: Plugins, runs: Sequence[RunDir], out: Path | str, *, title: Optional[str] = None,
+                 force: bool = False) -> Path:
+    """Write the report of ``runs`` to ``out`` through the one writer (``out`` is checked before the page is
+    rendered; ``force``: a symlink there is replaced); returns the path."""
+    check_target(out, force=force)
     text = render_report(plugins, runs, title=title)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, text)
-    return out
+    return write_file(Path(out), text, force=force)
 
 
 def _is_run_dir(p: Path) -> bool:
@@ -529,9 +530,12 @@ def report_runs(plugins: Plugins, args: Sequence[str], root: Path) -> tuple[list
     return runs, list(dict.fromkeys(s.resolve() for s in sessions))
 
 
-def report_command(plugins: Plugins, args: Sequence[str], root: Path, out: Optional[str]) -> Path:
-    """`harness report SESSION | RUN... [--out FILE]`: default output ``<session>/report.html``; ``--out`` is
-    required when the runs come from several sessions."""
+def report_command(plugins: Plugins, args: Sequence[str], root: Path, out: Optional[str], *,
+                   force: bool = False) -> Path:
+    """`harness report SESSION | RUN... [--out FILE] [--force]`: default output ``<session>/report.html``; ``--out``
+    is required when the runs come from several sessions; ``force``: a symlink at ``out`` is replaced."""
+    if out is not None:
+        check_target(out, force=force)  # before any run is read
     runs, sessions = report_runs(plugins, args, root)
     if out is None:
         if len(sessions) != 1:
@@ -539,4 +543,4 @@ def report_command(plugins: Plugins, args: Sequence[str], root: Path, out: Optio
                                f"give --out FILE")
         out = sessions[0] / REPORT_FILE
     title = f"t2i-harness report: {sessions[0].name}" if len(sessions) == 1 else None
-    return write_report(plugins, runs, out, title=title)
+    return write_report(plugins, runs, out, title=title, force=force)

@@ -74,9 +74,7 @@ def write_table(plugins: Plugins, runs: Sequence[RunDir], options: TableOptions 
     else:
         text = rows_to_csv(table)
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, text)
+        atomic_write_text(Path(out), text)
     return text
 
 

@@ -95,15 +95,17 @@ def protocol_schedule(plugins: Plugins, cfg: Config,
 
 
 def export_captions(plugins: Plugins, dataset: str, preset: str, out: Path | str, *, data_dir: Optional[str] = None,
-                    root: Path) -> tuple[Path, int]:
-    """``harness datasets captions``: write the manifest of the protocol's captions to ``out`` (replacing it);
-    returns (path, number of rows)."""
+                    root: Path, force: bool = False) -> tuple[Path, int]:
+    """``harness datasets captions``: write the manifest of the protocol's captions to ``out`` (replacing a regular
+    file; ``force``: a symlink; anything else is refused before any work); returns (path, number of rows)."""
     from harness.evaluation.manifest import schedule_rows, write_manifest
+    from harness.util.atomic import check_target
 
+    check_target(out, force=force)
     cfg = protocol_config(plugins, dataset, preset, data_dir)
     ds, bank, images, captions = protocol_schedule(plugins, cfg, root)
     rows = schedule_rows(ds, bank, images, captions)
-    return write_manifest(out, rows), len(rows)
+    return write_manifest(out, rows, force=force), len(rows)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -305,6 +307,7 @@ def evaluate_images(plugins: Plugins, images: ImageFolder, options: Optional[Eva
     metric, and nothing is written when one fails (HarnessError, one line)."""
     from harness.core.runtime import resolve_device
     from harness.evaluation.evaluate import build_metrics, check_metric_options, make_context, select_metrics
+    from harness.util.atomic import check_writable_dir, removed_on_failure
 
     options = options or EvalOptions()
     label = check_label(plugins, images.name)
@@ -322,6 +325,7 @@ def evaluate_images(plugins: Plugins, images: ImageFolder, options: Optional[Eva
     _check_count(cfg, len(rows), images, manifest_path)
     ds, img_ids, cap_ids = _check_schedule(plugins, cfg, rows, images, manifest_path, root)
 
+    check_writable_dir(root)  # an unwritable results root fails here, not after the scoring
     dev = resolve_device(images.device, setting="--device") if images.device else resolve_device(cfg.train.device)
     rp_encoder = options.value("rp_encoder")
     models, rp_source = folder_models(plugins, cfg, ds, need_damsm=any(n in ("rp", "rp_real") for n in names),
@@ -348,7 +352,8 @@ def evaluate_images(plugins: Plugins, images: ImageFolder, options: Optional[Eva
     run = write_image_run(cfg, root, label=label, num_images=n, folder=folder, manifest=manifest_path, sha256=sha,
                           extra={"device": str(dev), "resized": resized, "ignored": found.ignored,
                                  "rp_encoder": rp_source})
-    run.append_records(records)
+    with removed_on_failure(run.path):  # an image run exists only with its records
+        run.append_records(records)
     return run, records
 
 
@@ -412,13 +417,23 @@ def _image_records(cfg: Config, models: FolderModels, results: list, skipped: li
 def write_image_run(cfg: Config, root: Path, *, label: str, num_images: int, folder: Path, manifest: Path,
                     sha256: str, extra: dict) -> RunDir:
     """Create ``<root>/images-<slug>-<4 hex>`` with ``config.yaml`` and ``run.json`` (kind ``images``; ``extra``
-    adds keys, e.g. the device)."""
-    from harness.config.protocol import evaluated_values, protocol_id, protocol_name
-    from harness.core.rundir import exclusive_dir, atomic_write_text
-    from harness.core.rundir import RUN_INFO
-    from harness.runs.info import VERSION
+    adds keys, e.g. the device); a failure on the way removes the directory again."""
+    from harness.core.rundir import exclusive_dir
+    from harness.util.atomic import removed_on_failure
 
     run = RunDir(exclusive_dir(Path(root), f"images-{label_slug(label)}"))
+    with removed_on_failure(run.path):
+        _fill_image_run(run, cfg, label=label, num_images=num_images, folder=folder, manifest=manifest,
+                        sha256=sha256, extra=extra)
+    return run
+
+
+def _fill_image_run(run: RunDir, cfg: Config, *, label: str, num_images: int, folder: Path, manifest: Path,
+                    sha256: str, extra: dict) -> None:
+    from harness.config.protocol import evaluated_values, protocol_id, protocol_name
+    from harness.core.rundir import RUN_INFO, atomic_write_text
+    from harness.runs.info import VERSION
+
     run.save_config(cfg)
     values = evaluated_values(cfg, num_images=num_images, split=cfg.eval.split)
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -429,4 +444,3 @@ def write_image_run(cfg: Config, root: Path, *, label: str, num_images: int, fol
             "images": num_images, "precision": "uint8 images", "started": now,
             "finished": now, **extra}
     atomic_write_text(run.path / RUN_INFO, json.dumps(info, indent=1, default=str))
-    return run

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 from harness.config.protocol import deviation_values, flatten, protocol_id, protocol_name, protocol_values
 from harness.core.rundir import RUN_INFO, RunDir, atomic_write_text, read_run_info, run_stem, warn
 from harness.core.runfiles import RunInfo, RunInfoError
+from harness.util.atomic import removed_on_failure
 from harness.util.errors import ConfigError, HarnessError
 
 if TYPE_CHECKING:  # type hints only
@@ -154,8 +155,9 @@ def create_run(plugins: Plugins, cfg: Config, parent: Path, *, name: Optional[st
     (a `harness run` session's ``<method>-s<seed>``) or ``parent/<method>-<dataset>-s<seed>[-<tag>]-<time>-<hex>``."""
     stem = None if name is not None else run_stem(cfg.method, cfg.data.name, cfg.seed, tag)
     run = RunDir.create(parent, name=name, stem=stem)
-    run.save_config(cfg)
-    write_run_info(plugins, run, cfg)
+    with removed_on_failure(run.path):  # a run directory without its config could never be resumed
+        run.save_config(cfg)
+        write_run_info(plugins, run, cfg)
     return run
 
 

@@ -51,12 +51,16 @@ def read_captions(captions: list[str], file: str | None) -> list[str]:
 
 
 def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, seed: int, out: Optional[str | Path],
-                 checkpoint: Optional[str | int], loaded: Optional[dict[Path, InferenceModels]] = None) -> Path:
+                 checkpoint: Optional[str | int], loaded: Optional[dict[Path, InferenceModels]] = None,
+                 force: bool = False) -> Path:
     """Draw the sheet and return its path (default: ``<first run>/samples/sheet-s<seed>-<time>.png``).
-    ``loaded``, when given, receives each run's ``InferenceModels`` by run path (the HTML report reuses them)."""
+    ``loaded``, when given, receives each run's ``InferenceModels`` by run path (the HTML report reuses them).
+    ``out`` is checked before any model is loaded (``harness.util.atomic.check_target``; ``force``: a symlink
+    there is replaced)."""
     from harness.data.vocab import check_vocabulary_size
     from harness.evaluation.metrics.interface import check_finite
     from harness.core.sheets import save_sheet
+    from harness.util.atomic import check_target
     from harness.runs.info import RowLabeller, run_label
     from harness.build import build_split, load_inference_models
     from harness.core.runtime import resolve_device
@@ -69,6 +73,8 @@ def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, s
     bad_seed = field_problem("--seed", seed, seed_range())
     if bad_seed:  # before any model is loaded
         raise ConfigError(bad_seed)
+    if out is not None:
+        check_target(out, force=force)
     step = int(checkpoint) if checkpoint is not None else None
     labeller = RowLabeller(plugins)
     datasets: dict[tuple, TextImageDataset] = {}
@@ -90,8 +96,6 @@ def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, s
         labels.append(f"{run_label(plugins, run, labeller)} s{cfg.seed} @{models.step}")
     if out is None:
         out = Path(runs[0].samples) / f"sheet-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}.png"
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     # small images are enlarged (nearest, integer factor) to at least MIN_CELL pixels so captions fit under them
     cell = max(int(t.shape[-1]) for r in rows for t in r)
     factor = -(-MIN_CELL // cell)
@@ -100,4 +104,4 @@ def sample_sheet(plugins: Plugins, runs: list[RunDir], captions: list[str], *, s
                 for r in rows]
     # each caption is written (wrapped) under its column's last image
     under = [[""] * len(captions) for _ in rows[:-1]] + [list(captions)]
-    return save_sheet(rows, under, out, row_labels=labels)
+    return save_sheet(rows, under, out, row_labels=labels, force=force)

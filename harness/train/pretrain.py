@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Optional, TYPE_CHECKING
@@ -32,6 +31,7 @@ from torch import nn
 from harness.build import build_split
 from harness.core.cache import cached, lookup
 from harness.config import Config, stage_sizes
+from harness.util.atomic import copy_file, write_file
 from harness.util.errors import HarnessError
 from harness.contract.plugins import hookimpl
 from harness.core.seed import epoch_batches, preserved_rng, seed_everything
@@ -216,12 +216,12 @@ def train_damsm(ctx: PretrainContext, vocab_size: int, inception: Optional[Path]
         epoch += 1
     bar.close()
     test_loss = _evaluate_damsm(damsm, ctx.test_set, cfg, batch_size, device)
-    torch.save(damsm.text.state_dict(), ctx.out_dir / TEXT_FILE)
-    torch.save(damsm.image.state_dict(), ctx.out_dir / IMAGE_FILE)
+    write_file(ctx.out_dir / TEXT_FILE, lambda f: torch.save(damsm.text.state_dict(), f))
+    write_file(ctx.out_dir / IMAGE_FILE, lambda f: torch.save(damsm.image.state_dict(), f))
     info = {"source": "trained here", "steps": step, "epochs": epoch, "final_loss": last, "test_loss": test_loss,
             "image_encoder": dc.image_encoder, "inception": inception_info, "vocab_size": vocab_size,
             "batch_size": batch_size, "final_lr": lr}
-    (ctx.out_dir / INFO_FILE).write_text(json.dumps(info, indent=1))
+    write_file(ctx.out_dir / INFO_FILE, json.dumps(info, indent=1))
     print(f"DAMSM: {step} steps, final loss {last.get('loss', float('nan')):.4f}, test loss "
           f"{test_loss if test_loss is None else round(test_loss, 4)}", flush=True)
     return info
@@ -261,11 +261,11 @@ def import_damsm(cfg: Config, text_file: str | Path, image_file: str | Path, roo
            "image_encoder": cfg.pretrain.damsm.image_encoder}
 
     def build(out: Path) -> None:
-        shutil.copyfile(files["text"], out / TEXT_FILE)
-        shutil.copyfile(files["image"], out / IMAGE_FILE)
+        copy_file(files["text"], out / TEXT_FILE)
+        copy_file(files["image"], out / IMAGE_FILE)
         info = {"source": "imported", "files": {k: {"name": f.name, "sha256": key["imported"][k]}
                                                 for k, f in files.items()}}
-        (out / INFO_FILE).write_text(json.dumps(info, indent=1))
+        write_file(out / INFO_FILE, json.dumps(info, indent=1))
 
     return cached(root, "damsm", key, build)
 

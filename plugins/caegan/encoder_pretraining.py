@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from harness.config import Config
+from harness.util.atomic import write_file
 from harness.util.errors import HarnessError
 from harness.nn.damsm_loss import sent_loss
 from harness.core.seed import epoch_batches
@@ -179,7 +180,8 @@ def train_encoder(ctx: PretrainContext) -> None:
                 break
         epoch += 1
     encoder.eval()
-    torch.save({k: v.detach().cpu() for k, v in encoder.state_dict().items()}, Path(ctx.out_dir) / ENCODER_FILE)
+    state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+    write_file(Path(ctx.out_dir) / ENCODER_FILE, lambda f: torch.save(state, f))
     tail = losses[-10:]
     summary = {
         "steps": step,
@@ -193,6 +195,6 @@ def train_encoder(ctx: PretrainContext) -> None:
     }
     if ctx.test_set is not None and len(ctx.test_set) > 1:
         summary.update(matching_accuracy(encoder, damsm, ctx.test_set, batch_size=batch_size, device=device))
-    (Path(ctx.out_dir) / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
+    write_file(Path(ctx.out_dir) / SUMMARY_FILE, json.dumps(summary, indent=1))
     print(f"pretrain {STAGE_NAME}: {step} steps, bank {summary['bank_entries']} entries, loss "
           f"{summary['first_loss']} -> {summary['last_loss']}", flush=True)

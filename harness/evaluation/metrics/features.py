@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from harness.core.cache import cached
+from harness.util.atomic import write_file
 from harness.evaluation.metrics.interface import EvalContext, GeneratedBatch, check_finite, real_to_uint8
 
 # uint8 B×3×H×W images (on the evaluation device) → {layer name: B×d features}
@@ -68,7 +69,8 @@ class FeatureStream:
                     describe = lambda r, idx=real.indices: self.ctx.describe_real(int(idx[r]))  # noqa: E731
                     for k, v in self._run(real_to_uint8(real.images[-1]).to(self.ctx.device), describe).items():
                         chunks[k].append(v)
-                np.savez(tmp / "features.npz", **{k: np.concatenate(v) for k, v in chunks.items()})
+                arrays = {k: np.concatenate(v) for k, v in chunks.items()}
+                write_file(tmp / "features.npz", lambda f: np.savez(f, **arrays))
 
             path = cached(self.ctx.root, "real-features", key, build)
             with np.load(path / "features.npz") as z:

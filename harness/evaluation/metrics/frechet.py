@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.util.atomic import write_file
+
 
 def _require_finite(x: np.ndarray, what: str) -> np.ndarray:
     """``x`` unchanged; ValueError naming the first non-finite row (a NaN must never enter a statistic)."""
@@ -31,7 +33,7 @@ class GaussianStats:
     count: int
 
     def save(self, path) -> None:
-        np.savez(path, mu=self.mu, sigma=self.sigma, count=np.int64(self.count))
+        write_file(path, lambda f: np.savez(f, mu=self.mu, sigma=self.sigma, count=np.int64(self.count)))
 
     @classmethod
     def load(cls, path) -> "GaussianStats":

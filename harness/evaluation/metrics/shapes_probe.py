@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness.core.cache import cached
+from harness.util.atomic import write_file
 from harness.evaluation.metrics.features import FeatureStream
 from harness.evaluation.metrics.frechet import frechet_distance, gaussian_stats, inception_score
 from harness.evaluation.metrics.inception import StreamMetric
@@ -112,9 +113,9 @@ def load_probe(ctx: EvalContext) -> tuple[ShapesProbe, dict, Path]:
 
     def build(tmp: Path) -> None:
         probe, acc = train_probe(train_set, ctx.dataset, steps=steps, seed=seed)
-        torch.save(probe.state_dict(), tmp / "probe.pt")
-        (tmp / "info.json").write_text(json.dumps({"attributes": probe.attributes, "real_test_accuracy": acc,
-                                                   "test_split": ctx.split, "steps": steps}, indent=1))
+        write_file(tmp / "probe.pt", lambda f: torch.save(probe.state_dict(), f))
+        write_file(tmp / "info.json", json.dumps({"attributes": probe.attributes, "real_test_accuracy": acc,
+                                                  "test_split": ctx.split, "steps": steps}, indent=1))
 
     path = cached(ctx.root, "shapes-probe", key, build)
     info = json.loads((path / "info.json").read_text())
