@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import os
 import sys
@@ -46,6 +47,11 @@ def _verb(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.N
     p = sub.add_parser(name, help=help, parents=[_common()])
     p.set_defaults(func=func)
     return p
+
+
+def _handler(module: str, name: str) -> Callable[[argparse.Namespace, Plugins], int]:
+    """The verb handler ``module.name``, imported when the verb runs (not at start-up)."""
+    return lambda args, plugins: getattr(importlib.import_module(module), name)(args, plugins)
 
 
 def _add_method_config(p: argparse.ArgumentParser, *, seeds: bool, required: bool = False) -> None:
@@ -126,7 +132,7 @@ def _run(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace, plugins: Plugins) -> int:
-    from harness.session import SessionRequest, resume_benchmark, run_benchmark, session_path
+    from harness.session import SessionRequest, resume_benchmark, run_benchmark, session_done, session_path
 
     evaluation = _eval_options(args, metrics=args.metrics)
     if args.resume:
@@ -139,7 +145,7 @@ def cmd_run(args: argparse.Namespace, plugins: Plugins) -> int:
             raise HarnessError(f"--resume continues a session with its saved request (session.json); drop "
                                f"{', '.join(given)}")
         root = _root(args)
-        return _session_done(resume_benchmark(plugins, session_path(args.resume, root), root=root))
+        return session_done(resume_benchmark(plugins, session_path(args.resume, root), root=root))
     if not args.plugins:
         raise HarnessError("run needs --plugins METHOD[,METHOD...] (or --resume SESSION)")
     request = SessionRequest(methods=args.plugins, dataset=args.dataset, data_dir=args.data_dir,
@@ -147,19 +153,7 @@ def cmd_run(args: argparse.Namespace, plugins: Plugins) -> int:
                              seeds=[int(s) for s in args.seeds.split(",") if s.strip()], overrides=args.overrides,
                              metrics=args.metrics, evaluate=not args.no_eval,
                              metric_options=dict(evaluation.metric_options))
-    return _session_done(run_benchmark(plugins, request, root=_root(args, create=False)))
-
-
-def _session_done(session: Path) -> int:
-    """Name the runs that failed (one line on stderr), print the session directory last; 1 when any failed."""
-    from harness.session import failed_runs
-
-    failed = failed_runs(session)
-    if failed:
-        print(f"harness: {len(failed)} run(s) failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items())
-              + f"; retry them with `harness run --resume {session}`", file=sys.stderr, flush=True)
-    print(session)
-    return 1 if failed else 0
+    return session_done(run_benchmark(plugins, request, root=_root(args, create=False)))
 
 
 def _train(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -416,7 +410,8 @@ def cmd_weights(args: argparse.Namespace, plugins: Plugins) -> int:
 
 
 def _fetch(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = _verb(sub, "fetch", cmd_fetch, "download weight files (by name) and data sets (cub, coco), verified")
+    p = _verb(sub, "fetch", _handler("harness.runs.fetch", "cmd_fetch"),
+              "download weight files (by name) and data sets (cub, coco), verified")
     p.add_argument("names", nargs="*", metavar="NAME", help="weight files (`harness weights`) and data sets")
     p.add_argument("--all-weights", action="store_true", help="every weight file `harness weights` lists")
     p.add_argument("--data-dir", default=None, help="where a data set's layout is unpacked")
@@ -425,27 +420,15 @@ def _fetch(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def cmd_fetch(args: argparse.Namespace, plugins: Plugins) -> int:
-    from harness.runs.fetch import cmd_fetch as fetch
-
-    return fetch(args, plugins)
-
-
 def _cache(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = _verb(sub, "cache", cmd_cache, "list or remove the cache entries (DAMSM, real statistics, ...) of a results "
-              "root")
+    p = _verb(sub, "cache", _handler("harness.runs.caches", "cmd_cache"),
+              "list or remove the cache entries (DAMSM, real statistics, ...) of a results root")
     p.add_argument("cache_verb", choices=["list", "remove"])
     p.add_argument("entries", nargs="*", metavar="KIND/KEY", help="remove: the entries (as `cache list` names them)")
     p.add_argument("--kind", default=None, help="only entries of this kind (damsm, real-features, ...)")
     p.add_argument("--all", action="store_true", help="remove: every entry")
     p.add_argument("--json", action="store_true", help="list: as JSON, with each entry's whole key")
     return p
-
-
-def cmd_cache(args: argparse.Namespace, plugins: Plugins) -> int:
-    from harness.runs.caches import cmd_cache as cache
-
-    return cache(args, plugins)
 
 
 def _env(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

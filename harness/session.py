@@ -308,3 +308,14 @@ def _read_session(session: Path) -> dict:
     except ValueError as e:
         raise HarnessError(f"{path}: not a session file ({e})") from None
     return request
+
+
+def session_done(session: Path) -> int:
+    """End of `harness run`: name the runs that failed (one line on stderr), print the session directory last;
+    returns the exit status, 1 when any failed."""
+    failed = failed_runs(session)
+    if failed:
+        print(f"harness: {len(failed)} run(s) failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items())
+              + f"; retry them with `harness run --resume {session}`", file=sys.stderr, flush=True)
+    print(session)
+    return 1 if failed else 0
