@@ -19,9 +19,10 @@ PHASES = ("text", "g_forward", "d_steps", "g_step")
 NF, IMAGE_SIZE, WORDS, VOCAB = 32, 256, 18, 5450
 
 
-def measure_dfgan(ref_root: Path, batch: int, threads: int, warmup: int, reps: int) -> dict:
+def measure_dfgan(ref_root: Path, batch: int, threads: int, warmup: int, reps: int, *, nf: int = NF,
+                  image_size: int = IMAGE_SIZE) -> dict:
     """Per-phase medians of the original's iteration and of G forward (eval, no_grad), in reference_speed's
-    result layout."""
+    result layout (``nf``, ``image_size``: bird.yml's unless a test asks for less)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -33,10 +34,10 @@ def measure_dfgan(ref_root: Path, batch: int, threads: int, warmup: int, reps: i
 
     torch.manual_seed(0)
     text_encoder = RNN_ENCODER(VOCAB, nhidden=COND_DIM).eval().requires_grad_(False)
-    net_g, net_d, net_c = NetG(NF, Z_DIM, COND_DIM, IMAGE_SIZE, 3), NetD(NF, IMAGE_SIZE, 3), NetC(NF, COND_DIM)
+    net_g, net_d, net_c = NetG(nf, Z_DIM, COND_DIM, image_size, 3), NetD(nf, image_size, 3), NetC(nf, COND_DIM)
     opt_g = torch.optim.Adam(net_g.parameters(), lr=0.0001, betas=(0.0, 0.9))
     opt_d = torch.optim.Adam([*net_d.parameters(), *net_c.parameters()], lr=0.0004, betas=(0.0, 0.9))
-    images = torch.rand(batch, 3, IMAGE_SIZE, IMAGE_SIZE) * 2 - 1
+    images = torch.rand(batch, 3, image_size, image_size) * 2 - 1
     lengths = sorted(torch.randint(6, WORDS + 1, (batch,)).tolist(), reverse=True)
     lengths[0] = WORDS
     captions = torch.zeros(batch, WORDS, dtype=torch.long)

@@ -1,13 +1,15 @@
-"""benchmarks/reference_parity.py --method dfgan on a tiny stand-in checkout written here in the original's layout
-(``DF-GAN/code/models/GAN.py``, ``DF-GAN/code/lib/modules.py``): the original's state_epoch file is saved and
-imported through ``harness import-checkpoint dfgan``, every tensor and loss term is compared, and a stand-in whose
-gradient penalty takes another power makes it fail on the penalty and the D step's gradients only.
+"""benchmarks/reference_parity.py --method dfgan (and reference_speed's DF-GAN timing) on a tiny stand-in checkout
+written here in the original's layout (``DF-GAN/code/models/GAN.py``, ``DF-GAN/code/lib/modules.py``,
+``models/DAMSM.py``): the original's state_epoch file is saved and imported through ``harness import-checkpoint
+dfgan``, every tensor and loss term is compared, and a stand-in whose gradient penalty takes another power makes
+it fail on the penalty and the D step's gradients only.
 
 The stand-in networks are this plugin's modules behind the original's class names, signatures and output shapes
 (the original code is not shipped); the three loss functions are written in the original's dialect (``.cuda()``,
 ``negtive``) in a module whose other imports would fail, as the real one's need its data pipeline."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -102,3 +104,45 @@ def test_another_penalty_power_in_the_original_fails_on_the_penalty_and_its_grad
     assert fail and "D loss: d_magp" in fail[0] and "D step: netC parameter gradients" in fail[0]
     for agreeing in ("G: image", "NetC:", "d_real", "d_fake", "d_mismatch", "g_adv"):
         assert agreeing not in fail[0], agreeing
+
+
+DAMSM = '''
+import torch.nn as nn
+
+
+class RNN_ENCODER(nn.Module):
+    def __init__(self, ntoken, ninput=300, drop_prob=0.5, nhidden=128, nlayers=1, bidirectional=True):
+        super(RNN_ENCODER, self).__init__()
+        self.encoder = nn.Embedding(ntoken, nhidden)
+
+    def init_hidden(self, bsz):
+        return None
+
+    def forward(self, captions, cap_lens, hidden, mask=None):
+        words = self.encoder(captions).transpose(1, 2)
+        return words, words.mean(2)
+'''
+
+
+def test_reference_speed_times_the_originals_iteration_phase_by_phase(tmp_path):
+    """reference_speed_dfgan on the stand-in checkout (small sizes), the original's DAMSM text encoder included:
+    every phase and G forward timed in reference_speed's result layout, the .cuda() fix reported."""
+    root = write_checkout(tmp_path / "ref")
+    (root / "DF-GAN" / "code" / "models" / "DAMSM.py").write_text(DAMSM)
+    script = f'''
+import json, sys
+sys.path.insert(0, {str(ROOT / "benchmarks")!r})
+import reference_speed_dfgan as r
+res = r.measure_dfgan(__import__("pathlib").Path({str(root)!r}), batch=2, threads=1, warmup=1, reps=2, nf=4,
+                      image_size=32)
+print(json.dumps(res))
+'''
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["repo"] == "DF-GAN" and res["batch"] == 2 and len(res["iterations_s"]) == 2
+    med = res["median_s"]
+    assert set(med) == {"text", "g_forward", "d_steps", "g_step", "total"} and all(v > 0 for v in med.values())
+    assert res["compatibility"] == ["lib/modules.py MA_GP: .cuda() removed (CPU)"]
+    assert res["g_forward_eval_s"] > 0
