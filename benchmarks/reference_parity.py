@@ -1,8 +1,12 @@
-"""Module-level parity of this harness with the original AttnGAN / DM-GAN code, for the same weights and inputs.
+"""Module-level parity of this harness with the original AttnGAN / DM-GAN / DF-GAN code, for the same weights and
+inputs.
 
-    python benchmarks/reference_parity.py --ref-root DIR --method attngan|dmgan [--batch 6] [--tol 1e-5]
+    python benchmarks/reference_parity.py --ref-root DIR --method attngan|dmgan|dfgan [--batch 6] [--tol 1e-5]
                                           [--threads 2] [--vocab-size N] [--preset paper-cub] [--dataset shapes]
-                                          [--data-dir DIR] [--set KEY=VALUE]...
+                                          [--data-dir DIR] [--set KEY=VALUE]... [--image-size 64] [--nf 32]
+
+DF-GAN (``DIR/DF-GAN/code``) is compared by ``reference_parity_dfgan.py`` (its docstring says how); the rest of
+this text is about AttnGAN and DM-GAN.
 
 The import checks the text encoder's vocabulary against the data set's, so the original encoder is built with the
 data set's vocabulary size (``--vocab-size`` defaults to it): ``shapes`` needs no download; ``--dataset cub
@@ -48,7 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 import reference_speed as rs  # noqa: E402
 
-METHODS = {"attngan": ("AttnGAN", "cfg/bird_attn2.yml"), "dmgan": ("DM-GAN", "cfg/bird_DMGAN.yml")}
+METHODS = {"attngan": ("AttnGAN", "cfg/bird_attn2.yml"), "dmgan": ("DM-GAN", "cfg/bird_DMGAN.yml"),
+           "dfgan": ("DF-GAN", "")}  # DF-GAN: reference_parity_dfgan.py
 # CNN_ENCODER's resize: the align_corners flag becomes a module global the script sets (True: the 2018 semantics)
 BILINEAR_FIX = (r"nn\.Upsample\(size=\(299, 299\), mode='bilinear'\)",
                 "nn.Upsample(size=(299, 299), mode='bilinear', align_corners=_PARITY_ALIGN_CORNERS)")
@@ -349,7 +354,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Command line: prints the fixes, the import's line and the table; returns 1 when a gated row fails."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ref-root", required=True, type=Path,
-                    help="folder holding AttnGAN/code and DM-GAN/code (checkouts of the public repositories)")
+                    help="folder holding AttnGAN/code, DM-GAN/code, DF-GAN/code (checkouts of the public "
+                         "repositories)")
     ap.add_argument("--method", choices=sorted(METHODS), required=True)
     # 6: B divides no stage's H·W, so a mask that gives pixel j caption j mod B (wrong) cannot pass as the
     # original's row pattern (with 4 the two coincide)
@@ -363,10 +369,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--data-dir", default=None, help="the data set's directory (cub, coco)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="extra harness config override for the import (e.g. pretrain.damsm.image_encoder=...)")
+    ap.add_argument("--image-size", type=int, default=64, help="dfgan only: the image side (the original: 256)")
+    ap.add_argument("--nf", type=int, default=32, help="dfgan only: NetG's and NetD's nf (the original: 32)")
     args = ap.parse_args(argv)
     if args.batch < 2:
         ap.error("--batch must be at least 2 (the discriminator's wrong pairs, unequal lengths)")
-    table, applied, import_line = compare(args)
+    if args.method == "dfgan":
+        from reference_parity_dfgan import compare_dfgan
+
+        table = Table(args.tol)
+        applied = compare_dfgan(args, table)
+        import_line, table.lengths = table.import_line, "(sentence features given)"
+    else:
+        table, applied, import_line = compare(args)
     print("compatibility fixes: " + "; ".join(applied))
     print(f"harness import-checkpoint: {import_line}")
     print(f"{args.method}: batch {args.batch}, caption lengths {table.lengths}, fp32, CPU, "

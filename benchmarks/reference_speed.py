@@ -1,8 +1,11 @@
 """Time the original AttnGAN / DM-GAN code on this machine, with REFERENCE.md A6's protocol, so that this project's
 training iteration can be compared with the reference implementation measured in the same session.
 
-    python benchmarks/reference_speed.py --ref-root DIR --repo AttnGAN|DM-GAN [--batch 8] [--threads 2]
+    python benchmarks/reference_speed.py --ref-root DIR --repo AttnGAN|DM-GAN|DF-GAN [--batch 8] [--threads 2]
                                          [--warmup 2] [--reps 3] [--json FILE]
+
+``--repo DF-GAN`` times ``DIR/DF-GAN/code`` (tobran/DF-GAN, Python 3, run as it is but for ``.cuda()``) with
+``reference_speed_dfgan.py`` (its docstring says how); the rest of this text is about AttnGAN and DM-GAN.
 
 ``DIR`` holds checkouts of the two public repositories, ``DIR/AttnGAN/code`` (taoxugit/AttnGAN) and
 ``DIR/DM-GAN/code`` (MinfengZhu/DM-GAN); this project ships none of their code. ``train_speed.py --ref-root DIR``
@@ -51,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from phase_clock import PhaseClock  # noqa: E402
 
 PHASES = ("text", "g_forward", "d_steps", "g_step")
-REPOS = ("AttnGAN", "DM-GAN")
+REPOS = ("AttnGAN", "DM-GAN", "DF-GAN")  # DF-GAN: reference_speed_dfgan.py
 
 # (module name, [(pattern, replacement)]): Python 2 / PyTorch 0.x syntax → today's, nothing else.
 SOURCE_FIXES: dict[str, list[tuple[str, str]]] = {
@@ -316,7 +319,8 @@ def measure(ref_root: Path, repo: str, batch: int, threads: int, warmup: int, re
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ref-root", required=True, type=Path,
-                    help="folder holding AttnGAN/code and DM-GAN/code (checkouts of the public repositories)")
+                    help="folder holding AttnGAN/code, DM-GAN/code, DF-GAN/code (checkouts of the public "
+                         "repositories)")
     ap.add_argument("--repo", choices=REPOS, required=True)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
@@ -325,7 +329,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args(argv)
     out = args.json.resolve() if args.json else None
-    res = measure(args.ref_root.resolve(), args.repo, args.batch, args.threads, args.warmup, args.reps)
+    if args.repo == "DF-GAN":
+        from reference_speed_dfgan import measure_dfgan
+
+        res = measure_dfgan(args.ref_root.resolve(), args.batch, args.threads, args.warmup, args.reps)
+    else:
+        res = measure(args.ref_root.resolve(), args.repo, args.batch, args.threads, args.warmup, args.reps)
     print("compatibility fixes: " + "; ".join(res["compatibility"]))
     print(f"{args.repo} (reference code), batch {res['batch']}, {res['threads']} threads, torch {res['torch']}: "
           + ", ".join(f"{k} {v:.3f} s" for k, v in res["median_s"].items())

@@ -21,9 +21,11 @@ baseline, ...), then bf16's (fp32 iterations run ≈ 10 % slower once bf16 kerne
 * ``baseline``: the same code in the reference's op order: D weight gradients computed in the G step, the words
   loss as the reference's per-caption loop, torch's default Adam (a per-tensor loop on the CPU); fp32, NCHW.
 
-``--ref-root DIR`` (checkouts of the public AttnGAN and DM-GAN repositories, see ``reference_speed.py``) first
-times the reference code in a subprocess with the same batch, threads, warm-ups and repetitions, then prints each
-mode / reference. Methods built on DM-GAN (ecagan, caegan) are compared with DM-GAN's reference (``--ref-repo``).
+``--ref-root DIR`` (checkouts of the public AttnGAN, DM-GAN and DF-GAN repositories, see ``reference_speed.py``)
+first times the reference code in a subprocess with the same batch, threads, warm-ups and repetitions, then prints
+each mode / reference. Methods built on DM-GAN (ecagan, caegan) are compared with DM-GAN's reference
+(``--ref-repo``); dfgan with DF-GAN's (one D step with the gradient penalty; no DAMSM loss, so the baseline's
+looped words loss does not arise).
 
 Phases: text encode, G forward (train), D steps (3 × zero_grad/loss/backward/Adam), G step (G loss through every
 D + DAMSM + KL, backward, Adam, EMA). Then G forward alone (eval, no_grad). Medians over ``--reps``.
@@ -132,7 +134,7 @@ def synthetic_batch(batch: int, words: int, vocab: int, sizes: list[int], seed: 
                  class_ids=torch.arange(batch) + 1, keys=[str(i) for i in range(batch)], indices=torch.arange(batch))
 
 
-REF_REPO = {"attngan": "AttnGAN"}  # every other built-in method is built on DM-GAN
+REF_REPO = {"attngan": "AttnGAN", "dfgan": "DF-GAN"}  # every other built-in method is built on DM-GAN
 
 
 def reference_on_this_machine(args: argparse.Namespace, repo: str) -> dict:
@@ -160,8 +162,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--modes", default="baseline,optimised,bf16", help="comma-separated: " + ", ".join(MODES))
     ap.add_argument("--ref-root", type=Path, default=None, metavar="DIR",
                     help="time the reference code of DIR/AttnGAN/code or DIR/DM-GAN/code on this machine first")
-    ap.add_argument("--ref-repo", choices=("AttnGAN", "DM-GAN"), default=None,
-                    help="which reference to compare with (default: AttnGAN for attngan, DM-GAN otherwise)")
+    ap.add_argument("--ref-repo", choices=("AttnGAN", "DM-GAN", "DF-GAN"), default=None,
+                    help="which reference to compare with (default: AttnGAN for attngan, DF-GAN for dfgan, DM-GAN "
+                         "otherwise)")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -258,7 +261,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     med = {m: {k: statistics.median(t[k] for t in times[m]) for k in (*PHASES, "total")} for m in modes}
     # the A6 figures were taken at paper-cub, batch 8, 2 threads only (on another machine)
     comparable = args.preset == "paper-cub" and args.batch == 8 and args.threads == 2
-    a6_all = REFERENCE[{"AttnGAN": "attngan", "DM-GAN": "dmgan"}[repo]]
+    a6_all = REFERENCE.get({"AttnGAN": "attngan", "DM-GAN": "dmgan"}.get(repo, ""))  # none for DF-GAN
     a6 = a6_all if comparable else None
     ref_name = f"{repo} here" if same_machine else f"{repo} A6"
     ref_phase = ({k: same_machine["median_s"][k] for k in (*PHASES, "total")} if same_machine else
@@ -282,6 +285,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"\nreference code timed on this machine in this session ({repo}, batch {args.batch}, "
               f"{args.threads} threads): iteration {same_machine['median_s']['total']:.3f} s")
         result["reference_same_machine"] = same_machine
+    elif a6_all is None:
+        print(f"\nno recorded figures for {repo}: pass --ref-root to time the reference code on this machine")
     else:
         print(f"\nreference implementation, REFERENCE.md A6 (paper-cub, batch 8, 2 threads, another machine: context "
               f"only): {repo} iteration {a6_all['iteration'][0]} / {a6_all['iteration'][1]} s (two runs); pass "

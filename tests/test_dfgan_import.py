@@ -90,3 +90,22 @@ def test_other_layouts_and_mismatched_keys_are_refused_in_one_line(tmp_path, res
         assert main(_import_argv(tmp_path, cfg, results_root, tmp_path / "bad.pth"), plugins=PLUGINS) != 0
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "has shape [3, 3] in the file" in err[0] and key in err[0], err
+
+
+@pytest.mark.parametrize("given", [[], ["--set", "eval.truncation=0"]], ids=["original", "protocol-kept"])
+def test_the_import_evaluates_with_the_originals_truncated_noise_as_a_declared_deviation(tmp_path, results_root,
+                                                                                         capsys, given):
+    """The original's test_FID.py draws 0.88·truncnorm(−2, 2) (bird.yml, coco.yml): the imported run's config says
+    eval.truncation=0.88 as a deviation, unless the command line sets it."""
+    cfg = _test_cfg()
+    _original_file(cfg, tmp_path / "state_epoch_002.pth", ddp=False)
+    argv = _import_argv(tmp_path, cfg, results_root, tmp_path / "state_epoch_002.pth") + given
+    assert main(argv, plugins=PLUGINS) == 0
+    out, err = capsys.readouterr()
+    run_cfg = RunDir(Path(out.strip().splitlines()[-1])).load_config(PLUGINS)
+    if given:
+        assert run_cfg.eval.truncation == 0.0 and "eval.truncation" not in run_cfg.deviations
+        assert "eval.truncation=0.0" in err
+    else:
+        assert run_cfg.eval.truncation == 0.88 and "eval.truncation" in run_cfg.deviations
+        assert "eval.truncation=0.88" in err

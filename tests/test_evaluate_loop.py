@@ -178,3 +178,32 @@ def test_rp_ext_with_a_run_id(setup, tmp_path, monkeypatch):
                                                              metric_options={"rp_encoder": run.id}),
                                    strict=True, root=root))
     assert recs["rp_ext"]["value"] == pytest.approx(recs["rp"]["value"])  # the run's own DAMSM → the same number
+
+
+def test_eval_truncation_truncates_the_evaluations_noise_and_is_recorded(setup, monkeypatch):
+    """harness evaluate under eval.truncation t feeds t·F⁻¹(Φ(z)) of the draws it feeds without (F: the normal
+    truncated to [−2, 2], from scipy here), and the records' protocol values carry t."""
+    import harness.build
+    from scipy import stats
+
+    plugins, run, root = setup
+    load = harness.build.load_inference_models
+    seen: dict[float, list] = {}
+    truncation = [0.0]
+
+    def load_with_truncation(*args, **kwargs):
+        models = load(*args, **kwargs)
+        models.cfg.eval.truncation = truncation[0]
+        calls = seen.setdefault(truncation[0], [])
+        models.modules.generator.register_forward_pre_hook(lambda m, a: calls.append(a[0].clone()))
+        return models
+
+    monkeypatch.setattr(harness.build, "load_inference_models", load_with_truncation)
+    records = {}
+    for t in (0.0, 0.7):
+        truncation[0] = t
+        records[t] = evaluate_run(plugins, run, EvalOptions(metrics="rp"), strict=True, root=root)[0]
+    plain, cut = torch.cat(seen[0.0]), torch.cat(seen[0.7])
+    expected = 0.7 * stats.truncnorm.ppf(stats.norm.cdf(plain.double().numpy()), -2, 2)
+    np.testing.assert_allclose(cut.numpy(), expected, rtol=0, atol=1e-6)
+    assert [records[t]["protocol"]["values"]["eval.truncation"] for t in (0.0, 0.7)] == [0.0, 0.7]

@@ -1,6 +1,7 @@
 """One caption → image convention: `harness sample`'s sheet and the report's attention sheet draw what
 `harness.generate` draws (per item: noise, conditioning augmentation's ε, caption subsample), for every built-in
 method; a sheet's row does not depend on the other rows; generation runs in batches of eval.batch_size."""
+import numpy as np
 import pytest
 import torch
 
@@ -149,3 +150,23 @@ def test_a_long_caption_is_subsampled_from_its_own_draws(runs):
     assert a.tokens[1] == b.tokens[1] and len(a.tokens[1]) == loaded.cfg.eval.words_num
     assert a.tokens[0] != a.tokens[1]  # each item its own subsample
     torch.testing.assert_close(a.images[1], b.images[1], atol=1e-5, rtol=0)
+
+
+def test_eval_truncation_maps_each_items_noise_to_the_truncated_normal(runs):
+    """With eval.truncation t the generator gets t·F⁻¹(Φ(z)) of the very draws it gets without (F: the normal
+    truncated to [−2, 2], from scipy here)."""
+    from scipy import stats
+
+    plugins, by_method = runs
+    loaded = harness.load_run(by_method["dmgan"].path, device="cpu")
+    seen = []
+    hook = loaded.generator.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
+    try:
+        harness.generate(loaded, CAPTIONS, seed=3)
+        loaded.cfg.eval.truncation = 0.88
+        harness.generate(loaded, CAPTIONS, seed=3)
+    finally:
+        hook.remove()
+    plain, cut = seen
+    expected = 0.88 * stats.truncnorm.ppf(stats.norm.cdf(plain.double().numpy()), -2, 2)
+    np.testing.assert_allclose(cut.numpy(), expected, rtol=0, atol=1e-6)

@@ -158,6 +158,8 @@ class EvalConfig:
     kid_subset_size: int = value(1000, at_least(2))  # capped at the number of images
     kid_subsets: int = value(100, at_least(1))
     probe_steps: int = value(600, at_least(1))  # training steps of the shapes probe classifier
+    # 0: generated with z ~ N(0, I); t > 0: z = t·(N(0, 1) truncated to [−2, 2]) (the truncation trick)
+    truncation: float = value(0.0, between(0.0, 1.0))
 
 
 @dataclass

@@ -73,6 +73,7 @@ PROTOCOL_KEYS: tuple[str, ...] = (
     "eval.kid_subset_size",
     "eval.kid_subsets",
     "eval.probe_steps",
+    "eval.truncation",
 )
 # Keys of the protocol's sections that are not protocol keys: machine-specific, or not affecting any number.
 NOT_PROTOCOL_KEYS: tuple[str, ...] = (

@@ -134,6 +134,9 @@ class MethodInfo:
     ablation_keys:   dotted config keys whose non-default values name a variant in the table's row label
     reference_eval_batch_size: the original code's evaluation batch (``harness import-checkpoint`` sets
                      ``eval.batch_size`` to it, with ``model.attention_mask=reference``); None: no released weights
+    reference_eval:  further settings of the original code's evaluation, dotted config key → value (e.g.
+                     ``{"eval.truncation": 0.88}`` for truncated noise), which ``harness import-checkpoint`` sets
+                     as declared deviations too
     display_name:    how tables and the report name the method, e.g. "DM-GAN" ("" = the plugin name)
     """
 
@@ -145,6 +148,7 @@ class MethodInfo:
     ablation_keys: list[str] = field(default_factory=list)
     description: str = ""
     reference_eval_batch_size: Optional[int] = None
+    reference_eval: dict[str, Any] = field(default_factory=dict)
     display_name: str = ""
 
     def __post_init__(self) -> None:

@@ -84,6 +84,18 @@ def sample_noise(seed: int, step: int, indices: "torch.Tensor | Sequence[int]", 
     return item_rows(mix_seed(seed, step, _NOISE_STREAM), indices, (z_dim,), _SAMPLE_STREAM)
 
 
+TRUNCATION_BOUND = 2.0
+
+
+def truncated(z: torch.Tensor, truncation: float) -> torch.Tensor:
+    """The truncation trick on standard normal draws: ``truncation`` · TN(0, 1; ±2), each element mapped by the
+    inverse CDF (Φ⁻¹(Φ(−2) + Φ(z)·(Φ(2) − Φ(−2)))), so an item's row stays a function of its own draw; float64
+    inside, returned in ``z``'s dtype."""
+    lo, hi = (torch.special.ndtr(torch.tensor(s * TRUNCATION_BOUND, dtype=torch.float64)) for s in (-1, 1))
+    u = lo + torch.special.ndtr(z.double()) * (hi - lo)
+    return (truncation * torch.special.ndtri(u)).to(z.dtype)
+
+
 def rank_stream_seed(seed: int, step: int, rank: int) -> int:
     """The seed of rank ``rank``'s global generators at step ``step`` of a distributed run (``rank=-1``: the
     evaluation's per-batch stream)."""

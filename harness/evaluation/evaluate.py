@@ -6,7 +6,8 @@ Protocol (recorded with every number):
 * captions: passes over the evaluation split, each a seeded shuffle of its images with one uniformly drawn caption
   per image, until exactly ``num_images`` images (DM-GAN's 30,000 ≈ 10.2 passes over CUB's 2,933 test images);
   captions padded, or order-keeping subsampled once per caption (seeded), to ``eval.words_num`` words;
-* noise: N(0, I) from a CPU generator seeded with ``eval.seed`` (the same images on every device);
+* noise: N(0, I) from a CPU generator seeded with ``eval.seed`` (the same images on every device); with
+  ``eval.truncation`` t > 0 mapped to t·(N(0, 1) truncated to [−2, 2]) (``harness.core.seed.truncated``);
 * images: the last stage, quantised as the reference saves PNGs (truncating ``(x + 1)·127.5`` to uint8), for every
   metric: the float image a metric sees (R-precision's) is that uint8 image read back as the data transform reads a
   PNG (``x / 127.5 − 1``), so ``harness evaluate-images`` on the saved folder gives the same numbers.
@@ -316,11 +317,12 @@ def generate_into(ctx: EvalContext, modules: MethodModules, computers: list[Stre
     of the loop (generation and every metric's per-batch work)."""
     from tqdm import tqdm
     from harness.core.distributed import batch_rng, is_main, owned_batches
+    from harness.core.seed import truncated
     from harness.util.atomic import check_writable_dir, removed_on_failure
 
     images_idx, caption_ids = generation_schedule(ctx.bank.index, ctx.num_images, ctx.seed)
     noise_gen = torch.Generator().manual_seed(ctx.seed)
-    z_dim = ctx.cfg.model.z_dim
+    z_dim, truncation = ctx.cfg.model.z_dim, ctx.cfg.eval.truncation
     bs = ctx.cfg.eval.batch_size
     out_dir = Path(save_images) if save_images else None
     created = out_dir is not None and not out_dir.exists()  # removed again when the generation fails
@@ -338,7 +340,8 @@ def generate_into(ctx: EvalContext, modules: MethodModules, computers: list[Stre
         for k, lo in enumerate(range(0, ctx.num_images, bs)):
             captions, lengths, img_i, cap_i, order = schedule_batch(ctx.bank, images_idx[lo: lo + bs],
                                                                     caption_ids[lo: lo + bs])
-            noise = torch.randn(len(cap_i), z_dim, generator=noise_gen).to(ctx.device)
+            noise = torch.randn(len(cap_i), z_dim, generator=noise_gen)
+            noise = (truncated(noise, truncation) if truncation else noise).to(ctx.device)
             if k not in mine:  # another rank's batch (its noise was drawn above: the stream stays aligned)
                 continue
             with torch.no_grad(), batch_rng(ctx.seed, k, ctx.device):

@@ -4,7 +4,8 @@
     out = generate_images(models, token_lists, seed=0, with_attention=True)   # + out.attention per caption
 
 Item ``i`` (its position in ``token_lists``) is generated from draws of (``seed``, ``i``) alone: its noise z
-(``harness.core.seed.sample_noise``), the generator's own draws such as conditioning augmentation's ε (made inside
+(``harness.core.seed.sample_noise``, truncated by ``harness.core.seed.truncated`` when ``eval.truncation`` > 0),
+the generator's own draws such as conditioning augmentation's ε (made inside
 ``harness.nn.item_noise.per_item_draws``) and, for a caption longer than ``eval.words_num`` words, the order-keeping
 subsample of its words. So under ``model.attention_mask=per_sample`` an image does not depend on the other captions
 of the call nor on how they are batched (to fp32 rounding): ``generate_images(m, [a, b], s).images[0]`` equals
@@ -69,7 +70,7 @@ def _batch(models: GeneratorModels, tokens: list[list[int]], seed: int, items: l
            with_attention: bool) -> tuple[Tensor, Optional[list[list[Tensor]]]]:
     """One generator call on the captions of ``items`` (their ``tokens``), sorted by length as the text encoder
     needs; images (and attention) returned in the input order."""
-    from harness.core.seed import sample_noise
+    from harness.core.seed import sample_noise, truncated
     from harness.data.captions import sort_by_length
     from harness.nn.item_noise import per_item_draws
 
@@ -81,6 +82,8 @@ def _batch(models: GeneratorModels, tokens: list[list[int]], seed: int, items: l
         caps[row, :len(tokens[k])] = torch.tensor(tokens[k], dtype=torch.long)
     sorted_items = [items[k] for k in order.tolist()]
     noise = sample_noise(seed, GENERATE_STEP, sorted_items, models.cfg.model.z_dim)
+    if models.cfg.eval.truncation:
+        noise = truncated(noise, models.cfg.eval.truncation)
     device = _device(models.generator)
     with torch.no_grad(), per_item_draws(seed, GENERATE_STEP, sorted_items):
         text = models.text_encoder(caps.to(device), lengths[order].to(device))

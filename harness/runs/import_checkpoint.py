@@ -12,8 +12,9 @@ on it.
 
 The run is configured as the original evaluated: ``model.attention_mask=reference`` (the original's padding-mask
 row pattern, ``harness.nn.word_attention``) and ``eval.batch_size`` = the method's
-``MethodInfo.reference_eval_batch_size`` (AttnGAN 100, DM-GAN 10); one line on stderr says so (``--set`` after it
-can change either). With ``discriminators`` (the original's ``netD0.pth`` … in its layout; spectral-norm layers are
+``MethodInfo.reference_eval_batch_size`` (AttnGAN 100, DM-GAN 10), plus the method's ``MethodInfo.reference_eval``
+settings (e.g. ``eval.truncation``), each a declared deviation; one line on stderr says so (``--set`` after it
+can change any). With ``discriminators`` (the original's ``netD0.pth`` … in its layout; spectral-norm layers are
 renamed by ``harness.nn.spectral_norm.from_reference_layout``) the checkpoint also holds them and the epoch to
 start from (N+1 for ``netG_epoch_N.pth``, or ``start_epoch``): ``harness train --resume`` then continues as the
 original resumes (saved G as the live G and its EMA, fresh optimisers). A method whose original saves everything in
@@ -164,6 +165,7 @@ def import_checkpoint(plugins: Plugins, method: str, files: ReleasedFiles, *, da
     reference = {"model.attention_mask": "reference"}
     if info.reference_eval_batch_size:
         reference["eval.batch_size"] = info.reference_eval_batch_size
+    reference.update(info.reference_eval)
     given = {parse_override(o)[0] for o in overrides or []}
     for key, value in reference.items():
         if key not in given and cfg.get(key) != value:
@@ -210,8 +212,9 @@ def import_checkpoint(plugins: Plugins, method: str, files: ReleasedFiles, *, da
         imported["discriminators"] = [{"file": Path(f).name, "sha256": weight_sha256(Path(f).expanduser())}
                                       for f in discriminators or [file]]
     save_checkpoint(run, ckpt, step=0)
+    further = "".join(f", {key}={cfg.get(key)}" for key in info.reference_eval)
     print(f"import-checkpoint: configured as the original code evaluates: model.attention_mask="
-          f"{cfg.model.attention_mask}, eval.batch_size={cfg.eval.batch_size}"
+          f"{cfg.model.attention_mask}, eval.batch_size={cfg.eval.batch_size}{further}"
           + (f"; harness train --resume starts at epoch {epoch}" if d_state is not None else ""),
           file=sys.stderr, flush=True)
     return run
