@@ -195,3 +195,18 @@ def test_old_run_without_run_json_still_tables(tmp_path):
     (row,) = [r for r in table.rows if r.kind == "reproduced"]  # the same protocol as computed from config.yaml
     assert row.label == "tinygan" and row.cells["rp"].value == 43.0 and row.extras["params"] > 0
     assert main(["table", str(old.path)], plugins=plugins) == 0
+
+
+def test_a_protocol_key_added_later_keeps_earlier_protocol_ids():
+    """``eval.truncation`` joined the protocol after runs were recorded: at its old value (0, none) it is left out,
+    so a new run's protocol id equals that of a run whose config.yaml predates the key; a truncated run differs."""
+    from harness.config.protocol import protocol_id, protocol_values
+
+    cfg = new_config()
+    old = cfg.to_dict()
+    del old["eval"]["truncation"]  # a config.yaml written before the key existed
+    assert "eval.truncation" not in protocol_values(cfg)
+    assert protocol_id(protocol_values(cfg)) == protocol_id(protocol_values(old))
+    cfg.eval.truncation = 0.88
+    assert protocol_values(cfg)["eval.truncation"] == 0.88
+    assert protocol_id(protocol_values(cfg)) != protocol_id(protocol_values(old))

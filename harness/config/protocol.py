@@ -75,6 +75,9 @@ PROTOCOL_KEYS: tuple[str, ...] = (
     "eval.probe_steps",
     "eval.truncation",
 )
+# Protocol keys added after runs were recorded without them, with the value every such run had: at that value the
+# key is left out of a run's protocol values, so its protocol id (and every earlier run's) stays what it was.
+LATER_PROTOCOL_KEYS: dict[str, Any] = {"eval.truncation": 0.0}
 # Keys of the protocol's sections that are not protocol keys: machine-specific, or not affecting any number.
 NOT_PROTOCOL_KEYS: tuple[str, ...] = (
     "data.name", "data.data_dir", "data.base_size", "data.branch_num", "data.num_workers", "data.cache_images",
@@ -210,12 +213,15 @@ def deviation_values(cfg: Mapping[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------------
 def protocol_values(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
     """``{"data.name": ..., key: value for key in PROTOCOL_KEYS}`` of a Config or a config dict (a run's
-    config.yaml). Configs written before protocols existed lack ``data.image_size``: it is the last stage's
-    resolution, ``base_size · 2^(branch_num − 1)``."""
+    config.yaml), a key of ``LATER_PROTOCOL_KEYS`` only when it differs from its value there. Configs written
+    before protocols existed lack ``data.image_size``: it is the last stage's resolution,
+    ``base_size · 2^(branch_num − 1)``."""
     d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
     flat = flatten(d)
     out = {"data.name": flat.get("data.name")}
     for key in PROTOCOL_KEYS:
+        if key in LATER_PROTOCOL_KEYS and flat.get(key) in (None, LATER_PROTOCOL_KEYS[key]):
+            continue  # the value runs recorded before the key existed had: the protocol id stays theirs
         out[key] = flat.get(key)
     if out["data.image_size"] is None and flat.get("data.base_size") is not None:
         out["data.image_size"] = int(flat["data.base_size"]) * 2 ** (int(flat.get("data.branch_num", 1)) - 1)
