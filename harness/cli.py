@@ -20,7 +20,7 @@ from typing import Callable, Optional, Sequence, TYPE_CHECKING
 
 from harness.util.atomic import check_target, os_error_line
 from harness.util.errors import HarnessError
-from harness.util.interrupt import sigterm_as_ctrl_c
+from harness.util.interrupt import sigterm_as_ctrl_c, was_terminated
 
 if TYPE_CHECKING:  # type hints only
     from harness.contract.plugins import Plugins
@@ -566,7 +566,7 @@ def main(argv: Optional[Sequence[str]] = None, *, plugins: Plugins | None = None
         except KeyboardInterrupt as e:
             print(f"harness: {e}" if str(e) else "harness: interrupted; resume with `harness train --resume RUN`",
                   file=sys.stderr)
-            return 130
+            return 143 if was_terminated(e) else 130
         except BrokenPipeError:  # `harness table | head -1`: the reader has what it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit flush writes nowhere
             return 141

@@ -175,3 +175,16 @@ def test_missing_num_batches_tracked_tolerated():
     bn = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2))
     state = {k: v for k, v in bn.state_dict().items() if "num_batches_tracked" not in k}
     load_state_strict(nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2)), state)
+
+
+def test_a_file_that_is_not_a_torch_file_is_named_as_such(tmp_path):
+    """Junk bytes are "not a torch file", not a safety refusal (which is kept for files that pickle code)."""
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"\x00\x01not a checkpoint at all" * 10)
+    with pytest.raises(HarnessError) as e:
+        load_weights_file(junk, what="classifier file")
+    assert "is not a torch file" in str(e.value) and "refusing" not in str(e.value) and "\n" not in str(e.value)
+    code = tmp_path / "module.pth"
+    torch.save(nn.Linear(2, 2), code)
+    with pytest.raises(HarnessError, match="refusing .* needs arbitrary code to load"):
+        load_weights_file(code)

@@ -190,7 +190,7 @@ def test_stale_cache_build_directories_are_swept_at_the_next_build(tmp_path):
 
 def test_sigterm_during_a_cache_build_leaves_no_build_directory(tmp_path):
     """`harness train` of a built-in method on shapes/test trains its DAMSM into a cache build directory first;
-    SIGTERM while that directory exists stops like Ctrl-C (exit 130, one line) and removes it."""
+    SIGTERM while that directory exists stops like Ctrl-C (exit 143 = 128 + SIGTERM, one line) and removes it."""
     root = tmp_path / "results"
     env = dict(os.environ, PYTHONPATH=str(REPO), HARNESS_RESULTS=str(root))
     proc = subprocess.Popen([sys.executable, "-m", "harness", "train", "--plugins", "attngan", "--dataset", "shapes",
@@ -209,7 +209,7 @@ def test_sigterm_during_a_cache_build_leaves_no_build_directory(tmp_path):
             proc.kill()
             proc.wait()
     lines = [line.split("harness: ", 1)[1] for line in err.splitlines() if "harness: " in line]  # after a bar
-    assert proc.returncode == 130 and len(lines) == 1, err
+    assert proc.returncode == 143 and len(lines) == 1, err
     assert lines[0].startswith("interrupted: run ") and "resume with `harness train --resume " in lines[0], err
     assert "Traceback" not in err
     assert not [p for p in (root / ".cache").rglob("*") if ".tmp-" in p.name]

@@ -27,10 +27,15 @@ def load_weights_file(path: str | Path, *, what: str = "weight file") -> Any:
         raise HarnessError(f"{what} {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle.UnpicklingError, RuntimeError, …: all mean "not a plain tensor file"
+    except Exception as e:  # pickle.UnpicklingError, RuntimeError, …
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise HarnessError(f"refusing {what} {path}: it cannot be loaded with weights_only=True (it needs "
-                           f"arbitrary code to load, or is not a torch file): {first[:200]}") from None
+        with open(path, "rb") as f:
+            torch_file = f.read(2) in (b"PK", b"\x80\x02")  # a torch zip archive, or the legacy pickle format
+        if torch_file and "weights only load failed" in first.lower():  # the file pickles code, not only tensors
+            raise HarnessError(f"refusing {what} {path}: it needs arbitrary code to load, which weights_only=True "
+                               f"refuses (save a state dict of tensors instead)") from None
+        raise HarnessError(f"{what} {path} is not a torch file that weights_only=True reads "
+                           f"({type(e).__name__}: {first[:160]})") from None
 
 
 def tensor_state(obj: Any, path: str | Path, *, key: str | None = None) -> "OrderedDict[str, torch.Tensor]":

@@ -40,14 +40,15 @@ def cells_to_markdown(cells: TableCells, *, caption: Optional[str] = None) -> st
     return "\n".join(lines) + "\n"
 
 
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*[]<>|"} | {"&": "&amp;", "\n": " ", "\r": " "})
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*[]<>|&"} | {"\n": " ", "\r": " "})
 _MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # an intra-word _ never emphasises: kept
-_HTML_SPECIAL = str.maketrans({"<": "&lt;", ">": "&gt;", "&": "&amp;", "|": "\\|", "\n": " ", "\r": " "})
+# footnotes keep their `code` spans; HTML in them backslash-escaped (a \< still reads as < in a terminal)
+_HTML_SPECIAL = str.maketrans({c: "\\" + c for c in "<>&|"} | {"\n": " ", "\r": " "})
 
 
 def md_escape(text: str) -> str:
     """Text shown as text in a Markdown table cell: Markdown syntax (``*[]`\\``, ``_`` but inside a word) and HTML
-    (``<>&``) escaped, the cell separator ``|`` too, line breaks made spaces."""
+    (``<>&``) backslash-escaped (CommonMark), the cell separator ``|`` too, line breaks made spaces."""
     return _MD_UNDERSCORE.sub(r"\\_", str(text).translate(_MD_SPECIAL))
 
 
