@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from harness.config.protocol import deviation_values, flatten, protocol_id, protocol_name, protocol_values
 from harness.core.rundir import RUN_INFO, RunDir, atomic_write_text, read_run_info, run_stem, warn
@@ -189,18 +189,28 @@ def _reason(reasons: dict, key: str) -> str:
     return ""
 
 
-def mark_finished(run: RunDir) -> None:
-    """Set ``finished`` in the run's ``run.json`` (nothing for a run without one; a warning for a damaged one:
-    the training it marks is kept); a failure recorded by an earlier try (``mark_failed``) is dropped."""
+def _update_run_info(run: RunDir, change: Callable[[RunInfo], None], what: str) -> None:
+    """Read the run's ``run.json``, apply ``change``, write it back (nothing for a run without one; a warning
+    saying ``what`` is not recorded for a damaged one: the work it marks is kept)."""
     try:
         info = read_run_info(run)
     except RunInfoError as e:
-        warn(f"{e}; the run is not marked finished")
+        warn(f"{e}; {what} is not recorded in it")
         return
     if info is not None:
+        change(info)
+        atomic_write_text(run.path / RUN_INFO, json.dumps(info.to_json(), indent=1, default=str))
+
+
+def mark_finished(run: RunDir) -> None:
+    """Set ``finished`` in the run's ``run.json``; a failure recorded by an earlier try (``mark_failed``) is
+    dropped."""
+
+    def finish(info: RunInfo) -> None:
         info.extra.pop(FAILED_KEY, None)
         info.finished = _now()
-        atomic_write_text(run.path / RUN_INFO, json.dumps(info.to_json(), indent=1, default=str))
+
+    _update_run_info(run, finish, "the finish")
 
 
 FAILED_KEY = "failed"  # run.json: the one line of the error that stopped the run inside `harness run`
@@ -209,14 +219,7 @@ FAILED_KEY = "failed"  # run.json: the one line of the error that stopped the ru
 def mark_failed(run: RunDir, line: str) -> None:
     """Record in the run's ``run.json`` that it failed, with the error's one line (the tables and the report
     mark its row with it); nothing for a run without run.json."""
-    try:
-        info = read_run_info(run)
-    except RunInfoError as e:
-        warn(f"{e}; the failure is not recorded in it")
-        return
-    if info is not None:
-        info.extra[FAILED_KEY] = line
-        atomic_write_text(run.path / RUN_INFO, json.dumps(info.to_json(), indent=1, default=str))
+    _update_run_info(run, lambda info: info.extra.__setitem__(FAILED_KEY, line), "the failure")
 
 
 def row_label(labeller: RowLabeller, cfg: dict) -> str:
