@@ -206,4 +206,6 @@ def test_eval_truncation_truncates_the_evaluations_noise_and_is_recorded(setup, 
     plain, cut = torch.cat(seen[0.0]), torch.cat(seen[0.7])
     expected = 0.7 * stats.truncnorm.ppf(stats.norm.cdf(plain.double().numpy()), -2, 2)
     np.testing.assert_allclose(cut.numpy(), expected, rtol=0, atol=1e-6)
-    assert [records[t]["protocol"]["values"]["eval.truncation"] for t in (0.0, 0.7)] == [0.0, 0.7]
+    # at 0 the key is left out of the protocol values (it joined the protocol later; earlier runs had 0)
+    assert "eval.truncation" not in records[0.0].protocol["values"]
+    assert records[0.7].protocol["values"]["eval.truncation"] == 0.7
