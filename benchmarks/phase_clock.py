@@ -29,3 +29,18 @@ class PhaseClock:
         self.sync()
         self.stamps["total"] = time.perf_counter() - self.start
         return self.stamps
+
+
+def time_reference_iterations(iteration: Callable[[Callable[[str], None]], None], warmup: int,
+                              reps: int) -> list[dict[str, float]]:
+    """Run a reference checkout's ``iteration(mark)`` ``warmup + reps`` times, printing each one's phase times;
+    returns the stamps of the ``reps`` measured ones (warm-ups dropped)."""
+    times = []
+    for k in range(warmup + reps):
+        clock = PhaseClock()
+        iteration(clock.mark)
+        stamps = clock.stop()
+        print(f"  reference {'warm-up' if k < warmup else 'rep'} {k + 1} "
+              + " ".join(f"{p} {v:.3f}" for p, v in stamps.items()), flush=True)
+        times.append(stamps)
+    return times[warmup:]

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from phase_clock import PhaseClock  # noqa: E402
+from phase_clock import time_reference_iterations  # noqa: E402
 
 PHASES = ("text", "g_forward", "d_steps", "g_step")
 REPOS = ("AttnGAN", "DM-GAN", "DF-GAN")  # DF-GAN: reference_speed_dfgan.py
@@ -288,15 +288,7 @@ def measure(ref_root: Path, repo: str, batch: int, threads: int, warmup: int, re
     net_g.train()
     for d in nets_d:
         d.train()
-    times = []
-    for k in range(warmup + reps):
-        clock = PhaseClock()
-        iteration(clock.mark)
-        stamps = clock.stop()
-        print(f"  reference {'warm-up' if k < warmup else 'rep'} {k + 1} "
-              + " ".join(f"{p} {v:.3f}" for p, v in stamps.items()), flush=True)
-        times.append(stamps)
-    measured = times[warmup:]
+    measured = time_reference_iterations(iteration, warmup, reps)
 
     net_g.eval()
     g_eval = []

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from phase_clock import PhaseClock
+from phase_clock import time_reference_iterations
 from reference_parity_dfgan import COND_DIM, Z_DIM, original_loss_functions
 
 PHASES = ("text", "g_forward", "d_steps", "g_step")
@@ -74,15 +74,7 @@ def measure_dfgan(ref_root: Path, batch: int, threads: int, warmup: int, reps: i
 
     for m in (net_g, net_d, net_c):
         m.train()
-    times = []
-    for k in range(warmup + reps):
-        clock = PhaseClock()
-        iteration(clock.mark)
-        stamps = clock.stop()
-        print(f"  reference {'warm-up' if k < warmup else 'rep'} {k + 1} "
-              + " ".join(f"{p} {v:.3f}" for p, v in stamps.items()), flush=True)
-        times.append(stamps)
-    measured = times[warmup:]
+    measured = time_reference_iterations(iteration, warmup, reps)
     net_g.eval()
     g_eval = []
     with torch.no_grad():
