@@ -34,20 +34,20 @@ def train_run(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root:
     if resume:
         from harness.runs.info import resume_changes
 
-        resume_changes(run, cfg)  # a refused edit is one line before anything, the writer lock included, is written
+        # a refused edit is one line before anything, the writer lock included, is written
+        changes = resume_changes(run, cfg)
     with run_lock(run, "train --resume" if resume else "train"):
         if resume:
-            _apply_resume_changes(run, cfg)
+            _apply_resume_changes(run, changes)
         train_method(plugins, cfg, run, resume=resume, root=root, evaluate=evaluate)
 
 
-def _apply_resume_changes(run: RunDir, cfg: Config) -> None:
-    """Refuse a config.yaml that changed what the run is (one line, before anything is written); name each key
-    that may change and did, and record it in run.json's history (the training applies them)."""
+def _apply_resume_changes(run: RunDir, changes: dict) -> None:
+    """Name each key that may change on resume and did (``runs.info.resume_changes``: the rest was refused), and
+    record it in run.json's history (the training applies them)."""
     from harness.core.distributed import is_main, on_main
-    from harness.runs.info import record_resume, resume_changes, show_value
+    from harness.runs.info import record_resume, show_value
 
-    changes = resume_changes(run, cfg)
     if is_main():
         for key, (old, new) in changes.items():
             print(f"resume: {key} {show_value(old)} -> {show_value(new)} (config.yaml; applied)", flush=True)
