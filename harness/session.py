@@ -61,7 +61,7 @@ def train_new(plugins: Plugins, cfg: Config, root: Path) -> RunDir:
     from harness.data.validate import check_dataset
     from harness.runs.info import create_run, mark_finished
 
-    check_dataset(cfg.data, root)
+    check_dataset(cfg.data, root, batch_size=cfg.train.batch_size)
     run = on_main(lambda: create_run(plugins, cfg, root))
     _train_interruptible(plugins, cfg, run, resume=False, root=root)
     on_main(lambda: mark_finished(run))
@@ -137,8 +137,11 @@ def run_benchmark(plugins: Plugins, asked: SessionRequest, *, root: Path) -> Pat
     configs = _session_configs(plugins, request)  # every name, key and value checked before any work
     from harness.data.validate import check_dataset
 
-    for data in {(c.data.name, c.data.data_dir, c.data.captions_per_image): c.data for c in configs}.values():
-        check_dataset(data, root)  # a data set that cannot be read is refused before the session directory exists
+    by_data: dict[tuple, list[Config]] = {}
+    for c in configs:
+        by_data.setdefault((c.data.name, c.data.data_dir, c.data.captions_per_image), []).append(c)
+    for same in by_data.values():  # a data set that cannot be read is refused before the session directory exists
+        check_dataset(same[0].data, root, batch_size=max(c.train.batch_size for c in same))
 
     def create() -> Path:
         session = new_session_dir(root)

@@ -190,3 +190,22 @@ def test_inspect_warns_about_caption_words_read_with_letters_lost(cub, tmp_path,
          plugins=data_plugins())
     out = capsys.readouterr().out
     assert "warnings   2" in out and "line 6: réd (read as 'rd'" in out and "problems   none" in out
+
+
+# ---- a batch larger than the training split ------------------------------------------------------------------
+@pytest.mark.parametrize("verb", ["train", "run"])
+def test_a_batch_larger_than_the_cub_training_split_is_refused_before_any_directory(verb, cub, results_root,
+                                                                                   capsys):
+    # the fixture's training split has 12 images: a batch of 13 can never be formed (whole batches only)
+    rc = main([verb, "--plugins", "attngan", "--dataset", "cub", "--data-dir", str(cub), "--preset", "test",
+               "--set", "train.batch_size=13"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1] == (f"harness: error: train.batch_size=13 is not allowed; the training split of cub in {cub} has 12 "
+                       f"images, fewer than one batch")
+    made = [p.name for p in results_root.iterdir() if not p.name.startswith(".")] if results_root.exists() else []
+    assert made == []  # no run or session directory (the cache of the data check may exist)
+
+
+def test_a_batch_the_cub_training_split_holds_passes_the_check(cub, tmp_path):
+    check_dataset(small_cfg("cub", cub), tmp_path / "r", batch_size=12)  # exactly one batch: allowed

@@ -37,7 +37,7 @@ from harness.data.attngan_layout import (
 from harness.data.coco import COCO
 from harness.data.cub import CUB
 from harness.util.atomic import write_file
-from harness.util.errors import DataError
+from harness.util.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # type hints only
     from harness.config import DataConfig
@@ -155,8 +155,10 @@ def source_digest(dataset: TextImageDataset, data_dir: Optional[str | Path], *, 
     return {"files": files_digest(files, strict=strict), "count": len(files), "strict": strict}
 
 
-def check_dataset(cfg: DataConfig, root: Path) -> None:
+def check_dataset(cfg: DataConfig, root: Path, *, batch_size: Optional[int] = None) -> None:
     """Raise DataError listing the problems of ``cfg``'s (a DataConfig) data set; generated data sets pass.
+    ``batch_size``: the largest ``train.batch_size`` that will train on it; ConfigError (one line naming the key)
+    when the training split holds fewer images than that, so it is refused before any run directory exists.
 
     The full verdict (every image decoded) is cached per file listing, so only the first start pays for it.
     """
@@ -165,10 +167,14 @@ def check_dataset(cfg: DataConfig, root: Path) -> None:
         return
     per = cfg.captions_per_image or spec.captions_per_image
     try:  # quick metadata pass first; it also builds the vocabulary (into the cache) when there is no captions.pickle
-        read_layout(spec, cfg.data_dir, captions_per_image=per, cache_root=root)
+        layout = read_layout(spec, cfg.data_dir, captions_per_image=per, cache_root=root)
     except DataError:
         raise problems_error(cfg.name, cfg.data_dir, find_problems(spec, cfg.data_dir, captions_per_image=per,
                                                                    decode_images=False)) from None
+    train_images = len(layout.keys["train"])
+    if batch_size is not None and batch_size > train_images:  # the engine keeps whole batches only
+        raise ConfigError(f"train.batch_size={batch_size} is not allowed; the training split of {cfg.name} in "
+                          f"{cfg.data_dir} has {train_images} images, fewer than one batch")
     ddir = Path(cfg.data_dir).expanduser().resolve()  # type: ignore[arg-type]  # read_layout refused None
     description = {"dataset": cfg.name, "data_dir": str(ddir), "captions_per_image": per,
                    "files": file_listing_hash(ddir, strict=cfg.strict_cache), "checks": CHECKS_VERSION}

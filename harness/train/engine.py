@@ -257,12 +257,9 @@ class NonFiniteLoss(HarnessError):
 
 
 def _build_datasets(plugins: Plugins, cfg: Config, root: Path) -> tuple[TextImageDataset, TextImageDataset]:
-    try:
-        from harness.data.validate import check_dataset
-    except ImportError:  # pragma: no cover - the data module is written separately
-        check_dataset = None
-    if check_dataset is not None:
-        check_dataset(cfg.data, root)
+    from harness.data.validate import check_dataset
+
+    check_dataset(cfg.data, root, batch_size=cfg.train.batch_size)
     train_set = build_split(plugins, cfg, "train", train=True, cache_root=root)
     test_set = build_split(plugins, cfg, "test", train=False, cache_root=root)
     return train_set, test_set
