@@ -262,6 +262,62 @@ def test_image_run_16bit_image_is_shown_by_its_high_byte(tmp_path):
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), expected)
 
 
+def _image_folder(folder: Path, captions: list[tuple[str, str]]) -> str:
+    """PNG files 0.png … of the given (caption, colour) pairs and their manifest text."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["file,image_key,caption_index,caption,caption_tokens"]
+    for i, (caption, colour) in enumerate(captions):
+        Image.new("RGB", (32, 32), colour).save(folder / f"{i}.png")
+        rows.append(f"{i}.png,k{i},0,{caption},{caption}")
+    return "\n".join(rows) + "\n"
+
+
+def _image_report_run(tmp_path: Path, folder: Path, manifest: Path) -> ReportRun:
+    from harness.evaluation.manifest import manifest_sha256
+
+    info = RunInfo(kind="images", label="ext", dataset="shapes", source=str(folder),
+                   manifest={"path": str(manifest), "sha256": manifest_sha256(manifest)})
+    return ReportRun(RunDir(tmp_path / "images-ext"), info, {}, "ext", "shapes", None, "ext")
+
+
+def test_image_run_with_its_manifest_elsewhere_shows_the_evaluated_folders_images(tmp_path):
+    # `evaluate-images DIR --manifest FILE`: the rows name files of DIR, not of FILE's folder
+    folder = tmp_path / "images"
+    manifest = tmp_path / "elsewhere" / "m.csv"
+    manifest.parent.mkdir()
+    manifest.write_text(_image_folder(folder, [("a red circle", "red")]))
+    Image.new("RGB", (32, 32), "blue").save(manifest.parent / "0.png")  # a decoy beside the manifest
+    ((_, png),) = image_run_images(_image_report_run(tmp_path, folder, manifest), ["a red circle"])
+    assert Image.open(io.BytesIO(png)).convert("RGB").getpixel((5, 5)) == (255, 0, 0)
+
+
+def test_image_run_manifest_changed_since_the_evaluation_is_not_read(tmp_path, capsys):
+    folder = tmp_path / "images"
+    manifest = folder / "manifest.csv"
+    manifest.write_text(_image_folder(folder, [("a red circle", "red")]))
+    run = _image_report_run(tmp_path, folder, manifest)
+    manifest.write_text(manifest.read_text().replace("0.png", "../../secret.png"))  # edited after scoring
+    assert image_run_images(run, ["a red circle"]) == []
+    # a run.json naming another file (its digest not the recorded one) is not read either
+    other = tmp_path / "other" / "m.csv"
+    other.write_text(_image_folder(tmp_path / "other", [("a red circle", "red")]).replace("k0", "another key"))
+    run.info.manifest["path"] = str(other)
+    assert image_run_images(run, ["a red circle"]) == []
+
+
+def test_image_run_decompression_bomb_is_a_placeholder_not_decoded(tmp_path, capsys):
+    folder = tmp_path / "images"
+    manifest = folder / "manifest.csv"
+    manifest.write_text(_image_folder(folder, [("a red circle", "red"), ("a blue square", "blue")]))
+    Image.new("1", (10_000, 6_000)).save(folder / "0.png")  # 60 million pixels in a few kilobytes
+    got = dict(image_run_images(_image_report_run(tmp_path, folder, manifest), ["a red circle", "a blue square"]))
+    assert Image.open(io.BytesIO(got["a blue square"])).convert("RGB").getpixel((5, 5)) == (0, 0, 255)
+    placeholder = Image.open(io.BytesIO(got["a red circle"]))
+    assert placeholder.size[1] == 40  # the placeholder's height, not a thumbnail of the 6,000-pixel-high file
+    err = capsys.readouterr().err
+    assert "0.png cannot be shown" in err and "10000×6000 pixels, more than the 50,000,000" in err
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

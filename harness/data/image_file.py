@@ -11,6 +11,7 @@ scale from: such files are refused, naming the file and its mode.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -34,9 +35,13 @@ def rgb8(img: Image.Image, *, where: str = "image") -> Image.Image:
     return img.convert("RGB")
 
 
-def read_rgb8(path: Path) -> Image.Image:
+def read_rgb8(path: Path, *, max_pixels: Optional[int] = None) -> Image.Image:
     """The file decoded fully (a truncated file fails here) as 8-bit RGB. Raises DataError for pixels of no fixed
-    range, and whatever PIL raises for a missing or undecodable file (callers name the file their own way)."""
+    range or, with ``max_pixels``, for more pixels than that (read from the header, before any decoding: a
+    decompression bomb costs nothing), and whatever PIL raises for a missing or undecodable file (callers name the
+    file their own way)."""
     with Image.open(path) as im:
+        if max_pixels is not None and im.width * im.height > max_pixels:
+            raise DataError(f"{path}: {im.width}×{im.height} pixels, more than the {max_pixels:,} allowed here")
         im.load()
         return rgb8(im, where=str(path))

@@ -20,14 +20,14 @@ Everything is embedded (PNG data URIs, inline style, no script): the page opens 
 from __future__ import annotations
 
 import base64
-import csv
+import functools
 import io
 import re
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from harness.util.errors import HarnessError
 from harness.config.protocol import flatten
@@ -87,13 +87,23 @@ def run_png(run: RunDir, path: Path, max_width: int = MAX_IMAGE_WIDTH) -> bytes:
     """``_png_file`` of a file of ``run``, or a placeholder PNG naming the problem, with a warning line, when it
     cannot be shown: a link (or a path) out of the run, not a PNG, too many pixels (a decompression bomb),
     unreadable. A damaged run still gets its page."""
-    from harness.core.rundir import warn
     from harness.util.paths import resolve_inside
 
-    try:
+    def png() -> bytes:
         resolve_inside(run.path, Path(path).relative_to(run.path), "file")
         return _png_file(path, max_width)
-    except Exception as e:  # PIL raises many types for a damaged file; each one means "show a placeholder"
+
+    return png_or_placeholder(path, png)
+
+
+def png_or_placeholder(path: Path, png: Callable[[], bytes]) -> bytes:
+    """``png()`` (the PNG bytes shown for ``path``), or a placeholder naming the file, with a warning line, when it
+    raises anything: PIL raises many types for a damaged file, and each one means "show a placeholder"."""
+    from harness.core.rundir import warn
+
+    try:
+        return png()
+    except Exception as e:  # noqa: BLE001 (see the docstring)
         why = " ".join(str(e).split())[:160] or type(e).__name__
         warn(f"report: {path} cannot be shown ({why}); a placeholder stands in its place")
         return placeholder_png(f"{Path(path).name}: cannot be shown")
@@ -237,52 +247,65 @@ def _training_sheets(run: RunDir) -> list[Path]:
 
 
 def find_manifest(run: ReportRun) -> Optional[Path]:
-    """An image run's manifest CSV (``harness evaluate-images``): the path its run.json records
-    (``manifest.path``), else ``manifest.csv``/``captions.csv`` in its source folder (``source``); None when there
-    is none."""
+    """An image run's manifest CSV (``harness evaluate-images``) as it was evaluated: the path its run.json records
+    (``manifest.path``), else ``manifest.csv``/``captions.csv`` in its folder (``source``), whichever still has the
+    sha256 run.json records (runs that recorded none: the first that exists). None when there is none: a manifest
+    edited or replaced since the evaluation is not read, since its rows may name other files than those scored."""
     info = run.info
-    candidates = [Path(info.manifest["path"])] if info.manifest and info.manifest.get("path") else []
+    recorded = info.manifest or {}
+    candidates = [Path(recorded["path"])] if recorded.get("path") else []
     if info.source is not None:
         candidates += [Path(info.source) / name for name in MANIFEST_NAMES]
-    return next((p for p in candidates if p.is_file()), None)
+    from harness.evaluation.manifest import manifest_sha256
+
+    for path in candidates:
+        if path.is_file() and (not recorded.get("sha256") or manifest_sha256(path) == recorded["sha256"]):
+            return path
+    return None
 
 
 def image_run_images(run: ReportRun, captions: Sequence[str]) -> list[tuple[str, bytes]]:
     """(caption, PNG bytes) of an image run's images whose manifest caption (``caption_tokens``, else ``caption``,
-    compared lower-cased) is one of ``captions``, first image per caption, in the order of ``captions``."""
-    from harness.data.image_file import read_rgb8
+    compared lower-cased) is one of ``captions``, first image per caption, in the order of ``captions``.
 
+    Files are looked up inside the folder that was evaluated (``source``; a row leading out of it is skipped with a
+    warning); an image that cannot be shown (undecodable, more than ``MAX_SHEET_PIXELS`` pixels) is a placeholder
+    with a warning, so a damaged folder still gets its page."""
     from harness.core.rundir import warn
+    from harness.data.image_file import read_rgb8
+    from harness.evaluation.manifest import read_manifest
     from harness.util.paths import resolve_inside
 
     manifest = find_manifest(run)
     if manifest is None:
         return []
+    folder = Path(run.info.source) if run.info.source is not None else manifest.parent
+    try:
+        rows = read_manifest(manifest)
+    except HarnessError as e:
+        warn(f"report: {e}; the images of {run.label} are not shown")
+        return []
     wanted = {c.lower().strip(): c for c in captions}
     found: dict[str, Path] = {}
-    with open(manifest, newline="") as f:
-        for row in csv.DictReader(f):
-            row = {(k or "").strip(): (v or "") for k, v in row.items()}
-            for key in ("caption_tokens", "caption"):
-                text = row.get(key, "").lower().strip()
-                if text in wanted and wanted[text] not in found:
-                    try:  # a row naming a file outside the manifest's folder is not shown
-                        path = resolve_inside(manifest.parent, row.get("file", ""), f"manifest {manifest} file")
-                    except HarnessError as e:
-                        warn(f"report: {e}")
-                        break
-                    if path.is_file():
-                        found[wanted[text]] = path
+    for row in rows:
+        for text in (row.caption_tokens.lower().strip(), row.caption.lower().strip()):
+            if text in wanted and wanted[text] not in found:
+                try:  # a row naming a file outside the evaluated folder is not shown
+                    path = resolve_inside(folder, row.file, f"manifest {manifest} file")
+                except HarnessError as e:
+                    warn(f"report: {e}")
                     break
-    out = []
-    for c in captions:
-        if c in found:
-            im = read_rgb8(found[c])  # as evaluate-images read it (a 16-bit file by its high byte)
-            im.thumbnail((256, 256))
-            buf = io.BytesIO()
-            im.save(buf, format="PNG", optimize=True)
-            out.append((c, buf.getvalue()))
-    return out
+                if path.is_file():
+                    found[wanted[text]] = path
+                break
+    def thumbnail(path: Path) -> bytes:  # as evaluate-images read it (a 16-bit file by its high byte), size first
+        im = read_rgb8(path, max_pixels=MAX_SHEET_PIXELS)
+        im.thumbnail((256, 256))
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", optimize=True)
+        return buf.getvalue()
+
+    return [(c, png_or_placeholder(found[c], functools.partial(thumbnail, found[c]))) for c in captions if c in found]
 
 
 def _comparison_section(plugins: Plugins, runs: list[ReportRun]) -> list[dict]:
@@ -322,8 +345,9 @@ def _comparison_section(plugins: Plugins, runs: list[ReportRun]) -> list[dict]:
                 images = image_run_images(r, entry["captions"])
                 entry["image_runs"].append({
                     "label": r.label, "images": [{"caption": c, "uri": png_data_uri(b)} for c, b in images],
-                    "note": None if images else ("its manifest lists none of these captions"
-                                                 if find_manifest(r) else "no manifest found")})
+                    "note": None if images else ("its manifest lists none of these captions" if find_manifest(r)
+                                                 else "no manifest as evaluated was found (missing, or changed "
+                                                      "since the evaluation)")})
         out.append(entry)
     return out
 
