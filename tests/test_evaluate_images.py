@@ -467,3 +467,19 @@ def test_save_images_failing_midway_leaves_no_folder(setup, tmp_path, monkeypatc
     with pytest.raises(OSError):
         evaluate_run(plugins, run, EvalOptions(metrics="probe_acc", save_images=str(out)), strict=True, root=root)
     assert not out.exists() and not [p for p in (tmp_path / "saved").iterdir()]
+
+
+def test_save_images_folder_made_on_this_call_is_removed_even_if_seen_existing(setup, tmp_path, monkeypatch):
+    # torchrun: another rank may make the folder before rank 0 looks; whether it was made by this evaluation is
+    # rank 0's answer, shared with every rank (simulated: rank 0 answers "made", the folder already exists here)
+    import harness.core.distributed as dist
+    import harness.evaluation.evaluate as ev
+
+    plugins, run, root, folder, _ = setup
+    out = tmp_path / "png"
+    out.mkdir()
+    monkeypatch.setattr(dist, "on_main", lambda build, share=True: True)
+    monkeypatch.setattr(ev, "_save_pngs", _full_disk)
+    with pytest.raises(OSError):
+        evaluate_run(plugins, run, EvalOptions(metrics="probe_acc", save_images=str(out)), strict=True, root=root)
+    assert not out.exists()

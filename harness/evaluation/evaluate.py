@@ -316,7 +316,7 @@ def generate_into(ctx: EvalContext, modules: MethodModules, computers: list[Stre
     """Generate ``ctx.num_images`` images batch by batch and hand each batch to every metric; returns images/s
     of the loop (generation and every metric's per-batch work)."""
     from tqdm import tqdm
-    from harness.core.distributed import batch_rng, is_main, owned_batches
+    from harness.core.distributed import batch_rng, is_main, on_main, owned_batches
     from harness.core.seed import truncated
     from harness.util.atomic import check_writable_dir, removed_on_failure
 
@@ -325,9 +325,10 @@ def generate_into(ctx: EvalContext, modules: MethodModules, computers: list[Stre
     z_dim, truncation = ctx.cfg.model.z_dim, ctx.cfg.eval.truncation
     bs = ctx.cfg.eval.batch_size
     out_dir = Path(save_images) if save_images else None
-    created = out_dir is not None and not out_dir.exists()  # removed again when the generation fails
-    if out_dir is not None:
-        check_writable_dir(out_dir)  # an unwritable folder fails here, before any image is generated
+    created = False  # a folder this call made is removed again when the generation fails (by rank 0)
+    if out_dir is not None:  # an unwritable folder fails here, before any image is generated
+        created = bool(on_main(lambda: _made_writable_dir(out_dir)))  # decided before another rank can make it
+        check_writable_dir(out_dir)
     amp = ctx.device.type == "cuda" and ctx.cfg.train.amp != "off"  # the generator in bf16 on CUDA
     mine = owned_batches(-(-ctx.num_images // bs))  # N ranks: a contiguous block of batches each
     bar = tqdm(total=ctx.num_images, unit="img", desc="evaluate", disable=not (progress and is_main()), file=sys.stderr)
@@ -356,6 +357,15 @@ def generate_into(ctx: EvalContext, modules: MethodModules, computers: list[Stre
             bar.update(len(cap_i))
     bar.close()
     return ctx.num_images / max(time.perf_counter() - start, 1e-9)
+
+
+def _made_writable_dir(path: Path) -> bool:
+    """``check_writable_dir(path)``; True when ``path`` did not exist before."""
+    from harness.util.atomic import check_writable_dir
+
+    made = not path.exists()
+    check_writable_dir(path)
+    return made
 
 
 def schedule_batch(bank: CaptionBank, image_indices: np.ndarray,
