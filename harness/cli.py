@@ -281,11 +281,15 @@ def _table(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def cmd_table(args: argparse.Namespace, plugins: Plugins) -> int:
-    from harness.core.rundir import select_runs
+    from harness.core.rundir import select_runs, warn
+    from harness.reporting.table_render import latex_label_key
     from harness.reporting.tables import TableOptions, build_table, explain_table, write_table
     from harness.util.atomic import write_file
 
     runs = select_runs(plugins, [] if args.all else args.runs, _root(args))
+    if args.label is not None and args.format == "latex" and latex_label_key(args.label) != args.label:
+        warn(f"--label {args.label!r} is written as {latex_label_key(args.label)!r} (a LaTeX label keeps letters, "
+             f"digits and :._-/ only)")
     options = TableOptions(with_paper_numbers=args.with_paper_numbers,
                            columns=tuple(c for c in args.columns.split(",") if c),
                            metrics=tuple(m for m in args.metrics.split(",") if m) or None,

@@ -110,3 +110,15 @@ def test_an_image_run_cannot_impersonate_the_tables_own_rows(name):
     with pytest.raises(HarnessError, match="reads like a row the table writes itself") as e:
         check_label(build_plugins(), name)
     assert "\n" not in str(e.value)
+
+
+def test_a_latex_label_key_that_had_to_change_is_named_in_a_warning(tmp_path, capsys):
+    session = _session_with_label(tmp_path, "dmgan")
+    capsys.readouterr()
+    assert main(["table", str(session), "--format", "latex", "--label", "tab:my results"]) == 0
+    captured = capsys.readouterr()
+    assert r"\label{tab:my-results}" in captured.out
+    assert captured.err.strip() == ("harness: warning: --label 'tab:my results' is written as 'tab:my-results' "
+                                    "(a LaTeX label keeps letters, digits and :._-/ only)")
+    assert main(["table", str(session), "--format", "latex", "--label", "tab:cub-results"]) == 0
+    assert capsys.readouterr().err == ""  # a key LaTeX takes as it is: nothing to say
