@@ -106,9 +106,11 @@ class DistMethod:
 
 
 def plugins_for(directory: Path):
+    """distgan, and the built-in DF-GAN (whose mismatched pairs span the processes' shares)."""
     from harness.contract.plugins import build_plugins
+    from plugins.dfgan import plugin as dfgan
 
-    return build_plugins([DistMethod(Path(directory) / "defaults.yaml")], entry_points=False)
+    return build_plugins([DistMethod(Path(directory) / "defaults.yaml"), dfgan], entry_points=False)
 
 
 if __name__ == "__main__":

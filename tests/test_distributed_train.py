@@ -117,6 +117,25 @@ def test_two_rank_evaluation_equals_one_rank(runs):
         assert a["value"] == b["value"] and a.get("std") == b.get("std"), (a, b)
 
 
+@pytest.mark.slow
+def test_two_rank_dfgan_steps_equal_one_rank(tmp_path):
+    # DF-GAN's D pairs each real image with the next item's sentence features: on 2 ranks the pair of a rank's
+    # last item is the other rank's first (Step.roll_batch), and the global batch is shared out in the order one
+    # process trains it, so 2 processes of 2 items take the steps 1 process of 4 does
+    root = tmp_path / "results"
+    args = ["train", "--plugins", "dfgan", "--dataset", "shapes", "--preset", "test", "--results-dir", str(root)]
+    run1 = Path(run_ranks(tmp_path, args, 1)[0].stdout.strip().splitlines()[-1])
+    run2 = Path(run_ranks(tmp_path, args, 2)[0].stdout.strip().splitlines()[-1])
+    a, b = _state(run1, 2), _state(run2, 2)
+    _assert_close(a["generator"], b["generator"], 1e-5)
+    _assert_close(a["discriminators"], b["discriminators"], 1e-5)
+
+
+def test_roll_batch_in_one_process_is_the_next_row():
+    x = torch.arange(6.0).view(3, 2)
+    assert D.roll_batch(x).tolist() == [[2.0, 3.0], [4.0, 5.0], [0.0, 1.0]]
+
+
 def test_sharding_helpers():
     info = D.DistInfo(rank=1, world_size=2)
     assert D.local_slice(8, info) == slice(4, 8)

@@ -138,3 +138,31 @@ def test_a_d_loss_may_take_gradients_of_its_inputs_and_the_engine_runs_the_doubl
             flat[j] = old
             fd = (up - down) / (2 * eps)
             assert abs(got.view(-1)[j].item() - fd) <= 1e-4 * (1 + abs(fd)), (i, j, fd, got.view(-1)[j].item())
+
+
+class MismatchedTerm:
+    """A cross-cutting plugin adding a mismatched-pair term to every D loss through ``step.roll_batch``."""
+
+    @hookimpl(wrapper=True)
+    def harness_discriminator_loss(self, step, stage):
+        terms = yield
+        real = step.batch.images[stage]
+        return {**terms, f"mis_{stage}": step.discriminators[stage](step.roll_batch(real)).float().mean()}
+
+
+def test_a_d_loss_pairs_items_through_step_roll_batch(tmp_path):
+    # one process: roll_batch is the next row of the batch, the last row taking the first's
+    plugins = readme_method_plugins(tmp_path)
+    plugins.pm.register(MismatchedTerm())
+    cfg = prepare_config(plugins, "mymethod", dataset="shapes", data_dir=None, preset="test", overrides=[], seed=0)
+    torch.manual_seed(0)
+    modules = build_method(plugins, cfg, VOCAB)
+    before = copy.deepcopy(modules.discriminators)
+    device = torch.device("cpu")
+    trainer = GanTrainer(plugins, cfg, modules, device, precision=Precision.from_config(cfg, device))
+    batch = seeded_batch(cfg, VOCAB)
+    _, terms, _, _ = trainer.train_step(batch, sample_noise(0, 1, batch.indices, cfg.model.z_dim), 1)
+    for i, d in enumerate(before):
+        real = batch.images[i]
+        expected = d(torch.cat([real[1:], real[:1]])).mean()
+        assert torch.allclose(terms[f"mis_{i}"], expected, atol=1e-6), (i, terms[f"mis_{i}"], expected)

@@ -189,6 +189,9 @@ def harness_discriminators(cfg: Config) -> nn.ModuleList:
 #               (``x.detach().requires_grad_()``), calls ``torch.autograd.grad(..., create_graph=True)`` in the hook
 #               and returns the penalty as a term: the engine's backward of the sum runs the double backward (under
 #               bf16 autocast too; the gradients come back in the leaves' dtype).
+#   pairs       a loss that pairs an item with another of the batch (mismatched image/sentence pairs) and should
+#               train the same on N processes as on one uses ``step.roll_batch(x)``: the next item's row of the
+#               global batch, across the processes' shares under torchrun, differentiable.
 
 
 @hookspec(firstresult=True)

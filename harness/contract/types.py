@@ -351,6 +351,10 @@ class Step:
     aux:            the method's auxiliary modules (harness_auxiliary_modules)
     cfg:            the resolved config
     iteration:      the global step number
+    roll_batch:     ``roll_batch(x)``: rows of a per-item tensor of this batch (B×…) each replaced by the next
+                    item's of the global batch, the last by the first's (mismatched pairs); ``torch.roll(x, -1, 0)``
+                    in one process, across the processes' shares under torchrun (differentiable), so N processes
+                    pair items as one does
 
     The loss contract (``harness/contract/hookspecs.py`` has it in full): a loss hook receiving a Step runs under bf16
     autocast when the run's precision is bf16, so ``output`` and what ``discriminators``/``image_encoder``/``aux``
@@ -369,6 +373,8 @@ class Step:
     aux: dict[str, nn.Module]
     cfg: "Config"
     iteration: int = 0
+    roll_batch: Callable[[Tensor], Tensor] = field(default=lambda x: torch.roll(x, shifts=-1, dims=0))  # engine:
+    # harness.core.distributed.roll_batch
 
 
 @dataclass

@@ -23,7 +23,10 @@ Training (results independent of the number of ranks):
   reproducible, and independent of checkpoints (a resumed distributed run continues the same way);
 * batch-level terms (BatchNorm statistics, the "wrong" pairs of the matching-aware D loss, the DAMSM
   contrastive terms) see the rank's slice only, unless ``train.sync_bn`` (SyncBatchNorm; on the CPU this
-  module's ``CpuSyncBatchNorm``) makes BatchNorm use the global batch's statistics;
+  module's ``CpuSyncBatchNorm``) makes BatchNorm use the global batch's statistics, or a loss pairs items
+  through ``Step.roll_batch`` (``roll_batch``: the next item of the global batch, across ranks); each global
+  batch is put in caption-length order before it is shared out, so rank r's share is rows r·B/N … of the batch
+  one process would train on;
 * only rank 0 writes checkpoints, sample sheets, logs and records (``is_main``; ``on_main`` waits for it).
 
 Evaluation: the generation batches are split into N contiguous blocks (no padding: blocks may differ by one
@@ -258,6 +261,40 @@ def reseed_rank_streams(seed: int, step: int, info: Optional[DistInfo] = None) -
     from harness.core.seed import rank_stream_seed, seed_everything
 
     seed_everything(rank_stream_seed(seed, step, info.rank))
+
+
+def roll_batch(x: Tensor, info: Optional[DistInfo] = None) -> Tensor:
+    """Rows of ``x`` (B×…, one per item of this rank's share of the global batch) each replaced by the next item's
+    row of the global batch, the last item's by the first's: ``torch.roll(x, -1, 0)`` in a single process; on N
+    ranks the global rows are gathered, rolled, and this rank's share returned, differentiably (the backward
+    sums every rank's gradient of the gathered rows), so N processes pair items as one process does."""
+    info = info or current()
+    if not info.enabled:
+        return torch.roll(x, shifts=-1, dims=0)
+    return _RollAcrossRanks.apply(x, info.world_size, info.rank)
+
+
+class _RollAcrossRanks(torch.autograd.Function):
+    """``roll_batch`` on N ranks: all-gather (in fp32: gloo lacks some reduced types), roll, take this rank's
+    rows; backward: this rank's gradient placed in a zero global tensor, all-reduced (SUM: every rank's loss),
+    rolled back, this rank's rows."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, world: int, rank: int) -> Tensor:
+        ctx.world, ctx.rank, ctx.dtype = world, rank, x.dtype
+        parts = [torch.empty_like(x, dtype=torch.float32) for _ in range(world)]
+        dist.all_gather(parts, x.detach().float().contiguous())
+        n = x.shape[0]
+        return torch.roll(torch.cat(parts), shifts=-1, dims=0)[rank * n:(rank + 1) * n].to(x.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Optional[Tensor], None, None]:
+        n = grad.shape[0]
+        full = grad.new_zeros((ctx.world * n, *grad.shape[1:]), dtype=torch.float32)
+        full[ctx.rank * n:(ctx.rank + 1) * n] = grad.float()
+        dist.all_reduce(full)
+        return torch.roll(full, shifts=1, dims=0)[ctx.rank * n:(ctx.rank + 1) * n].to(ctx.dtype), None, None
 
 
 class ForwardingDDP(nn.parallel.DistributedDataParallel):

@@ -95,12 +95,25 @@ class TextImageDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(index)
         rng = self.item_rng(index)
-        caps = self._captions[index]
-        j = int(rng.integers(0, len(caps)))  # one random caption of the image per fetch
-        ids, length = pad_or_subsample(caps[j], self.words_num, rng)
+        caption = self._captions[index][self._caption_choice(index, rng)]
+        ids, length = pad_or_subsample(caption, self.words_num, rng)
         images = self._images(index, rng)
         return {"images": images, "caption": torch.from_numpy(ids), "length": int(length),
                 "class_id": int(self.class_ids[index]), "key": self.keys[index], "index": index}
+
+    def _caption_choice(self, index: int, rng: np.random.Generator) -> int:
+        """Which caption of image ``index`` an item shows: the first draw of its generator (one per fetch)."""
+        return int(rng.integers(0, len(self._captions[index])))
+
+    def collate_order(self, indices: Sequence[int]) -> list[int]:
+        """``indices`` (one batch, e.g. a global batch before it is shared out over processes) in the order
+        ``collate`` puts their items: caption length descending, ties in the given order. Only the captions are
+        looked at (no image is read), so N processes that each take a contiguous share of the result hold,
+        concatenated, the batch one process would."""
+        indices = [int(i) for i in indices]
+        lengths = [min(len(self._captions[i][self._caption_choice(i, self.item_rng(i))]), self.words_num)
+                   for i in indices]
+        return [indices[k] for k in sort_by_length(torch.tensor(lengths, dtype=torch.long)).tolist()]
 
     @staticmethod
     def collate(items: Sequence[dict[str, Any]]) -> Batch:

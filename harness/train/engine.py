@@ -41,8 +41,9 @@ from harness.core.runtime import Precision, batch_loader
 from harness.core.checkpoint import (aux_state, last_good, list_checkpoints, load_aux_state,
                                       newest_good_checkpoint, read_pretrained, resume_hint,
                                       save_checkpoint, write_pretrained)
-from harness.core.distributed import (average_across_ranks, convert_sync_bn, init_distributed, is_main, local_slice,
-                                       no_sync, on_main, reseed_rank_streams, shard_batches, wrap_ddp, wrap_each)
+from harness.core.distributed import (average_across_ranks, convert_sync_bn, current, init_distributed, is_main,
+                                       local_slice, no_sync, on_main, reseed_rank_streams, roll_batch, shard_batches,
+                                       wrap_ddp, wrap_each)
 from harness.train.ema import ParameterEMA
 from harness.core.seed import (epoch_batches, fixed_noise, preserved_rng, rng_state, sample_noise,
                                 seed_everything, set_rng_state)
@@ -129,7 +130,7 @@ class GanTrainer:
         mark("g_forward")
         step = Step(batch=batch, text=text, damsm_text=damsm_text, noise=noise, output=output,
                     discriminators=self.d_parallel, image_encoder=self.modules.image_encoder,
-                    aux=self.modules.aux, cfg=self.cfg, iteration=iteration)
+                    aux=self.modules.aux, cfg=self.cfg, iteration=iteration, roll_batch=roll_batch)
         terms: dict[str, Tensor] = {}
         d_totals: list[Tensor] = []
         for i, opt in enumerate(self.opt_d):
@@ -364,6 +365,8 @@ class TrainingLoop:
                     continue
                 if hasattr(self.train_set, "set_epoch"):
                     self.train_set.set_epoch(self.epoch)
+                # each global batch in collate's order before it is shared out: N processes hold one's batch
+                batches = [self.train_set.collate_order(b) for b in batches] if current().enabled else batches
                 loader = batch_loader(self.train_set, shard_batches(batches[self.position:]),
                                       self.cfg.data.num_workers, pin_memory=self.device.type == "cuda")
                 for batch in loader:

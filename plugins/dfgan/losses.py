@@ -2,8 +2,9 @@
 
 D:  relu(1 − D(x, s)) + ½·[relu(1 + D(G(z, s), s)) + relu(1 + D(x', s))] + k·mean(‖∇_{x,s} D(x, s)‖^p)
 G:  −D(G(z, s), s)
-with x the real image, s its sentence feature, x' the next real image of the batch (a mismatched pair), means
-over the batch; the penalty's gradient is taken with respect to the real image and the sentence together.
+with x the real image, s its sentence feature, x' the next real image of the batch (a mismatched pair; the next
+of the global batch under torchrun, ``Step.roll_batch``), means over the batch; the penalty's gradient is taken
+with respect to the real image and the sentence together.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def discriminator_terms(step: Step, stage: int) -> dict[str, Tensor]:
     d = step.discriminators[stage]
     real = step.batch.images[stage].detach().requires_grad_(True)
     sent = step.text.sent.detach().requires_grad_(True)
-    real_logits, mismatched_logits = d(real, sent, mismatched=True)
+    real_logits, mismatched_logits = d(real, sent, mismatched=step.roll_batch)
     fake_logits = d(step.output.images[stage].detach(), sent)
     return {
         "d_real": _hinge(real_logits, 1.0),

@@ -7,6 +7,8 @@ Sub-module names follow the original's ``state_dict`` keys (``fc``, ``GBlocks.i.
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -169,16 +171,20 @@ class NetC(nn.Module):
 class DFGANDiscriminator(nn.Module):
     """NetD and NetC as one module (one optimiser, as the original's D_params):
     ``forward(images, sent, mismatched=False)`` -> logits B of (image i, sentence i); with ``mismatched`` also the
-    logits of (image i+1, sentence i) from the same features (the original's rolled real features)."""
+    logits of (image i+1, sentence i) from the same features (the original's rolled real features). ``mismatched``
+    may be the roll itself (a training step's ``Step.roll_batch``: the next item of the global batch under
+    torchrun); ``True`` rolls within ``images``."""
 
     def __init__(self, nf: int, cond_dim: int, image_size: int):
         super().__init__()
         self.netD = NetD(nf, image_size)
         self.netC = NetC(nf, self.netD.out_channels, cond_dim)
 
-    def forward(self, images: Tensor, sent: Tensor, mismatched: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(self, images: Tensor, sent: Tensor,
+                mismatched: bool | Callable[[Tensor], Tensor] = False) -> Tensor | tuple[Tensor, Tensor]:
         features = self.netD(images)
         logits = self.netC(features, sent)
         if not mismatched:
             return logits
-        return logits, self.netC(torch.roll(features, shifts=-1, dims=0), sent)
+        roll = mismatched if callable(mismatched) else partial(torch.roll, shifts=-1, dims=0)  # Step.roll_batch
+        return logits, self.netC(roll(features), sent)
