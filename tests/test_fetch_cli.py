@@ -203,3 +203,36 @@ def test_fetch_cub_unpacks_the_layout_and_inspects_it(server, tmp_path, shapes_c
 def test_a_missing_layout_names_the_fetch_command(tmp_path, capsys):
     assert main(["datasets", "inspect", "cub", "--data-dir", str(tmp_path / "none")]) != 0
     assert f"harness fetch cub --data-dir {tmp_path / 'none'}" in capsys.readouterr().out
+
+
+def test_fetch_coco_merges_both_image_zips_and_unpacks_the_inner_text_zips(server, tmp_path, monkeypatch, capsys):
+    # the layout AttnGAN's loader reads: images/ from COCO's train2014.zip and val2014.zip (merged, as DM-GAN
+    # does), the splits, captions.pickle and the two caption-text zips from AttnGAN's coco.zip
+    from harness.data.safe_pickle import load_pickle
+    from harness.data.writer import write_dataset
+
+    written = write_dataset(build_plugins(), "shapes", tmp_path / "written", layout="coco",
+                            overrides=["data.shapes.train_images=6", "data.shapes.test_images=4"])
+    keys = {s: list(load_pickle(written / s / "filenames.pickle")) for s in ("train", "test")}
+    image_zips = {name: _zip({f"{name}/{k}.jpg": (written / "images" / f"{k}.jpg").read_bytes() for k in keys[s]})
+                  for name, s in (("train2014", "train"), ("val2014", "test"))}
+    text_zips = {name: _zip({f"text/{k}.txt": (written / "text" / f"{k}.txt").read_bytes() for k in keys[s]})
+                 for name, s in (("train2014-text.zip", "train"), ("val2014-text.zip", "test"))}
+    meta = {f"coco/{k}": v for k, v in {**_files(written, "train"), **_files(written, "test")}.items()}
+    meta.update({f"coco/{name}": data for name, data in text_zips.items()})
+    meta["coco/captions.pickle"] = (written / "captions.pickle").read_bytes()
+    served = {"coco.zip": _zip(meta), **{f"{name}.zip": data for name, data in image_zips.items()}}
+    downloads = []  # the declared downloads (their strip, into and inner), served here with our bytes' digests
+    for d in harness.data.registry.COCO_DOWNLOADS:
+        server.routes[f"/{d.filename}"] = Route(served[d.filename])
+        digest = d.digest and f"md5:{hashlib.md5(served[d.filename]).hexdigest()}"
+        downloads.append(dataclasses.replace(d, urls=(server.url(f"/{d.filename}"),), digest=digest, size=None))
+    monkeypatch.setattr(harness.data.registry, "COCO_DOWNLOADS", downloads)
+    data = tmp_path / "coco"
+    assert main(["fetch", "coco", "--data-dir", str(data)], plugins=build_plugins(entry_points=False)) == 0
+    out = capsys.readouterr().out
+    for sub in ("images", "train", "test", "text"):
+        assert _files(data, sub) == _files(written, sub), sub
+    assert (data / "captions.pickle").read_bytes() == (written / "captions.pickle").read_bytes()
+    assert not list(data.glob("*.zip")) and not (data / "train2014").exists()
+    assert "images     train 6, test 4" in out and "coco.zip (unverified: no published digest)" in out
