@@ -25,11 +25,13 @@ COCO_DOWNLOADS = [
     # AttnGAN's COCO metadata: coco/{train,test}/filenames.pickle, coco/captions.pickle, the captions' text zips
     Download("coco.zip", (f"{_DRIVE}1rSnbIGNDGZeHlsUlLdahj0RJ9oo6lgH9",), strip="coco/",
              inner=("train2014-text.zip", "val2014-text.zip")),
-    # the md5 digests widely published for the COCO-2014 image archives; DM-GAN merges both into images/
+    # the md5 digests widely published for the COCO-2014 image archives, and their sizes (the server's
+    # Content-Length in public download logs, the same in several public data-set scripts); DM-GAN merges both
+    # into images/
     Download("train2014.zip", ("http://images.cocodataset.org/zips/train2014.zip",),
-             digest="md5:0da8c0bd3d6becc4dcb32757491aca88", strip="train2014/", into="images"),
+             digest="md5:0da8c0bd3d6becc4dcb32757491aca88", size=13_510_573_713, strip="train2014/", into="images"),
     Download("val2014.zip", ("http://images.cocodataset.org/zips/val2014.zip",),
-             digest="md5:a3d79f5ed8d289b7a7554ce06a5782b3", strip="val2014/", into="images"),
+             digest="md5:a3d79f5ed8d289b7a7554ce06a5782b3", size=6_645_013_297, strip="val2014/", into="images"),
 ]
 
 
