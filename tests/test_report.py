@@ -188,7 +188,8 @@ def test_no_eval_session_report_says_not_evaluated_and_several_sessions_need_out
     capsys.readouterr()
     assert main(["report", str(first / "tinygan-s0"), str(second / "tinygan-s0")], plugins=plugins) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "2 sessions" in err[0] and "--out FILE" in err[0]
+    assert err == [f"harness: error: the runs lie in 2 directories ({first}, {second}), and report.html goes beside "
+                   f"the runs only when they share one; give --out FILE"]
     out = tmp_path / "both.html"
     assert main(["report", str(first / "tinygan-s0"), str(second / "tinygan-s0"), "--out", str(out)],
                 plugins=plugins) == 0

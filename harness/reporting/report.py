@@ -556,15 +556,16 @@ def report_runs(plugins: Plugins, args: Sequence[str], root: Path) -> tuple[list
 
 def report_command(plugins: Plugins, args: Sequence[str], root: Path, out: Optional[str], *,
                    force: bool = False) -> Path:
-    """`harness report SESSION | RUN... [--out FILE] [--force]`: default output ``<session>/report.html``; ``--out``
-    is required when the runs come from several sessions; ``force``: a symlink at ``out`` is replaced."""
+    """`harness report SESSION | RUN... [--out FILE] [--force]`: default output ``report.html`` in the directory the
+    runs lie in (a session, or the results root for runs of `harness train`); ``--out`` is required when they lie
+    in several; ``force``: a symlink at ``out`` is replaced."""
     if out is not None:
         check_target(out, force=force)  # before any run is read
     runs, sessions = report_runs(plugins, args, root)
     if out is None:
         if len(sessions) != 1:
-            raise HarnessError(f"the runs come from {len(sessions)} sessions ({', '.join(map(str, sessions))}); "
-                               f"give --out FILE")
+            raise HarnessError(f"the runs lie in {len(sessions)} directories ({', '.join(map(str, sessions))}), "
+                               f"and report.html goes beside the runs only when they share one; give --out FILE")
         out = sessions[0] / REPORT_FILE
     title = f"t2i-harness report: {sessions[0].name}" if len(sessions) == 1 else None
     return write_report(plugins, runs, out, title=title, force=force)
