@@ -307,8 +307,8 @@ def cmd_table(args: argparse.Namespace, plugins: Plugins) -> int:
 def _report(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = _verb(sub, "report", cmd_report, "one self-contained HTML page: table, sheets, curves, runs")
     p.add_argument("runs", nargs="+", metavar="SESSION | RUN", help="a session directory, or runs (paths or ids)")
-    p.add_argument("--out", default=None, help="HTML path (default: <session>/report.html; required when the "
-                                                "runs come from several sessions)")
+    p.add_argument("--out", default=None, help="HTML path (default: report.html beside the runs; required when "
+                                                "they lie in several directories)")
     p.add_argument("--force", action="store_true", help=FORCE)
     return p
 

@@ -101,7 +101,9 @@ def test_damsm_is_trained_again_after_its_images_change_in_place(data, capsys):
 
     _rewrite(train.image_path(0))
     second = pretrain.ensure_damsm(plugins, cfg, root, train, test, "cpu")
-    assert second != first and "training (not cached yet)" in capsys.readouterr().out
+    # the message says why the cached DAMSM was not reused: the training split's files changed
+    assert second != first and (f"pretrain damsm: training (not cached yet; the closest cached entry, {first}, was "
+                                f"made for other data.files.files)") in capsys.readouterr().out
     assert first.is_dir()  # the old entry is kept (harness cache remove deletes it)
 
     _rewrite(test.image_path(0))  # the test split is not what the DAMSM trains on
@@ -121,7 +123,7 @@ def test_strict_cache_sees_a_change_that_keeps_size_and_time(data, capsys):
     assert pretrain.ensure_damsm(plugins, cheap, root, train, test, "cpu") == cheap_entry  # times trusted: a hit
     capsys.readouterr()
     assert pretrain.ensure_damsm(plugins, cfg, root, train, test, "cpu") != first
-    assert "training (not cached yet)" in capsys.readouterr().out
+    assert "training (not cached yet; the closest cached entry" in capsys.readouterr().out
 
 
 def _channel_means(x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -72,3 +72,17 @@ def test_two_processes_never_build_the_same_entry_twice(tmp_path):
     paths = {queue.get(timeout=5) for _ in procs}
     assert len(paths) == 1 and counter.read_text() == "built\n"
     assert (Path(paths.pop()) / "data").read_text() == "x"
+
+
+def test_closest_entry_names_the_keys_that_kept_a_description_from_a_hit(tmp_path):
+    from harness.core.cache import cached, closest_entry
+
+    def build(out):
+        (out / "x").write_text("x")
+
+    assert closest_entry(tmp_path, "damsm", {"a": 1}) is None  # nothing cached
+    near = cached(tmp_path, "damsm", {"data": {"files": "d1", "count": 4}, "lr": 0.1}, build)
+    cached(tmp_path, "damsm", {"data": {"files": "d2", "count": 4}, "lr": 0.2, "extra": True}, build)
+    cached(tmp_path, "other", {"data": {"files": "d3", "count": 3}, "lr": 0.2}, build)  # closer, another kind
+    entry, keys = closest_entry(tmp_path, "damsm", {"data": {"files": "d3", "count": 3}, "lr": 0.1})
+    assert entry.path == near and keys == ["data.count", "data.files"]

@@ -168,6 +168,28 @@ def list_entries(root: Path, kind: Optional[str] = None) -> list[CacheEntry]:
     return sorted(entries, key=lambda e: (e.kind, e.created, e.key))
 
 
+def closest_entry(root: Path, kind: str, description: Any) -> Optional[tuple[CacheEntry, list[str]]]:
+    """The built entry of ``kind`` whose description differs from ``description`` in the fewest keys (dotted paths
+    into the nested descriptions), with those keys sorted; None when ``kind`` has no other readable entry. Tells a
+    user why a cached result was not reused (e.g. the data's files changed: ``data.source.files``)."""
+    from harness.config.protocol import flatten
+
+    def flat(d: Any) -> dict[str, Any]:  # as key.json holds it
+        d = json.loads(json.dumps(d, sort_keys=True, default=str))
+        return flatten(d) if isinstance(d, dict) else {"": d}
+
+    wanted = flat(description)
+    best: Optional[tuple[CacheEntry, list[str]]] = None
+    for entry in list_entries(root, kind):
+        if entry.description is None:
+            continue
+        have = flat(entry.description)
+        keys = sorted(k for k in wanted.keys() | have.keys() if wanted.get(k, have) != have.get(k, wanted))
+        if keys and (best is None or len(keys) < len(best[1])):
+            best = (entry, keys)
+    return best
+
+
 def remove_entry(entry: CacheEntry) -> None:
     """Delete ``entry`` under its lock (never while it is being built): it is renamed aside first, so it is gone at
     once for every reader, then deleted."""

@@ -292,8 +292,21 @@ def run_stage(stage: PretrainStage, description: dict, root: Path,
             seed_everything(_stage_seed(description))
             stage.train(ctx)
 
-    print(f"pretrain {stage.name}: training (not cached yet)", flush=True)
+    print(f"pretrain {stage.name}: training (not cached yet{_closest_note(root, stage.name, description)})",
+          flush=True)
     return cached(root, stage.name, description, build)
+
+
+def _closest_note(root: Path, kind: str, description: dict) -> str:
+    """``; the closest cached entry, DIR, was made for other KEYS …`` when ``kind`` has entries, else ``""``."""
+    from harness.core.cache import closest_entry
+
+    found = closest_entry(root, kind, description)
+    if found is None:
+        return ""
+    entry, keys = found
+    shown = ", ".join(keys[:4]) + (f" and {len(keys) - 4} more keys" if len(keys) > 4 else "")
+    return f"; the closest cached entry, {entry.path}, was made for other {shown}"
 
 
 def ensure_pretrained(plugins: Plugins, cfg: Config, root: Path, train_set: TextImageDataset,
