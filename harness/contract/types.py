@@ -373,8 +373,8 @@ class Step:
     aux: dict[str, nn.Module]
     cfg: "Config"
     iteration: int = 0
-    roll_batch: Callable[[Tensor], Tensor] = field(default=lambda x: torch.roll(x, shifts=-1, dims=0))  # engine:
-    # harness.core.distributed.roll_batch
+    # one process's roll by default; the engine passes harness.core.distributed.roll_batch
+    roll_batch: Callable[[Tensor], Tensor] = field(default=lambda x: torch.roll(x, shifts=-1, dims=0))
 
 
 @dataclass

@@ -251,13 +251,13 @@ def find_manifest(run: ReportRun) -> Optional[Path]:
     (``manifest.path``), else ``manifest.csv``/``captions.csv`` in its folder (``source``), whichever still has the
     sha256 run.json records (runs that recorded none: the first that exists). None when there is none: a manifest
     edited or replaced since the evaluation is not read, since its rows may name other files than those scored."""
+    from harness.evaluation.manifest import manifest_sha256
+
     info = run.info
     recorded = info.manifest or {}
     candidates = [Path(recorded["path"])] if recorded.get("path") else []
     if info.source is not None:
         candidates += [Path(info.source) / name for name in MANIFEST_NAMES]
-    from harness.evaluation.manifest import manifest_sha256
-
     for path in candidates:
         if path.is_file() and (not recorded.get("sha256") or manifest_sha256(path) == recorded["sha256"]):
             return path

@@ -365,9 +365,11 @@ class TrainingLoop:
                     continue
                 if hasattr(self.train_set, "set_epoch"):
                     self.train_set.set_epoch(self.epoch)
-                # each global batch in collate's order before it is shared out: N processes hold one's batch
-                batches = [self.train_set.collate_order(b) for b in batches] if current().enabled else batches
-                loader = batch_loader(self.train_set, shard_batches(batches[self.position:]),
+                todo = batches[self.position:]
+                in_order = getattr(self.train_set, "collate_order", None)  # a TextImageDataset's
+                if current().enabled and in_order is not None:  # each global batch in collate's order, then shared
+                    todo = [in_order(b) for b in todo]
+                loader = batch_loader(self.train_set, shard_batches(todo),
                                       self.cfg.data.num_workers, pin_memory=self.device.type == "cuda")
                 for batch in loader:
                     self._iteration(batch)
