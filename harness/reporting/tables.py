@@ -11,12 +11,13 @@ The table is made in stages, each its own module:
    (``harness.reporting.table_render``) and by the HTML report.
 
 The CSV (``rows_to_csv``) and ``explain_table`` print the rows themselves: every metric column at full
-precision, with the full skip reasons. CSV layout (metric ids, never display names): ``row, kind`` (reproduced |
-reported | real), then for each metric ``<m>, <m>_std, <m>_over, <m>_n, <m>_best, <m>_note, <m>_underpowered``
-(``<m>_note`` holds a skip reason or a relative claim), then the extra columns asked for (``params``,
-``speed``, ``probe_acc.<attribute>``), then ``RUN_COLUMNS``: per run of the row (``;`` between runs) the step
-its latest evaluation scored and its final checkpoint's step, and for an image run how many images were resized,
-from which sizes, to which, with which filter.
+precision, with the full skip reasons. CSV layout (metric ids, never display names): ``row, kind`` (reproduced:
+trained and evaluated here | images: a folder's images evaluated here | reported | real), then for each metric
+``<m>, <m>_std, <m>_over, <m>_n, <m>_best, <m>_note, <m>_underpowered`` (``<m>_note`` holds a skip reason or a
+relative claim), then the extra columns asked for (``params``, ``speed``, ``probe_acc.<attribute>``), then
+``RUN_COLUMNS``: per run of the row (``;`` between runs) the step its latest evaluation scored and its final
+checkpoint's step, and for an image run how many images were resized, from which sizes, to which, with which
+filter.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from harness.core.rundir import RunDir, atomic_write_text
+from harness.core.rundir import IMAGE_RUN_METHOD, RunDir, atomic_write_text
 from harness.reporting.table_cells import rows_to_cells
 from harness.reporting.table_records import REAL_ROW, collect_records
 from harness.reporting.table_render import cells_to_latex, cells_to_markdown, csv_text
@@ -133,7 +134,8 @@ def rows_to_csv(table: ResultsTable) -> str:
         head += [c, f"{c}_std", f"{c}_over", f"{c}_n", f"{c}_best", f"{c}_note", f"{c}_underpowered"]
     w.writerow(head + table.extra_columns + list(RUN_COLUMNS))
     for row in table.rows:
-        line: list[Any] = [row.label, row.kind]
+        images = row.kind == "reproduced" and row.runs and all(r.method == IMAGE_RUN_METHOD for r in row.runs)
+        line: list[Any] = [row.label, "images" if images else row.kind]
         for c in table.columns:
             cell = row.cells.get(c, Cell())
             note = cell.note if cell.status != "skipped" else f"skipped: {cell.note}"
