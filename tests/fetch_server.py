@@ -95,5 +95,5 @@ class LoopbackServer:
         if route.cut_after is not None:
             body, route.cut_after = body[:route.cut_after], None
             h.close_connection = True
-        h.wfile.write(body)
-        route.sent += len(body)
+        route.sent += len(body)  # counted before the write: the client may have read it all before this thread
+        h.wfile.write(body)      # runs on (a count after the write raced the test's assertion)

@@ -149,6 +149,52 @@ def test_an_unreachable_mirror_fails_in_one_line(tmp_path):
     assert _left(tmp_path) == []
 
 
+def test_a_refused_connection_is_not_retried(tmp_path, capsys):
+    with LoopbackServer() as s:
+        dead = s.url("/w.bin")  # nothing listens there once the server stops
+    src = Download("w.bin", (dead,), digest=f"sha256:{SHA}")
+    with pytest.raises(FetchError) as e:
+        download(src, tmp_path, _settings(retries=3))
+    assert "refused" in str(e.value).lower() and "\n" not in str(e.value)
+    assert "retrying" not in capsys.readouterr().err  # one line: no server is there to come back
+
+
+def test_a_file_in_place_is_verified_and_used_without_a_connection(tmp_path, monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    (tmp_path / "w.bin").write_bytes(BODY)  # put there by hand, as the offline message says
+    src = Download("w.bin", ("http://127.0.0.1:9/w.bin",), digest=f"sha256:{SHA}")
+    r = download(src, tmp_path, _settings(offline=True))
+    assert (r.path, r.status) == (tmp_path / "w.bin", "verified")
+    (tmp_path / "w.bin").write_bytes(b"not the file")
+    with pytest.raises(FetchError) as e:
+        download(src, tmp_path, _settings(offline=True))
+    received = hashlib.sha256(b"not the file").hexdigest()
+    assert f"expected {SHA}, received {received}" in str(e.value) and str(tmp_path / "w.bin") in str(e.value)
+    assert (tmp_path / "w.bin").read_bytes() == b"not the file"  # the user's file is not removed
+
+
+def test_a_wrong_file_in_place_is_fetched_again(server, tmp_path, capsys):
+    server.routes["/w.bin"] = Route(BODY)
+    (tmp_path / "w.bin").write_bytes(b"stale")
+    r = download(_src(server), tmp_path, _settings())
+    assert r.path.read_bytes() == BODY and r.status == "verified"
+    assert "fetching it again" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mirror", ["http://[::1", "file:///etc", "notaurl"])
+def test_a_bad_mirror_address_is_one_line(mirror, monkeypatch):
+    monkeypatch.setenv("HARNESS_MIRROR", mirror)
+    with pytest.raises(FetchError) as e:
+        FetchSettings.from_env()
+    assert repr(mirror) in str(e.value) and "\n" not in str(e.value)
+
+
 def test_a_drive_confirmation_form_is_followed(server, tmp_path):
     form = ('<html><form id="download-form" action="/download" method="get">'
             '<input type="hidden" name="id" value="F1"><input type="hidden" name="confirm" value="t">'

@@ -200,6 +200,33 @@ def test_fetch_cub_unpacks_the_layout_and_inspects_it(server, tmp_path, shapes_c
     assert [len(r.requests) for r in server.routes.values()] == [1, 1]
 
 
+def test_offline_cub_names_every_archive_and_uses_those_put_in_place(tmp_path, shapes_cub_dir, monkeypatch, capsys):
+    images = _tgz(_files(shapes_cub_dir, "CUB_200_2011"))
+    birds = _zip({**{f"birds/{k}": v for k, v in {**_files(shapes_cub_dir, "train"),
+                                                   **_files(shapes_cub_dir, "test")}.items()},
+                  "birds/text.zip": _zip(_files(shapes_cub_dir, "text"))})
+    digest = f"sha256:{hashlib.sha256(images).hexdigest()}"
+    monkeypatch.setattr(harness.data.registry, "CUB_DOWNLOADS", [
+        Download("CUB_200_2011.tgz", ("http://127.0.0.1:9/CUB_200_2011.tgz",), digest=digest, size=len(images)),
+        Download("birds.zip", ("http://127.0.0.1:9/uc?id=X",), strip="birds/", inner=("text.zip",)),
+    ])
+    monkeypatch.setenv("HARNESS_OFFLINE", "1")
+    data = tmp_path / "birds"
+    plugins = build_plugins(entry_points=False)
+    assert main(["fetch", "cub", "--data-dir", str(data)], plugins=plugins) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"harness: error: cub: not downloaded: offline (HARNESS_OFFLINE=1 or --offline); put "
+                   f"CUB_200_2011.tgz (from http://127.0.0.1:9/CUB_200_2011.tgz), birds.zip (from "
+                   f"http://127.0.0.1:9/uc?id=X) into {data / '.harness-fetch'} by hand, then run this again")
+    (data / ".harness-fetch").mkdir(parents=True)
+    (data / ".harness-fetch" / "CUB_200_2011.tgz").write_bytes(images)
+    (data / ".harness-fetch" / "birds.zip").write_bytes(birds)
+    assert main(["fetch", "cub", "--data-dir", str(data)], plugins=plugins) == 0
+    for sub in ("CUB_200_2011", "train", "test", "text"):
+        assert _files(data, sub) == _files(shapes_cub_dir, sub), sub
+    assert f"CUB_200_2011.tgz ({digest})" in capsys.readouterr().out
+
+
 def test_a_missing_layout_names_the_fetch_command(tmp_path, capsys):
     assert main(["datasets", "inspect", "cub", "--data-dir", str(tmp_path / "none")]) != 0
     assert f"harness fetch cub --data-dir {tmp_path / 'none'}" in capsys.readouterr().out

@@ -2,9 +2,12 @@
 
 ``download`` writes to ``<name>.part`` beside the target, resumes it with an HTTP Range request after a cut
 connection (and across runs interrupted by Ctrl-C), shows a tqdm progress bar, retries transient failures
-(timeouts, cut connections, 5xx, 429) with exponential back-off, and renames the file into place only after its
-size and full digest match. Any failure removes the partial file and raises ``FetchError`` with one line naming
-the file, the address and the reason (a digest mismatch names the expected and the received digest).
+(timeouts, cut connections, 5xx, 429) with exponential back-off (a refused connection or an unknown host is not
+retried: nothing serves there), and renames the file into place only after its size and full digest match. A
+file already at the target (an earlier fetch, or put there by hand, e.g. offline) is verified the same way and
+used without a download; one that does not match is fetched again (offline: one line naming the mismatch). Any
+failure removes the partial file and raises ``FetchError`` with one line naming the file, the address and the
+reason (a digest mismatch names the expected and the received digest).
 
 Settings come from the environment (the CLI's ``--offline``/``--mirror`` override it):
 
@@ -24,6 +27,7 @@ import http.client
 import os
 import re
 import sys
+import socket
 import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -75,7 +79,11 @@ class FetchSettings:
         if offline is None:
             offline = os.environ.get(OFFLINE_ENV, "").strip().lower() in _TRUE
         mirror = mirror or os.environ.get(MIRROR_ENV) or None
-        if mirror and urlsplit(mirror).scheme not in ("http", "https"):
+        try:
+            scheme = urlsplit(mirror).scheme if mirror else ""
+        except ValueError as e:  # e.g. an unclosed IPv6 bracket
+            raise FetchError(f"mirror {mirror!r} is not a valid address ({e}) (--mirror / {MIRROR_ENV})") from None
+        if mirror and scheme not in ("http", "https"):
             raise FetchError(f"mirror {mirror!r} is not an http(s) address (--mirror / {MIRROR_ENV})")
         return cls(offline=offline, mirror=mirror)
 
@@ -129,15 +137,23 @@ class _Permanent(Exception):
 def download(src: Download, dest_dir: Path, settings: FetchSettings, *, label: str = "") -> FetchResult:
     """Fetch ``src`` into ``dest_dir/src.filename``, verified (see the module docstring); raises FetchError."""
     name = label or src.filename
+    target = dest_dir / src.filename
+    check_target(target)  # the .part file is resumed in place and renamed: both must be regular files or absent
+    if target.is_file():  # put there by hand (offline) or by an earlier fetch: used once it verifies
+        try:
+            return FetchResult(target, _verify(target, src, f"the file in place ({target})", name,
+                                               removed=False), str(target))
+        except FetchError as e:
+            if settings.offline:
+                raise
+            tqdm.write(f"{e}; fetching it again", file=sys.stderr)
     if settings.offline:
         raise FetchError(f"{name}: not downloaded: offline ({OFFLINE_ENV}=1 or --offline); put {src.filename} "
                          f"into {dest_dir} by hand (from {src.urls[0]})")
     urls = [mirror_url(u, settings.mirror) for u in src.urls] if settings.mirror else list(src.urls)
     made = [d for d in (dest_dir, *dest_dir.parents) if not d.exists()]  # deepest first
     ensure_dir(dest_dir)
-    target = dest_dir / src.filename
     part = dest_dir / f"{src.filename}.part"
-    check_target(target)  # the .part file is resumed in place and renamed: both must be regular files or absent
     check_target(part)
     try:
         url = _transfer_any(urls, part, src, settings, name)
@@ -154,17 +170,20 @@ def download(src: Download, dest_dir: Path, settings: FetchSettings, *, label: s
     return FetchResult(target, status, url)
 
 
-def _verify(part: Path, src: Download, url: str, name: str) -> str:
-    size = part.stat().st_size
+def _verify(path: Path, src: Download, origin: str, name: str, *, removed: bool = True) -> str:
+    """"verified" or "unverified" (no digest declared); FetchError naming ``origin`` (an address, or the file in
+    place) and the expected and received size or digest. ``removed``: the message says the file was removed."""
+    then = "; the download was removed" if removed else ""
+    size = path.stat().st_size
     if src.size is not None and size != src.size:
-        raise FetchError(f"{name}: {url} gave {size} bytes, expected {src.size}; the download was removed")
+        raise FetchError(f"{name}: {origin} gave {size} bytes, expected {src.size}{then}")
     if src.digest is None:
         return "unverified"
     algorithm, expected = parse_digest(src.digest)
-    received = file_digest(part, algorithm)
+    received = file_digest(path, algorithm)
     if received != expected:
-        raise FetchError(f"{name}: {algorithm} mismatch for {src.filename} from {url}: expected {expected}, "
-                         f"received {received}; the download was removed")
+        raise FetchError(f"{name}: {algorithm} mismatch for {src.filename} from {origin}: expected {expected}, "
+                         f"received {received}{then}")
     return "verified"
 
 
@@ -203,6 +222,9 @@ def _open(url: str, have: int, settings: FetchSettings) -> http.client.HTTPRespo
             raise _Transient(f"HTTP {e.code} {e.reason}") from None
         raise _Permanent(f"HTTP {e.code} {e.reason}") from None
     except (URLError, OSError, http.client.HTTPException) as e:
+        inner = getattr(e, "reason", None) or e
+        if isinstance(inner, (ConnectionRefusedError, socket.gaierror)):  # no server, or no such host: not retried
+            raise _Permanent(_reason(e)) from None
         raise _Transient(_reason(e)) from None
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from harness.contract.types import DatasetInfo, Download
 from harness.core.archive import unpack
-from harness.core.fetch import FetchSettings, download
+from harness.core.fetch import OFFLINE_ENV, FetchSettings, download
 from harness.core.rundir import atomic_write_text, results_root
 from harness.core.weights import fetch_weight
 from harness.data.inspect import format_report, inspect_dataset
@@ -71,6 +71,13 @@ def fetch_dataset(plugins: Plugins, info: DatasetInfo, data_dir: Path, settings:
     """Fetch and unpack every archive ``info`` declares into ``data_dir``, then print ``datasets inspect``'s
     summary; 0 when it finds no problem, else 1."""
     stash = data_dir / STASH
+    if settings.offline:  # every archive still to get, named in one line (each one put in place is then used)
+        missing = [d for d in info.downloads
+                   if not (stash / f"{d.filename}.done").is_file() and not (stash / d.filename).is_file()]
+        if missing:
+            names = ", ".join(f"{d.filename} (from {d.urls[0]})" for d in missing)
+            raise FetchError(f"{info.name}: not downloaded: offline ({OFFLINE_ENV}=1 or --offline); put {names} "
+                             f"into {stash} by hand, then run this again")
     for src in info.downloads:
         done = stash / f"{src.filename}.done"
         if done.is_file():
