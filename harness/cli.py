@@ -287,9 +287,10 @@ def cmd_table(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.util.atomic import write_file
 
     runs = select_runs(plugins, [] if args.all else args.runs, _root(args))
-    if args.label is not None and args.format == "latex" and latex_label_key(args.label) != args.label:
-        warn(f"--label {args.label!r} is written as {latex_label_key(args.label)!r} (a LaTeX label keeps letters, "
-             f"digits and :._-/ only)")
+    written = latex_label_key(args.label or "tab:results")  # as the LaTeX table writes it
+    if args.label is not None and args.format == "latex" and written != args.label:
+        warn(f"--label {args.label!r} is written as {written!r} (a LaTeX label keeps letters, digits and :._-/ "
+             f"only, and is not empty)")
     options = TableOptions(with_paper_numbers=args.with_paper_numbers,
                            columns=tuple(c for c in args.columns.split(",") if c),
                            metrics=tuple(m for m in args.metrics.split(",") if m) or None,

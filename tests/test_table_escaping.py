@@ -119,6 +119,9 @@ def test_a_latex_label_key_that_had_to_change_is_named_in_a_warning(tmp_path, ca
     captured = capsys.readouterr()
     assert r"\label{tab:my-results}" in captured.out
     assert captured.err.strip() == ("harness: warning: --label 'tab:my results' is written as 'tab:my-results' "
-                                    "(a LaTeX label keeps letters, digits and :._-/ only)")
+                                    "(a LaTeX label keeps letters, digits and :._-/ only, and is not empty)")
+    assert main(["table", str(session), "--format", "latex", "--label", ""]) == 0
+    captured = capsys.readouterr()  # an empty label: the default is written, and the warning says so
+    assert r"\label{tab:results}" in captured.out and "is written as 'tab:results'" in captured.err
     assert main(["table", str(session), "--format", "latex", "--label", "tab:cub-results"]) == 0
     assert capsys.readouterr().err == ""  # a key LaTeX takes as it is: nothing to say
