@@ -494,13 +494,16 @@ def cmd_config(args: argparse.Namespace, plugins: Plugins) -> int:
 def _import_checkpoint(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = _verb(sub, "import-checkpoint", cmd_import_checkpoint, "make a run from released reference weights")
     p.add_argument("method")
-    p.add_argument("file", help="the original's generator file (netG_epoch_N.pth)")
+    p.add_argument("file", help="the original's generator file (netG_epoch_N.pth), or its one-file checkpoint for a "
+                                "method that reads one (harness_read_reference_checkpoint; DF-GAN: "
+                                "state_epoch_N.pth)")
     p.add_argument("--text-encoder", default=None, help="the original's DAMSM text encoder file")
     p.add_argument("--image-encoder", default=None, help="the original's DAMSM image encoder file")
     p.add_argument("--discriminators", default=None, metavar="D0,D1,D2",
                    help="the original's netD0.pth,netD1.pth,... (low → high): the run can be resumed with train")
     p.add_argument("--start-epoch", type=int, default=None,
-                   help="epoch a resumed run starts at (default N+1 from netG_epoch_N.pth)")
+                   help="epoch a resumed run starts at (default N+1 from netG_epoch_N.pth, or the epoch a "
+                        "one-file checkpoint records)")
     _add_config_choice(p, dataset="cub", preset="paper")
     return p
 

@@ -16,7 +16,7 @@ def test_reported_rows_put_each_published_number_under_its_metric(tmp_path):
     runs = [write_run(tmp_path / "s", plugins, "dfgan", 0, {"fid_tv": (30.0, None, None)}, dataset=dataset,
                       real=None, skipped=()) for dataset in ("cub", "coco")]
     rows = parse_csv(write_table(plugins, runs, TableOptions(with_paper_numbers=True), fmt="csv"))
-    cub, coco = rows["dfgan (reported) [cub]"], rows["dfgan (reported) [coco]"]
+    cub, coco = rows["DF-GAN (reported) [cub]"], rows["DF-GAN (reported) [coco]"]
     assert cub["kind"] == coco["kind"] == "reported"
     # three CUB FIDs: the paper, the released model (DF-GAN README) and TISE's re-evaluation, kept as text
     assert cub["fid_tv"] == "" and _numbers(cub["fid_tv_note"]) == [14.81, 12.10, 16.46]

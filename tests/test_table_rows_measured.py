@@ -19,7 +19,7 @@ from harness.reporting.table_render import cells_to_latex, cells_to_markdown
 from harness.reporting.tables import TableOptions, build_table, write_table
 
 FIXTURE = Path(__file__).parent / "fixtures" / "table_session"
-NAMES = {"attngan": "AttnGAN", "dmgan": "DM-GAN", "ecagan": "ECAGAN", "caegan": "CAE-GAN"}
+NAMES = {"attngan": "AttnGAN", "dmgan": "DM-GAN", "ecagan": "ECAGAN", "caegan": "CAE-GAN", "dfgan": "DF-GAN"}
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ class DFGAN:
     def harness_methods(self) -> list[MethodInfo]:
         return [MethodInfo(
             name=NAME,
+            display_name="DF-GAN",
             paper="M. Tao, H. Tang, F. Wu, X.-Y. Jing, B.-K. Bao, C. Xu. DF-GAN: A Simple and Effective Baseline "
                   "for Text-to-Image Synthesis. CVPR 2022.",
             defaults=Path(__file__).with_name("defaults.yaml"),
