@@ -132,7 +132,8 @@ def _run(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace, plugins: Plugins) -> int:
-    from harness.session import SessionRequest, resume_benchmark, run_benchmark, session_done, session_path
+    from harness.core.rundir import session_path
+    from harness.session import SessionRequest, resume_benchmark, run_benchmark, session_done
 
     evaluation = _eval_options(args, metrics=args.metrics)
     if args.resume:
@@ -307,7 +308,7 @@ def cmd_table(args: argparse.Namespace, plugins: Plugins) -> int:
 
 def _report(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = _verb(sub, "report", cmd_report, "one self-contained HTML page: table, sheets, curves, runs")
-    p.add_argument("runs", nargs="+", metavar="SESSION | RUN", help="a session directory, or runs (paths or ids)")
+    p.add_argument("runs", nargs="+", metavar="SESSION | RUN", help="a session (path or id), or runs (paths or ids)")
     p.add_argument("--out", default=None, help="HTML path (default: report.html beside the runs; required when "
                                                 "they lie in several directories)")
     p.add_argument("--force", action="store_true", help=FORCE)

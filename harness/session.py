@@ -118,14 +118,6 @@ class SessionRequest:
     metric_options: dict = dataclasses.field(default_factory=dict)
 
 
-def session_path(arg: str, root: Path) -> Path:
-    """A SESSION argument: a session directory's path, else its id under the results root (the run-id rule)."""
-    from harness.core.rundir import check_run_id
-
-    p = Path(arg)
-    return p if p.is_dir() else check_run_id(arg, root)
-
-
 def run_benchmark(plugins: Plugins, asked: SessionRequest, *, root: Path) -> Path:
     """Train and evaluate every (method, seed); returns the session directory holding the runs and tables.
     The request is saved as ``session.json`` so that ``resume_benchmark`` can continue an interrupted session."""

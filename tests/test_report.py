@@ -194,6 +194,12 @@ def test_no_eval_session_report_says_not_evaluated_and_several_sessions_need_out
     assert main(["report", str(first / "tinygan-s0"), str(second / "tinygan-s0"), "--out", str(out)],
                 plugins=plugins) == 0
     assert len(Page(out.read_text()).images) >= 2
+    # a session named by the id `harness run` printed, as a run is
+    (first / "report.html").unlink()
+    assert main(["report", first.name], plugins=plugins) == 0 and (first / "report.html").is_file()
+    capsys.readouterr()
+    assert main(["table", first.name, "--format", "csv"], plugins=plugins) == 0
+    assert [line.split(",")[0] for line in capsys.readouterr().out.splitlines() if line] == ["row", "tinygan"]
 
 
 def _independent_debiased_ema(values: list[float], w: float) -> list[float]:

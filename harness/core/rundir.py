@@ -377,6 +377,13 @@ def resolve_run(arg: str | Path, root: Path) -> RunDir:
     raise HarnessError(f"no run {arg!r}: not a run directory, and no run with that id under {root}")
 
 
+def session_path(arg: str | Path, root: Path) -> Path:
+    """A SESSION argument: a session directory's path, else its id under the results root (the run-id rule:
+    ``check_run_id``), e.g. the ``20261207-023935-83ce`` that `harness run` prints."""
+    p = Path(arg)
+    return p if p.is_dir() else check_run_id(str(arg), root)
+
+
 def find_runs(paths: Iterable[str | Path]) -> list[RunDir]:
     """Every run directory at or below the given paths (a run, a `run` session, or a results root)."""
     runs = []
@@ -415,6 +422,8 @@ def select_runs(plugins: Plugins, names: Iterable[str | Path], root: Path) -> li
         return readable_runs(find_runs([root]), plugins)
     runs = []
     for a in names:
+        if not Path(a).exists() and is_session_id(a, root):  # a session named by its id
+            a = root / str(a)
         if (Path(a) / "config.yaml").is_file() or not Path(a).exists():
             run = resolve_run(a, root)
             run.load_config(plugins)
@@ -423,6 +432,15 @@ def select_runs(plugins: Plugins, names: Iterable[str | Path], root: Path) -> li
         else:
             runs += readable_runs(find_runs([a]), plugins)
     return runs
+
+
+def is_session_id(arg: str | Path, root: Path) -> bool:
+    """``arg`` names a directory right under ``root`` that holds runs but is not one (a `run` session's id)."""
+    try:
+        d = check_run_id(str(arg), root)
+    except HarnessError:
+        return False
+    return d.is_dir() and not (d / "config.yaml").exists() and any(d.glob("*/config.yaml"))
 
 
 # ``run.json`` (written by harness.runs.info.write_run_info; read here so that tables need not import it)

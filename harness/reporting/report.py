@@ -529,12 +529,14 @@ def _is_run_dir(p: Path) -> bool:
 def report_runs(plugins: Plugins, args: Sequence[str], root: Path) -> tuple[list[RunDir], list[Path]]:
     """The runs named by ``harness report`` arguments (a session directory, run directories, run ids) and the
     sessions (parent directories) they come from. Raises HarnessError (one line) for an argument that is none."""
-    from harness.core.rundir import find_runs, readable_runs, resolve_run
+    from harness.core.rundir import find_runs, is_session_id, readable_runs, resolve_run
 
     runs: list[RunDir] = []
     sessions: list[Path] = []
     for a in args:
         p = Path(a)
+        if not p.exists() and is_session_id(a, root):  # a session named by its id
+            p = root / a
         if p.is_dir() and _is_run_dir(p):
             found = [RunDir(p)]
             if (p / "config.yaml").is_file():
