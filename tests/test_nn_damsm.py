@@ -188,3 +188,19 @@ def test_a_file_that_is_not_a_torch_file_is_named_as_such(tmp_path):
     torch.save(nn.Linear(2, 2), code)
     with pytest.raises(HarnessError, match="refusing .* needs arbitrary code to load"):
         load_weights_file(code)
+
+
+@pytest.mark.parametrize("data, expected", [
+    (bytes(range(7, 256)) * 20, "is not a torch file (neither a torch zip archive nor a torch pickle)"),
+    (b"PK\x03\x04 not really a zip", "is not a readable torch file: damaged or truncated (RuntimeError: "),
+    (b"\x80\x02 then junk", "is not a readable torch file: damaged or truncated (UnpicklingError: Unsupported operand"),
+])
+def test_junk_is_named_damaged_without_torchs_advice_or_warnings(tmp_path, data, expected, recwarn):
+    f = tmp_path / "state_epoch_1.pth"
+    f.write_bytes(data)
+    with pytest.raises(HarnessError) as e:
+        load_weights_file(f, what="checkpoint")
+    text = str(e.value)
+    assert expected in text and "\n" not in text
+    assert "weights_only" not in text and "refusing" not in text  # torch's advice to load unsafely is not repeated
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]

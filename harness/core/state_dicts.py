@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+import re
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,21 +23,30 @@ OPTIONAL_SUFFIXES = ("num_batches_tracked",)
 
 
 def load_weights_file(path: str | Path, *, what: str = "weight file") -> Any:
-    """The object in ``path`` loaded on the CPU with ``weights_only=True``; one-line HarnessError otherwise."""
+    """The object in ``path`` loaded on the CPU with ``weights_only=True``; one-line HarnessError otherwise: a file
+    that pickles code (a module, a class) is refused as such, any other failure names the file as not a readable
+    torch file with the first sentence of the reason."""
     path = Path(path)
     if not path.is_file():
         raise HarnessError(f"{what} {path} does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own advice (e.g. to load with weights_only=False) is not ours
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle.UnpicklingError, RuntimeError, …
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        with open(path, "rb") as f:
-            torch_file = f.read(2) in (b"PK", b"\x80\x02")  # a torch zip archive, or the legacy pickle format
-        if torch_file and "weights only load failed" in first.lower():  # the file pickles code, not only tensors
+        text = str(e)
+        if re.search(r"\bGLOBAL\b|Unsupported global", text):  # the weights-only unpickler met code to import
             raise HarnessError(f"refusing {what} {path}: it needs arbitrary code to load, which weights_only=True "
                                f"refuses (save a state dict of tensors instead)") from None
-        raise HarnessError(f"{what} {path} is not a torch file that weights_only=True reads "
-                           f"({type(e).__name__}: {first[:160]})") from None
+        with open(path, "rb") as f:
+            head = f.read(2)
+        if head not in (b"PK", b"\x80\x02"):  # neither a torch zip archive nor the legacy pickle format
+            raise HarnessError(f"{what} {path} is not a torch file (neither a torch zip archive nor a torch "
+                               f"pickle)") from None
+        operand = re.search(r"Unsupported operand \S+", text)
+        reason = operand.group(0) if operand else re.split(r"(?<=[.!?])\s", " ".join(text.split()), maxsplit=1)[0]
+        raise HarnessError(f"{what} {path} is not a readable torch file: damaged or truncated "
+                           f"({type(e).__name__}: {reason[:160]})") from None
 
 
 def tensor_state(obj: Any, path: str | Path, *, key: str | None = None) -> "OrderedDict[str, torch.Tensor]":
