@@ -64,6 +64,7 @@ def test_a_learning_rate_edit_is_set_on_the_optimisers_and_recorded(plugins, tmp
     assert main(["train", "--resume", str(run.path)], plugins=plugins) == 0
     out = capsys.readouterr().out
     assert "resume: train.max_steps 2 -> 4 (config.yaml; applied)" in out
+    assert ": 4 steps from step 2, batch" in out  # where training picks up
     assert f"resume: train.lr_g {created.train.lr_g:g} -> {new_lr:g} (config.yaml; applied)" in out
     state = load_checkpoint(latest_checkpoint(run))
     assert state["step"] == 4
@@ -75,6 +76,9 @@ def test_a_learning_rate_edit_is_set_on_the_optimisers_and_recorded(plugins, tmp
                                               "train.lr_g": {"old": created.train.lr_g, "new": new_lr}}
     assert info.config["train"]["lr_g"] == new_lr and info.config["train"]["max_steps"] == 4
 
+    assert main(["train", "--resume", str(run.path)], plugins=plugins) == 0  # nothing left to train
+    assert (f"run {run.path.name} is complete: it is at step 4, and train.max_steps=4 makes 4 (raise it to train "
+            f"on)") in capsys.readouterr().out
     _edit(run, train__max_steps=5)  # a second resume names only what changed since the first
     assert main(["train", "--resume", str(run.path)], plugins=plugins) == 0
     assert "resume: train.lr_g" not in capsys.readouterr().out

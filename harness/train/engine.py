@@ -350,7 +350,10 @@ class TrainingLoop:
 
         cfg = self.cfg
         if self.step >= self.total_steps:
-            print(f"run {Path(self.run.path).name} is complete ({self.step} steps)", flush=True)
+            limit = (f"train.max_steps={cfg.train.max_steps}" if cfg.train.max_steps is not None
+                     else f"train.epochs={cfg.train.epochs}")
+            print(f"run {Path(self.run.path).name} is complete: it is at step {self.step}, and {limit} makes "
+                  f"{self.total_steps} (raise it to train on)", flush=True)
             return
         if self._rng is not None:
             set_rng_state(self._rng)  # last: everything above may have drawn random numbers
@@ -569,6 +572,7 @@ def _train(plugins: Plugins, cfg: Config, run: RunDir, *, resume: bool, root: Pa
                         pretrained=pretrained, evaluate=evaluate)
     if resume:
         loop.resume()
+    at = f" from step {loop.step}" if loop.step else ""
     print(f"training {cfg.method} on {cfg.data.name} ({device}, {'bf16' if trainer.precision.amp else 'fp32'}): "
-          f"{loop.total_steps} steps, batch {cfg.train.batch_size}, {loop.per_epoch} batches/epoch", flush=True)
+          f"{loop.total_steps} steps{at}, batch {cfg.train.batch_size}, {loop.per_epoch} batches/epoch", flush=True)
     loop.train()
