@@ -357,3 +357,17 @@ def test_metric_curves_from_records_of_evaluations_during_training():
     (line,) = ax.get_lines()
     assert list(line.get_xdata()) == [10, 20] and list(line.get_ydata()) == [0.2, 0.6]
     assert metric_figure([("m s0", records[1:2] + records[4:])]) is None
+
+
+def test_image_run_note_says_why_no_image_is_shown(tmp_path):
+    from harness.reporting.report import _image_run_note
+
+    folder = tmp_path / "images"
+    manifest = folder / "manifest.csv"
+    manifest.write_text(_image_folder(folder, [("a red circle", "red")]))
+    run = _image_report_run(tmp_path, folder, manifest)
+    assert _image_run_note(run, []) == ("no comparison captions: no trained run of this data set has a checkpoint "
+                                        "to draw them")
+    assert _image_run_note(run, ["a green star"]) == "its manifest lists none of these captions"
+    manifest.write_text("edited")
+    assert _image_run_note(run, ["a green star"]).startswith("no manifest as evaluated was found")

@@ -308,6 +308,15 @@ def image_run_images(run: ReportRun, captions: Sequence[str]) -> list[tuple[str,
     return [(c, png_or_placeholder(found[c], functools.partial(thumbnail, found[c]))) for c in captions if c in found]
 
 
+def _image_run_note(run: ReportRun, captions: Sequence[str]) -> str:
+    """Why an image run shows no image in the comparison section."""
+    if not captions:
+        return "no comparison captions: no trained run of this data set has a checkpoint to draw them"
+    if find_manifest(run) is None:
+        return "no manifest as evaluated was found (missing, or changed since the evaluation)"
+    return "its manifest lists none of these captions"
+
+
 def _comparison_section(plugins: Plugins, runs: list[ReportRun]) -> list[dict]:
     from harness.runs.sample import sample_sheet
     from harness.core.checkpoint import list_checkpoints
@@ -345,9 +354,7 @@ def _comparison_section(plugins: Plugins, runs: list[ReportRun]) -> list[dict]:
                 images = image_run_images(r, entry["captions"])
                 entry["image_runs"].append({
                     "label": r.label, "images": [{"caption": c, "uri": png_data_uri(b)} for c, b in images],
-                    "note": None if images else ("its manifest lists none of these captions" if find_manifest(r)
-                                                 else "no manifest as evaluated was found (missing, or changed "
-                                                      "since the evaluation)")})
+                    "note": None if images else _image_run_note(r, entry["captions"])})
         out.append(entry)
     return out
 
