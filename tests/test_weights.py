@@ -158,6 +158,21 @@ def test_builtin_full_digests_are_declared_for_the_files_fetched():
     assert declared_digest(files["damsm_inception_v3"], "inception_v3_google-1a9a5a14.pth") is None
 
 
+def test_weights_listing_says_which_file_has_a_full_digest_and_which_a_prefix(env):
+    name_full, name_prefix = "net-0123abcd.pth", "net-89efcdab.pth"
+    full = "0123abcd" + "5" * 56
+
+    class P:
+        @hookimpl
+        def harness_weight_files(self):
+            return [WeightFile("w", "test", [name_full, name_prefix], "sha256-prefix",
+                               downloads=[Download(name_full, ("http://127.0.0.1:9/x",), digest=f"sha256:{full}")])]
+
+    text = describe_weights(build_plugins([P()], entry_points=False))
+    assert (f"    check: sha256 {full} for {name_full}; sha256-prefix from the file name's hex suffix for "
+            f"{name_prefix}") in text
+
+
 def test_missing_line_names_the_fetch_command(env):
     w = WeightFile("fetchable", "test", ["f.pth"], "sha256", SHA,
                    downloads=[Download("f.pth", ("http://127.0.0.1:9/f.pth",), digest=f"sha256:{SHA}")])

@@ -190,7 +190,8 @@ def weight_sha256(path: Path) -> str:
 
 def weight_status(plugins: Plugins) -> list[dict]:
     """One dict per announced weight file: name, purpose, filenames, locations, check, digest, source, downloads
-    (one line each), status (see ``WeightCheck``, or "missing"), path, detail."""
+    (one line each), full_digests (accepted file name: the full sha256 its download declares), status (see
+    ``WeightCheck``, or "missing"), path, detail."""
     out = []
     for name, w in sorted(plugins.weight_files().items()):
         found, wrong = locate(w, plugins.weights_dir)
@@ -204,6 +205,8 @@ def weight_status(plugins: Plugins) -> list[dict]:
         out.append({"name": name, "purpose": w.purpose, "filenames": list(w.filenames),
                     "locations": [str(d) for d in search_dirs(plugins.weights_dir)], "check": w.check,
                     "digest": w.digest, "source": w.source, "downloads": [_declared_line(d) for d in w.downloads],
+                    "full_digests": {d.filename: d.digest for d in w.downloads
+                                     if d.digest and d.digest.startswith("sha256:") and d.filename in w.filenames},
                     "status": status, "path": str(path) if path else None, "detail": detail})
     return out
 
@@ -217,8 +220,12 @@ def describe_weights(plugins: Plugins) -> str:
             check = "unverified (check: none)"
         elif r["digest"]:
             check = f"{r['check']} {r['digest']}"
-        else:  # sha256-prefix from each accepted name's 8-hex suffix
-            check = f"{r['check']} from the file name's hex suffix"
+        else:  # sha256-prefix from each accepted name's 8-hex suffix, unless a download declares the full digest
+            full = r["full_digests"]
+            others = [f for f in r["filenames"] if f not in full]
+            check = "; ".join([f"{digest.replace(':', ' ')} for {f}" for f, digest in full.items()]
+                              + ([f"{r['check']} from the file name's hex suffix"
+                                  + (f" for {', '.join(others)}" if full else "")] if others else []))
         state = r["status"] + (f" at {r['path']}" if r["path"] else "") + (f" ({r['detail']})" if r["detail"] else "")
         lines.append(f"{r['name']}: {state}")
         lines.append(f"    purpose: {r['purpose']}")
