@@ -109,3 +109,5 @@ def test_the_import_evaluates_with_the_originals_truncated_noise_as_a_declared_d
     else:
         assert run_cfg.eval.truncation == 0.88 and "eval.truncation" in run_cfg.deviations
         assert "eval.truncation=0.88" in err
+    # DF-GAN has no word attention: its padding mask is not a deviation of the import
+    assert "model.attention_mask" not in run_cfg.deviations and "attention_mask" not in err

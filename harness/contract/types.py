@@ -136,7 +136,8 @@ class MethodInfo:
                      ``eval.batch_size`` to it, with ``model.attention_mask=reference``); None: no released weights
     reference_eval:  further settings of the original code's evaluation, dotted config key → value (e.g.
                      ``{"eval.truncation": 0.88}`` for truncated noise), which ``harness import-checkpoint`` sets
-                     as declared deviations too
+                     as declared deviations too; a value None leaves a key out (``{"model.attention_mask": None}``
+                     for a method without word attention)
     display_name:    how tables and the report name the method, e.g. "DM-GAN" ("" = the plugin name)
     """
 

@@ -166,6 +166,7 @@ def import_checkpoint(plugins: Plugins, method: str, files: ReleasedFiles, *, da
     if info.reference_eval_batch_size:
         reference["eval.batch_size"] = info.reference_eval_batch_size
     reference.update(info.reference_eval)
+    reference = {k: v for k, v in reference.items() if v is not None}  # None: a setting the method does not have
     given = {parse_override(o)[0] for o in overrides or []}
     for key, value in reference.items():
         if key not in given and cfg.get(key) != value:
@@ -212,9 +213,8 @@ def import_checkpoint(plugins: Plugins, method: str, files: ReleasedFiles, *, da
         imported["discriminators"] = [{"file": Path(f).name, "sha256": weight_sha256(Path(f).expanduser())}
                                       for f in discriminators or [file]]
     save_checkpoint(run, ckpt, step=0)
-    further = "".join(f", {key}={cfg.get(key)}" for key in info.reference_eval)
-    print(f"import-checkpoint: configured as the original code evaluates: model.attention_mask="
-          f"{cfg.model.attention_mask}, eval.batch_size={cfg.eval.batch_size}{further}"
+    shown = ", ".join(f"{key}={cfg.get(key)}" for key in dict.fromkeys([*reference, "eval.batch_size"]))
+    print(f"import-checkpoint: configured as the original code evaluates: {shown}"
           + (f"; harness train --resume starts at epoch {epoch}" if d_state is not None else ""),
           file=sys.stderr, flush=True)
     return run

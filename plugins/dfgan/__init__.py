@@ -46,7 +46,7 @@ class DFGAN:
             reported=list(REPORTED),
             config_sections={"loss": DFGANLossConfig},
             # code/src/test_FID.py with bird.yml / coco.yml (truncation: True, trunc_rate: 0.88)
-            reference_eval={"eval.truncation": 0.88},
+            reference_eval={"eval.truncation": 0.88, "model.attention_mask": None},  # no word attention
             description="one stage: noise → 4×4 → up-blocks of deep fusion (affine transforms on [noise, "
                         "sentence]); hinge loss with mismatched pairs and the matching-aware gradient penalty",
         )]
