@@ -75,8 +75,11 @@ def train_resumed(plugins: Plugins, run: RunDir, root: Path) -> RunDir:
     from harness.core.distributed import on_main
     from harness.runs.info import mark_finished
 
+    from harness.data.validate import check_dataset
+
     cfg = run.load_config(plugins)
     check_config(plugins, cfg)
+    check_dataset(cfg.data, root, batch_size=cfg.train.batch_size)
     _train_interruptible(plugins, cfg, run, resume=True, root=root)
     on_main(lambda: mark_finished(run))
     return run
@@ -127,13 +130,7 @@ def run_benchmark(plugins: Plugins, asked: SessionRequest, *, root: Path) -> Pat
     request = dict(dataclasses.asdict(asked), methods=[m.name for m in plugins.select_methods(asked.methods)],
                    seeds=list(asked.seeds), overrides=list(asked.overrides), done=[])
     configs = _session_configs(plugins, request)  # every name, key and value checked before any work
-    from harness.data.validate import check_dataset
-
-    by_data: dict[tuple, list[Config]] = {}
-    for c in configs:
-        by_data.setdefault((c.data.name, c.data.data_dir, c.data.captions_per_image), []).append(c)
-    for same in by_data.values():  # a data set that cannot be read is refused before the session directory exists
-        check_dataset(same[0].data, root, batch_size=max(c.train.batch_size for c in same))
+    _check_data(configs, root)  # a data set that cannot be read is refused before the session directory exists
 
     def create() -> Path:
         session = new_session_dir(root)
@@ -150,7 +147,19 @@ def resume_benchmark(plugins: Plugins, session: Path, *, root: Path) -> Path:
     Raises HarnessError (one line) when ``session`` is not a session directory."""
     request = _read_session(session)
     configs = _session_configs(plugins, request)
+    _check_data(configs, root)
     return _run_session(plugins, session, request, configs, root)
+
+
+def _check_data(configs: list[Config], root: Path) -> None:
+    """``check_dataset`` once per data set of the session, against the largest batch that trains on it."""
+    from harness.data.validate import check_dataset
+
+    by_data: dict[tuple, list[Config]] = {}
+    for c in configs:
+        by_data.setdefault((c.data.name, c.data.data_dir, c.data.captions_per_image), []).append(c)
+    for same in by_data.values():
+        check_dataset(same[0].data, root, batch_size=max(c.train.batch_size for c in same))
 
 
 def _session_configs(plugins: Plugins, request: dict) -> list[Config]:

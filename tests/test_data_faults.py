@@ -63,6 +63,15 @@ def test_training_start_warns_about_empty_captions(cub, tmp_path, capsys):
     assert "caption 3 is empty (left out)" in err and "datasets inspect cub" in err
 
 
+@pytest.mark.parametrize("verb", ["train", "run"])
+def test_a_command_warns_about_its_data_once(verb, cub, results_root, capsys):
+    _empty_captions(cub, "train", 0, [3])
+    assert main([verb, "--plugins", "attngan", "--dataset", "cub", "--data-dir", str(cub), "--preset", "test",
+                 "--no-eval"] if verb == "run" else
+                ["train", "--plugins", "attngan", "--dataset", "cub", "--data-dir", str(cub), "--preset", "test"]) == 0
+    assert capsys.readouterr().err.count("caption 3 is empty (left out)") == 1  # not again when training starts
+
+
 def test_image_without_any_caption_is_refused_in_one_line(cub, tmp_path, capsys):
     _empty_captions(cub, "train", 5, list(range(10)))
     key = load_pickle(cub / "train" / "filenames.pickle")[5]

@@ -155,10 +155,11 @@ def source_digest(dataset: TextImageDataset, data_dir: Optional[str | Path], *, 
     return {"files": files_digest(files, strict=strict), "count": len(files), "strict": strict}
 
 
-def check_dataset(cfg: DataConfig, root: Path, *, batch_size: Optional[int] = None) -> None:
+def check_dataset(cfg: DataConfig, root: Path, *, batch_size: Optional[int] = None, warn: bool = True) -> None:
     """Raise DataError listing the problems of ``cfg``'s (a DataConfig) data set; generated data sets pass.
     ``batch_size``: the largest ``train.batch_size`` that will train on it; ConfigError (one line naming the key)
     when the training split holds fewer images than that, so it is refused before any run directory exists.
+    ``warn``: print the data set's warnings (the command's first check does; a later one of the same data doesn't).
 
     The full verdict (every image decoded) is cached per file listing, so only the first start pays for it.
     """
@@ -188,7 +189,7 @@ def check_dataset(cfg: DataConfig, root: Path, *, batch_size: Optional[int] = No
     verdict = json.loads((entry / "verdict.json").read_text())
     if verdict["problems"]:
         raise problems_error(cfg.name, cfg.data_dir, verdict["problems"])
-    warnings = (verdict.get("warnings") or []) if os.environ.get("RANK", "0") == "0" else []  # torchrun: rank 0 only
+    warnings = (verdict.get("warnings") or []) if warn and os.environ.get("RANK", "0") == "0" else []  # rank 0
     for w in warnings[:SHOWN_IN_ERROR]:
         print(f"warning: {w}", file=sys.stderr)
     if warnings:

@@ -260,7 +260,7 @@ class NonFiniteLoss(HarnessError):
 def _build_datasets(plugins: Plugins, cfg: Config, root: Path) -> tuple[TextImageDataset, TextImageDataset]:
     from harness.data.validate import check_dataset
 
-    check_dataset(cfg.data, root, batch_size=cfg.train.batch_size)
+    check_dataset(cfg.data, root, batch_size=cfg.train.batch_size, warn=False)  # the command warned already
     train_set = build_split(plugins, cfg, "train", train=True, cache_root=root)
     test_set = build_split(plugins, cfg, "test", train=False, cache_root=root)
     return train_set, test_set
