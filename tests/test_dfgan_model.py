@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from harness.contract.plugins import build_plugins
 from harness.contract.types import Batch, GenOutput, Step, TextFeatures
-from harness.runs.inspect import inspect_method
+from harness.runs.inspect import format_inspection, inspect_method
 from plugins.dfgan.config import DFGANLossConfig
 from plugins.dfgan.losses import discriminator_terms, generator_terms, ma_gradient_penalty
 from plugins.dfgan.model import (Affine, DBlock, DeepFusion, DFGANDiscriminator, DFGANGenerator, GBlock, NetC,
@@ -85,6 +85,10 @@ def test_inspect_counts_equal_the_original_code(preset, dataset):
     report = inspect_method(build_plugins(), "dfgan", preset=preset, dataset=dataset)
     assert report["generator"] == ORIGINAL_NETG
     assert report["discriminators"] == [ORIGINAL_NETD + ORIGINAL_NETC]
+    assert report["discriminator_parts"] == [{"netD": ORIGINAL_NETD, "netC": ORIGINAL_NETC}]
+    text = format_inspection(report)  # the original's three counts, as `harness inspect` prints them
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    assert {f"generator {ORIGINAL_NETG:,}", f"netD {ORIGINAL_NETD:,}", f"netC {ORIGINAL_NETC:,}"} <= set(lines)
     d = DFGANDiscriminator(nf=32, cond_dim=256, image_size=256)
     assert (_count(d.netD), _count(d.netC)) == (ORIGINAL_NETD, ORIGINAL_NETC)
 

@@ -163,8 +163,9 @@ def harness_generator(cfg: Config, aux: dict[str, nn.Module]) -> nn.Module:
 def harness_discriminators(cfg: Config) -> nn.ModuleList:
     """The discriminators, one per generator stage, low → high resolution.
 
-    Receives: the config. Returns: an ``nn.ModuleList``; the loss hooks decide how they are called.
-    firstresult.
+    Receives: the config. Returns: an ``nn.ModuleList``; the loss hooks decide how they are called. A
+    discriminator that is one module made of several networks may name them in a ``parts`` attribute (its
+    children's names, e.g. DF-GAN's ``("netD", "netC")``): ``harness inspect`` then counts each. firstresult.
     """
 
 

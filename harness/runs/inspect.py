@@ -17,7 +17,8 @@ if TYPE_CHECKING:  # type hints only
 def inspect_method(plugins: Plugins, method: str, *, preset: str = "paper", dataset: str = "cub",
                    vocab_size: Optional[int] = None, overrides: Optional[list[str]] = None) -> dict:
     """Parameter counts of ``method`` under ``preset``: ``{"method", "text_encoder", "image_encoder",
-    "image_encoder_trainable", "generator", "discriminators": [...], "other": {name: n}}``.
+    "image_encoder_trainable", "generator", "discriminators": [...], "discriminator_parts": [{name: n}, ...],
+    "other": {name: n}}``.
 
     Counts are ``parameters()`` totals (frozen ones included; "trainable" = requires_grad as constructed);
     the generator's count leaves out auxiliary modules it holds (listed under ``other``)."""
@@ -32,6 +33,9 @@ def inspect_method(plugins: Plugins, method: str, *, preset: str = "paper", data
         "image_encoder_trainable": sum(p.numel() for p in modules.image_encoder.parameters() if p.requires_grad),
         "generator": count_parameters(modules.generator, exclude=aux),
         "discriminators": [count_parameters(d) for d in modules.discriminators],
+        # a discriminator made of several networks names them (``parts``: its children's names)
+        "discriminator_parts": [{name: count_parameters(getattr(d, name)) for name in getattr(d, "parts", ())}
+                                for d in modules.discriminators],
         "other": {name: count_parameters(m) for name, m in modules.aux.items()},
     }
 
@@ -44,7 +48,9 @@ def format_inspection(report: dict) -> str:
         ("  trainable", report["image_encoder_trainable"]),
         ("generator", report["generator"]),
     ]
-    rows += [(f"discriminator {i}", n) for i, n in enumerate(report["discriminators"])]
+    parts = report.get("discriminator_parts") or [{} for _ in report["discriminators"]]
+    for i, (n, named) in enumerate(zip(report["discriminators"], parts)):
+        rows += [(f"discriminator {i}", n)] + [(f"  {name}", m) for name, m in named.items()]
     rows.append(("discriminators (sum)", sum(report["discriminators"])))
     rows += [(f"other: {name}", n) for name, n in report.get("other", {}).items()]
     width = max(len(r[0]) for r in rows)

@@ -175,6 +175,8 @@ class DFGANDiscriminator(nn.Module):
     may be the roll itself (a training step's ``Step.roll_batch``: the next item of the global batch under
     torchrun); ``True`` rolls within ``images``."""
 
+    parts = ("netD", "netC")  # harness inspect counts each (the original's two networks)
+
     def __init__(self, nf: int, cond_dim: int, image_size: int):
         super().__init__()
         self.netD = NetD(nf, image_size)
