@@ -266,35 +266,17 @@ def reseed_rank_streams(seed: int, step: int, info: Optional[DistInfo] = None) -
 def roll_batch(x: Tensor, info: Optional[DistInfo] = None) -> Tensor:
     """Rows of ``x`` (B×…, one per item of this rank's share of the global batch) each replaced by the next item's
     row of the global batch, the last item's by the first's: ``torch.roll(x, -1, 0)`` in a single process; on N
-    ranks the global rows are gathered, rolled, and this rank's share returned, differentiably (the backward
-    sums every rank's gradient of the gathered rows), so N processes pair items as one process does."""
+    ranks the global rows are gathered (``torch.distributed.nn.functional.all_gather``: differentiable, its
+    backward sums every rank's gradient of the gathered rows), rolled, and this rank's share returned, so N
+    processes pair items as one process does. Gathered in fp32 (gloo lacks some reduced types)."""
     info = info or current()
     if not info.enabled:
         return torch.roll(x, shifts=-1, dims=0)
-    return _RollAcrossRanks.apply(x, info.world_size, info.rank)
+    from torch.distributed.nn.functional import all_gather
 
-
-class _RollAcrossRanks(torch.autograd.Function):
-    """``roll_batch`` on N ranks: all-gather (in fp32: gloo lacks some reduced types), roll, take this rank's
-    rows; backward: this rank's gradient placed in a zero global tensor, all-reduced (SUM: every rank's loss),
-    rolled back, this rank's rows."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, world: int, rank: int) -> Tensor:
-        ctx.world, ctx.rank, ctx.dtype = world, rank, x.dtype
-        parts = [torch.empty_like(x, dtype=torch.float32) for _ in range(world)]
-        dist.all_gather(parts, x.detach().float().contiguous())
-        n = x.shape[0]
-        return torch.roll(torch.cat(parts), shifts=-1, dims=0)[rank * n:(rank + 1) * n].to(x.dtype)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Optional[Tensor], None, None]:
-        n = grad.shape[0]
-        full = grad.new_zeros((ctx.world * n, *grad.shape[1:]), dtype=torch.float32)
-        full[ctx.rank * n:(ctx.rank + 1) * n] = grad.float()
-        dist.all_reduce(full)
-        return torch.roll(full, shifts=1, dims=0)[ctx.rank * n:(ctx.rank + 1) * n].to(ctx.dtype), None, None
+    n = x.shape[0]
+    rows = torch.cat(all_gather(x.float().contiguous()))
+    return torch.roll(rows, shifts=-1, dims=0)[info.rank * n:(info.rank + 1) * n].to(x.dtype)
 
 
 class ForwardingDDP(nn.parallel.DistributedDataParallel):
