@@ -283,15 +283,13 @@ def _table(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def cmd_table(args: argparse.Namespace, plugins: Plugins) -> int:
     from harness.core.rundir import select_runs, warn
-    from harness.reporting.table_render import latex_label_key
+    from harness.reporting.table_render import latex_label_notice
     from harness.reporting.tables import TableOptions, build_table, explain_table, write_table
     from harness.util.atomic import write_file
 
     runs = select_runs(plugins, [] if args.all else args.runs, _root(args))
-    written = latex_label_key(args.label or "tab:results")  # as the LaTeX table writes it
-    if args.label is not None and args.format == "latex" and written != args.label:
-        warn(f"--label {args.label!r} is written as {written!r} (a LaTeX label keeps letters, digits and :._-/ "
-             f"only, and is not empty)")
+    if args.format == "latex" and (notice := latex_label_notice(args.label)):
+        warn(notice)
     options = TableOptions(with_paper_numbers=args.with_paper_numbers,
                            columns=tuple(c for c in args.columns.split(",") if c),
                            metrics=tuple(m for m in args.metrics.split(",") if m) or None,
@@ -495,8 +493,7 @@ def cmd_config(args: argparse.Namespace, plugins: Plugins) -> int:
 def _import_checkpoint(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = _verb(sub, "import-checkpoint", cmd_import_checkpoint, "make a run from released reference weights")
     p.add_argument("method")
-    p.add_argument("file", help="the original's generator file (netG_epoch_N.pth), or its one-file checkpoint for a "
-                                "method that reads one (harness_read_reference_checkpoint; DF-GAN: "
+    p.add_argument("file", help="the original's generator file (netG_epoch_N.pth) or one-file checkpoint (DF-GAN: "
                                 "state_epoch_N.pth)")
     p.add_argument("--text-encoder", default=None, help="the original's DAMSM text encoder file")
     p.add_argument("--image-encoder", default=None, help="the original's DAMSM image encoder file")

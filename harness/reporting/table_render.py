@@ -64,6 +64,7 @@ def csv_text(value: object) -> object:
     return value
 
 
+LATEX_DEFAULT_LABEL = "tab:results"
 LATEX_LABEL_MAX = 80  # characters of a row label in LaTeX; a longer one ends in an ellipsis (the table compiles)
 
 
@@ -71,6 +72,15 @@ def latex_label_key(label: str) -> str:
     """A ``\\label{}`` key: letters, digits and ``:._-/`` kept, anything else (braces, backslashes, spaces) made
     ``-``, so no option text reaches LaTeX as code."""
     return "".join(ch if (ch.isascii() and ch.isalnum()) or ch in ":._-/" else "-" for ch in str(label)) or "tab"
+
+
+def latex_label_notice(label: Optional[str]) -> Optional[str]:
+    """The warning for a ``--label`` that ``latex_label_key`` writes differently (None: written as given)."""
+    written = latex_label_key(label or LATEX_DEFAULT_LABEL)  # as the LaTeX table writes it
+    if label is None or written == label:
+        return None
+    return (f"--label {label!r} is written as {written!r} (a LaTeX label keeps letters, digits and :._-/ only, and "
+            f"is not empty)")
 
 
 def latex_row_label(text: str) -> str:
@@ -120,7 +130,7 @@ def cells_to_latex(cells: TableCells, *, caption: Optional[str] = None, label: O
     lines = [f"% t2i-harness results table; needs \\usepackage{{{packages}}}",
              rf"\begin{{{env}}}[t]", r"\centering",
              rf"\caption{{{latex_escape(join_sentences(caption or 'Text-to-image results.', cells.protocol))}}}",
-             rf"\label{{{latex_label_key(label or 'tab:results')}}}", r"\small", r"\setlength{\tabcolsep}{4pt}",
+             rf"\label{{{latex_label_key(label or LATEX_DEFAULT_LABEL)}}}", r"\small", r"\setlength{\tabcolsep}{4pt}",
              rf"\resizebox{{\ifdim\width>{width}{width}\else\width\fi}}{{!}}{{%",
              rf"\begin{{tabular}}{{@{{}}{spec}@{{}}}}", r"\toprule",
              " & ".join(["Method"] + heads) + r" \\", r"\midrule"]
