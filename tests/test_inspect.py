@@ -17,6 +17,7 @@ def test_attngan_paper_parity(capsys):
         "image_encoder_trainable": 721_152,
         "generator": 7_084_592,
         "discriminators": [6_313_730, 19_424_002, 71_858_946],
+        "discriminator_parts": [{}, {}, {}],  # AttnGAN's D_NETs name no parts
         "other": {},
     }
     text = format_inspection(report)
