@@ -38,9 +38,7 @@ on its own line and does not gate. Exit status 1 when a compared tensor exceeds 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
-import io
 import sys
 import tempfile
 import warnings
@@ -180,26 +178,15 @@ def compare(args: argparse.Namespace) -> tuple[Table, list[str], str]:
         torch.save(d.state_dict(), d_files[-1])
     r_d_init = [copy.deepcopy(d.state_dict()) for d in r_ds]
 
-    from harness.cli import main as harness_main
     from harness.contract.plugins import build_plugins
-    from harness.core.rundir import RunDir
     from harness.build import load_inference_models
+    from imported_run import import_checkpoint
 
-    argv = ["import-checkpoint", args.method, str(files["g"]), "--text-encoder", str(files["text"]),
-            "--image-encoder", str(files["image"]), "--discriminators", ",".join(map(str, d_files)),
-            "--dataset", args.dataset, "--preset", args.preset, "--results-dir", str(tmp / "results")]
-    if args.data_dir:
-        argv += ["--data-dir", str(args.data_dir)]
-    for o in harness_overrides(cfg, r_text.encoder.weight.shape[1]) + list(args.overrides):
-        argv += ["--set", o]
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = harness_main(argv)
-    if rc != 0:
-        raise SystemExit(f"reference_parity: harness import-checkpoint failed: {err.getvalue().strip()}")
-    import_line = err.getvalue().strip()
+    given = [args.method, str(files["g"]), "--text-encoder", str(files["text"]), "--image-encoder",
+             str(files["image"]), "--discriminators", ",".join(map(str, d_files))]
+    run, import_line = import_checkpoint(given, args, tmp,
+                                         harness_overrides(cfg, r_text.encoder.weight.shape[1]) + list(args.overrides))
     plugins = build_plugins()
-    run = RunDir(Path(out.getvalue().strip().splitlines()[-1]))
     models = load_inference_models(plugins, run)
     mods = models.modules
     h_g, h_ds, h_text, h_image = mods.generator, mods.discriminators, mods.text_encoder, mods.image_encoder

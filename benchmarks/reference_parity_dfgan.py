@@ -23,8 +23,6 @@ Inception, are not needed); their ``.cuda()`` calls are removed so they run on t
 from __future__ import annotations
 
 import ast
-import contextlib
-import io
 import sys
 import tempfile
 import types
@@ -88,10 +86,9 @@ def import_state_epoch(nets: dict[str, Any], args: Any, tmp: Path) -> tuple[Any,
     import torch
 
     from harness.build import build_split, load_inference_models, prepare_config
-    from harness.cli import main as harness_main
     from harness.contract.plugins import build_plugins
-    from harness.core.rundir import RunDir
     from harness.nn.damsm import build_damsm
+    from imported_run import import_checkpoint
 
     # the DAMSM encoders take no part (both sides get the same sentence features): the small one is cheaper
     overrides = [f"data.image_size={args.image_size}", f"model.gf_dim={args.nf}", f"model.df_dim={args.nf}",
@@ -107,25 +104,16 @@ def import_state_epoch(nets: dict[str, Any], args: Any, tmp: Path) -> tuple[Any,
     damsm = build_damsm(cfg, vocab)
     torch.save(damsm.text.state_dict(), files["text"])
     torch.save(damsm.image.state_dict(), files["image"])
-    argv = ["import-checkpoint", "dfgan", str(files["state"]), "--text-encoder", str(files["text"]),
-            "--image-encoder", str(files["image"]), "--dataset", args.dataset, "--preset", args.preset,
-            "--results-dir", str(tmp / "results")]
-    argv += ["--data-dir", str(args.data_dir)] if args.data_dir else []
-    for o in overrides:
-        argv += ["--set", o]
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = harness_main(argv)
-    if rc != 0:
-        raise SystemExit(f"reference_parity: harness import-checkpoint failed: {err.getvalue().strip()}")
-    models = load_inference_models(plugins, RunDir(Path(out.getvalue().strip().splitlines()[-1])))
+    run, import_line = import_checkpoint(["dfgan", str(files["state"]), "--text-encoder", str(files["text"]),
+                                          "--image-encoder", str(files["image"])], args, tmp, overrides)
+    models = load_inference_models(plugins, run)
     g, d = models.modules.generator, models.modules.discriminators
     g.requires_grad_(True)
     for p in d.parameters():  # load_inference_models freezes everything; the D step needs the trainable ones
         p.requires_grad_(True)
     for block in d[0].netD.DBlocks:
         block.conv_s.requires_grad_(block.learned_shortcut)
-    return g, d, models, err.getvalue().strip()
+    return g, d, models, import_line
 
 
 def compare_dfgan(args: Any, table: Any) -> list[str]:
