@@ -190,8 +190,8 @@ def weight_sha256(path: Path) -> str:
 
 def weight_status(plugins: Plugins) -> list[dict]:
     """One dict per announced weight file: name, purpose, filenames, locations, check, digest, source, downloads
-    (one line each), full_digests (accepted file name: the full sha256 its download declares), status (see
-    ``WeightCheck``, or "missing"), path, detail."""
+    (one line each), full_digests (accepted file name: the full digest its download declares, which ``check_file``
+    verifies), status (see ``WeightCheck``, or "missing"), path, detail."""
     out = []
     for name, w in sorted(plugins.weight_files().items()):
         found, wrong = locate(w, plugins.weights_dir)
@@ -205,8 +205,7 @@ def weight_status(plugins: Plugins) -> list[dict]:
         out.append({"name": name, "purpose": w.purpose, "filenames": list(w.filenames),
                     "locations": [str(d) for d in search_dirs(plugins.weights_dir)], "check": w.check,
                     "digest": w.digest, "source": w.source, "downloads": [_declared_line(d) for d in w.downloads],
-                    "full_digests": {d.filename: d.digest for d in w.downloads
-                                     if d.digest and d.digest.startswith("sha256:") and d.filename in w.filenames},
+                    "full_digests": {f: d for f in w.filenames if (d := declared_digest(w, f))},
                     "status": status, "path": str(path) if path else None, "detail": detail})
     return out
 
