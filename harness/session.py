@@ -58,10 +58,9 @@ def train_new(plugins: Plugins, cfg: Config, root: Path) -> RunDir:
     """`harness train`: a new run of ``cfg`` under ``root`` (its data set checked before the directory exists),
     trained and marked finished. Under torchrun rank 0 creates the directory and every rank trains it."""
     from harness.core.distributed import on_main
-    from harness.data.validate import check_dataset
     from harness.runs.info import create_run, mark_finished
 
-    check_dataset(cfg.data, root, batch_size=cfg.train.batch_size)
+    _check_data([cfg], root)
     run = on_main(lambda: create_run(plugins, cfg, root))
     _train_interruptible(plugins, cfg, run, resume=False, root=root)
     on_main(lambda: mark_finished(run))
@@ -75,11 +74,9 @@ def train_resumed(plugins: Plugins, run: RunDir, root: Path) -> RunDir:
     from harness.core.distributed import on_main
     from harness.runs.info import mark_finished
 
-    from harness.data.validate import check_dataset
-
     cfg = run.load_config(plugins)
     check_config(plugins, cfg)
-    check_dataset(cfg.data, root, batch_size=cfg.train.batch_size)
+    _check_data([cfg], root)
     _train_interruptible(plugins, cfg, run, resume=True, root=root)
     on_main(lambda: mark_finished(run))
     return run
@@ -152,7 +149,8 @@ def resume_benchmark(plugins: Plugins, session: Path, *, root: Path) -> Path:
 
 
 def _check_data(configs: list[Config], root: Path) -> None:
-    """``check_dataset`` once per data set of the session, against the largest batch that trains on it."""
+    """``check_dataset`` (problems, warnings printed once) before any work, once per data set of ``configs``,
+    against the largest batch that trains on it."""
     from harness.data.validate import check_dataset
 
     by_data: dict[tuple, list[Config]] = {}
